@@ -1,0 +1,206 @@
+"""The `mythbench` command line. Thin: each command parses options and calls the library.
+
+Bad input of any kind (unknown task, malformed YAML, unknown key, out-of-range value, missing file) ends
+in one message listing every problem and exit status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Depth-extrapolation benchmarks for Recurrent-Depth (looped) Transformers.")
+
+
+def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn ConfigError (and other expected errors) into a clean message and exit 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mythbench.errors import MythbenchError
+
+        try:
+            return fn(*args, **kwargs)
+        except MythbenchError as e:
+            problems = getattr(e, "problems", [str(e)])
+            typer.echo(f"error: {len(problems)} problem(s):", err=True)
+            for p in problems:
+                typer.echo(f"  - {p}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+def _rdt_config(config: Optional[Path], overrides: list[str]) -> Any:
+    from mythbench.config import parse_overrides, read_yaml
+    from mythbench.errors import ConfigError
+    from mythbench.model import RDTConfig
+
+    problems: list[str] = []
+    data = read_yaml(config, problems) if config else {}
+    sets = parse_overrides(overrides, problems)
+    data = {**data.get("model", data), **sets.pop("model", {}), **sets}  # a run config or bare RDT fields
+    if problems:
+        raise ConfigError(problems)
+    return RDTConfig.from_dict(data)
+
+
+@app.command("ls")
+@reports_errors
+def ls() -> None:
+    """List tasks, baselines, model families and presets, one line each."""
+    import baselines
+    import tasks
+    from mythbench.config import list_presets
+
+    typer.echo("tasks:")
+    for line in tasks.describe_tasks():
+        typer.echo(f"  {line}")
+    typer.echo("baselines:")
+    for line in baselines.describe_baselines():
+        typer.echo(f"  {line}")
+    typer.echo("presets:")
+    typer.echo("  " + ", ".join(list_presets()))
+
+
+@app.command()
+@reports_errors
+def describe(config: Optional[Path] = typer.Option(None, "--config", help="YAML with RDT config fields"),
+             set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. d_model=128"),
+             as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Parameter counts, FLOPs per token and max rho(A) of an RDT config and its matched baselines."""
+    from mythbench.accounting import describe_matched
+
+    info = describe_matched(_rdt_config(config, set_))
+    if as_json:
+        typer.echo(json.dumps(info, indent=2))
+        return
+    for row in info["models"]:
+        p, f = row["params"], row["flops_per_token"]
+        rho = "" if row.get("spectral_radius") is None else f"  rho(A)={row['spectral_radius']:.4f}"
+        typer.echo(f"{row['role']:<10} layers={row['layers']:<3} params unique={p['unique']:,} "
+                   f"active={p['active']:,}  FLOPs/token fwd={f['forward']:.3g} train={f['train']:.3g}{rho}")
+
+
+@app.command()
+@reports_errors
+def sample(task: str, difficulty: int = typer.Option(..., "--difficulty", "-d"),
+           n: int = typer.Option(3, "--n"), split: str = typer.Option("test", "--split"),
+           seed: int = typer.Option(0, "--seed"), as_json: bool = typer.Option(False, "--json")) -> None:
+    """Print instances of a task: decoded inputs with their targets aligned."""
+    import tasks
+
+    instances = tasks.sample_instances(task, difficulty, n=n, split=split, seed=seed)
+    typer.echo(json.dumps(instances, indent=2) if as_json else tasks.format_instances(instances))
+
+
+@app.command()
+@reports_errors
+def run(task: str = typer.Argument(..., help="task name, or 'all'"),
+        preset: str = typer.Option("quick", "--preset", help="quick | standard | full"),
+        config: Optional[Path] = typer.Option(None, "--config", help="YAML run config"),
+        set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. train.steps=200"),
+        seeds: Optional[int] = typer.Option(None, "--seeds", help="number of seeds (0..N-1)"),
+        out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/TASK/PRESET)"),
+        device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda")) -> None:
+    """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory."""
+    import tasks
+    from mythbench.config import resolve_run_config
+    from mythbench.harness import command_line, run_benchmark
+    from mythbench.report import format_summary_table
+
+    names = tasks.list_tasks() if task == "all" else [task]
+    configs = [resolve_run_config(name, preset, config, set_, device=device,
+                                  seeds=list(range(seeds)) if seeds else None) for name in names]
+    for cfg in configs:
+        run_dir = Path("runs") / cfg.task / preset if out is None else (out / cfg.task if task == "all" else out)
+        results = run_benchmark(cfg, run_dir, command_line())
+        typer.echo(format_summary_table(results))
+        typer.echo(f"run directory: {run_dir}")
+
+
+@app.command("eval")
+@reports_errors
+def eval_(checkpoint: Path, task: str = typer.Option(..., "--task"),
+          difficulties: Optional[str] = typer.Option(None, help="comma-separated, default: train+test"),
+          loops: Optional[str] = typer.Option(None, help="max loops (RDT), default 4x training loops"),
+          device: str = typer.Option("cpu", "--device")) -> None:
+    """Re-evaluate a saved model (a run's models/NAME/seedK directory) on any difficulties and loops."""
+    from mythbench.checkpoint import evaluate_checkpoint
+
+    result = evaluate_checkpoint(checkpoint, task, _int_list(difficulties), _int_list(loops), device)
+    typer.echo(json.dumps(result, indent=2))
+
+
+def _int_list(text: Optional[str]) -> Optional[list[int]]:
+    from mythbench.errors import ConfigError
+
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"{text!r} is not a comma-separated list of integers") from None
+
+
+@app.command()
+@reports_errors
+def report(run_dir: Path) -> None:
+    """Rebuild tables and plots of a run from its results.json alone."""
+    from mythbench.errors import ConfigError
+    from mythbench.report import build_report
+
+    if not (run_dir / "results.json").is_file():
+        raise ConfigError(f"{run_dir}: no results.json (is it a run directory?)")
+    for path in build_report(run_dir):
+        typer.echo(str(path))
+
+
+@app.command()
+@reports_errors
+def submit(results_file: Path, name: Optional[str] = typer.Option(None, "--name", help="submitter"),
+           results_dir: Path = typer.Option(Path("results"), "--results-dir")) -> None:
+    """Validate a results file and add it to the leaderboard in results/."""
+    from mythbench.leaderboard import submit as submit_results
+
+    outcome = submit_results(results_file, results_dir=results_dir, name=name)
+    typer.echo(str(outcome))
+
+
+@app.command()
+@reports_errors
+def verify(path: Path = typer.Argument(Path("results")),
+           rescore: Optional[Path] = typer.Option(None, "--rescore", help="results file to re-score"),
+           checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="its run directory")) -> None:
+    """Check results files and the leaderboard; with --rescore, re-evaluate a submitted checkpoint."""
+    from mythbench.errors import ConfigError
+    from mythbench.leaderboard import verify as verify_results
+
+    if rescore is not None:
+        from mythbench.checkpoint import rescore_results
+
+        problems = rescore_results(rescore, checkpoint)
+    else:
+        problems = verify_results(path)
+    if problems:
+        raise ConfigError(problems)
+    typer.echo("ok")
+
+
+@app.command()
+@reports_errors
+def fit(results: list[Path]) -> None:
+    """Refit scaling laws from stored scale results without training."""
+    from mythbench.scale import refit
+
+    typer.echo(refit(results))
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,237 @@
+"""Run configuration: dataclasses, presets, YAML files and `--set` overrides, validated in one place.
+
+Resolution order (later wins): preset file -> the preset's per-task section -> `--config FILE` ->
+`--set key=value`. Every problem (unknown key, wrong type, out-of-range value, malformed YAML, missing
+file) is collected and raised together as one ConfigError.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mythbench.errors import ConfigError
+
+PRESET_DIR = Path(__file__).parent / "presets"
+RECIPES = ("fixed", "parcae", "huginn", "progressive", "tied")
+EXIT_RULES = ("act", "delta_h", "kl", "confidence")
+
+
+@dataclass
+class TrainConfig:
+    """How each model is trained. RDT and baselines share steps, batches and data seed."""
+
+    steps: int = 400
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 40
+    min_lr_ratio: float = 0.1
+    grad_clip: float = 1.0
+    recipe: str = "fixed"
+    bwd_loops: int = 4  # truncated backprop depth for the random-loop recipes (Parcae mu_bwd)
+    huginn_sigma: float = 0.5
+    progressive_alpha: float = 0.5  # DT-nets weight of the progressive term
+    loops_per_difficulty: float = 1.0  # `tied` recipe: loops = ceil(this * difficulty) (Fan et al.)
+    curriculum_fraction: float = 0.0  # share of steps over which the max train difficulty ramps up
+    checkpoint_every: int = 100
+    bf16: bool = False
+    compile: bool = False
+
+    def problems(self) -> list[str]:
+        p = _positive(self, ["steps", "batch_size", "lr", "bwd_loops", "checkpoint_every",
+                             "loops_per_difficulty", "grad_clip"])
+        p += _in_range(self, {"weight_decay": (0, 10), "min_lr_ratio": (0, 1), "huginn_sigma": (0, 5),
+                              "progressive_alpha": (0, 1), "curriculum_fraction": (0, 1)})
+        if not 0 <= self.warmup_steps < max(self.steps, 1):
+            p.append(f"train.warmup_steps: {self.warmup_steps} must be in [0, train.steps)")
+        if self.recipe not in RECIPES:
+            p.append(f"train.recipe: {self.recipe!r} is not one of {', '.join(RECIPES)}")
+        return p
+
+
+@dataclass
+class EvalConfig:
+    """The evaluation grid. Early-exit thresholds are fixed in advance, never tuned on test difficulties."""
+
+    loops_factor: int = 4  # RDT loops swept from 1 to loops_factor * train_loops
+    chunk_size: int = 128  # sequences per forward pass: bounds memory at the largest difficulty
+    delta_h_threshold: float = 1e-2
+    kl_threshold: float = 1e-3
+    confidence_threshold: float = 0.99
+
+    def problems(self) -> list[str]:
+        p = _positive(self, ["loops_factor", "chunk_size", "delta_h_threshold", "kl_threshold"])
+        return p + _in_range(self, {"confidence_threshold": (0, 1)})
+
+
+@dataclass
+class RunConfig:
+    """Everything `mythbench run` needs; written resolved into the run directory."""
+
+    task: str = "parity"
+    preset: str = "quick"
+    seeds: list[int] = field(default_factory=lambda: [0])
+    device: str = "cpu"
+    model: dict[str, Any] = field(default_factory=dict)  # RDTConfig fields; vocab and length come from the task
+    baselines: list[str] = field(default_factory=lambda: ["iso-param", "iso-flop"])
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def problems(self) -> list[str]:
+        p = self.train.problems() + self.eval.problems()
+        if not self.seeds:
+            p.append("seeds: at least one seed is needed")
+        if len(set(self.seeds)) != len(self.seeds):
+            p.append(f"seeds: {self.seeds} has duplicates")
+        if any(s < 0 for s in self.seeds):
+            p.append("seeds: must be non-negative")
+        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
+            p.append(f"device: {self.device!r} is not cpu, cuda or cuda:N")
+        return p
+
+
+def _positive(obj: Any, names: list[str]) -> list[str]:
+    section = type(obj).__name__.removesuffix("Config").lower()
+    return [f"{section}.{n}: {getattr(obj, n)} must be > 0" for n in names if not getattr(obj, n) > 0]
+
+
+def _in_range(obj: Any, ranges: dict[str, tuple[float, float]]) -> list[str]:
+    section = type(obj).__name__.removesuffix("Config").lower()
+    return [f"{section}.{n}: {getattr(obj, n)} must be in [{lo}, {hi}]"
+            for n, (lo, hi) in ranges.items() if not lo <= getattr(obj, n) <= hi]
+
+
+def _coerce(value: Any, annotation: Any, where: str, problems: list[str]) -> Any:
+    """Check `value` against a dataclass field type; nested dataclasses are built recursively."""
+    if dataclasses.is_dataclass(annotation):
+        return _build(annotation, value, where, problems)
+    origin = typing.get_origin(annotation)
+    if origin is list:
+        if not isinstance(value, list):
+            problems.append(f"{where}: expected a list, got {value!r}")
+            return None
+        (item,) = typing.get_args(annotation)
+        return [_coerce(v, item, f"{where}[{i}]", problems) for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            problems.append(f"{where}: expected a mapping, got {value!r}")
+        return value
+    if origin in (typing.Union, types.UnionType):
+        return value
+    ok = {bool: isinstance(value, bool), str: isinstance(value, str),
+          int: isinstance(value, int) and not isinstance(value, bool),
+          float: isinstance(value, (int, float)) and not isinstance(value, bool)}.get(annotation, True)
+    if not ok:
+        problems.append(f"{where}: expected {annotation.__name__}, got {value!r}")
+        return None
+    return float(value) if annotation is float else value
+
+
+def _build(cls: type, data: Any, where: str, problems: list[str]) -> Any:
+    if not isinstance(data, dict):
+        problems.append(f"{where or 'config'}: expected a mapping, got {data!r}")
+        return cls()
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in data:
+        if key not in names:
+            problems.append(f"{where}{'.' if where else ''}{key}: unknown key (known: {', '.join(sorted(names))})")
+    kwargs = {}
+    for key in names & data.keys():
+        n_before = len(problems)
+        value = _coerce(data[key], hints[key], f"{where}{'.' if where else ''}{key}", problems)
+        if len(problems) == n_before:
+            kwargs[key] = value
+    return cls(**kwargs)
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: Path, problems: list[str]) -> dict:
+    """Parse a YAML mapping with safe_load; problems are collected, never raised mid-way."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except FileNotFoundError:
+        problems.append(f"{path}: no such file")
+        return {}
+    except (OSError, UnicodeDecodeError) as e:
+        problems.append(f"{path}: cannot read ({e})")
+        return {}
+    except yaml.YAMLError as e:
+        problems.append(f"{path}: malformed YAML ({str(e).splitlines()[0]})")
+        return {}
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        problems.append(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        return {}
+    return data
+
+
+def parse_overrides(pairs: list[str], problems: list[str]) -> dict:
+    """`a.b=v` strings into a nested dict; values are parsed as YAML scalars (so 3, 0.1, true, [1,2])."""
+    out: dict = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            problems.append(f"--set {pair!r}: expected key=value")
+            continue
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        *parents, leaf = key.strip().split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                problems.append(f"--set {pair!r}: {part} is already set to a value")
+                break
+        else:
+            node[leaf] = value
+    return out
+
+
+def list_presets() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def resolve_run_config(task: str, preset: str = "quick", config_file: Path | None = None,
+                       overrides: list[str] | None = None, **cli: Any) -> RunConfig:
+    """Layer preset, per-task preset section, config file, CLI flags and --set into one validated config."""
+    problems: list[str] = []
+    if preset not in list_presets():
+        raise ConfigError(f"preset {preset!r} is unknown (known: {', '.join(list_presets())})")
+    preset_data = read_yaml(PRESET_DIR / f"{preset}.yaml", problems)
+    per_task = preset_data.pop("tasks", {}) or {}
+    data = _deep_merge(preset_data, per_task.get(task, {}))
+    if config_file is not None:
+        data = _deep_merge(data, read_yaml(config_file, problems))
+    data = _deep_merge(data, {k: v for k, v in cli.items() if v is not None})
+    data = _deep_merge(data, parse_overrides(overrides or [], problems))
+    data.update(task=task, preset=preset)
+    config = _build(RunConfig, data, "", problems)
+    if not problems:
+        problems += config.problems()
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def to_dict(config: Any) -> dict:
+    return dataclasses.asdict(config)

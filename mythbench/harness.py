@@ -1,0 +1,202 @@
+"""`mythbench run`: train the RDT and its matched baselines, evaluate the grid, write a run directory.
+
+Layout of a run directory:
+    config.yaml                      the resolved run config
+    models/<name>/seed<k>/           model.safetensors, config.json, train_state.pt, result.json
+    results.json, report.md, *.csv, *.png, log.txt
+A per-seed `result.json` marks that (model, seed) as done, so a killed run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+import mythbench
+from mythbench import accounting, registry
+from mythbench.config import RunConfig, to_dict
+from mythbench.errors import ConfigError
+from mythbench.evaluate import evaluate_looped, evaluate_plain
+from mythbench.io import atomic_write_json, atomic_write_text
+from mythbench.stats import summarize_model
+from mythbench.train import train_model, write_model_card
+
+SCHEMA_VERSION = 1
+log = logging.getLogger("mythbench")
+
+
+@dataclass(frozen=True)
+class ModelPlan:
+    """One model to train: the RDT, a matched baseline or an ablation."""
+
+    name: str
+    family: str
+    role: str
+    config: Any  # the family's config dataclass
+
+
+def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
+    """The RDT built from the run config and the task, then every requested baseline matched to it."""
+    import baselines  # the plugin package; baselines are looked up by name in its registry
+
+    rdt_family = registry.get_family("rdt")
+    lengths = [task.seq_len(d) for d in task.spec.train_difficulties + task.spec.test_difficulties]
+    model_dict = {**cfg.model, "vocab_size": task.vocab_size, "max_seq_len": max(lengths),
+                  "causal": task.spec.attention == "causal"}
+    rdt_cfg = rdt_family.config_from_dict(model_dict)
+    plans = [ModelPlan("rdt", "rdt", "rdt", rdt_cfg)]
+    problems = []
+    for name in cfg.baselines:
+        try:
+            family, bcfg, role = baselines.build_baseline(name, rdt_cfg)
+        except ConfigError as e:
+            problems += [f"baselines: {p}" for p in e.problems]
+            continue
+        plans.append(ModelPlan(name, family, role, bcfg))
+    if problems:
+        raise ConfigError(problems)
+    return plans
+
+
+def environment(device: str) -> dict[str, Any]:
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
+            "platform": platform.platform(), "device": device, "cpu_count": os.cpu_count(),
+            "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") else None}
+
+
+def git_state() -> dict[str, Any]:
+    """Commit and dirtiness of the source tree this code runs from (None outside a checkout)."""
+    root = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": bool(status) if commit else None}
+
+
+def _seed_result(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, run_dir: Path) -> dict:
+    """Train and evaluate one model at one seed, or load the stored result if it is already done."""
+    seed_dir = run_dir / "models" / plan.name / f"seed{seed}"
+    done = seed_dir / "result.json"
+    if done.exists():
+        log.info("%s seed %d: already done, reusing %s", plan.name, seed, done)
+        return json.loads(done.read_text())
+    family = registry.get_family(plan.family)
+    torch.manual_seed(seed)
+    model = family.model_class(plan.config).to(cfg.device)
+    write_model_card(seed_dir, plan.family, dataclasses.asdict(plan.config),
+                     {"task": task.spec.name, "task_version": task.spec.version, "seed": seed})
+    train_loops = getattr(plan.config, "train_loops", 1)
+    log.info("%s seed %d: training (%s recipe, %d steps)", plan.name, seed, cfg.train.recipe, cfg.train.steps)
+    outcome = train_model(
+        model, lambda d, n, s: _arrays(task.generate("train", d, n, s)), task.spec.train_difficulties,
+        cfg.train, seed, seed_dir, device=cfg.device, train_loops=train_loops,
+        ponder_weight=getattr(plan.config, "ponder_weight", 0.0) if getattr(plan.config, "act", False) else 0.0,
+        desc=f"{task.spec.name}:{plan.name}:s{seed}")
+    result = {"seed": seed, "status": outcome.status, "train": outcome.to_dict(), "cells": [],
+              "early_exit": [], "diagnostics": {}}
+    if outcome.status == "complete":
+        difficulties = sorted(set(task.spec.train_difficulties) | set(task.spec.test_difficulties))
+        batches = lambda d: _arrays(task.test_set(d))  # noqa: E731
+        if family.looped:
+            evaluation = evaluate_looped(model, batches, difficulties, cfg.eval.loops_factor * train_loops,
+                                         cfg.eval, cfg.device)
+            evaluation["diagnostics"]["spectral_radius"] = model.spectral_radius()
+        else:
+            evaluation = evaluate_plain(model, batches, difficulties, cfg.eval, cfg.device)
+        result.update(evaluation)
+        log.info("%s seed %d: done in %.1fs (final loss %.4f)", plan.name, seed, outcome.wall_time_s,
+                 outcome.final_loss)
+    else:
+        log.warning("%s seed %d: loss became non-finite at step %d; recorded as diverged",
+                    plan.name, seed, outcome.steps)
+    atomic_write_json(done, result)
+    return result
+
+
+def _arrays(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return batch.tokens, batch.targets, batch.mask
+
+
+def _model_entry(plan: ModelPlan, runs: list[dict], cfg: RunConfig, task: Any) -> dict:
+    family = registry.get_family(plan.family)
+    train_loops = getattr(plan.config, "train_loops", None) if family.looped else None
+    count = accounting.count(family.model_class(plan.config))
+    entry = {
+        "name": plan.name, "family": plan.family, "role": plan.role,
+        "model_config": dataclasses.asdict(plan.config), "params": count.params_dict(),
+        "flops_per_token": count.flops_dict(), "train_loops": train_loops,
+        "eval_loops": list(range(1, cfg.eval.loops_factor * train_loops + 1)) if train_loops else None,
+        "runs": runs,
+    }
+    entry["summary"] = summarize_model(entry, task.spec.train_difficulties, task.spec.test_difficulties)
+    return entry
+
+
+def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
+    """Create the run directory, or check that an existing one holds this very config (then resume)."""
+    resolved = yaml.safe_dump(to_dict(cfg), sort_keys=True)
+    stored = run_dir / "config.yaml"
+    if stored.exists() and stored.read_text() != resolved:
+        raise ConfigError(f"{run_dir} holds a run with a different config; pass --out to start a new one "
+                          f"(or delete the directory)")
+    atomic_write_text(stored, resolved)
+
+
+def run_benchmark(cfg: RunConfig, run_dir: Path, command: str) -> dict:
+    """Train and evaluate every planned model at every seed; write results.json and the report."""
+    from mythbench.report import build_report
+    from tasks import get_task
+
+    started = time.perf_counter()
+    task = get_task(cfg.task)
+    plans = plan_models(cfg, task)
+    prepare_run_dir(run_dir, cfg)
+    handler = logging.FileHandler(run_dir / "log.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    try:
+        log.info("command: %s", command)
+        entries = [_model_entry(p, [_seed_result(p, s, cfg, task, run_dir) for s in cfg.seeds], cfg, task)
+                   for p in plans]
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    results = {
+        "schema_version": SCHEMA_VERSION, "kind": "run", "mythbench_version": mythbench.__version__,
+        "git": git_state(), "command": command,
+        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "wall_time_s": round(time.perf_counter() - started, 3), "status": "complete", "preset": cfg.preset,
+        "config": to_dict(cfg),
+        "task": {"name": task.spec.name, "version": task.spec.version, "fingerprint": task.fingerprint(),
+                 "train_difficulties": task.spec.train_difficulties,
+                 "test_difficulties": task.spec.test_difficulties},
+        "environment": environment(cfg.device), "seeds": list(cfg.seeds), "models": entries,
+    }
+    atomic_write_json(run_dir / "results.json", results)
+    build_report(run_dir)
+    return results
+
+
+def command_line() -> str:
+    return " ".join(["mythbench", *sys.argv[1:]])

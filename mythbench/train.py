@@ -1,0 +1,177 @@
+"""The training loop: one model, one seed, resumable from its last checkpoint.
+
+Every batch and every sampled loop count is a pure function of (data seed, step), so a run killed at any
+point and resumed from its checkpoint sees exactly the batches an uninterrupted run sees, and the RDT and
+its baselines train on identical examples.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from tqdm import tqdm
+
+from mythbench.config import TrainConfig
+from mythbench.io import atomic_write_bytes, atomic_write_json
+
+TRAIN_STATE = "train_state.pt"
+WEIGHTS = "model.safetensors"
+
+
+@dataclass
+class TrainOutcome:
+    status: str  # "complete" | "diverged"
+    steps: int
+    tokens: int
+    final_loss: float | None
+    wall_time_s: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "tokens": self.tokens, "final_loss": self.final_loss,
+                "wall_time_s": round(self.wall_time_s, 3)}
+
+
+def step_rng(seed: int, step: int, stream: int) -> np.random.Generator:
+    """Independent, reproducible randomness per (seed, step, purpose)."""
+    return np.random.default_rng([seed, step, stream])
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup, then cosine decay to min_lr_ratio * lr."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cosine)
+
+
+def difficulty_for_step(step: int, difficulties: list[int], cfg: TrainConfig, seed: int) -> int:
+    """Uniform over the training difficulties; with a curriculum, the easiest ones first."""
+    ordered = sorted(difficulties)
+    if cfg.curriculum_fraction > 0:
+        ramp = min(1.0, (step + 1) / (cfg.curriculum_fraction * cfg.steps))
+        ordered = ordered[: max(1, math.ceil(ramp * len(ordered)))]
+    return int(step_rng(seed, step, 0).choice(ordered))
+
+
+def loop_schedule(step: int, difficulty: int, train_loops: int, cfg: TrainConfig,
+                  seed: int) -> tuple[int, int | None]:
+    """(loops, grad_loops) for this step; grad_loops=None means backprop through every loop."""
+    rng = step_rng(seed, step, 1)
+    if cfg.recipe == "parcae":  # Poisson(mu_rec), gradient through the last mu_bwd (Prairie et al.)
+        loops = max(1, int(rng.poisson(train_loops)))
+        return loops, min(cfg.bwd_loops, loops)
+    if cfg.recipe == "huginn":  # Poisson-lognormal with mean train_loops (Geiping et al.)
+        rate = rng.lognormal(math.log(train_loops) - cfg.huginn_sigma**2 / 2, cfg.huginn_sigma)
+        loops = max(1, int(rng.poisson(rate)))
+        return loops, min(cfg.bwd_loops, loops)
+    if cfg.recipe == "tied":  # loops grow with the instance (Fan et al.)
+        return max(1, math.ceil(cfg.loops_per_difficulty * difficulty)), None
+    return train_loops, None
+
+
+def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits[mask].float(), targets[mask])
+
+
+def training_loss(model: torch.nn.Module, tokens: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+                  loops: int, grad_loops: int | None, cfg: TrainConfig, step: int, seed: int,
+                  ponder_weight: float) -> torch.Tensor:
+    """Task loss + MoE auxiliary loss + ACT ponder cost, plus the DT-nets progressive term if asked."""
+    out = model.forward_detailed(tokens, loops=loops, grad_loops=grad_loops)
+    loss = masked_loss(out.logits, targets, mask) + out.aux_loss + ponder_weight * out.ponder_cost
+    if cfg.recipe == "progressive" and loops > 1:
+        # Bansal et al.: n loops without gradient, then k with; the loss is on the output after n + k.
+        rng = step_rng(seed, step, 2)
+        n = int(rng.integers(0, loops))
+        k = int(rng.integers(1, loops - n + 1))
+        prog = model.forward_detailed(tokens, loops=n + k, grad_loops=k)
+        prog_loss = masked_loss(prog.logits, targets, mask) + prog.aux_loss + ponder_weight * prog.ponder_cost
+        loss = (1 - cfg.progressive_alpha) * loss + cfg.progressive_alpha * prog_loss
+    return loss
+
+
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    # clone: safetensors refuses tensors that share storage (tied embeddings)
+    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
+    atomic_write_bytes(path, save_safetensors(state))
+
+
+def load_weights(model: torch.nn.Module, path: Path) -> None:
+    model.load_state_dict(load_safetensors(Path(path).read_bytes()))
+
+
+def _save_state(ckpt_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int,
+                tokens: int, losses: list[float], elapsed: float) -> None:
+    save_weights(model, ckpt_dir / WEIGHTS)
+    buf = io.BytesIO()
+    torch.save({"step": step, "tokens": tokens, "losses": losses, "elapsed": elapsed,
+                "optimizer": opt.state_dict()}, buf)
+    atomic_write_bytes(ckpt_dir / TRAIN_STATE, buf.getvalue())
+
+
+def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], tuple[np.ndarray, ...]],
+                difficulties: list[int], cfg: TrainConfig, seed: int, ckpt_dir: Path,
+                device: str = "cpu", train_loops: int = 1, ponder_weight: float = 0.0,
+                desc: str = "train") -> TrainOutcome:
+    """Train (or resume training) `model`; `sample_batch(difficulty, n, seed)` gives tokens, targets, mask."""
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    no_decay = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
+    start, tokens, losses, elapsed = 0, 0, [], 0.0
+    if (ckpt_dir / TRAIN_STATE).exists():
+        state = torch.load(ckpt_dir / TRAIN_STATE, weights_only=True)
+        load_weights(model, ckpt_dir / WEIGHTS)
+        opt.load_state_dict(state["optimizer"])
+        start, tokens, losses, elapsed = state["step"], state["tokens"], list(state["losses"]), state["elapsed"]
+    forward_model = torch.compile(model) if cfg.compile else model
+    t0 = time.perf_counter() - elapsed
+    model.train()
+    bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, leave=False,
+               mininterval=1.0, dynamic_ncols=True)
+    for step in bar:
+        difficulty = difficulty_for_step(step, difficulties, cfg, seed)
+        tok, tgt, msk = (torch.as_tensor(a, device=device)
+                         for a in sample_batch(difficulty, cfg.batch_size, seed * 1_000_003 + step))
+        loops, grad_loops = loop_schedule(step, difficulty, train_loops, cfg, seed)
+        for group in opt.param_groups:
+            group["lr"] = lr_at(step, cfg)
+        with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = training_loss(forward_model, tok, tgt, msk, loops, grad_loops, cfg, step, seed, ponder_weight)
+        if not torch.isfinite(loss):
+            return TrainOutcome("diverged", step, tokens, None, time.perf_counter() - t0)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        if hasattr(model, "update_balance_bias"):
+            model.update_balance_bias()
+        tokens += tok.numel()
+        losses.append(float(loss))
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", tok_s=f"{tokens / (time.perf_counter() - t0):.0f}")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            _save_state(ckpt_dir, model, opt, step + 1, tokens, losses, time.perf_counter() - t0)
+    final = float(np.mean(losses[-20:])) if losses else None
+    return TrainOutcome("complete", cfg.steps, tokens, final, time.perf_counter() - t0)
+
+
+def write_model_card(ckpt_dir: Path, family: str, model_config: dict, extra: dict) -> None:
+    """`config.json` beside the weights: enough to rebuild the model for `mythbench eval`."""
+    atomic_write_json(ckpt_dir / "config.json", {"family": family, "model_config": model_config, **extra})
+
+
+def read_model_card(ckpt_dir: Path) -> dict:
+    return json.loads((Path(ckpt_dir) / "config.json").read_text())
