@@ -1,0 +1,144 @@
+"""Intervals and per-difficulty summaries: the numbers every table, plot and submission check rests on."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+Z95 = 1.959963984540054
+
+
+def wilson_interval(correct: int, n: int, z: float = Z95) -> tuple[float, float]:
+    """Wilson score interval for `correct/n`.
+
+    Wilson rather than Wald because cells often sit at exactly 0% or 100%, where the Wald
+    interval collapses to a point and claims certainty that n examples cannot give.
+    """
+    if isinstance(correct, bool) or isinstance(n, bool) or int(correct) != correct or int(n) != n:
+        raise ValueError(f"correct and n must be integers, got correct={correct!r}, n={n!r}")
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if not 0 <= correct <= n:
+        raise ValueError(f"correct must lie in [0, n={n}], got {correct}")
+    if not (z > 0 and math.isfinite(z)):
+        raise ValueError(f"z must be a positive finite number, got {z}")
+    p = correct / n
+    z2 = z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2 * n)) / denom
+    half = (z / denom) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    # The exact endpoints at 0 and n are 0 and 1; pin them so rounding cannot leave e.g. 1e-17.
+    low = 0.0 if correct == 0 else max(0.0, center - half)
+    high = 1.0 if correct == n else min(1.0, center + half)
+    return low, high
+
+
+def bootstrap_mean_interval(
+    values: Sequence[float], n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean over seeds; deterministic given `seed`.
+
+    Needs at least two values: one value carries no between-seed spread, so the caller uses the
+    Wilson interval of that seed's cell instead (see `summarize_seeds`).
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.size < 2:
+        raise ValueError(f"bootstrap needs at least 2 values, got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("bootstrap values must be finite")
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1, got {n_resamples}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, arr.size, size=(n_resamples, arr.size))
+    # Clip away float rounding so identical seeds give exactly (v, v), never an interval off the data.
+    means = np.clip(arr[idx].mean(axis=1), arr.min(), arr.max())
+    alpha = (1.0 - confidence) / 2.0
+    low, high = np.quantile(means, [alpha, 1.0 - alpha])
+    return float(low), float(high)
+
+
+def summarize_seeds(
+    accuracies: Sequence[float], fallback_cells: Sequence[tuple[int, int]]
+) -> dict[str, float]:
+    """Mean, std (ddof=1) and interval over seeds.
+
+    With two or more seeds the interval is a bootstrap over seeds; with one seed it is the Wilson
+    interval of that seed's (correct, n) cell, the only uncertainty one run can show.
+    """
+    accs = [float(a) for a in accuracies]
+    if not accs:
+        raise ValueError("summarize_seeds needs at least one accuracy")
+    mean = float(np.mean(accs))
+    if len(accs) >= 2:
+        std = float(np.std(accs, ddof=1))
+        low, high = bootstrap_mean_interval(accs)
+    else:
+        if len(fallback_cells) != 1:
+            raise ValueError(f"one seed needs exactly one fallback cell, got {len(fallback_cells)}")
+        std = 0.0
+        low, high = wilson_interval(*fallback_cells[0])
+    return {"mean": mean, "std": std, "ci_low": low, "ci_high": high}
+
+
+def _stats_at(per_seed: list[dict[str, Any]]) -> dict[str, float]:
+    """Summarize the cells of one (difficulty, loops) point across seeds (already in seed order)."""
+    return summarize_seeds(
+        [c["accuracy"] for c in per_seed], [(int(c["correct"]), int(c["n"])) for c in per_seed]
+    )
+
+
+def summarize_model(
+    model_entry: dict[str, Any], train_difficulties: Sequence[int], test_difficulties: Sequence[int]
+) -> list[dict[str, Any]]:
+    """Per-difficulty summary of one results.json model entry, over its complete runs only.
+
+    Diverged runs carry no trustworthy numbers, so they are left out. A loop count is compared
+    only where every complete run evaluated it, so "best" never compares means over different seeds.
+    Ties for the best loop count go to the smaller count (cheaper, and deterministic). A cell at a
+    difficulty the task does not declare means the file is inconsistent, so it raises ValueError.
+    """
+    runs = sorted((r for r in model_entry.get("runs", []) if r.get("status") == "complete"),
+                  key=lambda r: r["seed"])
+    train_set = set(train_difficulties)
+    declared = train_set | set(test_difficulties)
+    # grid[difficulty][loops] -> cells in seed order
+    grid: dict[int, dict[int | None, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for run in runs:
+        for cell in run.get("cells", []):
+            grid[int(cell["difficulty"])][cell["loops"]].append(cell)
+    train_loops = model_entry.get("train_loops")
+    summary = []
+    undeclared = sorted(set(grid) - declared)
+    if undeclared:
+        name = model_entry.get("name")
+        raise ValueError(f"model {name!r} has cells at undeclared difficulties {undeclared}")
+    for difficulty in sorted(grid):
+        by_loops = {k: v for k, v in grid[difficulty].items() if len(v) == len(runs)}
+        if not by_loops:
+            continue
+        split = "train" if difficulty in train_set else "test"
+        if None in by_loops:  # standard transformer: one cell per difficulty, no loop axis
+            stats = _stats_at(by_loops[None])
+            summary.append({"difficulty": difficulty, "split": split, "acc_at_train_loops": stats,
+                            "best": {**stats, "loops": None}, "acc_at_max_loops": dict(stats),
+                            "overthinking_drop": 0.0})
+            continue
+        stats_by_loops = {k: _stats_at(v) for k, v in sorted(by_loops.items())}
+        best_loops = max(stats_by_loops, key=lambda k: (stats_by_loops[k]["mean"], -k))
+        max_loops = max(stats_by_loops)
+        at_train = stats_by_loops.get(train_loops)
+        summary.append({
+            "difficulty": difficulty,
+            "split": split,
+            "acc_at_train_loops": dict(at_train) if at_train is not None else None,
+            "best": {**stats_by_loops[best_loops], "loops": best_loops},
+            "acc_at_max_loops": dict(stats_by_loops[max_loops]),
+            "overthinking_drop": stats_by_loops[best_loops]["mean"] - stats_by_loops[max_loops]["mean"],
+        })
+    return summary

@@ -1,0 +1,55 @@
+"""ACT bookkeeping against an independent transcription of Graves (2016)."""
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mythbench.model import ACT
+
+
+def graves_weights(p: list[float], T: int, threshold: float) -> tuple[list[float], int, float]:
+    """Halting weights of one position run for T steps: p_t until the cumulative sum would reach the
+    threshold at step N (or T arrives), then the remainder R = 1 - sum_{t<N} p_t at N."""
+    weights, total = [], 0.0
+    for n in range(1, T + 1):
+        if total + p[n - 1] >= threshold or n == T:
+            weights.append(1.0 - total)
+            return weights + [0.0] * (T - n), n, 1.0 - total
+        weights.append(p[n - 1])
+        total += p[n - 1]
+    raise AssertionError("unreachable")
+
+
+probs = st.lists(st.lists(st.floats(0.0, 1.0), min_size=8, max_size=8), min_size=1, max_size=4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=probs, threshold=st.sampled_from([0.5, 0.9, 0.99, 1.0]))
+def test_act_readout_is_graves_weighted_mean_for_every_truncation(p, threshold):
+    P, T = len(p), 8
+    ptab = torch.tensor(p, dtype=torch.float32).T  # [T, P]
+    act = ACT((1, P), torch.zeros(1, P, T), threshold)
+    h = torch.zeros(1, P, T)
+    for t in range(T):
+        h_new = act.freeze(h, torch.eye(T)[t].expand(1, P, T))  # state after loop t+1 = unit vector e_t
+        readout = act.step(h_new, ptab[t][None])
+        h = h_new
+        for i in range(P):  # readout after loop t+1 equals a run truncated at t+1
+            weights, n, r = graves_weights(p[i], t + 1, threshold)
+            got = readout[0, i, : t + 1]
+            assert torch.allclose(got, torch.tensor(weights), atol=1e-5), (got, weights)
+            assert abs(float(readout[0, i].sum()) - 1.0) < 1e-5
+            assert torch.all(readout[0, i, t + 1 :] == 0)  # no weight on loops not yet run
+        steps_ref = [graves_weights(p[i], t + 1, threshold)[1:] for i in range(P)]
+        assert act.steps[0].tolist() == [n for n, _ in steps_ref]
+        expected_ponder = sum(n + r for n, r in steps_ref) / P
+        assert abs(float(act.ponder_cost()) - expected_ponder) < 1e-4
+
+
+def test_halted_positions_freeze_their_state():
+    act = ACT((1, 2), torch.zeros(1, 2, 3), threshold=0.99)
+    h0 = torch.zeros(1, 2, 3)
+    h1 = act.freeze(h0, torch.ones(1, 2, 3))
+    act.step(h1, torch.tensor([[1.0, 0.1]]))  # position 0 halts at loop 1
+    h2 = act.freeze(h1, torch.full((1, 2, 3), 5.0))
+    assert torch.equal(h2[0, 0], torch.ones(3)) and torch.equal(h2[0, 1], torch.full((3,), 5.0))

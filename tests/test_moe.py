@@ -1,0 +1,143 @@
+"""DeepSeekMoE layer: grouped dispatch against a naive reference, routing, and load balancing that works."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mythbench import RDTConfig, RecurrentDepthTransformer
+from mythbench.layers import MoE, Experts
+
+
+def naive_experts(experts: Experts, x: torch.Tensor, idx: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:
+    """Reference: for each expert, a boolean mask over all tokens (what the real dispatch must not do)."""
+    out = torch.zeros_like(x)
+    for e in range(experts.w_gate.shape[0]):
+        rows, slots = (idx == e).nonzero(as_tuple=True)
+        xe = x[rows]
+        ye = (F.silu(xe @ experts.w_gate[e]) * (xe @ experts.w_up[e])) @ experts.w_down[e]
+        out = out.index_add(0, rows, ye * gates[rows, slots, None])
+    return out
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_tokens=st.integers(1, 40), n_experts=st.integers(1, 6), k=st.integers(1, 3), seed=st.integers(0, 10**6))
+def test_grouped_dispatch_equals_naive_reference(n_tokens, n_experts, k, seed):
+    k = min(k, n_experts)
+    g = torch.Generator().manual_seed(seed)
+    experts = Experts(n_experts, 8, 5, std=0.5, out_std=0.5)
+    x = torch.randn(n_tokens, 8, generator=g, requires_grad=True)
+    idx = torch.rand(n_tokens, n_experts, generator=g).topk(k, dim=-1).indices
+    gates = torch.rand(n_tokens, k, generator=g)
+    got = experts(x, idx, gates)
+    ref = naive_experts(experts, x, idx, gates)
+    torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
+    grad_got = torch.autograd.grad(got.square().sum(), [x, experts.w_gate, experts.w_down])
+    grad_ref = torch.autograd.grad(ref.square().sum(), [x, experts.w_gate, experts.w_down])
+    for a, b in zip(grad_got, grad_ref, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
+
+
+def small(**kw) -> RDTConfig:
+    base = dict(d_model=32, n_heads=2, n_experts=8, top_k=2, expert_hidden=16, n_shared_experts=1, router_max_loops=4)
+    return RDTConfig(**{**base, **kw})
+
+
+def test_layer_output_is_shared_plus_gated_routed_experts():
+    torch.manual_seed(0)
+    moe = MoE(small(router="sigmoid"))
+    x = torch.randn(3, 5, 32)
+    flat = x.reshape(-1, 32)
+    idx, gates, _ = moe.route(flat, loop=2)
+    torch.testing.assert_close(gates.sum(-1), torch.ones(15))  # sigmoid gates are renormalised over top-k
+    ref = naive_experts(moe.experts, flat, idx, gates) + moe.shared(flat)
+    torch.testing.assert_close(moe(x, loop=2).reshape(-1, 32), ref, atol=1e-5, rtol=1e-5)
+
+
+def test_bias_changes_selection_but_not_gate_values():
+    torch.manual_seed(0)
+    moe = MoE(small(balancing="bias"))
+    x = torch.randn(20, 32)
+    with torch.no_grad():
+        moe.expert_bias[0, 5] = 100.0
+    idx, gates, scores = moe.route(x, loop=0)
+    assert torch.all((idx == 5).any(-1))  # every token now selects expert 5
+    torch.testing.assert_close(gates, scores.gather(-1, idx))  # gates come from the unbiased scores
+    assert not torch.all((moe.route(x, loop=1)[0] == 5).any(-1))  # loop 1 has its own bias row
+
+
+def test_router_sees_the_loop_index():
+    torch.manual_seed(0)
+    moe = MoE(small())
+    x = torch.randn(64, 32)
+    assert torch.equal(moe.route(x, 0)[0], moe.route(x, 3)[0])  # loop embeddings start at zero
+    with torch.no_grad():
+        moe.router_loop.weight[3].normal_(0, 3.0)
+    assert not torch.equal(moe.route(x, 0)[0], moe.route(x, 3)[0])
+    assert torch.equal(moe.route(x, 3)[0], moe.route(x, 9)[0])  # loops beyond the table use the last row
+
+
+def test_balance_buffers_stay_fp32_in_bf16_models():
+    moe = MoE(small()).to(torch.bfloat16)
+    assert moe.expert_bias.dtype == torch.float32 and moe.load_sum.dtype == torch.float32
+    assert moe.router.weight.dtype == torch.bfloat16
+    with torch.no_grad():
+        moe.expert_bias.fill_(1.0)
+    moe(torch.randn(50, 32, dtype=torch.bfloat16))
+    moe.update_bias()
+    assert not torch.all(moe.expert_bias == 1.0)  # a 1e-2 step on 1.0 survives (in bf16 it could round away)
+    assert "expert_bias" in moe.state_dict() and "load_sum" not in moe.state_dict()
+
+
+def collapsed_toy_run(balancing: str, router: str = "softmax", steps: int = 200, seed: int = 0) -> float:
+    """Regress a random linear map with one MoE layer on inputs that share a large common component, the
+    setting where an unbalanced router sends every token to the same top-k experts. Returns max/mean
+    load on fresh data after training."""
+    torch.manual_seed(seed)
+    moe = MoE(small(n_shared_experts=0, balancing=balancing, router=router, bias_update_rate=0.03,
+                    aux_loss_weight=0.1))  # fmt: skip
+    mu, target = torch.randn(32), torch.nn.Linear(32, 32)
+    opt = torch.optim.Adam(moe.parameters(), lr=3e-3)
+    for _ in range(steps):
+        x = torch.randn(256, 32) + mu
+        loss = (moe(x) - target(x).detach()).pow(2).mean()
+        if moe.aux_loss is not None:
+            loss = loss + moe.aux_loss
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        moe.update_bias()
+    with torch.no_grad():
+        moe(torch.randn(4096, 32) + mu)
+    return float(moe.load.max() / moe.load.mean())
+
+
+@pytest.mark.parametrize("balancing, router", [("bias", "softmax"), ("bias", "sigmoid"), ("aux", "softmax")])
+def test_balancing_fixes_a_collapsed_router(balancing, router):
+    unbalanced = collapsed_toy_run("none")
+    balanced = collapsed_toy_run(balancing, router)
+    print(f"max/mean expert load: none {unbalanced:.2f}, {balancing}/{router} {balanced:.2f}")
+    assert unbalanced > 3.0  # 8 experts, top-2: all tokens on two experts gives 4.0
+    assert balanced < 1.5
+
+
+def test_expert_load_balanced_after_training_the_model():
+    torch.manual_seed(0)
+    cfg = RDTConfig(vocab_size=16, d_model=32, n_heads=2, ffn_hidden=64, ffn="moe", n_experts=8, top_k=2,
+                    expert_hidden=16, train_loops=3, balancing="bias")  # fmt: skip
+    model = RecurrentDepthTransformer(cfg)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    for _ in range(200):
+        x = torch.randint(0, 16, (16, 12))
+        loss = F.cross_entropy(model(x).flatten(0, 1), x.flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        model.update_balance_bias()
+    with torch.no_grad():
+        load = model.forward_detailed(torch.randint(0, 16, (64, 12))).expert_load  # [T, E]
+    ratio = (load.max(-1).values / load.mean(-1)).max().item()
+    print(f"worst per-loop max/mean expert load after training: {ratio:.2f}")
+    assert ratio < 1.5
+    assert loss.item() < 0.1

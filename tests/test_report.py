@@ -1,0 +1,222 @@
+"""Report built from a synthetic results.json: every file written, numbers traceable to the cells."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from mythbench.errors import ConfigError
+from mythbench.report import CELL_FIELDS, build_report, format_summary_table
+from mythbench.stats import summarize_model, wilson_interval
+
+FINGERPRINT = "ab" * 32
+N = 20
+TRAIN, TEST = [2, 3], [3, 5]
+# RDT correct counts (of N) at seed 0 per difficulty and loops 1..4; seed s has s fewer correct.
+RDT_TABLE = {2: [10, 18, 20, 19], 3: [6, 14, 17, 15], 5: [1, 5, 9, 8]}
+STD_TABLE = {2: 15, 3: 10, 5: 2}
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PLOTS = ["acc_vs_loops.png", "heatmap.png", "rdt_vs_baselines.png"]
+
+
+def _cell(d: int, loops: int | None, correct: int) -> dict:
+    low, high = wilson_interval(correct, N)
+    return {"difficulty": d, "loops": loops, "n": N, "correct": correct, "accuracy": correct / N,
+            "ci_low": low, "ci_high": high, "token_accuracy": 0.5 + correct / (2 * N),
+            "loss": 1.0 - correct / N}
+
+
+def _rdt_run(seed: int) -> dict:
+    cells = [_cell(d, k + 1, c - seed) for d, row in RDT_TABLE.items() for k, c in enumerate(row)]
+    exits = [{"difficulty": d, "rule": rule, "threshold": 0.01, "n": N, "correct": RDT_TABLE[d][2] - seed,
+              "accuracy": (RDT_TABLE[d][2] - seed) / N, "ci_low": 0.0, "ci_high": 1.0, "mean_loops": 2.5}
+             for d in RDT_TABLE for rule in ("delta_h", "max_confidence")]
+    diagnostics = {"spectral_radius": 0.93,
+                   "state_change": {str(d): [0.5, 0.1, 0.02, 0.004] for d in RDT_TABLE},
+                   "expert_load": [[0.5, 0.3, 0.2], [0.25, 0.25, 0.5]],
+                   "halting": {str(d): {"mean": 2.0 + d / 10, "hist": [1, 2, 3, 4]} for d in RDT_TABLE}}
+    return {"seed": seed, "status": "complete", "train": {"steps": 10, "tokens": 100, "final_loss": 0.1,
+                                                         "wall_time_s": 1.0},
+            "cells": cells, "early_exit": exits, "diagnostics": diagnostics}
+
+
+def _diverged(seed: int) -> dict:
+    return {"seed": seed, "status": "diverged", "train": {"steps": 3}, "cells": [], "early_exit": [],
+            "diagnostics": {}}
+
+
+def make_results() -> dict:
+    """Two models (RDT + iso-param), two seeds; the baseline's seed 1 diverged."""
+    rdt = {"name": "rdt", "family": "rdt", "role": "rdt", "model_config": {"d_model": 16},
+           "params": {"total": 1000, "unique": 1000, "active": 1000, "once": 600, "recurrent": 400},
+           "flops_per_token": {"forward": 6000.0, "train": 18000.0}, "train_loops": 2,
+           "eval_loops": [1, 2, 3, 4], "runs": [_rdt_run(0), _rdt_run(1)]}
+    std = {"name": "std-iso-param", "family": "standard", "role": "iso-param",
+           "model_config": {"d_model": 12},
+           "params": {"total": 1010, "unique": 1010, "active": 1010, "once": 1010, "recurrent": 0},
+           "flops_per_token": {"forward": 2500.0, "train": 7500.0}, "train_loops": None, "eval_loops": None,
+           "runs": [{**_diverged(0), "status": "complete", "train": {"steps": 10},
+                     "cells": [_cell(d, None, c) for d, c in STD_TABLE.items()]}, _diverged(1)]}
+    for m in (rdt, std):
+        m["summary"] = summarize_model(m, TRAIN, TEST)
+    return {"schema_version": 1, "kind": "run", "mythbench_version": "0.1.0",
+            "git": {"commit": "c0ffee" * 6 + "abcd", "dirty": True},
+            "command": "mythbench run toy --preset quick", "created_at": "2026-01-01T00:00:00Z",
+            "wall_time_s": 12.5, "status": "complete", "preset": "quick",
+            "config": {}, "task": {"name": "toy", "version": 3, "fingerprint": FINGERPRINT,
+                                   "train_difficulties": TRAIN, "test_difficulties": TEST},
+            "environment": {"python": "3.11", "torch": "2.13.0", "device": "cpu"}, "seeds": [0, 1],
+            "models": [rdt, std]}
+
+
+def _write(tmp_path: Path, results: dict) -> Path:
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    return tmp_path
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_build_report_writes_every_file(tmp_path: Path) -> None:
+    written = build_report(_write(tmp_path, make_results()))
+    names = {p.name for p in written}
+    assert names == {"cells.csv", "summary.csv", "early_exit.csv", "report.md", *PLOTS}
+    assert all(p.parent == tmp_path and p.is_file() for p in written)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    for name in PLOTS:
+        data = (tmp_path / name).read_bytes()
+        assert data[:8] == PNG_MAGIC
+        assert len(data) > 10_000
+
+
+def test_csv_rows_match_cells(tmp_path: Path) -> None:
+    results = make_results()
+    build_report(_write(tmp_path, results))
+    cells = _rows(tmp_path / "cells.csv")
+    assert list(cells[0]) == CELL_FIELDS
+    assert len(cells) == 2 * 3 * 4 + 3  # RDT: 2 seeds x 3 difficulties x 4 loops; baseline: 1 seed x 3
+    assert {r["seed"] for r in cells if r["model"] == "std-iso-param"} == {"0"}
+    exits = _rows(tmp_path / "early_exit.csv")
+    assert len(exits) == 2 * 3 * 2
+    summary = _rows(tmp_path / "summary.csv")
+    assert len(summary) == 3 + 3
+
+
+def test_summary_numbers_equal_hand_computed(tmp_path: Path) -> None:
+    build_report(_write(tmp_path, make_results()))
+    rows = {(r["model"], int(r["difficulty"])): r for r in _rows(tmp_path / "summary.csv")}
+    d2 = rows[("rdt", 2)]
+    # seed 0: 10,18,20,19 of 20; seed 1: 9,17,19,18 -> means .475 .875 .975 .925
+    assert d2["split"] == "train"
+    assert float(d2["acc_train_mean"]) == pytest.approx(0.875)
+    assert float(d2["best_mean"]) == pytest.approx(0.975) and d2["best_loops"] == "3"
+    assert float(d2["acc_max_mean"]) == pytest.approx(0.925)
+    assert float(d2["overthinking_drop"]) == pytest.approx(0.05)
+    assert float(d2["acc_train_std"]) == pytest.approx(0.0353553, rel=1e-5)
+    # difficulty 3 is in both lists -> train
+    assert rows[("rdt", 3)]["split"] == "train" and rows[("rdt", 5)]["split"] == "test"
+    std5 = rows[("std-iso-param", 5)]  # one complete seed: Wilson interval of 2/20
+    assert float(std5["acc_train_mean"]) == pytest.approx(0.1)
+    low, high = wilson_interval(2, 20)
+    assert float(std5["acc_train_ci_low"]) == pytest.approx(low)
+    assert float(std5["acc_train_ci_high"]) == pytest.approx(high)
+    assert std5["best_loops"] == ""
+
+
+def test_markdown_has_provenance_models_and_diverged(tmp_path: Path) -> None:
+    build_report(_write(tmp_path, make_results()))
+    md = (tmp_path / "report.md").read_text()
+    for text in (FINGERPRINT, "toy v3", "mythbench run toy --preset quick", "dirty", "quick",
+                 "torch 2.13.0", "12.5 s", "rdt", "std-iso-param", "1: diverged", "1,000 / 1,000",
+                 "0.875 [", "0.975 [", "(3)", "delta_h", "| 0.930 | 0.0040 | 1.50 | 2.33 |"):
+        assert text in md, text
+    headline = md.split("## Accuracy by difficulty")[1].split("##")[0]
+    assert headline.count("\n| 2 | train |") == 1 and "| 5 | test |" in headline
+    assert "`std-iso-param`: seed(s) 1 diverged" in md
+
+
+def test_fully_diverged_model_shown_as_diverged(tmp_path: Path) -> None:
+    results = make_results()
+    rdt = results["models"][0]
+    rdt["runs"] = [_diverged(0), _diverged(1)]
+    rdt["summary"] = []
+    written = build_report(_write(tmp_path, results))
+    assert not {p.name for p in written} & set(PLOTS)
+    table = format_summary_table(results)
+    assert "diverged" in table
+    assert "0.100 [" in table  # baseline still reported
+
+
+def test_standard_only_single_seed_without_optional_fields(tmp_path: Path) -> None:
+    results = make_results()
+    std = results["models"][1]
+    std["runs"] = std["runs"][:1]
+    for run in std["runs"]:
+        del run["early_exit"], run["diagnostics"]
+    del std["summary"]
+    results["models"] = [std]
+    results["seeds"] = [0]
+    written = build_report(_write(tmp_path, results))
+    assert {p.name for p in written} == {"cells.csv", "summary.csv", "early_exit.csv", "report.md"}
+    assert len(_rows(tmp_path / "early_exit.csv")) == 0
+    md = (tmp_path / "report.md").read_text()
+    assert "No early-exit results" in md and "No recurrent-depth models" in md
+    assert len(_rows(tmp_path / "summary.csv")) == 3  # recomputed from the cells
+
+
+def test_missing_summary_is_recomputed_identically(tmp_path: Path) -> None:
+    results = make_results()
+    stripped = copy.deepcopy(results)
+    for m in stripped["models"]:
+        del m["summary"]
+    for name, data in (("a", results), ("b", stripped)):
+        (tmp_path / name).mkdir()
+        build_report(_write(tmp_path / name, data))
+    for name in ("summary.csv", "report.md", "cells.csv"):
+        assert (tmp_path / "a" / name).read_text() == (tmp_path / "b" / name).read_text()
+
+
+def test_ablation_gets_its_own_plots(tmp_path: Path) -> None:
+    results = make_results()
+    ablation = copy.deepcopy(results["models"][0])
+    ablation.update(name="rdt no-lti", role="ablation:no-lti")
+    results["models"].append(ablation)
+    names = {p.name for p in build_report(_write(tmp_path, results))}
+    assert {"acc_vs_loops_rdt_no-lti.png", "heatmap_rdt_no-lti.png", *PLOTS} <= names
+
+
+def test_format_summary_table_lines(tmp_path: Path) -> None:
+    table = format_summary_table(make_results())
+    lines = table.splitlines()
+    assert len(lines) == 2 + 3
+    assert lines[0].split()[:4] == ["difficulty", "split", "rdt", "std-iso-param"]
+    assert lines[2].startswith("2 ") and "0.875 [" in lines[2] and "(3)" in lines[2]
+
+
+@pytest.mark.parametrize("change", [{"schema_version": 2}, {"kind": "scale"}, {"models": None}])
+def test_bad_results_file_is_config_error(tmp_path: Path, change: dict) -> None:
+    with pytest.raises(ConfigError):
+        build_report(_write(tmp_path, {**make_results(), **change}))
+
+
+def test_cells_at_undeclared_difficulty_is_config_error(tmp_path: Path) -> None:
+    results = make_results()
+    results["task"]["test_difficulties"] = [3]
+    for m in results["models"]:
+        del m["summary"]
+    with pytest.raises(ConfigError, match="undeclared"):
+        build_report(_write(tmp_path, results))
+
+
+def test_missing_or_corrupt_results_is_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not found"):
+        build_report(tmp_path)
+    (tmp_path / "results.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        build_report(tmp_path)
