@@ -10,7 +10,7 @@ import functools
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -37,7 +37,7 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _rdt_config(config: Optional[Path], overrides: list[str]) -> Any:
+def _rdt_config(config: Path | None, overrides: list[str]) -> Any:
     from mythbench.config import parse_overrides, read_yaml
     from mythbench.errors import ConfigError
     from mythbench.model import RDTConfig
@@ -71,7 +71,7 @@ def ls() -> None:
 
 @app.command()
 @reports_errors
-def describe(config: Optional[Path] = typer.Option(None, "--config", help="YAML with RDT config fields"),
+def describe(config: Path | None = typer.Option(None, "--config", help="YAML with RDT config fields"),
              set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. d_model=128"),
              as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Parameter counts, FLOPs per token and max rho(A) of an RDT config and its matched baselines."""
@@ -104,11 +104,11 @@ def sample(task: str, difficulty: int = typer.Option(..., "--difficulty", "-d"),
 @reports_errors
 def run(task: str = typer.Argument(..., help="task name, or 'all'"),
         preset: str = typer.Option("quick", "--preset", help="quick | standard | full"),
-        config: Optional[Path] = typer.Option(None, "--config", help="YAML run config"),
+        config: Path | None = typer.Option(None, "--config", help="YAML run config"),
         set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. train.steps=200"),
-        seeds: Optional[int] = typer.Option(None, "--seeds", help="number of seeds (0..N-1)"),
-        out: Optional[Path] = typer.Option(None, "--out", help="run directory (default runs/TASK/PRESET)"),
-        device: Optional[str] = typer.Option(None, "--device", help="cpu | cuda")) -> None:
+        seeds: int | None = typer.Option(None, "--seeds", help="number of seeds (0..N-1)"),
+        out: Path | None = typer.Option(None, "--out", help="run directory (default runs/TASK/PRESET)"),
+        device: str | None = typer.Option(None, "--device", help="cpu | cuda")) -> None:
     """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory."""
     import tasks
     from mythbench.config import resolve_run_config
@@ -128,8 +128,8 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
 @app.command("eval")
 @reports_errors
 def eval_(checkpoint: Path, task: str = typer.Option(..., "--task"),
-          difficulties: Optional[str] = typer.Option(None, help="comma-separated, default: train+test"),
-          loops: Optional[str] = typer.Option(None, help="max loops (RDT), default 4x training loops"),
+          difficulties: str | None = typer.Option(None, help="comma-separated, default: train+test"),
+          loops: str | None = typer.Option(None, help="max loops (RDT), default 4x training loops"),
           device: str = typer.Option("cpu", "--device")) -> None:
     """Re-evaluate a saved model (a run's models/NAME/seedK directory) on any difficulties and loops."""
     from mythbench.checkpoint import evaluate_checkpoint
@@ -138,7 +138,7 @@ def eval_(checkpoint: Path, task: str = typer.Option(..., "--task"),
     typer.echo(json.dumps(result, indent=2))
 
 
-def _int_list(text: Optional[str]) -> Optional[list[int]]:
+def _int_list(text: str | None) -> list[int] | None:
     from mythbench.errors import ConfigError
 
     if text is None:
@@ -164,7 +164,7 @@ def report(run_dir: Path) -> None:
 
 @app.command()
 @reports_errors
-def submit(results_file: Path, name: Optional[str] = typer.Option(None, "--name", help="submitter"),
+def submit(results_file: Path, name: str | None = typer.Option(None, "--name", help="submitter"),
            results_dir: Path = typer.Option(Path("results"), "--results-dir")) -> None:
     """Validate a results file and add it to the leaderboard in results/."""
     from mythbench.leaderboard import submit as submit_results
@@ -176,8 +176,8 @@ def submit(results_file: Path, name: Optional[str] = typer.Option(None, "--name"
 @app.command()
 @reports_errors
 def verify(path: Path = typer.Argument(Path("results")),
-           rescore: Optional[Path] = typer.Option(None, "--rescore", help="results file to re-score"),
-           checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="its run directory")) -> None:
+           rescore: Path | None = typer.Option(None, "--rescore", help="results file to re-score"),
+           checkpoint: Path | None = typer.Option(None, "--checkpoint", help="its run directory")) -> None:
     """Check results files and the leaderboard; with --rescore, re-evaluate a submitted checkpoint."""
     from mythbench.errors import ConfigError
     from mythbench.leaderboard import verify as verify_results

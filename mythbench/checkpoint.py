@@ -43,12 +43,12 @@ def evaluate_model_on(model: torch.nn.Module, family: str, task: Any, difficulti
     """Evaluate on the task's fingerprinted test sets (or the rows `indices` of each)."""
 
     def batches(d: int) -> tuple[np.ndarray, ...]:
-        b = task.test_set(d)
+        b = task.test_batch(d)
         arrays = (b.tokens, b.targets, b.mask)
         return arrays if indices is None else tuple(a[indices[indices < len(a)]] for a in arrays)
 
     if registry.get_family(family).looped:
-        loops = max_loops or EvalConfig().loops_factor * model.config.train_loops
+        loops = max_loops or EvalConfig().loops_factor * model.cfg.train_loops
         return evaluate_looped(model, batches, difficulties, loops, EvalConfig(), device)
     return evaluate_plain(model, batches, difficulties, EvalConfig(), device)
 

@@ -102,7 +102,7 @@ def evaluate_looped(model: torch.nn.Module, batches: Callable[[int], tuple[np.nd
     model.eval()
     cells, exits, diag = [], [], {"state_change": {}, "halting": {}, "expert_load": None}
     load_sum: np.ndarray | None = None
-    act = bool(getattr(model.config, "act", False))
+    act = bool(getattr(model.cfg, "act", False))
     for d in difficulties:
         tallies = [_Tally() for _ in range(max_loops)]
         exit_tallies: dict[str, _ExitTally] = {}
@@ -132,7 +132,7 @@ def evaluate_looped(model: torch.nn.Module, batches: Callable[[int], tuple[np.nd
                 chunk_load = out.expert_load.cpu().numpy() * len(tok)
                 load_sum = chunk_load if load_sum is None else load_sum + chunk_load
         cells += [t.cell(d, i + 1) for i, t in enumerate(tallies)]
-        thresholds = {"act": getattr(model.config, "act_threshold", None), "kl": cfg.kl_threshold,
+        thresholds = {"act": getattr(model.cfg, "act_threshold", None), "kl": cfg.kl_threshold,
                       "confidence": cfg.confidence_threshold, "delta_h": cfg.delta_h_threshold}
         for rule, et in exit_tallies.items():
             low, high = wilson_interval(et.correct, et.n)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from mythbench.errors import ConfigError
 
@@ -26,6 +27,7 @@ MIN_SUCCESSES = 10
 N_STARTS = 5  # L-BFGS-B runs from the best grid points; every grid point costs ~20x for the same optimum
 LOG_BOUND = (-40.0, 40.0)  # bounds on log-scale parameters; wide, only there to keep exp() finite
 
+Domain = dict[str, tuple[float, float]]
 Model = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
@@ -57,7 +59,7 @@ class FitResult:
     n_bootstrap: int
     n_failed: int
     rmse_log: float  # RMSE of log(L_pred) - log(L_obs), the scale the fit minimises on
-    domain: dict[str, tuple[float, float]]  # observed input ranges: outside them a prediction extrapolates
+    domain: Domain  # observed input ranges: outside them a prediction extrapolates
     replicates: np.ndarray = field(repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,18 +137,20 @@ def _interval(samples: np.ndarray, level: float, n_boot: int, n_failed: int) -> 
     q = (1.0 - level) / 2.0
     method = "inverted_cdf" if np.isinf(samples).any() else "linear"  # never interpolate towards inf
     lo, hi = (float(v) for v in np.quantile(samples, [q, 1.0 - q], method=method))
-    if lo == hi:
-        return Interval(None, None, f"degenerate: every bootstrap replicate gives {lo:.6g} "
-                        "(parameter at a bound, or resamples identical to the data)")
     unbounded = [end for end, v in (("low", lo), ("high", hi)) if not math.isfinite(v)]
     if unbounded:
         share = float(np.mean(np.isinf(samples)))
         return Interval(lo if math.isfinite(lo) else None, hi if math.isfinite(hi) else None,
                         f"{' and '.join(unbounded)} end unbounded: {share:.0%} of replicates are infinite")
+    if math.isclose(lo, hi, rel_tol=1e-9):
+        return Interval(None, None, f"degenerate: every bootstrap replicate gives {lo:.6g} "
+                        "(parameter at a bound, or resamples identical to the data)")
     return Interval(lo, hi)
 
 
-def _fit(law: _Law, x: np.ndarray, loss: np.ndarray, keys: list[tuple], domain: dict[str, tuple[float, float]],
+# one BLAS thread: L-BFGS-B's tiny BLAS calls run ~100x slower when threads contend for busy cores
+@threadpool_limits.wrap(limits=1, user_api="blas")
+def _fit(law: _Law, x: np.ndarray, loss: np.ndarray, keys: list[tuple], domain: Domain,
          n_bootstrap: int, level: float, seed: int, delta: float) -> FitResult:
     """Grid-started fit plus bootstrap. Repeated seeds at one input are resampled within that group."""
     logy = np.log(loss)
@@ -168,7 +172,7 @@ def _fit(law: _Law, x: np.ndarray, loss: np.ndarray, keys: list[tuple], domain: 
             idx = rng.integers(0, len(loss), len(loss))
         fit = None
         if len({keys[i] for i in idx}) >= len(law.names):  # fewer distinct inputs than parameters: unfit
-            fit = _minimise(law, x[idx], logy[idx], [theta, *grid_best[:2]], delta)
+            fit = _minimise(law, x[idx], logy[idx], [theta], delta)
         nat = None if fit is None else law.natural(fit)
         if nat is None or not np.all(np.isfinite(nat)):
             n_failed += 1
@@ -178,7 +182,7 @@ def _fit(law: _Law, x: np.ndarray, loss: np.ndarray, keys: list[tuple], domain: 
     params = law.natural(theta)
     pred, _ = law.model(theta, x)
     return FitResult(
-        law=law.name, params={n: float(v) for n, v in zip(law.names, params)},
+        law=law.name, params={n: float(v) for n, v in zip(law.names, params, strict=True)},
         intervals={n: _interval(rep[:, j], level, n_bootstrap, n_failed) for j, n in enumerate(law.names)},
         level=level, n_points=len(loss), n_bootstrap=n_bootstrap, n_failed=n_failed,
         rmse_log=float(np.sqrt(np.mean((pred - logy) ** 2))), domain=domain, replicates=rep)
@@ -197,7 +201,8 @@ def _check(columns: dict[str, Sequence[float]], positive: set[str], n_params: in
             problems.append(f"{k} contains NaN or inf")
         bad = v[np.isfinite(v) & ((v <= 0) if k in positive else (v < 0))]
         if bad.size:
-            problems.append(f"{k} must be {'positive' if k in positive else 'non-negative'}; got {bad.tolist()}")
+            sign = "positive" if k in positive else "non-negative"
+            problems.append(f"{k} must be {sign}; got {bad.tolist()}")
     n = min(lengths.values())
     if n < n_params:
         problems.append(f"{n} points, fewer than the {n_params} parameters of the {what}")
@@ -239,7 +244,7 @@ def fit_loop_worth(n_once: Sequence[float], n_rec: Sequence[float], loops: Seque
                    loss: Sequence[float], *, n_bootstrap: int = 200, level: float = 0.95, seed: int = 0,
                    delta: float = HUBER_DELTA) -> FitResult:
     """L = E + A*(N_once + r^phi*N_rec)^-alpha: phi says how many unique-parameter copies a loop is worth."""
-    rows = set(zip(np.ravel(n_once).tolist(), np.ravel(n_rec).tolist(), np.ravel(loops).tolist()))
+    rows = set(zip(*(np.ravel(v).tolist() for v in (n_once, n_rec, loops)), strict=False))  # lengths: _check
     no, nr, r, lv = _check({"n_once": n_once, "n_rec": n_rec, "loops": loops, "loss": loss},
                            {"n_rec", "loops", "loss"}, 4, len(rows), "loop-worth law")
     if len(set(r.tolist())) < 2:
@@ -251,7 +256,8 @@ def fit_loop_worth(n_once: Sequence[float], n_rec: Sequence[float], loops: Seque
         neff = x[:, 0] + rp * x[:, 1]
         pred = np.logaddexp(t[0], t[1] - t[2] * np.log(neff))
         w = 1 - np.exp(t[0] - pred)
-        return pred, np.stack([1 - w, w, -w * np.log(neff), -w * t[2] * rp * x[:, 1] * x[:, 2] / neff], axis=1)
+        dphi = -w * t[2] * rp * x[:, 1] * x[:, 2] / neff
+        return pred, np.stack([1 - w, w, -w * np.log(neff), dphi], axis=1)
 
     grid = _log_grid(np.log(lv.min() * np.array([0.05, 0.35, 0.65, 0.9])),
                      np.log(np.median(lv) * np.array([0.02, 0.1, 0.3, 1.0])), [0.05, 0.2, 0.5, 1.0],
@@ -265,8 +271,8 @@ def fit_loop_worth(n_once: Sequence[float], n_rec: Sequence[float], loops: Seque
                 n_bootstrap, level, seed, delta)
 
 
-def fit_test_time(loops: Sequence[float], loss: Sequence[float], *, n_bootstrap: int = 200, level: float = 0.95,
-                  seed: int = 0, delta: float = HUBER_DELTA) -> FitResult:
+def fit_test_time(loops: Sequence[float], loss: Sequence[float], *, n_bootstrap: int = 200,
+                  level: float = 0.95, seed: int = 0, delta: float = HUBER_DELTA) -> FitResult:
     """L(T) = L_inf + (L_0 - L_inf)*exp(-T/tau) (Parcae): assumes loss falls with loops, L_0 > L_inf."""
     tv, lv = _check({"loops": loops, "loss": loss}, {"loss"}, 3, len(set(np.ravel(loops).tolist())),
                     "test-time curve")
@@ -278,8 +284,8 @@ def fit_test_time(loops: Sequence[float], loss: Sequence[float], *, n_bootstrap:
         w = np.exp(t[0] - pred)
         return pred, np.stack([w, 1 - w, (1 - w) * k], axis=1)
 
-    grid = _log_grid(np.log(lv.min() * np.array([0.5, 0.8, 0.95])), np.log(lv.max() * np.array([0.01, 0.1, 0.5])),
-                     np.log([0.05, 0.2, 0.5, 1.5]))
+    grid = _log_grid(np.log(lv.min() * np.array([0.5, 0.8, 0.95])),
+                     np.log(lv.max() * np.array([0.01, 0.1, 0.5])), np.log([0.05, 0.2, 0.5, 1.5]))
     law = _Law("test_time", ("L_inf", "L_0", "tau"), model, grid, [LOG_BOUND, LOG_BOUND, (-15.0, 15.0)],
                lambda t: np.array([np.exp(t[0]), np.exp(t[0]) + np.exp(t[1]), np.exp(t[2]) * ref]))
     return _fit(law, tv / ref, lv, [(v,) for v in tv], {"loops": (float(tv.min()), float(tv.max()))},
@@ -317,8 +323,8 @@ def equivalence(rdt: FitResult, std: FitResult, n_rdt: float) -> Equivalence:
     lo_s, hi_s = std.domain["N"]
     notes = []
     if not math.isfinite(n_eq):
-        notes.append(f"unbounded: the RDT's fitted loss {loss:.4g} is at or below the standard law's irreducible "
-                     f"loss E={ps[0]:.4g}, so no standard size reaches it under the fitted law")
+        notes.append(f"unbounded: the RDT's fitted loss {loss:.4g} is at or below the standard law's "
+                     f"irreducible loss E={ps[0]:.4g}, so no standard size reaches it under the fitted law")
     extrapolated = not lo_r <= n_rdt <= hi_r or (math.isfinite(n_eq) and not lo_s <= n_eq <= hi_s)
     if extrapolated:
         notes.append(f"extrapolation: fitted on RDT N in [{lo_r:.3g}, {hi_r:.3g}] and standard N in "
@@ -333,44 +339,39 @@ def extrapolate_equivalence(rdt: FitResult, std: FitResult, n_target: float) -> 
     """The ratio the fitted laws imply at a size outside the RDT's fitted range (e.g. Parcae's 770M)."""
     lo, hi = rdt.domain["N"]
     if lo <= n_target <= hi:
-        raise ConfigError(f"N={n_target:.3g} lies inside the fitted range [{lo:.3g}, {hi:.3g}]; use equivalence()")
+        raise ConfigError(f"N={n_target:.3g} is inside the fitted range [{lo:.3g}, {hi:.3g}]: not an extrapolation; "
+                          "use equivalence()")
     return equivalence(rdt, std, n_target)
 
 
 def _check_points(points: Sequence[dict[str, Any]]) -> list[str]:
     """Every problem in the point list, each naming its point index."""
-    problems: list[str] = []
+    problems: list[str] = [] if points else ["no points to fit"]
     seen: set[tuple] = set()
-    if not points:
-        return ["no points to fit"]
     for i, p in enumerate(points):
         if not isinstance(p, dict):
             problems.append(f"point {i}: expected a dict, got {type(p).__name__}")
             continue
         if p.get("family") not in ("rdt", "standard"):
             problems.append(f"point {i}: family must be 'rdt' or 'standard'; got {p.get('family')!r}")
-        for key, need in (("params", True), ("loss", True), ("loops", False), ("n_once", False), ("n_rec", False)):
-            v = p.get(key)
-            if v is None:
-                if need:
-                    problems.append(f"point {i}: missing {key!r}")
-            elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0 \
-                    or (v == 0 and key != "n_once"):
-                problems.append(f"point {i}: {key} must be a finite {'non-negative' if key == 'n_once' else 'positive'}"
-                                f" number; got {v!r}")
-        if "seed" not in p:
-            problems.append(f"point {i}: missing 'seed'")
+        problems += [f"point {i}: missing {k!r}" for k in ("params", "loss", "seed") if p.get(k) is None]
+        for k in ("params", "loss", "loops", "n_once", "n_rec"):
+            v, floor = p.get(k), 0 if k == "n_once" else math.ulp(0)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))
+                                  or not math.isfinite(v) or v < floor):
+                sign = "non-negative" if k == "n_once" else "positive"
+                problems.append(f"point {i}: {k} must be a finite {sign} number; got {v!r}")
         key = (p.get("family"), p.get("params"), p.get("loops"), p.get("seed"))
         if key in seen:
-            problems.append(f"point {i}: duplicate of an earlier point (family, params, loops, seed) = {key}")
+            problems.append(f"point {i}: duplicates an earlier (family, params, loops, seed) = {key}")
         seen.add(key)
     return problems
 
 
-def fit_results(points: Sequence[dict[str, Any]], *, n_bootstrap: int = 200, level: float = 0.95, seed: int = 0,
-                comparison: str = "matched-token", rdt_loops: int | None = None,
+def fit_results(points: Sequence[dict[str, Any]], *, n_bootstrap: int = 200, level: float = 0.95,
+                seed: int = 0, comparison: str = "matched-token", rdt_loops: int | None = None,
                 project_to: Sequence[float] = (770e6,)) -> dict[str, Any]:
-    """Fit everything the scale command reports; `comparison` labels what N means (matched tokens or FLOPs)."""
+    """Fit everything `mythbench scale` reports; `comparison` labels what N is matched on (tokens or FLOPs)."""
     problems = _check_points(points)
     if problems:
         raise ConfigError(problems)
@@ -392,7 +393,7 @@ def fit_results(points: Sequence[dict[str, Any]], *, n_bootstrap: int = 200, lev
     if problems:
         raise ConfigError(problems)
     fits: dict[str, FitResult] = {}
-    for fam, pts in (("rdt", [p for p in rdt if rdt_loops is None or p.get("loops") == rdt_loops]),
+    for fam, pts in (("rdt", [p for p in rdt if rdt_loops in (None, p.get("loops"))]),
                      ("standard", [p for p in points if p["family"] == "standard"])):
         if not pts:
             notes.append(f"no {fam} points: no {fam} law and no equivalence table")
@@ -404,7 +405,8 @@ def fit_results(points: Sequence[dict[str, Any]], *, n_bootstrap: int = 200, lev
     loop_worth = None
     if len(loop_counts) > 1:
         try:
-            loop_worth = fit_loop_worth(*([p[k] for p in rdt] for k in ("n_once", "n_rec", "loops", "loss")), **kw)
+            cols = ([p[k] for p in rdt] for k in ("n_once", "n_rec", "loops", "loss"))
+            loop_worth = fit_loop_worth(*cols, **kw)
         except ConfigError as err:
             problems += [f"loop-worth law: {m}" for m in err.problems]
     else:
@@ -414,13 +416,13 @@ def fit_results(points: Sequence[dict[str, Any]], *, n_bootstrap: int = 200, lev
     test_time = []
     for n in sorted({p["params"] for p in rdt}):
         pts = [p for p in rdt if p["params"] == n]
-        if len({p["loops"] for p in pts}) >= 3:
+        if len({p.get("loops") for p in pts} - {None}) >= 3:
             fit = fit_test_time([p["loops"] for p in pts], [p["loss"] for p in pts], **kw)
             test_time.append({"params": n, "fit": fit.to_dict()})
     table, projections = [], []
     if len(fits) == 2:
         table = [equivalence(fits["rdt"], fits["standard"], n).to_dict()
-                 for n in sorted({p["params"] for p in rdt if rdt_loops is None or p["loops"] == rdt_loops})]
+                 for n in sorted({p["params"] for p in rdt if rdt_loops in (None, p.get("loops"))})]
         lo, hi = fits["rdt"].domain["N"]
         projections = [extrapolate_equivalence(fits["rdt"], fits["standard"], n).to_dict()
                        for n in project_to if not lo <= n <= hi]
@@ -450,7 +452,8 @@ def format_fit_table(result: dict[str, Any]) -> str:
     """Markdown for a fit_results() dict; projections are headed as extrapolations, not findings."""
     pct = f"{result['level']:.0%}"
     lines = [f"### Scaling fits ({result['comparison']} comparison; {pct} bootstrap intervals)", "",
-             "| law | parameters [interval] | points | failed/bootstrap | RMSE log L |", "|---|---|---|---|---|"]
+             "| law | parameters [interval] | points | failed/bootstrap | RMSE log L |", "|---|---|---|---|---|",
+             ]
     lines += [_fit_row(f"L(N) {fam}", fit) for fam, fit in result["families"].items()]
     if result["loop_worth"] is not None:
         lines.append(_fit_row("loop worth (rdt)", result["loop_worth"]))
@@ -460,8 +463,9 @@ def format_fit_table(result: dict[str, Any]) -> str:
                         ("EXTRAPOLATION: ratio the fitted laws imply far outside the fitted sizes",
                          result["projections"])):
         if rows:
-            lines += ["", f"### {title}", "", f"| N rdt | fitted L rdt | N_eq standard | N_eq/N | {pct} interval "
-                      "| note |", "|---|---|---|---|---|---|"]
+            lines += ["", f"### {title}", "",
+                      f"| N rdt | fitted L rdt | N_eq standard | N_eq/N | {pct} interval | note |",
+                      "|---|---|---|---|---|---|"]
             lines += [f"| {r['n_rdt']:.4g} | {r['loss_rdt']:.4g} | {_num(r['n_eq'])} | {_num(r['ratio'])} "
                       f"| {_ci(r['ratio_interval'])} | {r['note']} |" for r in rows]
     if result["notes"]:

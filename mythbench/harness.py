@@ -117,7 +117,7 @@ def _seed_result(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, run_dir:
               "early_exit": [], "diagnostics": {}}
     if outcome.status == "complete":
         difficulties = sorted(set(task.spec.train_difficulties) | set(task.spec.test_difficulties))
-        batches = lambda d: _arrays(task.test_set(d))  # noqa: E731
+        batches = lambda d: _arrays(task.test_batch(d))  # noqa: E731
         if family.looped:
             evaluation = evaluate_looped(model, batches, difficulties, cfg.eval.loops_factor * train_loops,
                                          cfg.eval, cfg.device)

@@ -47,7 +47,7 @@ def show(v: Any) -> str:
     if isinstance(v, list):
         return "an array"
     text = repr(v)
-    return text if len(text) <= 60 else text[:57] + "..."
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 class Node:

@@ -247,7 +247,9 @@ class MoE(nn.Module):
     """DeepSeekMoE FFN: n_shared_experts always-on experts (fused into one SwiGLU) plus top_k of n_experts
     fine-grained routed experts. The router input gets a learned per-loop embedding so each loop can pick
     different experts. Balance: a per-loop selection bias that never touches the gate values (DeepSeek-V3
-    aux-loss-free, stepped by update_bias after each optimizer step) and/or an auxiliary loss.
+    aux-loss-free, stepped by update_bias after each optimizer step) and/or an auxiliary loss. Unlike V3 the
+    bias is added to the router logits, not the scores: a saturated softmax leaves the losing experts' scores
+    all near 0, and a bias on scores then moves them in lockstep so every token herds to one of them.
 
     After every call `aux_loss` (already weighted, or None) and `load` ([n_experts] fraction of routed
     assignments) describe that call; the caller reads them right away."""
@@ -280,8 +282,12 @@ class MoE(nn.Module):
             self._buffers[n] = b.to(device=self._buffers[n].device, dtype=torch.float32)
         return self
 
+    def __getstate__(self) -> dict:
+        """Per-call stats are not state; dropping them lets deepcopy/pickle work right after a forward."""
+        return {**self.__dict__, "aux_loss": None, "load": None}
+
     def route(self, x: Tensor, loop: int = 0) -> tuple[Tensor, Tensor, Tensor]:
-        """x [N, d] -> (idx [N, k], gates [N, k], scores [N, E]); computed in fp32 so ties do not flip."""
+        """x [N, d] -> (idx [N, k], gates [N, k], scores [N, E]); router math in fp32 whatever the dtype."""
         t = min(loop, self.expert_bias.shape[0] - 1)
         logits = F.linear((x + self.router_loop.weight[t]).float(), self.router.weight.float())
         scores = logits.softmax(-1) if self.router_act == "softmax" else logits.sigmoid()

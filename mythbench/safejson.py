@@ -84,7 +84,7 @@ def parse_json_bytes(data: bytes, max_depth: int = MAX_DEPTH) -> Any:
     try:
         return json.loads(text, parse_constant=NonFinite, object_pairs_hook=_pairs)
     except json.JSONDecodeError as e:
-        raise ConfigError(f"not valid JSON: {e.msg} at line {e.lineno}, column {e.colno}") from None
+        raise ConfigError(f"not valid JSON: {e.msg} (line {e.lineno}, column {e.colno})") from None
     except ValueError as e:  # e.g. an integer literal of thousands of digits
         raise ConfigError(f"not valid JSON: {e}") from None
 
@@ -95,14 +95,17 @@ def read_json_file(path: Path, max_bytes: int = MAX_BYTES) -> Any:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not block us
     except OSError as e:
         raise ConfigError(f"cannot open {path}: {e.strerror}") from None
-    with os.fdopen(fd, "rb") as f:
-        info = os.fstat(f.fileno())
+    try:
+        info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             raise ConfigError(f"{path} is not a regular file")
         if info.st_size > max_bytes:
             raise ConfigError(f"the file is {info.st_size:,} bytes; the limit for a results file is "
                               f"{max_bytes:,} bytes")
-        data = f.read(max_bytes + 1)
+        with os.fdopen(os.dup(fd), "rb") as f:
+            data = f.read(max_bytes + 1)
+    finally:
+        os.close(fd)
     if len(data) > max_bytes:
         raise ConfigError(f"the file grew beyond the {max_bytes:,}-byte limit while being read")
     return parse_json_bytes(data)

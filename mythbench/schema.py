@@ -121,6 +121,7 @@ def _check_model(m: dict, path: str, doc: dict, out: list[str]) -> None:
     task = doc.get("task") if isinstance(doc.get("task"), dict) else {}
     difficulties = set(ints(task.get("train_difficulties"))) | set(ints(task.get("test_difficulties")))
     seeds = set(ints(doc.get("seeds")))
+    seeds_listed = isinstance(doc.get("seeds"), list)
     fam = m.get("family")
     info = _Model(path, fam, m.get("train_loops") if is_int(m.get("train_loops")) else None,
                   ints(m.get("eval_loops")))
@@ -138,15 +139,17 @@ def _check_model(m: dict, path: str, doc: dict, out: list[str]) -> None:
     allowed_loops: set[int | None] = set(info.eval_loops) if fam == "rdt" else {None}
     run_seeds: dict[int, str] = {}
     grid: tuple[str, set] | None = None
+    before, values_ok = len(out), True
     for rp, run in dicts(m.get("runs"), f"{path}.runs"):
         seed = run.get("seed")
         if is_int(seed):
             if seed in run_seeds:
                 out.append(f"{rp}.seed: duplicate seed {seed} (also {run_seeds[seed]})")
-            elif seed not in seeds:
+            elif seeds_listed and seed not in seeds:
                 out.append(f"{rp}.seed: {seed} is not listed in the top-level seeds")
             run_seeds.setdefault(seed, rp)
-        table, cis = _check_cells(run.get("cells"), f"{rp}.cells", difficulties, allowed_loops, fam, out)
+        table, cis, keys = _check_cells(run.get("cells"), f"{rp}.cells", difficulties, allowed_loops, fam,
+                                        out)
         for ep, e in dicts(run.get("early_exit"), f"{rp}.early_exit"):
             _check_counts(e, ep, out)
             if is_int(e.get("difficulty")) and e["difficulty"] not in difficulties:
@@ -159,10 +162,13 @@ def _check_model(m: dict, path: str, doc: dict, out: list[str]) -> None:
             continue
         if isinstance(run.get("cells"), list) and not run["cells"]:
             out.append(f"{rp}.cells: a complete run has no cells")
+        values_ok &= isinstance(run.get("cells"), list) and set(table) == keys
+        if not isinstance(run.get("cells"), list):
+            continue
         if grid is None:
-            grid = (rp, set(table))
-        elif set(table) != grid[1]:
-            diff = sorted(grid[1] ^ set(table), key=repr)[:3]
+            grid = (rp, keys)
+        elif keys != grid[1]:
+            diff = sorted(grid[1] ^ keys, key=repr)[:3]
             out.append(f"{rp}.cells: evaluated on a different (difficulty, loops) grid than {grid[0]}, "
                        f"e.g. {', '.join(map(str, diff))}")
         info.tables.append(table)
@@ -170,11 +176,12 @@ def _check_model(m: dict, path: str, doc: dict, out: list[str]) -> None:
     if doc.get("status") == "complete" and isinstance(m.get("runs"), list):
         for s in sorted(seeds - set(run_seeds)):
             out.append(f"{path}.runs: no run for seed {s} although status is 'complete'")
-    _check_summary(m.get("summary"), info, task, out)
+    # Summary values derive from the runs: once those are wrong, what the summary should say is unknown.
+    _check_summary(m.get("summary"), info, task, out, check_values=values_ok and len(out) == before)
 
 
 def _check_cells(cells: Any, path: str, difficulties: set[int], allowed_loops: set[int | None], fam: Any,
-                 out: list[str]) -> tuple[dict, dict]:
+                 out: list[str]) -> tuple[dict, dict, set]:
     table: dict[tuple[int, int | None], float] = {}
     cis: dict[tuple[int, int | None], tuple[Any, Any]] = {}
     first: dict[tuple, str] = {}
@@ -197,10 +204,10 @@ def _check_cells(cells: Any, path: str, difficulties: set[int], allowed_loops: s
         if is_num(c.get("accuracy")):
             table[d, loops] = c["accuracy"]
             cis[d, loops] = (c.get("ci_low"), c.get("ci_high"))
-    return table, cis
+    return table, cis, set(first)
 
 
-def _check_summary(summary: Any, info: _Model, task: dict, out: list[str]) -> None:
+def _check_summary(summary: Any, info: _Model, task: dict, out: list[str], check_values: bool) -> None:
     """Summary means must equal the means of the cells over complete runs; one seed: its Wilson interval."""
     split_of = {"train": set(ints(task.get("train_difficulties"))),
                 "test": set(ints(task.get("test_difficulties")))}
@@ -215,6 +222,8 @@ def _check_summary(summary: Any, info: _Model, task: dict, out: list[str]) -> No
             out.append(f"{sp}: duplicate summary for difficulty {d} (also {seen[d]})")
             continue
         seen[d] = sp
+        if not check_values:
+            continue
         if not info.tables:
             out.append(f"{sp}: a summary entry but no complete run to summarise")
             continue
@@ -358,7 +367,7 @@ def check_submittable(doc: Any) -> list[str]:
         out.append(f"status: {show(doc['status'])}; only complete runs can be submitted (rerun the same "
                    "command: it resumes where it stopped)")
     seeds = set(ints(doc.get("seeds")))
-    if len(seeds) < MIN_SEEDS:
+    if isinstance(doc.get("seeds"), list) and len(seeds) < MIN_SEEDS:
         out.append(f"seeds: {len(seeds)} distinct seed(s) {sorted(seeds)}; a submission needs at least "
                    f"{MIN_SEEDS} (a quick-preset run has one); {hint}")
     train, test = ints(task.get("train_difficulties")), ints(task.get("test_difficulties"))

@@ -40,11 +40,12 @@ class Task:
     """Generates train and test batches for one spec; test instances never occur in training data.
 
     Disjointness: instance space is split in two halves by a hash of the input tokens
-    (`tasks.base.in_test_region`). Test batches are drawn from the test half only; training batches at
-    a difficulty that is also a test difficulty come from the other half only. Elsewhere training
-    batches are left unfiltered, so tiny instance spaces (parity with 2 bits) keep their natural
-    distribution. Lengths (parity, state) or the difficulty itself (khop's k token, chain length, BFS
-    depth) differ between difficulties, so instances of different difficulties can never coincide.
+    (`tasks.base.in_test_region`). At every test difficulty, test batches come from the test half only
+    and training batches from the other half only. At other difficulties both splits draw from the
+    whole space (from different random streams): tiny instance spaces (parity with 2 bits) keep their
+    natural distribution, and no test set is defined there. Lengths (parity, state) or the difficulty
+    itself (khop's k, chain length, BFS depth) differ between difficulties, so instances of different
+    difficulties never coincide.
     """
 
     def __init__(self, spec: TaskSpec, family: Family):
@@ -94,14 +95,11 @@ class Task:
         rng = np.random.default_rng(
             [int(seed), SPLIT_IDS[split], int(difficulty), stable_hash32(self.spec.family)]
         )
-        if split == "test":
-            want: bool | None = True
-        else:
-            want = False if difficulty in self.spec.test_difficulties else None
+        want = (split == "test") if difficulty in self.spec.test_difficulties else None
         return self._draw(rng, int(difficulty), int(n), want)
 
     def test_batch(self, difficulty: int) -> Batch:
-        """The official test set at one test difficulty: the data the fingerprint covers."""
+        """The official evaluation set at `difficulty`; at the test difficulties, what the fingerprint covers."""
         return self.generate("test", difficulty, self.spec.examples["test"], TEST_SEED)
 
     def fingerprint(self) -> str:

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 
 from mythbench import RDTConfig, RecurrentDepthTransformer
 
+INJECTIONS = ["lti", "additive", "concat", "none"]
+
 
 def tiny(**kw) -> RDTConfig:
     base = dict(vocab_size=11, d_model=16, n_heads=2, n_kv_heads=1, ffn_hidden=32, n_experts=4, top_k=2,
@@ -50,6 +52,8 @@ def test_output_shapes_and_fields():
     assert out.expert_load.shape == (5, 4)
     torch.testing.assert_close(out.expert_load.sum(-1), torch.ones(5))
     assert out.aux_loss.shape == () and out.ponder_cost.shape == ()
+    assert out.seq_state_change.shape == (5, 2)
+    torch.testing.assert_close(out.state_change, out.seq_state_change.mean(1))
     assert out.state_change[0] == 1.0  # first loop starts from the zero state
     assert torch.all(out.state_change >= 0)
     plain = RecurrentDepthTransformer(tiny()).forward_detailed(x)
@@ -96,7 +100,7 @@ def test_all_loops_equals_separate_runs(case):
         torch.testing.assert_close(every.logits[t - 1], single.logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(every.state_change, single.state_change)
     if model.act is not None:  # the case is only meaningful if positions halt at different loops
-        assert 1 < len(every.halt_steps.unique()) and every.halt_steps.min() < T
+        assert len(every.halt_steps.unique()) > 1 and every.halt_steps.min() < T
         torch.testing.assert_close(every.halt_steps, single.halt_steps)
         torch.testing.assert_close(every.ponder_cost, single.ponder_cost)
 
@@ -126,7 +130,7 @@ def test_act_ponder_cost_has_gradient_towards_halting():
     assert model.act.bias.grad.item() < 0  # gradient descent raises the halting probability
 
 
-@pytest.mark.parametrize("injection", ["lti", "additive", "concat", "none"])
+@pytest.mark.parametrize("injection", INJECTIONS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_64_loops_stay_finite_at_init(injection, dtype):
     model = RecurrentDepthTransformer(tiny(injection=injection, ffn="moe", act=True)).to(dtype)
@@ -175,7 +179,8 @@ def test_lora_at_init_changes_nothing(attention):
     adapted = RecurrentDepthTransformer(tiny(attention=attention, lora_rank=4)).eval()
     missing, unexpected = adapted.load_state_dict(base.state_dict(), strict=False)
     assert not unexpected and missing and all(k.startswith("lora.") for k in missing)
-    torch.testing.assert_close(adapted(x, loops=6, all_loops=True), base(x, loops=6, all_loops=True), atol=0, rtol=0)
+    same = adapted(x, loops=6, all_loops=True), base(x, loops=6, all_loops=True)
+    torch.testing.assert_close(*same, atol=0, rtol=0)
     perturb(adapted)
     assert not torch.allclose(adapted(x, loops=6), base(x, loops=6))
 
@@ -191,7 +196,8 @@ def test_truncated_backprop_only_reaches_the_last_loops():
         model.zero_grad(set_to_none=True)
         model.forward_detailed(x, loops=4, grad_loops=k).logits.square().mean().backward()
         grads[k] = {n: None if p.grad is None else p.grad.clone() for n, p in model.named_parameters()}
-    assert all(g is None for n, g in grads[0].items() if n.startswith(("recurrent.", "prelude.", "injection.")))
+    upstream = ("recurrent.", "prelude.", "injection.")
+    assert all(g is None for n, g in grads[0].items() if n.startswith(upstream))
     assert grads[0]["coda.0.attn.q.weight"] is not None
     q = "recurrent.0.attn.q.weight"
     assert grads[1][q] is not None and not torch.allclose(grads[1][q], grads[None][q])
@@ -206,7 +212,7 @@ def test_learned_positions_reject_longer_sequences():
         model(tokens(seq=9))
 
 
-COMBOS = list(itertools.product(["mha", "gqa", "mla"], ["dense", "moe"], ["lti", "additive", "concat", "none"]))
+COMBOS = list(itertools.product(["mha", "gqa", "mla"], ["dense", "moe"], INJECTIONS))
 
 
 @pytest.mark.parametrize("attention, ffn, injection", COMBOS)

@@ -53,7 +53,8 @@ def _model(name: str, family: str, role: str, seeds: Sequence[int], task: TaskId
             if looped:
                 exit_cell = make_cell(rng, difficulties[-1], None, n)
                 del exit_cell["loops"], exit_cell["token_accuracy"], exit_cell["loss"]
-                run["early_exit"] = [{**exit_cell, "rule": "delta_h", "threshold": 0.01, "mean_loops": 2.5}]
+                run["early_exit"] = [{**exit_cell, "rule": "delta_h", "threshold": 0.01,
+                                      "mean_loops": len(eval_loops) / 2 + 0.5}]
                 run["diagnostics"] = {"spectral_radius": 0.93, "state_change": {"4": [0.5, 0.1]}}
         runs.append(run)
     entry = {"name": name, "family": family, "role": role, "model_config": {"d_model": 32, "nested": {"a": [1]}},

@@ -1,0 +1,102 @@
+"""Variable binding: follow a chain of assignments (x7 = x3, x3 = x9, x9 = 5) to the query's value.
+
+Pointer chasing with a fixed point: once the value is reached nothing changes, so extra loops cannot
+overshoot. The context always holds the same number of statements; the query's chain uses `difficulty`
+of them and distractor chains fill the rest, so the benchmark varies depth, not length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from tasks.base import PAD, Batch, Family, Param, Solution
+
+ASSIGN, QUERY = "=", "?"
+
+
+class Chain(Family):
+    """`statements` shuffled triples `lhs = rhs`, then `? q =`; only the final `=` is scored (q's value).
+
+    Every variable is assigned exactly once and every chain ends in a value, so q has one answer,
+    reached after exactly `difficulty` hops. Distractor chains break after each statement with
+    probability 1/difficulty, so their lengths resemble the query chain's and chain length is no cue.
+    """
+
+    name = "chain"
+    params_schema = {
+        "statements": Param(64, "assignments per instance (the fixed context)", minimum=1),
+        "variables": Param(80, "distinct variable names x0..x{variables-1}", minimum=1),
+        "values": Param(10, "distinct values 0..values-1", minimum=2),
+    }
+
+    def check_combination(self) -> list[str]:
+        if self.params["variables"] < self.params["statements"]:
+            return [
+                f"params: variables ({self.params['variables']}) must be at least statements "
+                f"({self.params['statements']}): every statement assigns a different variable"
+            ]
+        return []
+
+    def build_vocab(self) -> list[str]:
+        names = [f"x{i}" for i in range(self.params["variables"])]
+        values = [str(v) for v in range(self.params["values"])]
+        return [PAD, ASSIGN, QUERY, *names, *values]
+
+    def difficulty_range(self) -> tuple[int, int]:
+        return 1, self.params["statements"]
+
+    def seq_len(self, difficulty: int) -> int:
+        return 3 * self.params["statements"] + 3
+
+    def sample(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
+        m, v, d = self.params["statements"], self.params["variables"], difficulty
+        first_var, first_value = self.id("x0"), self.id("0")
+        # Slot s assigns variable names[s]; slots 0..d-1 are the query chain, the rest distractors.
+        names = rng.permuted(np.broadcast_to(np.arange(v), (n, v)), axis=1)[:, :m]
+        ends = np.zeros((n, m), dtype=bool)  # slot s ends its chain: its rhs is a value, not names[s+1]
+        ends[:, d:] = rng.random((n, m - d)) < 1.0 / d
+        ends[:, d - 1] = True
+        ends[:, m - 1] = True
+        values = rng.integers(0, self.params["values"], size=(n, m), dtype=np.int64) + first_value
+        next_name = np.concatenate([names[:, 1:], names[:, :1]], axis=1) + first_var
+        rhs = np.where(ends, values, next_name)
+        lhs = names + first_var
+
+        order = rng.permuted(np.broadcast_to(np.arange(m), (n, m)), axis=1)
+        tokens = np.empty((n, 3 * m + 3), dtype=np.int64)
+        tokens[:, 0 : 3 * m : 3] = np.take_along_axis(lhs, order, axis=1)
+        tokens[:, 1 : 3 * m : 3] = self.id(ASSIGN)
+        tokens[:, 2 : 3 * m : 3] = np.take_along_axis(rhs, order, axis=1)
+        tokens[:, 3 * m] = self.id(QUERY)
+        tokens[:, 3 * m + 1] = lhs[:, 0]
+        tokens[:, 3 * m + 2] = self.id(ASSIGN)
+        targets = np.zeros_like(tokens)
+        targets[:, -1] = values[:, d - 1]
+        mask = np.zeros(tokens.shape, dtype=bool)
+        mask[:, -1] = True
+        return Batch(tokens, targets, mask)
+
+    def solve(self, tokens: Sequence[str]) -> Solution:
+        """Read the assignments into a dict, then follow them from the query; hints = variables visited."""
+        *body, query_mark, query, last = tokens
+        if query_mark != QUERY or last != ASSIGN or len(body) % 3:
+            raise ValueError("chain: expected statements 'lhs = rhs' followed by '? q ='")
+        binding: dict[str, str] = {}
+        for i in range(0, len(body), 3):
+            lhs, eq, rhs = body[i : i + 3]
+            if eq != ASSIGN or lhs in binding:
+                raise ValueError(f"chain: malformed or repeated assignment {lhs} {eq} {rhs}")
+            binding[lhs] = rhs
+        visited = [query]
+        current = query
+        while current in binding:
+            current = binding[current]
+            if current in visited:
+                raise ValueError(f"chain: cycle through {current}")
+            visited.append(current)
+        if not current.isdigit():
+            raise ValueError(f"chain: {current} is never assigned")
+        targets: list[str | None] = [None] * (len(tokens) - 1) + [current]
+        return Solution(targets=targets, difficulty=len(visited) - 1, hints=visited)

@@ -1,0 +1,59 @@
+"""Finding tasks: families by name in code, benchmark tasks by name from the packaged YAML specs.
+
+Adding a task means adding a YAML file here (or passing your own file to `load_task_file`); adding a
+family means one module and one line in FAMILIES. Nothing outside `tasks/` has to change.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+from mythbench.errors import ConfigError
+from tasks.base import Family
+from tasks.chain import Chain
+from tasks.graph import Graph
+from tasks.khop import KHop
+from tasks.parity import Parity
+from tasks.spec import parse_spec, read_yaml
+from tasks.state import State
+from tasks.task import Task
+
+FAMILIES: dict[str, type[Family]] = {f.name: f for f in (Parity, State, KHop, Chain, Graph)}
+
+
+def _spec_dir() -> Path:
+    return Path(str(resources.files("tasks")))
+
+
+def list_tasks() -> list[str]:
+    """Names of the packaged benchmark tasks (one YAML spec each), sorted."""
+    return sorted(p.stem for p in _spec_dir().glob("*.yaml"))
+
+
+def load_task_file(path: str | Path) -> Task:
+    """A task from any YAML spec file, validated like the packaged ones; ConfigError lists every problem."""
+    path = Path(path)
+    spec, family = parse_spec(read_yaml(path), FAMILIES, str(path))
+    return Task(spec, family)
+
+
+@cache
+def _builtin(name: str) -> Task:
+    task = load_task_file(_spec_dir() / f"{name}.yaml")
+    if task.spec.name != name:
+        raise ConfigError(f"{name}.yaml: the spec's name {task.spec.name!r} must match its file name")
+    return task
+
+
+def get_task(name: str) -> Task:
+    """A packaged task by name, or a task from a YAML file when `name` ends in .yaml/.yml."""
+    if not isinstance(name, str):
+        raise ConfigError(f"task name must be a string, got {type(name).__name__}")
+    if name.endswith((".yaml", ".yml")):
+        return load_task_file(name)
+    known = list_tasks()
+    if name not in known:
+        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(known)} (or give a .yaml file)")
+    return _builtin(name)

@@ -1,0 +1,230 @@
+"""Scaling fits: parameter recovery with honest intervals, loud rejection of bad input, and N_eq algebra."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mythbench.errors import ConfigError
+from mythbench.fits import (
+    FitResult,
+    equivalence,
+    extrapolate_equivalence,
+    fit_loop_worth,
+    fit_power_law,
+    fit_results,
+    fit_test_time,
+    format_fit_table,
+)
+
+NOISE = 0.015  # multiplicative lognormal noise, like seed-to-seed spread of small runs
+
+
+def _noisy(loss: np.ndarray, seed: int) -> np.ndarray:
+    return loss * np.exp(np.random.default_rng(seed).normal(0.0, NOISE, loss.shape))
+
+
+def _power_data(seed: int, e: float = 1.8, a: float = 400.0, alpha: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    n = np.repeat(np.logspace(4, 7, 8), 3)  # 3 seeds per size: the bootstrap resamples within sizes
+    return n, _noisy(e + a * n**-alpha, seed)
+
+
+def _loop_data(seed: int) -> tuple[np.ndarray, ...]:
+    once, loops = np.meshgrid([2e4, 5e4, 1e5, 3e5, 1e6], [1, 2, 4, 8, 16])
+    once, loops = once.ravel(), loops.ravel().astype(float)
+    rec = 2 * once
+    return once, rec, loops, _noisy(1.5 + 300.0 * (once + loops**0.46 * rec) ** -0.3, seed)
+
+
+def _hand_law(e: float, a: float, alpha: float, reps: np.ndarray | None = None) -> FitResult:
+    """A power-law result with chosen parameters, to test the N_eq algebra without fitting noise."""
+    reps = np.empty((0, 3)) if reps is None else reps
+    return FitResult("power_law", {"E": e, "A": a, "alpha": alpha}, {}, 0.95, 10, len(reps), 0, 0.0,
+                     {"N": (1e4, 1e7)}, reps)
+
+
+def _coverage_and_error(fits: list[FitResult], key: str, true: float) -> tuple[float, float]:
+    inside = [f.intervals[key].available and f.intervals[key].low <= true <= f.intervals[key].high for f in fits]
+    return float(np.mean(inside)), float(np.median([abs(f.params[key] - true) / true for f in fits]))
+
+
+def test_power_law_recovers_parameters_with_covering_intervals() -> None:
+    fits = [fit_power_law(*_power_data(s), n_bootstrap=100, seed=s) for s in range(20)]
+    coverage, err = _coverage_and_error(fits, "alpha", 0.3)
+    assert coverage >= 0.7
+    assert err < 0.05
+    e_coverage, e_err = _coverage_and_error(fits, "E", 1.8)  # the floor is the least constrained parameter
+    assert e_coverage >= 0.7 and e_err < 0.15
+    assert all(f.n_failed == 0 and f.n_points == 24 and f.rmse_log < 3 * NOISE for f in fits)
+
+
+def test_loop_worth_recovers_phi() -> None:
+    fits = [fit_loop_worth(*_loop_data(s), n_bootstrap=100, seed=s) for s in range(10)]
+    coverage, err = _coverage_and_error(fits, "phi", 0.46)
+    assert coverage >= 0.7
+    assert err < 0.1
+    assert _coverage_and_error(fits, "alpha", 0.3)[1] < 0.1
+
+
+def test_test_time_curve_recovers_tau_and_endpoints() -> None:
+    loops = np.repeat(np.arange(1.0, 17.0), 2)
+    fits = [fit_test_time(loops, _noisy(1.2 + 1.8 * np.exp(-loops / 3.0), s), n_bootstrap=100, seed=s)
+            for s in range(15)]
+    coverage, err = _coverage_and_error(fits, "tau", 3.0)
+    assert coverage >= 0.7
+    assert err < 0.1
+    assert _coverage_and_error(fits, "L_inf", 1.2)[1] < 0.03
+    assert _coverage_and_error(fits, "L_0", 3.0)[1] < 0.05
+
+
+def test_degenerate_input_lists_every_problem() -> None:
+    with pytest.raises(ConfigError) as exc:
+        fit_power_law([1e3, -5.0, float("nan")], [1.0, 0.0])
+    text = " | ".join(exc.value.problems)
+    assert len(exc.value.problems) == 5, text
+    for fragment in ("mismatched lengths", "N contains NaN", "N must be positive", "loss must be positive",
+                     "fewer than the 3 parameters"):
+        assert fragment in text
+    with pytest.raises(ConfigError, match="only 1 distinct inputs"):
+        fit_power_law([1e4] * 5, [2.0, 2.1, 2.2, 2.3, 2.4])
+    with pytest.raises(ConfigError, match="2 distinct loop counts"):
+        fit_loop_worth([1e4, 2e4, 3e4, 4e4], [1e4, 2e4, 3e4, 4e4], [4, 4, 4, 4], [3.0, 2.8, 2.7, 2.6])
+    with pytest.raises(ConfigError, match="loss contains NaN or inf"):
+        fit_test_time([1, 2, 3, 4], [3.0, 2.5, float("inf"), 2.0])
+
+
+def test_too_many_failed_bootstrap_fits_make_intervals_unavailable() -> None:
+    n = np.array([1e4, 1e5, 1e6])  # exactly as many points as parameters: most resamples cannot be fitted
+    fit = fit_power_law(n, 1.8 + 400.0 * n**-0.3, n_bootstrap=50)
+    assert fit.n_failed > 10
+    for iv in fit.intervals.values():
+        assert not iv.available and iv.low is None and iv.high is None
+        assert "bootstrap fits succeeded" in iv.reason
+    json.dumps(fit.to_dict(), allow_nan=False)
+
+
+def test_identical_resamples_report_degenerate_interval_not_zero_width() -> None:
+    n = np.repeat(np.logspace(4, 7, 5), 2)
+    fit = fit_power_law(n, 1.8 + 400.0 * n**-0.3, n_bootstrap=20)  # duplicates: every resample equals the data
+    assert fit.n_failed == 0
+    assert all(not iv.available and iv.reason.startswith("degenerate") for iv in fit.intervals.values())
+    no_boot = fit_power_law(n, 1.8 + 400.0 * n**-0.3, n_bootstrap=0)
+    assert all(iv.reason == "no bootstrap requested" for iv in no_boot.intervals.values())
+
+
+def test_identical_laws_give_ratio_one() -> None:
+    n, loss = _power_data(0)
+    rdt, std = fit_power_law(n, loss, n_bootstrap=100, seed=1), fit_power_law(n, loss, n_bootstrap=100, seed=2)
+    eq = equivalence(rdt, std, 1e5)
+    assert eq.ratio == pytest.approx(1.0, rel=1e-9)
+    assert eq.ratio_interval.available and eq.ratio_interval.low <= 1.0 <= eq.ratio_interval.high
+    assert not eq.extrapolated and not eq.unbounded
+
+
+def test_known_shift_gives_analytic_ratio() -> None:
+    n = np.logspace(4, 7, 10)
+    k, e, a, alpha = 1.7, 1.8, 400.0, 0.3
+    std = fit_power_law(n, e + a * n**-alpha, n_bootstrap=0)
+    rdt = fit_power_law(n, e + a * (k * n) ** -alpha, n_bootstrap=0)  # the RDT at N does what std does at kN
+    assert equivalence(rdt, std, 3e5).ratio == pytest.approx(k, rel=1e-3)
+    # different exponents: compare with the closed form N_eq = (A_s / (L_r(N) - E_s))^(1/alpha_s)
+    rdt_h, std_h = _hand_law(1.9, 250.0, 0.35), _hand_law(1.8, 400.0, 0.3)
+    loss = 1.9 + 250.0 * 2e5**-0.35
+    eq = equivalence(rdt_h, std_h, 2e5)
+    assert eq.loss_rdt == pytest.approx(loss)
+    assert eq.n_eq == pytest.approx((400.0 / (loss - 1.8)) ** (1 / 0.3), rel=1e-12)
+    assert eq.ratio == pytest.approx(eq.n_eq / 2e5)
+
+
+def test_rdt_loss_below_standard_floor_is_unbounded_and_says_so() -> None:
+    rng = np.random.default_rng(0)
+    # some replicates put the RDT's loss above the standard floor (finite N_eq), most below it (infinite)
+    reps_r = np.column_stack([rng.uniform(1.0, 1.85, 100), np.full(100, 4.0), np.full(100, 0.3)])
+    reps_s = np.column_stack([np.full(100, 1.8), np.full(100, 400.0), np.full(100, 0.3)])
+    eq = equivalence(_hand_law(1.2, 4.0, 0.3, reps_r), _hand_law(1.8, 400.0, 0.3, reps_s), 1e7)
+    assert eq.unbounded and eq.n_eq is None and eq.ratio is None
+    assert "unbounded" in eq.note and "irreducible" in eq.note
+    iv = eq.ratio_interval
+    assert iv.low is not None and math.isfinite(iv.low) and iv.high is None and "high end unbounded" in iv.reason
+    json.dumps(eq.to_dict(), allow_nan=False)
+
+
+def test_extrapolation_is_flagged_and_refused_inside_range() -> None:
+    rdt, std = _hand_law(1.8, 300.0, 0.3), _hand_law(1.8, 400.0, 0.3)
+    eq = extrapolate_equivalence(rdt, std, 770e6)
+    assert eq.extrapolated and "extrapolation" in eq.note
+    assert eq.ratio == pytest.approx((400.0 / 300.0) ** (1 / 0.3))
+    with pytest.raises(ConfigError, match="inside the fitted range"):
+        extrapolate_equivalence(rdt, std, 1e5)
+    with pytest.raises(ConfigError, match="positive finite"):
+        equivalence(rdt, std, float("nan"))
+
+
+@settings(max_examples=15, deadline=None)
+@given(scale=st.floats(1e-3, 1e3), seed=st.integers(0, 1000))
+def test_fitted_alpha_is_invariant_to_the_unit_of_n(scale: float, seed: int) -> None:
+    n, loss = _power_data(seed)
+    base, scaled = fit_power_law(n, loss, n_bootstrap=0), fit_power_law(n * scale, loss, n_bootstrap=0)
+    assert scaled.params["alpha"] == pytest.approx(base.params["alpha"], rel=1e-4)
+    assert scaled.params["E"] == pytest.approx(base.params["E"], rel=1e-4)
+    assert scaled.params["A"] == pytest.approx(base.params["A"] * scale ** base.params["alpha"], rel=1e-3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(laws=st.tuples(*[st.floats(0.1, 3.0), st.floats(1.0, 1e3), st.floats(0.05, 1.0)] * 2),
+       sizes=st.tuples(st.floats(1e3, 1e9), st.floats(1e3, 1e9)))
+def test_equivalent_size_grows_with_rdt_size(laws: tuple[float, ...], sizes: tuple[float, float]) -> None:
+    rdt, std = _hand_law(*laws[:3]), _hand_law(*laws[3:])
+    small, large = (equivalence(rdt, std, n).n_eq for n in sorted(sizes))
+    small, large = (math.inf if v is None else v for v in (small, large))
+    assert small <= large * (1 + 1e-9)
+
+
+def _points() -> list[dict]:
+    pts = []
+    for n in np.logspace(4, 6.5, 6):
+        for s in range(3):
+            rng = np.random.default_rng([int(n), s])
+            pts.append({"family": "standard", "params": float(n), "seed": s,
+                        "loss": float((2.0 + 300.0 * n**-0.3) * np.exp(rng.normal(0, NOISE)))})
+            for r in (1, 2, 4, 8):
+                loss = (2.0 + 300.0 * (0.4 * n + r**0.46 * 0.6 * n) ** -0.3) * np.exp(rng.normal(0, NOISE))
+                pts.append({"family": "rdt", "params": float(n), "seed": s, "loops": r, "loss": float(loss),
+                            "n_once": 0.4 * n, "n_rec": 0.6 * n})
+    return pts
+
+
+def test_fit_results_end_to_end_is_json_safe_and_formats() -> None:
+    result = fit_results(_points(), n_bootstrap=30)
+    json.dumps(result, allow_nan=False)
+    assert result["rdt_loops"] == 8 and any("loops=8" in n for n in result["notes"])
+    assert set(result["families"]) == {"rdt", "standard"}
+    assert result["loop_worth"]["params"]["phi"] == pytest.approx(0.46, abs=0.1)
+    assert len(result["test_time"]) == 6 and len(result["equivalence"]) == 6
+    expected = 0.4 + 8**0.46 * 0.6  # N_eff / N at 8 loops under the generating law
+    assert np.median([row["ratio"] for row in result["equivalence"]]) == pytest.approx(expected, rel=0.15)
+    (proj,) = result["projections"]
+    assert proj["n_rdt"] == 770e6 and proj["extrapolated"]
+    table = format_fit_table(result)
+    assert "matched-token" in table and "EXTRAPOLATION" in table and "| L(N) rdt |" in table
+
+
+def test_fit_results_lists_every_bad_point() -> None:
+    bad = [{"family": "moe", "params": -1, "loss": float("nan"), "seed": 0},
+           {"family": "rdt", "params": 1e4, "loss": 2.0},
+           {"family": "standard", "params": 1e4, "loss": 2.0, "seed": 0, "loops": 0},
+           {"family": "standard", "params": 1e4, "loss": 2.1, "seed": 0, "loops": 0}]
+    with pytest.raises(ConfigError) as exc:
+        fit_results(bad)
+    text = " | ".join(exc.value.problems)
+    for fragment in ("point 0: family", "point 0: params", "point 0: loss", "point 1: missing 'seed'",
+                     "point 2: loops", "point 3: duplicates"):
+        assert fragment in text
+    with pytest.raises(ConfigError, match="standard law: only 2 distinct"):
+        fit_results([{"family": "standard", "params": n, "loss": 3.0 - i / 10, "seed": i % 2}
+                     for i, n in enumerate([1e4, 1e4, 1e5, 1e5])])

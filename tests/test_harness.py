@@ -1,0 +1,120 @@
+"""The harness end to end with tiny models: determinism, resume after SIGKILL, divergence, one-pass grid."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from mythbench import harness
+from mythbench.config import EvalConfig, resolve_run_config
+from mythbench.evaluate import evaluate_looped
+from mythbench.model import RDTConfig, RecurrentDepthTransformer
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2",
+        "train.steps=12", "train.batch_size=8", "train.warmup_steps=2", "train.checkpoint_every=4",
+        "eval.loops_factor=2", "baselines=[iso-param]"]
+
+
+def _cells(results: dict) -> list:
+    return [(m["name"], r["seed"], r["status"], r["cells"], r["early_exit"]) for m in results["models"]
+            for r in m["runs"]]
+
+
+def _run(tmp_path: Path, name: str, extra: list[str] | None = None) -> dict:
+    cfg = resolve_run_config("parity", "quick", None, TINY + (extra or []))
+    return harness.run_benchmark(cfg, tmp_path / name, "test")
+
+
+@pytest.mark.slow
+def test_same_seed_same_numbers_and_a_complete_run_directory(tmp_path):
+    a = _run(tmp_path, "a")
+    b = _run(tmp_path, "b")
+    assert _cells(a) == _cells(b)
+    run_dir = tmp_path / "a"
+    for name in ("results.json", "config.yaml", "log.txt", "report.md", "cells.csv", "summary.csv",
+                 "models/rdt/seed0/model.safetensors", "models/rdt/seed0/train_state.pt",
+                 "models/iso-param/seed0/config.json"):
+        assert (run_dir / name).exists(), name
+    assert a["status"] == "complete" and a["task"]["fingerprint"]
+    rdt = next(m for m in a["models"] if m["name"] == "rdt")
+    assert rdt["eval_loops"] == [1, 2, 3, 4]
+    assert {c["loops"] for c in rdt["runs"][0]["cells"]} == {1, 2, 3, 4}
+    assert not list(run_dir.rglob("*.tmp")), "a temporary file was left behind"
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
+    reference = _run(tmp_path, "reference")
+    out = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "cli", "run", "parity", "--out", str(out)]
+    for s in TINY:
+        cmd += ["--set", s]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = out / "models" / "rdt" / "seed0" / "train_state.pt"
+    deadline = time.time() + 120
+    while not state.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (out / "results.json").exists(), "the run finished before it could be killed"
+    done = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    resumed = json.loads((out / "results.json").read_text())
+    assert _cells(resumed) == _cells(reference)
+
+
+@pytest.mark.slow
+def test_a_diverging_model_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch):
+    real_train = harness.train_model
+
+    def train_with_nan_baseline(model, *args, **kwargs):
+        if ":iso-param:" in kwargs["desc"]:
+            forward = model.forward_detailed
+
+            def poisoned(*a, **k):
+                out = forward(*a, **k)
+                out.logits = out.logits * float("nan")
+                return out
+
+            model.forward_detailed = poisoned
+        return real_train(model, *args, **kwargs)
+
+    monkeypatch.setattr(harness, "train_model", train_with_nan_baseline)
+    results = _run(tmp_path, "nan")
+    runs = {m["name"]: m["runs"][0] for m in results["models"]}
+    assert runs["iso-param"]["status"] == "diverged" and runs["iso-param"]["cells"] == []
+    assert runs["rdt"]["status"] == "complete" and runs["rdt"]["cells"]
+    assert "diverged" in (tmp_path / "nan" / "report.md").read_text()
+
+
+def test_a_changed_config_does_not_mix_into_an_existing_run_dir(tmp_path):
+    cfg = resolve_run_config("parity", "quick", None, TINY)
+    harness.prepare_run_dir(tmp_path, cfg)
+    other = resolve_run_config("parity", "quick", None, [*TINY, "train.steps=13"])
+    with pytest.raises(Exception, match="different config"):
+        harness.prepare_run_dir(tmp_path, other)
+
+
+def test_one_pass_grid_equals_separate_runs_per_loop_count():
+    torch.manual_seed(0)
+    model = RecurrentDepthTransformer(RDTConfig(vocab_size=6, d_model=16, n_heads=2, train_loops=2)).eval()
+    tokens = torch.randint(0, 6, (40, 10))
+    targets = torch.randint(0, 6, (40, 10))
+    mask = torch.rand(40, 10) < 0.5
+    batches = lambda d: (tokens.numpy(), targets.numpy(), mask.numpy())  # noqa: E731
+    grid = evaluate_looped(model, batches, [3], 5, EvalConfig(chunk_size=16))["cells"]
+    for cell in grid:
+        with torch.no_grad():
+            pred = model(tokens, loops=cell["loops"]).argmax(-1)
+        exact = ((pred == targets) | ~mask).all(-1)
+        assert cell["correct"] == int(exact.sum()) and cell["n"] == 40

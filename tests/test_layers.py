@@ -1,0 +1,99 @@
+"""Building blocks: norms, rope, the three attentions (causality, GQA sharing, MLA latent cache), LoRA."""
+
+import pytest
+import torch
+
+from mythbench import RDTConfig, RecurrentDepthTransformer
+from mythbench.layers import Attention, LoRA, MLAttention, RMSNorm, Rotary, TransformerBlock
+
+
+def cfg(**kw) -> RDTConfig:
+    base = dict(vocab_size=13, d_model=32, n_heads=4, n_kv_heads=2, kv_latent_dim=12, rope_head_dim=4,
+                ffn_hidden=48, expert_hidden=8, n_experts=4)  # fmt: skip
+    return RDTConfig(**{**base, **kw})
+
+
+def test_rmsnorm_unit_rms_and_output_dtype_follows_weight():
+    norm = RMSNorm(8, 1e-6)
+    y = norm(torch.randn(3, 8) * 100)
+    torch.testing.assert_close(y.pow(2).mean(-1), torch.ones(3), atol=1e-4, rtol=1e-4)
+    assert norm.to(torch.bfloat16)(torch.randn(2, 8)).dtype == torch.bfloat16  # fp32 state in, bf16 out
+
+
+def test_rope_preserves_norm_and_scores_depend_on_relative_position_only():
+    rope = Rotary(8, 10000.0)
+    q, k = torch.randn(1, 8), torch.randn(1, 8)
+    torch.testing.assert_close(rope(q, offset=5).norm(), q.norm())
+    scores = [(rope(q, offset=m) * rope(k, offset=m - 3)).sum() for m in (3, 7, 40)]
+    torch.testing.assert_close(scores[0], scores[1])
+    torch.testing.assert_close(scores[0], scores[2])
+    assert not torch.allclose((rope(q, offset=9) * rope(k, offset=3)).sum(), scores[0])
+
+
+@pytest.mark.parametrize("attention", ["mha", "gqa", "mla"])
+@pytest.mark.parametrize("positional", ["rope", "learned", "none"])
+def test_causal_model_ignores_the_future_and_bidirectional_does_not(attention, positional):
+    torch.manual_seed(0)
+    x = torch.randint(0, 13, (2, 10))
+    y = x.clone()
+    y[:, 6:] = (y[:, 6:] + 1) % 13
+    causal = RecurrentDepthTransformer(cfg(attention=attention, positional=positional)).eval()
+    torch.testing.assert_close(causal(x)[:, :6], causal(y)[:, :6])
+    both = RecurrentDepthTransformer(cfg(attention=attention, positional=positional, causal=False)).eval()
+    assert not torch.allclose(both(x)[:, :6], both(y)[:, :6])
+
+
+def test_gqa_equals_mha_with_kv_heads_repeated_per_group():
+    torch.manual_seed(0)
+    gqa, mha = Attention(cfg(attention="gqa")), Attention(cfg(attention="mha"))
+    assert gqa.k.weight.shape == (2 * 8, 32)  # 2 K/V heads of width 8 serve 4 query heads
+    with torch.no_grad():
+        mha.q.weight.copy_(gqa.q.weight)
+        mha.o.weight.copy_(gqa.o.weight)
+        for name in ("k", "v"):
+            w = getattr(gqa, name).weight.view(2, 8, 32).repeat_interleave(2, dim=0).reshape(32, 32)
+            getattr(mha, name).weight.copy_(w)
+    x = torch.randn(3, 7, 32)
+    torch.testing.assert_close(gqa(x), mha(x), atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("q_latent_dim", [0, 6])
+@pytest.mark.parametrize("positional", ["rope", "none"])
+def test_mla_decodes_from_a_latent_cache_equal_to_the_full_forward(q_latent_dim, positional):
+    torch.manual_seed(0)
+    mla = MLAttention(cfg(attention="mla", q_latent_dim=q_latent_dim, positional=positional)).eval()
+    x = torch.randn(2, 9, 32)
+    full = mla(x)
+    cache_c, cache_k, steps = [], [], []
+    for i in range(9):
+        c_kv, k_rope = mla.latent_kv(x[:, i : i + 1], offset=i)
+        assert c_kv.shape == (2, 1, 12) and k_rope.shape == (2, 1, 4)  # per position: latent + ONE rope key
+        cache_c.append(c_kv)
+        cache_k.append(k_rope)
+        steps.append(mla.attend(x[:, i : i + 1], torch.cat(cache_c, 1), torch.cat(cache_k, 1), offset=i))
+    torch.testing.assert_close(torch.cat(steps, 1), full, atol=1e-5, rtol=1e-5)
+    prefix = mla.attend(x[:, 5:], torch.cat(cache_c, 1), torch.cat(cache_k, 1), offset=5)  # chunked prefill
+    torch.testing.assert_close(prefix, full[:, 5:], atol=1e-5, rtol=1e-5)
+
+
+def test_mla_rope_key_is_shared_across_heads():
+    mla = MLAttention(cfg(attention="mla"))
+    assert mla.kv_down.out_features == 12 + 4  # latent + a single rope_head_dim key, not n_heads of them
+    assert mla.q.out_features == 4 * (8 + 4)  # every head has its own nope + rope query
+
+
+def test_lora_clamps_loops_beyond_the_last_adapter():
+    lora = LoRA({"q": (6, 5)}, rank=2, n_loops=3)
+    with torch.no_grad():
+        lora.B["q"].normal_()
+    x = torch.randn(4, 6)
+    assert not torch.allclose(lora("q", x, 0), lora("q", x, 2))
+    torch.testing.assert_close(lora("q", x, 2), lora("q", x, 50))
+
+
+def test_block_is_reusable_outside_the_loop():
+    """A standard transformer is a stack of the same blocks with loop=0 and no LoRA."""
+    block = TransformerBlock(cfg(ffn="moe"), moe=True)
+    x = torch.randn(2, 5, 32)
+    assert block(x).shape == x.shape
+    assert block.ffn.load is not None and torch.isclose(block.ffn.load.sum(), torch.tensor(1.0))

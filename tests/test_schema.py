@@ -1,0 +1,253 @@
+"""The results.json schema: path-qualified messages, every problem at once, and properties over documents."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hostile.factory import DELETE, TOY, make_results, mutated
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mythbench.errors import ConfigError
+from mythbench.jsonshape import Arr, Nullable, Obj
+from mythbench.leaderboard import TaskIdentity
+from mythbench.safejson import canonical_json, content_hash, json_depth, parse_json_bytes, walk_problems
+from mythbench.schema import RUN_V1, check_schema, check_submittable, leaderboard_difficulties, validate
+
+BASE = make_results()
+DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "results-schema.md"
+
+
+def dotted(path: tuple) -> str:
+    """('models', 0, 'runs') -> 'models[0].runs', the form the validator's messages use."""
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else key)
+    return out
+
+
+def required_paths(node: Any, value: Any, path: tuple = ()) -> list[tuple]:
+    """Every required field present in value, found by walking the schema together with the document."""
+    if isinstance(node, Nullable):
+        node = node.node
+    out: list[tuple] = []
+    if isinstance(node, Obj) and isinstance(value, dict):
+        for key, child in node.required.items():
+            out += [path + (key,)] + required_paths(child, value[key], path + (key,))
+        for key, child in node.optional.items():
+            if key in value:
+                out += required_paths(child, value[key], path + (key,))
+    elif isinstance(node, Arr) and isinstance(value, list):
+        for i, x in enumerate(value):
+            out += required_paths(node.item, x, path + (i,))
+    return out
+
+
+def all_paths(value: Any, path: tuple = ()) -> list[tuple]:
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    return [path] + [p for k, x in items for p in all_paths(x, path + (k,))]
+
+
+def leaf(doc: Any, path: tuple) -> Any:
+    for key in path:
+        doc = doc[key]
+    return doc
+
+
+REQUIRED = required_paths(RUN_V1, BASE)
+# one representative path per schema field (first array element), for an exhaustive check
+FIELDS = list({re.sub(r"\[\d+\]", "[]", dotted(p)): p for p in REQUIRED}.values())
+NUMERIC = [p for p in all_paths(BASE) if p and isinstance(leaf(BASE, p), (int, float))
+           and not isinstance(leaf(BASE, p), bool)]
+PATHS = all_paths(BASE)[1:]
+REQUIRED_SET = set(REQUIRED)
+
+
+def test_the_base_document_is_valid_and_submittable() -> None:
+    assert check_schema(BASE) == [] and check_submittable(BASE) == []
+    validate(BASE)
+    assert len(FIELDS) > 60 and len(NUMERIC) > 500
+
+
+def test_messages_name_the_exact_place() -> None:
+    doc = mutated(BASE, ("models", 0, "runs", 1, "cells", 3, "accuracy"), 1.2)
+    assert "models[0].runs[1].cells[3].accuracy: 1.2 is not in [0, 1]" in check_schema(doc)
+    with pytest.raises(ConfigError) as err:
+        validate(doc)
+    assert err.value.problems == check_schema(doc)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    doc = mutated(BASE, ("wall_time_s",), -1)
+    doc = mutated(doc, ("git", "commit"), "nope")
+    doc = mutated(doc, ("models", 1, "runs", 2, "cells", 0, "correct"), 99)
+    doc = mutated(doc, ("models", 0, "params", "unique"), 1.5)
+    doc = mutated(doc, ("environment",), DELETE)
+    problems = check_schema(doc)
+    for start in ("wall_time_s: -1 is not >= 0", "git.commit: 'nope' does not match",
+                  "models[1].runs[2].cells[0].correct: 99 is more than n = 32",
+                  "models[0].params.unique: expected an integer, got 1.5", "environment: required field is missing"):
+        assert any(p.startswith(start) for p in problems), start
+
+
+@pytest.mark.parametrize("path", FIELDS, ids=dotted)
+def test_deleting_each_schema_field_is_reported_by_name(path: tuple) -> None:
+    name = dotted(path)
+    assert any(p.startswith(f"{name}: ") and "missing" in p for p in check_schema(mutated(BASE, path, DELETE)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(REQUIRED))
+def test_any_document_with_a_required_field_deleted_is_rejected_naming_it(path: tuple) -> None:
+    name = dotted(path)
+    assert any(p.startswith(f"{name}: ") and "missing" in p for p in check_schema(mutated(BASE, path, DELETE)))
+
+
+@st.composite
+def tasks(draw: st.DrawFn) -> TaskIdentity:
+    train = sorted(draw(st.lists(st.integers(1, 40), min_size=1, max_size=3, unique=True)))
+    test = sorted(draw(st.lists(st.integers(1, 80), min_size=1, max_size=4, unique=True)))
+    return TaskIdentity("t" + draw(st.text("abcxyz0123_-", max_size=8)), draw(st.integers(1, 99)), TOY.fingerprint,
+                        tuple(train), tuple(test))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seeds=st.lists(st.integers(0, 2**31), min_size=1, max_size=4, unique=True), n=st.integers(1, 300),
+       rng_seed=st.integers(0, 2**32 - 1), train_loops=st.integers(1, 3), task=tasks(), data=st.data())
+def test_valid_documents_with_random_values_are_accepted(seeds, n, rng_seed, train_loops, task, data) -> None:
+    diverged = data.draw(st.lists(st.sampled_from(seeds), unique=True))
+    doc = make_results(seeds, task=task, n=n, rng_seed=rng_seed, train_loops=train_loops, diverged=diverged)
+    assert check_schema(doc) == []
+    assert check_schema(parse_json_bytes(json.dumps(doc, indent=1).encode())) == []
+    submittable = len(seeds) - len(diverged) >= 3
+    assert (check_submittable(doc) == []) == submittable
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.sampled_from(NUMERIC), st.sampled_from([math.nan, math.inf, -math.inf]))
+def test_a_non_finite_numeric_leaf_is_rejected_in_python_and_in_json_text(path: tuple, value: float) -> None:
+    doc = mutated(BASE, path, value)
+    assert f"{dotted(path)}: {value!r} is not allowed; every number must be finite" in check_schema(doc)
+    literal = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[repr(value)]
+    parsed = parse_json_bytes(json.dumps(doc).encode())
+    assert f"{dotted(path)}: {literal} is not allowed; every number must be finite" in check_schema(parsed)
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=8)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(PATHS), json_values)
+def test_any_replacement_is_reported_never_raised(path: tuple, value: Any) -> None:
+    doc = mutated(BASE, path, value)
+    assert isinstance(check_submittable(doc), list)
+    old = leaf(BASE, path)
+    retyped = type(value) is not type(old) and not (isinstance(value, int) and isinstance(old, float))
+    if path in REQUIRED_SET and value is not None and retyped and not isinstance(old, (dict, list)):
+        assert check_schema(doc), f"{dotted(path)} = {value!r} accepted"  # a typed field of another type
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
+def test_arbitrary_bytes_parse_or_raise_config_error(data: bytes) -> None:
+    try:
+        doc = parse_json_bytes(data)
+    except ConfigError as e:
+        assert e.problems
+    else:
+        assert isinstance(check_submittable(doc), list)
+
+
+def test_kinds_and_versions_dispatch() -> None:
+    assert check_schema({**BASE, "kind": "scale"}) == ["kind: 'scale' is not a known kind for schema_version 1 "
+                                                       "(known: 'run')"]
+    assert check_schema({**BASE, "schema_version": 7})[0].startswith("schema_version: 7 is not a known schema")
+    assert check_schema({**BASE, "schema_version": True})[0].startswith("schema_version: true is not a known")
+    assert check_schema([BASE]) == ["top level: expected a JSON object, got an array"]
+
+
+def test_one_seed_reference_results_pass_the_schema_but_are_not_submittable() -> None:
+    doc = make_results(seeds=(0,), preset="quick")
+    assert check_schema(doc) == []
+    assert any("mythbench run toy --preset standard" in p for p in check_submittable(doc))
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("models", 0, "summary", 1, "acc_at_train_loops", "std"), 0.5, "acc_at_train_loops.std: 0.5 is not the standard"),
+    (("models", 0, "summary", 1, "overthinking_drop"), 0.3, "overthinking_drop: 0.3 is not best.mean"),
+    (("models", 0, "summary", 0, "split"), "test", "split: difficulty 2 is not a test difficulty"),
+    (("models", 1, "summary", 0, "best", "loops"), 3, "best.loops: must be null for family 'standard'"),
+    (("models", 0, "summary", 0, "acc_at_max_loops"), None, "acc_at_max_loops: null, but the cells"),
+    (("models", 0, "train_loops"), 9, "models[0].train_loops: 9 is not in eval_loops"),
+    (("models", 0, "eval_loops"), None, "models[0].eval_loops: required for family 'rdt', got null"),
+    (("models", 1, "runs", 0, "cells", 0, "loops"), 2, "cells[0].loops: must be null for family 'standard'"),
+    (("models", 1, "runs", 0, "early_exit"), BASE["models"][0]["runs"][0]["early_exit"], "must be empty for family"),
+    (("models", 0, "runs", 0, "early_exit", 0, "mean_loops"), 5.5, "mean_loops: 5.5 exceeds the largest eval loop"),
+    (("models", 0, "runs", 0, "diagnostics", "spectral_radius"), 1.5, "spectral_radius: 1.5 is not in [0, 1]"),
+    (("models", 0, "role"), "ablation:../x", "models[0].role: 'ablation:../x' does not match"),
+    (("task", "train_difficulties"), [2, 4, 4], "task.train_difficulties: duplicate difficulty 4"),
+])
+def test_semantic_rules(path: tuple, value: Any, message: str) -> None:
+    problems = check_schema(mutated(BASE, path, value))
+    assert any(message in p for p in problems), problems
+
+
+def test_a_single_seed_summary_interval_is_that_cells_wilson_interval() -> None:
+    doc = make_results(seeds=(0,))
+    assert check_schema(doc) == []
+    doc["models"][1]["summary"][0]["acc_at_train_loops"]["ci_low"] = 0.0
+    assert any("acc_at_train_loops.ci_low: 0.0 is not the single seed's cell interval" in p
+               for p in check_schema(doc))
+
+
+def test_best_loops_must_be_a_best_loop_count() -> None:
+    summary = BASE["models"][0]["summary"][1]
+    worse = next(k for k in range(1, 5) if k != summary["best"]["loops"])
+    problems = check_schema(mutated(BASE, ("models", 0, "summary", 1, "best", "loops"), worse))
+    assert any(f"best.loops: {worse} is not the best loop count" in p or "best.mean" in p for p in problems)
+
+
+def test_leaderboard_difficulties() -> None:
+    assert leaderboard_difficulties([2, 4, 8, 16], [16, 24, 32, 48, 64]) == (16, 32, 64)
+    assert leaderboard_difficulties([4], [6, 10]) == (4, 10, 10)  # a tie goes to the harder one
+    assert leaderboard_difficulties([6], [8, 12, 16, 24, 32]) == (6, 12, 32)
+
+
+def test_json_safety_helpers() -> None:
+    assert json_depth('{"a": "[[[[{{{{", "b": [[1]], "c": "\\"[["}') == 3
+    assert json_depth("[]" * 10) == 1
+    doc = {"b": [1, 2.5, "é"], "a": None}
+    assert content_hash(doc) == content_hash(json.loads(json.dumps(doc, indent=3)))
+    assert canonical_json(doc) == '{"a":null,"b":[1,2.5,"é"]}'.encode()
+    assert walk_problems({"a": {1, 2}}) == ["a: a set is not a JSON value"]
+    assert walk_problems(parse_json_bytes(b'{"x": {"k": 1, "k": 2}}')) == ["x: duplicate key 'k'"]
+    assert parse_json_bytes(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}  # a UTF-8 byte-order mark is tolerated
+
+
+def test_the_schema_document_names_every_field() -> None:
+    doc = DOC_PATH.read_text()
+    names = {re.sub(r"\[\d+\]", "", dotted(p)).split(".")[-1] for p in REQUIRED}
+    names |= {k for node in (RUN_V1,) for k in _optional_keys(node)}
+    missing = sorted(n for n in names if f"`{n}`" not in doc)
+    assert not missing, f"docs/results-schema.md does not mention {missing}"
+
+
+def _optional_keys(node: Any) -> set[str]:
+    if isinstance(node, Nullable):
+        return _optional_keys(node.node)
+    if isinstance(node, Arr):
+        return _optional_keys(node.item)
+    if isinstance(node, Obj):
+        keys = set(node.optional)
+        for child in [*node.required.values(), *node.optional.values()]:
+            keys |= _optional_keys(child)
+        return keys
+    return set()

@@ -1,0 +1,269 @@
+"""Submission, the leaderboard, verify and the re-scoring comparison."""
+
+from __future__ import annotations
+
+import csv
+import json
+import multiprocessing
+import sys
+import types
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from hostile.corpus import CASES
+from hostile.factory import TOY, fake_lookup, make_results
+
+from mythbench.board import COLUMNS, CSV_NAME, MD_NAME, md_escape, read_board, render_markdown
+from mythbench.errors import ConfigError
+from mythbench.leaderboard import compare_rescore, submit, verify
+from mythbench.safejson import content_hash
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under root with its bytes (None for directories)."""
+    return {p.relative_to(root).as_posix(): None if p.is_dir() else p.read_bytes() for p in sorted(root.rglob("*"))}
+
+
+def write(path: Path, doc: dict, **kwargs) -> Path:
+    path.write_text(json.dumps(doc, **kwargs))
+    return path
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A results directory that already holds one submission (the corpus' base document)."""
+    root = tmp_path_factory.mktemp("board")
+    base = make_results(rng_seed=1)
+    submit(write(root / "base.json", base), root / "results", "alice", fake_lookup)
+    return root / "results", base
+
+
+def test_corpus_has_at_least_40_distinct_cases() -> None:
+    assert len(CASES) >= 40
+    assert len({c.id for c in CASES}) == len(CASES)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
+def test_hostile_file_is_refused_clearly_and_writes_nothing(case, board, tmp_path: Path) -> None:
+    results, base = board
+    before = snapshot(results)
+    path = case.build(tmp_path, base)
+    with pytest.raises(ConfigError) as err:
+        submit(path, results, case.name, fake_lookup)
+    text = "\n".join(err.value.problems)
+    for words in case.expect:
+        assert words in text, f"{case.id}: {words!r} not in:\n{text}"
+    assert snapshot(results) == before
+
+
+def test_valid_result_round_trips_into_the_leaderboard(tmp_path: Path) -> None:
+    doc = make_results(seeds=(3, 5, 7))
+    results = tmp_path / "results"
+    out = submit(write(tmp_path / "r.json", doc), results, "Ada Lovelace", fake_lookup)
+    assert out.content_hash == content_hash(doc)
+    assert out.stored == results / "submissions" / "toy" / f"{out.content_hash}.json"
+    assert json.loads(out.stored.read_text()) == doc
+    rows = read_board(results)
+    assert rows == out.rows and [r["model"] for r in rows] == ["rdt", "std-iso-param"]
+    rdt = rows[0]
+    summary = {s["difficulty"]: s for s in doc["models"][0]["summary"]}
+    assert (rdt["d_train"], rdt["d_2x"], rdt["d_max"]) == ("4", "8", "12")
+    assert float(rdt["acc_max"]) == summary[12]["acc_at_train_loops"]["mean"]
+    assert float(rdt["low_2x"]) == summary[8]["acc_at_train_loops"]["ci_low"]
+    assert rdt["best_loops_max"] == str(summary[12]["best"]["loops"])
+    assert (rdt["seeds"], rdt["submitter"], rdt["task_version"]) == ("3 5 7", "Ada Lovelace", "3")
+    md = (results / MD_NAME).read_text()
+    assert "## toy v3" in md and "| Ada Lovelace |" in md and f"{summary[12]['acc_at_train_loops']['mean']:.3f}" in md
+    assert verify(results) == []
+
+    before = snapshot(results)  # the same content, formatted differently, is the same submission
+    with pytest.raises(ConfigError, match="already on the leaderboard"):
+        submit(write(tmp_path / "again.json", doc, indent=4, sort_keys=True), results, "Bob", fake_lookup)
+    assert snapshot(results) == before
+
+
+def test_one_seed_result_is_refused_with_the_standard_preset_hint(tmp_path: Path) -> None:
+    path = write(tmp_path / "r.json", make_results(seeds=(0,), preset="quick"))
+    with pytest.raises(ConfigError) as err:
+        submit(path, tmp_path / "results", None, fake_lookup)
+    assert any("mythbench run toy --preset standard" in p for p in err.value.problems)
+    assert not (tmp_path / "results").exists()
+
+
+def test_every_problem_is_listed_together(board, tmp_path: Path) -> None:
+    results, base = board
+    doc = {**base, "status": "incomplete"}
+    with pytest.raises(ConfigError) as err:
+        submit(write(tmp_path / "r.json", doc), results, "x/y", fake_lookup)
+    assert [p.split(":")[0] for p in err.value.problems] == ["name", "status"]
+    with pytest.raises(ConfigError) as err:  # a valid document already on the board, by a bad name
+        submit(write(tmp_path / "r.json", base), results, "x/y", fake_lookup)
+    assert len(err.value.problems) == 2 and err.value.problems[0].startswith("name: 'x/y' is not allowed")
+    assert err.value.problems[1].startswith("this results file is already on the leaderboard")
+
+
+def test_unvalidated_task_names_are_never_looked_up(tmp_path: Path) -> None:
+    asked: list[str] = []
+
+    def lookup(name: str):
+        asked.append(name)
+        return fake_lookup(name)
+
+    for bad in ("evil.yaml", "../toy", "toy/../../x", "/etc/passwd.yml"):
+        path = write(tmp_path / "r.json", {**make_results(), "task": {**make_results()["task"], "name": bad}})
+        with pytest.raises(ConfigError, match="task.name"):
+            submit(path, tmp_path / "results", None, lookup)
+    assert asked == [] and not (tmp_path / "results").exists()
+
+
+def _submit_one(args: tuple[str, str, int]) -> str:
+    src, results, i = args
+    return submit(Path(src), Path(results), f"worker-{i}", fake_lookup).content_hash
+
+
+@pytest.mark.parametrize("pool", ["processes", "threads"])
+def test_concurrent_submits_all_land_and_the_csv_stays_whole(pool: str, tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    jobs = [(str(write(tmp_path / f"r{i}.json", make_results(rng_seed=100 + i))), str(results), i)
+            for i in range(6)]
+    executor = (ProcessPoolExecutor(6, mp_context=multiprocessing.get_context("fork")) if pool == "processes"
+                else ThreadPoolExecutor(6))
+    with executor:
+        hashes = list(executor.map(_submit_one, jobs))
+    rows = read_board(results)
+    assert len(rows) == 12 and {r["content_hash"] for r in rows} == set(hashes)
+    with open(results / CSV_NAME, newline="") as f:
+        assert all(len(r) == len(COLUMNS) for r in csv.reader(f))
+    assert verify(results) == []
+
+
+def test_default_lookup_is_the_task_suite(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = types.SimpleNamespace(name=TOY.name, version=TOY.version, train_difficulties=list(TOY.train_difficulties),
+                                 test_difficulties=list(TOY.test_difficulties))
+    asked = []
+
+    def get_task(name: str):
+        asked.append(name)
+        return types.SimpleNamespace(spec=spec, fingerprint=lambda: TOY.fingerprint)
+
+    monkeypatch.setitem(sys.modules, "tasks", types.SimpleNamespace(get_task=get_task))
+    submit(write(tmp_path / "r.json", make_results()), tmp_path / "results")
+    assert asked == ["toy"] and read_board(tmp_path / "results")[0]["submitter"] == "anonymous"
+
+
+# --- verify
+
+
+@pytest.fixture()
+def submitted(tmp_path: Path) -> Path:
+    results = tmp_path / "results"
+    for i in range(2):
+        submit(write(tmp_path / f"r{i}.json", make_results(rng_seed=i)), results, "alice", fake_lookup)
+    assert verify(results) == []
+    return results
+
+
+def test_verify_empty_or_missing(tmp_path: Path) -> None:
+    assert verify(tmp_path) == []
+    assert verify(tmp_path / "nope") == [f"{tmp_path / 'nope'}: no such file or directory"]
+
+
+def test_verify_reference_results_need_the_schema_but_not_three_seeds(tmp_path: Path) -> None:
+    ref = tmp_path / "reference" / "toy"
+    ref.mkdir(parents=True)
+    write(ref / "results.json", make_results(seeds=(0,), preset="quick"))
+    assert verify(tmp_path) == []
+    assert verify(ref / "results.json") == []
+    bad = make_results(seeds=(0,))
+    bad["models"][0]["runs"][0]["cells"][0]["accuracy"] = 2.0
+    write(ref / "results.json", bad)
+    assert any(p.startswith("reference/toy/results.json: models[0].runs[0].cells[0].accuracy: 2.0 is not in")
+               for p in verify(tmp_path))
+
+
+def test_verify_catches_a_tampered_csv_value(submitted: Path) -> None:
+    text = (submitted / CSV_NAME).read_text()
+    row = read_board(submitted)[0]
+    (submitted / CSV_NAME).write_text(text.replace(f",{row['acc_max']},", ",0.999,", 1))
+    problems = verify(submitted)
+    assert any("acc_max disagree with the stored file" in p for p in problems)
+    assert any(p.startswith(MD_NAME) for p in problems)  # the markdown no longer matches the tampered CSV
+
+
+def test_verify_catches_an_edited_markdown(submitted: Path) -> None:
+    (submitted / MD_NAME).write_text((submitted / MD_NAME).read_text().replace("alice", "mallory"))
+    assert verify(submitted) == [f"{MD_NAME}: differs from the table generated from {CSV_NAME} (it is generated; "
+                                 "do not edit it by hand)"]
+
+
+def test_verify_catches_stored_files_that_disagree_with_the_board(submitted: Path) -> None:
+    stored = sorted((submitted / "submissions" / "toy").iterdir())
+    doc = json.loads(stored[0].read_text())
+    doc["wall_time_s"] = 99.0  # content no longer matches the name
+    stored[0].write_text(json.dumps(doc))
+    stored[1].unlink()
+    (submitted / "submissions" / "toy" / "notes.txt").write_text("hi")
+    extra = make_results(rng_seed=42)
+    write(submitted / "submissions" / "toy" / f"{content_hash(extra)}.json", extra)
+    text = "\n".join(verify(submitted))
+    assert f"{stored[0].name}: content hash is" in text
+    assert "notes.txt: unexpected entry" in text
+    assert f"submission {stored[1].stem[:12]}: no valid submissions" in text
+    assert f"{content_hash(extra)}.json: not on the leaderboard" in text
+
+
+def test_verify_checks_stored_submissions_against_the_submission_rules(submitted: Path) -> None:
+    one_seed = make_results(seeds=(0,))
+    write(submitted / "submissions" / "toy" / f"{content_hash(one_seed)}.json", one_seed)
+    assert any("needs at least 3" in p for p in verify(submitted))
+
+
+def test_verify_reports_a_broken_csv(submitted: Path) -> None:
+    (submitted / CSV_NAME).write_text("task,model\ntoy,rdt\n")
+    assert any("header is not the expected columns" in p for p in verify(submitted))
+
+
+# --- markdown escaping
+
+
+def test_markdown_cells_cannot_inject_rows_or_markup(submitted: Path) -> None:
+    hostile = "x | 1.000 |\n| fake | row <script>`*_[a](b)"
+    escaped = md_escape(hostile)
+    assert "\n" not in escaped and "|" not in escaped.replace("\\|", "")
+    row = {**read_board(submitted)[0], "model": hostile, "submitter": hostile, "acc_max": "<b>"}
+    md = render_markdown([row])
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(table) == 3  # header, separator, one row
+    assert all(line.replace("\\|", "").count("|") == table[0].count("|") for line in table)
+    assert "<script>" not in md and "<b>" not in md
+
+
+# --- re-scoring
+
+
+def _cell(correct: int, n: int, difficulty: int = 8, loops: int | None = 4) -> dict:
+    return {"difficulty": difficulty, "loops": loops, "n": n, "correct": correct}
+
+
+def test_rescore_agreeing_within_intervals_passes() -> None:
+    submitted = [_cell(180, 256), _cell(40, 256, loops=None)]
+    assert compare_rescore(submitted, [_cell(45, 64), _cell(10, 64, loops=None)]) == []
+    assert compare_rescore(submitted, [_cell(52, 64)]) == []  # 81% vs 70%: the intervals still overlap
+
+
+def test_rescore_disagreeing_beyond_intervals_fails() -> None:
+    problems = compare_rescore([_cell(250, 256)], [_cell(20, 64)])
+    assert len(problems) == 1 and problems[0].startswith("difficulty 8, loops 4: re-scored 20/64")
+    assert "does not overlap the submitted 250/256" in problems[0]
+
+
+def test_rescore_missing_cells_and_bad_counts_fail() -> None:
+    problems = compare_rescore([_cell(10, 20)], [_cell(5, 10, difficulty=99), _cell(30, 20)])
+    assert problems == ["difficulty 99, loops 4: re-scored, but the submission has no such cell",
+                        "difficulty 8, loops 4: re-scored counts correct=30, n=20 are not valid"]
+
+
+def test_rescore_identical_counts_always_pass() -> None:
+    cells = [_cell(k, 50, difficulty=d) for d, k in [(2, 0), (4, 25), (8, 50)]]
+    assert compare_rescore(cells, cells) == []

@@ -1,0 +1,114 @@
+"""Every generated label equals the independent reference solver's, at every difficulty of every task,
+and every instance has exactly the difficulty that was asked for."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tasks import FAMILIES, PAD, Batch, Family, get_task, list_tasks
+
+PER_DIFFICULTY = 300  # x (train + test split) x 8-11 difficulties: thousands of instances per task
+
+
+def check_against_solver(family: Family, batch: Batch, difficulty: int) -> None:
+    """Labels, scored positions and measured difficulty all agree with the solver, row by row."""
+    n, length = batch.tokens.shape
+    assert batch.tokens.dtype == np.int64 and batch.targets.dtype == np.int64 and batch.mask.dtype == np.bool_
+    assert batch.targets.shape == batch.mask.shape == (n, length) == (n, family.seq_len(difficulty))
+    assert batch.tokens.min() >= 0 and batch.tokens.max() < len(family.vocab)
+    assert batch.targets.min() >= 0 and batch.targets.max() < len(family.vocab)
+    assert not (batch.tokens == family.id(PAD)).any(), "no padding inside an instance"
+    for row in range(n):
+        tokens = [family.vocab[i] for i in batch.tokens[row]]
+        solution = family.solve(tokens)
+        labels = [family.vocab[t] if m else None for t, m in zip(batch.targets[row], batch.mask[row], strict=True)]
+        assert labels == solution.targets, f"{family.name} d={difficulty} row {row}"
+        assert solution.difficulty == difficulty, f"{family.name}: asked {difficulty}, got {solution.difficulty}"
+        assert any(label is not None for label in labels)
+
+
+@pytest.mark.parametrize("name", list_tasks())
+def test_labels_match_solver_at_every_difficulty(name):
+    task = get_task(name)
+    difficulties = sorted(set(task.spec.train_difficulties) | set(task.spec.test_difficulties))
+    assert max(task.spec.test_difficulties) in difficulties
+    for d in difficulties:
+        for split, seed in (("train", 11), ("test", 12)):
+            check_against_solver(task.family, task.generate(split, d, PER_DIFFICULTY, seed), d)
+
+
+@pytest.mark.parametrize(
+    "family, params, difficulties",
+    [
+        ("state", {"group": "S3"}, [1, 7, 64]),
+        ("state", {"group": "S5"}, [1, 64]),
+        ("khop", {"k_encoding": "unary"}, [1, 5, 16]),
+        ("khop", {"alphabet": 2, "length": 30, "max_k": 20}, [1, 9, 20]),
+        ("chain", {"statements": 8, "variables": 8, "values": 2}, [1, 4, 8]),
+        ("graph", {"nodes": 8, "extra_edges": 3, "cap": 2}, [1, 3, 5]),
+        ("graph", {"nodes": 64, "extra_edges": 40, "cap": 30}, [1, 30, 61]),
+    ],
+)
+def test_parameter_variants_match_solver(family, params, difficulties):
+    fam = FAMILIES[family](params)
+    for d in difficulties:
+        check_against_solver(fam, fam.sample(np.random.default_rng(d), d, 100), d)
+
+
+@settings(max_examples=30, deadline=None)
+@given(name=st.sampled_from(list_tasks()), seed=st.integers(0, 2**32), data=st.data())
+def test_any_seed_and_supported_difficulty(name, seed, data):
+    task = get_task(name)
+    lo, hi = task.family.difficulty_range()
+    d = data.draw(st.integers(lo, min(hi, 2 * max(task.spec.test_difficulties))))
+    check_against_solver(task.family, task.generate("train", d, 8, seed), d)
+
+
+def test_khop_needs_exactly_k_hops():
+    """Answering with k-1 or k+1 hops fails every instance: a hop always changes the character reached
+    (no immediate repeats), so k is really the number of hops the instance asks for."""
+    task = get_task("khop")
+    fam = task.family
+    for k in task.spec.train_difficulties + task.spec.test_difficulties:
+        batch = task.generate("test", k, 100, 5)
+        for row in range(len(batch)):
+            tokens = task.decode(batch.tokens[row])
+            truth = fam.solve(tokens).targets
+            for other in (k - 1, k + 1):
+                if other == 0:
+                    wrong = [None] + tokens[1:]  # zero hops: every position answers its own character
+                elif other <= fam.params["max_k"]:
+                    wrong = fam.solve([f"k{other}"] + tokens[1:]).targets
+                else:
+                    continue
+                assert wrong != truth
+
+
+def test_khop_answer_density_is_as_documented():
+    """The spec promises hop_k exists at 98 - 3k of the 99 character positions; keep the docs honest."""
+    task = get_task("khop")
+    none = task.family.id("~")
+    for k in (1, 4, 12, 16):
+        answered = (task.generate("test", k, 300, 1).targets[:, 1:] != none).sum(axis=1)
+        assert abs(answered.mean() - (98 - 3 * k)) < 0.5
+
+
+def test_graph_instances_have_unreachable_nodes_and_fixed_size():
+    task = get_task("graph")
+    inf = task.family.id("inf")
+    for d in task.spec.test_difficulties:
+        batch = task.generate("test", d, 200, 3)
+        unreachable = (batch.targets == inf).sum(axis=1)
+        assert unreachable.min() >= 2
+        assert batch.mask.sum(axis=1).tolist() == [task.family.params["nodes"]] * 200
+
+
+def test_chain_context_is_fixed_and_only_answer_scored():
+    task = get_task("chain")
+    lengths = {task.seq_len(d) for d in task.spec.train_difficulties + task.spec.test_difficulties}
+    assert lengths == {3 * task.family.params["statements"] + 3}
+    batch = task.generate("test", 32, 50, 0)
+    assert batch.mask.sum(axis=1).tolist() == [1] * 50 and batch.mask[:, -1].all()
