@@ -72,6 +72,28 @@ class EvalConfig:
 
 
 @dataclass
+class ScaleConfig:
+    """`mythbench scale`: a width ladder for the RDT and its layer-matched standard transformer."""
+
+    widths: list[int] = field(default_factory=lambda: [16, 24, 32, 48, 64])
+    head_dim: int = 8  # n_heads = width // head_dim, so attention shape scales with width
+    loop_counts: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # RDT training loops (loop-worth law)
+    n_bootstrap: int = 200
+
+    def problems(self) -> list[str]:
+        p = []
+        if len(set(self.widths)) < 5:
+            p.append(f"scale.widths: need at least 5 distinct widths for the fits, got {self.widths}")
+        p += [f"scale.widths: {w} is not a positive multiple of scale.head_dim ({self.head_dim})"
+              for w in self.widths if self.head_dim <= 0 or w <= 0 or w % self.head_dim]
+        if not self.loop_counts or min(self.loop_counts) < 1:
+            p.append(f"scale.loop_counts: need positive loop counts, got {self.loop_counts}")
+        if self.n_bootstrap < 20:
+            p.append(f"scale.n_bootstrap: {self.n_bootstrap} must be >= 20")
+        return p
+
+
+@dataclass
 class RunConfig:
     """Everything `mythbench run` needs; written resolved into the run directory."""
 
@@ -83,9 +105,10 @@ class RunConfig:
     baselines: list[str] = field(default_factory=lambda: ["iso-param", "iso-flop"])
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    scale: ScaleConfig = field(default_factory=ScaleConfig)
 
     def problems(self) -> list[str]:
-        p = self.train.problems() + self.eval.problems()
+        p = self.train.problems() + self.eval.problems() + self.scale.problems()
         if not self.seeds:
             p.append("seeds: at least one seed is needed")
         if len(set(self.seeds)) != len(self.seeds):

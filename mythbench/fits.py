@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from itertools import product
 from typing import Any
 
@@ -25,6 +25,7 @@ HUBER_DELTA = 1e-3
 MIN_SUCCESS_FRACTION = 0.8  # when more replicates fail, the survivors are a biased sample: no interval
 MIN_SUCCESSES = 10
 N_STARTS = 5  # L-BFGS-B runs from the best grid points; every grid point costs ~20x for the same optimum
+TOLERANCES = {"ftol": 1e-12, "gtol": 1e-8}  # scipy's defaults stop ~1e-4 short on the L1-like Huber surface
 LOG_BOUND = (-40.0, 40.0)  # bounds on log-scale parameters; wide, only there to keep exp() finite
 
 Domain = dict[str, tuple[float, float]]
@@ -44,7 +45,7 @@ class Interval:
         return self.low is not None and self.high is not None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"low": self.low, "high": self.high, "reason": self.reason}
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -63,12 +64,9 @@ class FitResult:
     replicates: np.ndarray = field(repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "law": self.law, "params": dict(self.params),
-            "intervals": {k: v.to_dict() for k, v in self.intervals.items()}, "level": self.level,
-            "n_points": self.n_points, "n_bootstrap": self.n_bootstrap, "n_failed": self.n_failed,
-            "rmse_log": self.rmse_log, "domain": {k: list(v) for k, v in self.domain.items()},
-        }
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "replicates"}
+        return {**out, "intervals": {k: v.to_dict() for k, v in self.intervals.items()},
+                "domain": {k: list(v) for k, v in self.domain.items()}}
 
 
 @dataclass(frozen=True)
@@ -88,9 +86,7 @@ class Equivalence:
         return self.n_eq is None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n_rdt": self.n_rdt, "loss_rdt": self.loss_rdt, "n_eq": self.n_eq, "ratio": self.ratio,
-                "ratio_interval": self.ratio_interval.to_dict(), "unbounded": self.unbounded,
-                "extrapolated": self.extrapolated, "note": self.note}
+        return {**asdict(self), "unbounded": self.unbounded}
 
 
 @dataclass(frozen=True)
@@ -120,7 +116,7 @@ def _minimise(law: _Law, x: np.ndarray, logy: np.ndarray, starts: Sequence[np.nd
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for s in starts:
             res = minimize(_huber, s, args=(law.model, x, logy, delta), jac=True, method="L-BFGS-B",
-                           bounds=law.bounds)
+                           bounds=law.bounds, options=TOLERANCES)
             if np.isfinite(res.fun) and np.all(np.isfinite(res.x)) and res.fun < best_f:
                 best, best_f = res.x, float(res.fun)
     return best
@@ -153,6 +149,11 @@ def _interval(samples: np.ndarray, level: float, n_boot: int, n_failed: int) -> 
 def _fit(law: _Law, x: np.ndarray, loss: np.ndarray, keys: list[tuple], domain: Domain,
          n_bootstrap: int, level: float, seed: int, delta: float) -> FitResult:
     """Grid-started fit plus bootstrap. Repeated seeds at one input are resampled within that group."""
+    problems = [msg for bad, msg in ((not 0 < level < 1, f"level must be in (0, 1); got {level}"),
+                                     (n_bootstrap < 0, f"n_bootstrap must be >= 0; got {n_bootstrap}"),
+                                     (not delta > 0, f"Huber delta must be positive; got {delta}")) if bad]
+    if problems:
+        raise ConfigError(problems)
     logy = np.log(loss)
     scores = np.array([_huber(g, law.model, x, logy, delta)[0] for g in law.grid])
     grid_best = [law.grid[i] for i in np.argsort(np.nan_to_num(scores, nan=np.inf))[:N_STARTS]]
@@ -213,30 +214,30 @@ def _check(columns: dict[str, Sequence[float]], positive: set[str], n_params: in
     return list(arrays.values())
 
 
-def _log_grid(*axes: Sequence[float]) -> list[np.ndarray]:
+def _grid(*axes: Sequence[float]) -> list[np.ndarray]:
     return [np.array(p, dtype=float) for p in product(*axes)]
 
 
-def _geo_mean(v: np.ndarray) -> float:
-    return float(np.exp(np.mean(np.log(v))))
+def _span(v: np.ndarray) -> tuple[float, float]:
+    return float(v.min()), float(v.max())
 
 
 def fit_power_law(n: Sequence[float], loss: Sequence[float], *, n_bootstrap: int = 200, level: float = 0.95,
                   seed: int = 0, delta: float = HUBER_DELTA) -> FitResult:
     """L(N) = E + A*N^-alpha. N is divided by its geometric mean inside the fit for conditioning."""
     nv, lv = _check({"N": n, "loss": loss}, {"N", "loss"}, 3, len(set(np.ravel(n).tolist())), "power law")
-    ref = _geo_mean(nv)
+    ref = float(np.exp(np.mean(np.log(nv))))  # geometric mean
 
     def model(t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         pred = np.logaddexp(t[0], t[1] - t[2] * x)
         w = np.exp(t[0] - pred)
         return pred, np.stack([w, 1 - w, -(1 - w) * x], axis=1)
 
-    grid = _log_grid(np.log(lv.min() * np.array([0.05, 0.35, 0.65, 0.9])),
-                     np.log(np.median(lv) * np.array([0.02, 0.1, 0.3, 1.0])), [0.05, 0.2, 0.5, 1.0, 2.0])
+    grid = _grid(np.log(lv.min() * np.array([0.05, 0.35, 0.65, 0.9])),
+                 np.log(np.median(lv) * np.array([0.02, 0.1, 0.3, 1.0])), [0.05, 0.2, 0.5, 1.0, 2.0])
     law = _Law("power_law", ("E", "A", "alpha"), model, grid, [LOG_BOUND, LOG_BOUND, (0.0, 5.0)],
                lambda t: np.array([np.exp(t[0]), np.exp(t[1] + t[2] * math.log(ref)), t[2]]))
-    return _fit(law, np.log(nv / ref), lv, [(v,) for v in nv], {"N": (float(nv.min()), float(nv.max()))},
+    return _fit(law, np.log(nv / ref), lv, [(v,) for v in nv], {"N": _span(nv)},
                 n_bootstrap, level, seed, delta)
 
 
@@ -249,7 +250,7 @@ def fit_loop_worth(n_once: Sequence[float], n_rec: Sequence[float], loops: Seque
                            {"n_rec", "loops", "loss"}, 4, len(rows), "loop-worth law")
     if len(set(r.tolist())) < 2:
         raise ConfigError("the loop-worth law needs at least 2 distinct loop counts to identify phi")
-    ref = _geo_mean(no + nr)
+    ref = float(np.exp(np.mean(np.log(no + nr))))
 
     def model(t: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         rp = np.exp(t[3] * x[:, 2])
@@ -259,16 +260,15 @@ def fit_loop_worth(n_once: Sequence[float], n_rec: Sequence[float], loops: Seque
         dphi = -w * t[2] * rp * x[:, 1] * x[:, 2] / neff
         return pred, np.stack([1 - w, w, -w * np.log(neff), dphi], axis=1)
 
-    grid = _log_grid(np.log(lv.min() * np.array([0.05, 0.35, 0.65, 0.9])),
-                     np.log(np.median(lv) * np.array([0.02, 0.1, 0.3, 1.0])), [0.05, 0.2, 0.5, 1.0],
-                     [0.1, 0.5, 1.0])
+    grid = _grid(np.log(lv.min() * np.array([0.05, 0.35, 0.65, 0.9])),
+                 np.log(np.median(lv) * np.array([0.02, 0.1, 0.3, 1.0])), [0.05, 0.2, 0.5, 1.0],
+                 [0.1, 0.5, 1.0])
     law = _Law("loop_worth", ("E", "A", "alpha", "phi"), model, grid,
                [LOG_BOUND, LOG_BOUND, (0.0, 5.0), (0.0, 3.0)],
                lambda t: np.array([np.exp(t[0]), np.exp(t[1] + t[2] * math.log(ref)), t[2], t[3]]))
     x = np.stack([no / ref, nr / ref, np.log(r)], axis=1)
-    return _fit(law, x, lv, [tuple(v) for v in x], {"N_once": (float(no.min()), float(no.max())),
-                "N_rec": (float(nr.min()), float(nr.max())), "loops": (float(r.min()), float(r.max()))},
-                n_bootstrap, level, seed, delta)
+    domain = {"N_once": _span(no), "N_rec": _span(nr), "loops": _span(r)}
+    return _fit(law, x, lv, [tuple(v) for v in x], domain, n_bootstrap, level, seed, delta)
 
 
 def fit_test_time(loops: Sequence[float], loss: Sequence[float], *, n_bootstrap: int = 200,
@@ -284,11 +284,11 @@ def fit_test_time(loops: Sequence[float], loss: Sequence[float], *, n_bootstrap:
         w = np.exp(t[0] - pred)
         return pred, np.stack([w, 1 - w, (1 - w) * k], axis=1)
 
-    grid = _log_grid(np.log(lv.min() * np.array([0.5, 0.8, 0.95])),
-                     np.log(lv.max() * np.array([0.01, 0.1, 0.5])), np.log([0.05, 0.2, 0.5, 1.5]))
+    grid = _grid(np.log(lv.min() * np.array([0.5, 0.8, 0.95])),
+                 np.log(lv.max() * np.array([0.01, 0.1, 0.5])), np.log([0.05, 0.2, 0.5, 1.5]))
     law = _Law("test_time", ("L_inf", "L_0", "tau"), model, grid, [LOG_BOUND, LOG_BOUND, (-15.0, 15.0)],
                lambda t: np.array([np.exp(t[0]), np.exp(t[0]) + np.exp(t[1]), np.exp(t[2]) * ref]))
-    return _fit(law, tv / ref, lv, [(v,) for v in tv], {"loops": (float(tv.min()), float(tv.max()))},
+    return _fit(law, tv / ref, lv, [(v,) for v in tv], {"loops": _span(tv)},
                 n_bootstrap, level, seed, delta)
 
 
@@ -339,8 +339,8 @@ def extrapolate_equivalence(rdt: FitResult, std: FitResult, n_target: float) -> 
     """The ratio the fitted laws imply at a size outside the RDT's fitted range (e.g. Parcae's 770M)."""
     lo, hi = rdt.domain["N"]
     if lo <= n_target <= hi:
-        raise ConfigError(f"N={n_target:.3g} is inside the fitted range [{lo:.3g}, {hi:.3g}]: not an extrapolation; "
-                          "use equivalence()")
+        raise ConfigError(f"N={n_target:.3g} is inside the fitted range [{lo:.3g}, {hi:.3g}]: "
+                          "not an extrapolation; use equivalence()")
     return equivalence(rdt, std, n_target)
 
 
@@ -371,7 +371,7 @@ def _check_points(points: Sequence[dict[str, Any]]) -> list[str]:
 def fit_results(points: Sequence[dict[str, Any]], *, n_bootstrap: int = 200, level: float = 0.95,
                 seed: int = 0, comparison: str = "matched-token", rdt_loops: int | None = None,
                 project_to: Sequence[float] = (770e6,)) -> dict[str, Any]:
-    """Fit everything `mythbench scale` reports; `comparison` labels what N is matched on (tokens or FLOPs)."""
+    """Fit what `mythbench scale` reports; `comparison` labels what N is matched on (tokens or FLOPs)."""
     problems = _check_points(points)
     if problems:
         raise ConfigError(problems)
@@ -393,7 +393,8 @@ def fit_results(points: Sequence[dict[str, Any]], *, n_bootstrap: int = 200, lev
     if problems:
         raise ConfigError(problems)
     fits: dict[str, FitResult] = {}
-    for fam, pts in (("rdt", [p for p in rdt if rdt_loops in (None, p.get("loops"))]),
+    rdt_law = [p for p in rdt if rdt_loops in (None, p.get("loops"))]
+    for fam, pts in (("rdt", rdt_law),
                      ("standard", [p for p in points if p["family"] == "standard"])):
         if not pts:
             notes.append(f"no {fam} points: no {fam} law and no equivalence table")
@@ -422,8 +423,9 @@ def fit_results(points: Sequence[dict[str, Any]], *, n_bootstrap: int = 200, lev
     table, projections = [], []
     if len(fits) == 2:
         table = [equivalence(fits["rdt"], fits["standard"], n).to_dict()
-                 for n in sorted({p["params"] for p in rdt if rdt_loops in (None, p.get("loops"))})]
+                 for n in sorted({p["params"] for p in rdt_law})]
         lo, hi = fits["rdt"].domain["N"]
+        notes += [f"no projection to N={n:.3g}: inside the fitted range" for n in project_to if lo <= n <= hi]
         projections = [extrapolate_equivalence(fits["rdt"], fits["standard"], n).to_dict()
                        for n in project_to if not lo <= n <= hi]
     return {"comparison": comparison, "level": level, "rdt_loops": rdt_loops,
@@ -437,9 +439,7 @@ def _num(v: float | None) -> str:
 
 
 def _ci(iv: dict[str, Any]) -> str:
-    if iv["low"] is not None and iv["high"] is not None:
-        return f"[{iv['low']:.4g}, {iv['high']:.4g}]"
-    return f"[{_num(iv['low'])}, {_num(iv['high'])}] ({iv['reason']})"
+    return f"[{_num(iv['low'])}, {_num(iv['high'])}]" + (f" ({iv['reason']})" if iv["reason"] else "")
 
 
 def _fit_row(label: str, fit: dict[str, Any]) -> str:
@@ -452,8 +452,7 @@ def format_fit_table(result: dict[str, Any]) -> str:
     """Markdown for a fit_results() dict; projections are headed as extrapolations, not findings."""
     pct = f"{result['level']:.0%}"
     lines = [f"### Scaling fits ({result['comparison']} comparison; {pct} bootstrap intervals)", "",
-             "| law | parameters [interval] | points | failed/bootstrap | RMSE log L |", "|---|---|---|---|---|",
-             ]
+             "| law | parameters [interval] | points | failed/bootstrap | RMSE log L |", "|---" * 5 + "|"]
     lines += [_fit_row(f"L(N) {fam}", fit) for fam, fit in result["families"].items()]
     if result["loop_worth"] is not None:
         lines.append(_fit_row("loop worth (rdt)", result["loop_worth"]))
@@ -465,7 +464,7 @@ def format_fit_table(result: dict[str, Any]) -> str:
         if rows:
             lines += ["", f"### {title}", "",
                       f"| N rdt | fitted L rdt | N_eq standard | N_eq/N | {pct} interval | note |",
-                      "|---|---|---|---|---|---|"]
+                      "|---" * 6 + "|"]
             lines += [f"| {r['n_rdt']:.4g} | {r['loss_rdt']:.4g} | {_num(r['n_eq'])} | {_num(r['ratio'])} "
                       f"| {_ci(r['ratio_interval'])} | {r['note']} |" for r in rows]
     if result["notes"]:

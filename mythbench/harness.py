@@ -57,7 +57,10 @@ def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
     lengths = [task.seq_len(d) for d in task.spec.train_difficulties + task.spec.test_difficulties]
     model_dict = {**cfg.model, "vocab_size": task.vocab_size, "max_seq_len": max(lengths),
                   "causal": task.spec.attention == "causal"}
-    rdt_cfg = rdt_family.config_from_dict(model_dict)
+    try:
+        rdt_cfg = rdt_family.config_from_dict(model_dict)
+    except ConfigError as e:
+        raise ConfigError([f"model.{p}" for p in e.problems]) from None
     plans = [ModelPlan("rdt", "rdt", "rdt", rdt_cfg)]
     problems = []
     for name in cfg.baselines:
@@ -94,7 +97,7 @@ def git_state() -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status) if commit else None}
 
 
-def _seed_result(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, run_dir: Path) -> dict:
+def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, run_dir: Path) -> dict:
     """Train and evaluate one model at one seed, or load the stored result if it is already done."""
     seed_dir = run_dir / "models" / plan.name / f"seed{seed}"
     done = seed_dir / "result.json"
@@ -177,7 +180,7 @@ def run_benchmark(cfg: RunConfig, run_dir: Path, command: str) -> dict:
     log.addHandler(handler)
     try:
         log.info("command: %s", command)
-        entries = [_model_entry(p, [_seed_result(p, s, cfg, task, run_dir) for s in cfg.seeds], cfg, task)
+        entries = [_model_entry(p, [train_and_evaluate(p, s, cfg, task, run_dir) for s in cfg.seeds], cfg, task)
                    for p in plans]
     finally:
         log.removeHandler(handler)

@@ -46,6 +46,8 @@ def show(v: Any) -> str:
         return "an object"
     if isinstance(v, list):
         return "an array"
+    if isinstance(v, NonFinite):
+        return v.literal
     text = repr(v)
     return text if len(text) <= 80 else text[:77] + "..."
 
@@ -67,7 +69,6 @@ def _range(v: float, lo: float | None, hi: float | None, path: str, out: list[st
 @dataclass(frozen=True)
 class Int(Node):
     lo: int | None = None
-    hi: int | None = None
 
     def check(self, v: Any, path: str, out: list[str]) -> None:
         if _reported(v):
@@ -75,7 +76,7 @@ class Int(Node):
         if not is_int(v):
             out.append(f"{path}: expected an integer, got {show(v)}")
         else:
-            _range(v, self.lo, self.hi, path, out)
+            _range(v, self.lo, None, path, out)
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ RUN = Obj({"seed": Int(0), "status": Enum(("complete", "diverged")),
                          "wall_time_s": Num(0)}),
            "cells": Arr(CELL)},
           optional={"early_exit": Arr(EARLY_EXIT),
-                    "diagnostics": Obj(optional={"spectral_radius": Nullable(Num(0, 1))})})
+                    "diagnostics": Obj(optional={"spectral_radius": Nullable(Num(0, None))})})
 MODEL = Obj({"name": Str(MODEL_NAME_RE, 64), "family": Enum(("rdt", "standard")), "role": Str(ROLE_RE),
              "model_config": Obj(), "params": Obj({k: Int(0) for k in PARAM_KEYS}),
              "flops_per_token": Obj({"forward": Num(0), "train": Num(0)}),

@@ -161,8 +161,9 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
         if hasattr(model, "update_balance_bias"):
             model.update_balance_bias()
         tokens += tok.numel()
-        losses.append(float(loss))
-        bar.set_postfix(loss=f"{losses[-1]:.4f}", tok_s=f"{tokens / (time.perf_counter() - t0):.0f}")
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.4f}", tok_s=f"{tokens / (time.perf_counter() - t0):.0f}",
+                        refresh=False)
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             _save_state(ckpt_dir, model, opt, step + 1, tokens, losses, time.perf_counter() - t0)
     final = float(np.mean(losses[-20:])) if losses else None
