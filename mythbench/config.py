@@ -62,12 +62,15 @@ class EvalConfig:
 
     loops_factor: int = 4  # RDT loops swept from 1 to loops_factor * train_loops
     chunk_size: int = 128  # sequences per forward pass: bounds memory at the largest difficulty
+    train_points: int = 4  # training difficulties evaluated (evenly spaced, always the largest); 0 = all
     delta_h_threshold: float = 1e-2
     kl_threshold: float = 1e-3
     confidence_threshold: float = 0.99
 
     def problems(self) -> list[str]:
         p = _positive(self, ["loops_factor", "chunk_size", "delta_h_threshold", "kl_threshold"])
+        if self.train_points < 0:
+            p.append(f"eval.train_points: {self.train_points} must be >= 0")
         return p + _in_range(self, {"confidence_threshold": (0, 1)})
 
 
@@ -79,6 +82,7 @@ class ScaleConfig:
     head_dim: int = 8  # n_heads = width // head_dim, so attention shape scales with width
     loop_counts: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # RDT training loops (loop-worth law)
     n_bootstrap: int = 200
+    steps: int = 0  # training steps per ladder point; 0 = train.steps (a CPU ladder needs fewer)
 
     def problems(self) -> list[str]:
         p = []
@@ -90,6 +94,8 @@ class ScaleConfig:
             p.append(f"scale.loop_counts: need positive loop counts, got {self.loop_counts}")
         if self.n_bootstrap < 20:
             p.append(f"scale.n_bootstrap: {self.n_bootstrap} must be >= 20")
+        if self.steps < 0:
+            p.append(f"scale.steps: {self.steps} must be >= 0 (0 = use train.steps)")
         return p
 
 
@@ -228,6 +234,15 @@ def parse_overrides(pairs: list[str], problems: list[str]) -> dict:
         else:
             node[leaf] = value
     return out
+
+
+def eval_difficulties(train: list[int], test: list[int], train_points: int) -> list[int]:
+    """Every test difficulty plus `train_points` evenly spaced training ones (the largest always among them)."""
+    ordered = sorted(set(train))
+    if 0 < train_points < len(ordered):
+        step = (len(ordered) - 1) / (train_points - 1) if train_points > 1 else 0
+        ordered = sorted({ordered[len(ordered) - 1 - round(i * step)] for i in range(train_points)})
+    return sorted(set(ordered) | set(test))
 
 
 def list_presets() -> list[str]:

@@ -28,7 +28,7 @@ import yaml
 
 import mythbench
 from mythbench import accounting, registry
-from mythbench.config import RunConfig, to_dict
+from mythbench.config import RunConfig, eval_difficulties, to_dict
 from mythbench.errors import ConfigError
 from mythbench.evaluate import evaluate_looped, evaluate_plain
 from mythbench.io import atomic_write_json, atomic_write_text
@@ -119,7 +119,8 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
     result = {"seed": seed, "status": outcome.status, "train": outcome.to_dict(), "cells": [],
               "early_exit": [], "diagnostics": {}}
     if outcome.status == "complete":
-        difficulties = sorted(set(task.spec.train_difficulties) | set(task.spec.test_difficulties))
+        difficulties = eval_difficulties(task.spec.train_difficulties, task.spec.test_difficulties,
+                                         cfg.eval.train_points)
         batches = lambda d: _arrays(task.test_batch(d))  # noqa: E731
         if family.looped:
             evaluation = evaluate_looped(model, batches, difficulties, cfg.eval.loops_factor * train_loops,

@@ -118,3 +118,22 @@ def test_one_pass_grid_equals_separate_runs_per_loop_count():
             pred = model(tokens, loops=cell["loops"]).argmax(-1)
         exact = ((pred == targets) | ~mask).all(-1)
         assert cell["correct"] == int(exact.sum()) and cell["n"] == 40
+
+
+@pytest.mark.slow
+def test_a_three_seed_run_round_trips_into_the_leaderboard_and_one_seed_is_refused(tmp_path):
+    from mythbench.errors import ConfigError
+    from mythbench.leaderboard import submit, verify
+    from mythbench.schema import check_schema
+
+    one = _run(tmp_path, "one")
+    assert check_schema(one) == []
+    board = tmp_path / "results"
+    with pytest.raises(ConfigError, match="--preset standard"):
+        submit(tmp_path / "one" / "results.json", results_dir=board, name="tester")
+    assert not board.exists() or not any(board.rglob("*.csv"))
+    three = _run(tmp_path, "three", ["seeds=[0, 1, 2]", "train.steps=4"])
+    assert check_schema(three) == []
+    submit(tmp_path / "three" / "results.json", results_dir=board, name="tester")
+    assert "parity" in (board / "LEADERBOARD.md").read_text()
+    assert verify(board) == []
