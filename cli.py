@@ -125,6 +125,33 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
         typer.echo(f"run directory: {run_dir}")
 
 
+@app.command()
+@reports_errors
+def scale(task: str = typer.Argument(..., help="task name, or 'all'"),
+          preset: str = typer.Option("quick", "--preset", help="quick | standard | full"),
+          config: Path | None = typer.Option(None, "--config", help="YAML run config"),
+          set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. scale.widths=[16,32,48,64,96]"),
+          seeds: int | None = typer.Option(None, "--seeds", help="number of seeds (0..N-1)"),
+          out: Path | None = typer.Option(None, "--out", help="run directory (default runs/scale/TASK/PRESET)"),
+          device: str | None = typer.Option(None, "--device", help="cpu | cuda")) -> None:
+    """Width ladder of RDTs (loop sweep) and layer-matched standard transformers; scaling fits and N_eq/N."""
+    import tasks
+    from mythbench.config import resolve_run_config
+    from mythbench.harness import command_line
+    from mythbench.scale import run_scale
+    from mythbench.scale_report import headline_table
+
+    names = tasks.list_tasks() if task == "all" else [task]
+    configs = [resolve_run_config(name, preset, config, set_, device=device,
+                                  seeds=list(range(seeds)) if seeds else None) for name in names]
+    for cfg in configs:
+        default = Path("runs") / "scale" / cfg.task / preset
+        run_dir = default if out is None else (out / cfg.task if task == "all" else out)
+        results = run_scale(cfg, run_dir, command_line())
+        typer.echo("\n".join(headline_table(results)))
+        typer.echo(f"run directory: {run_dir} (tables in scale.md)")
+
+
 @app.command("eval")
 @reports_errors
 def eval_(checkpoint: Path, task: str = typer.Option(..., "--task"),

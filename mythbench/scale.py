@@ -13,19 +13,17 @@ import dataclasses
 import logging
 import time
 from datetime import datetime, timezone
-from math import gcd
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import mythbench
-from mythbench import fits
+from mythbench import fits, harness
 from mythbench.accounting import count_config
 from mythbench.config import RunConfig, to_dict
 from mythbench.errors import ConfigError
-from mythbench.harness import (SCHEMA_VERSION, ModelPlan, environment, git_state, plan_models,
-                               prepare_run_dir, train_and_evaluate)
+from mythbench.harness import SCHEMA_VERSION, ModelPlan
 from mythbench.io import atomic_write_json, atomic_write_text
 from mythbench.safejson import read_json_file, walk_problems
 
@@ -36,8 +34,10 @@ log = logging.getLogger("mythbench")
 
 
 def width_config(base: Any, width: int, head_dim: int, loops: int) -> Any:
-    """The base RDT config at `width`: n_heads = width // head_dim; FFN, expert and latent widths scale with
-    width (FFN widths kept even and >= 2), so every ladder point has the same shape."""
+    """The base RDT config at `width` and `loops`: n_heads = width // head_dim; FFN, expert and latent widths
+    scale with width (FFN widths kept even and >= 2), so every ladder point has the same shape. Per-loop
+    tables (LoRA adapters, router loop rows) get one row per training loop: N counts no parameter training
+    never reaches, and inference past r reuses the last row."""
     f = width / base.d_model
     even = lambda x: max(2, 2 * round(x * f / 2))  # noqa: E731
     n_heads = max(1, width // head_dim)
@@ -48,7 +48,8 @@ def width_config(base: Any, width: int, head_dim: int, loops: int) -> Any:
         base, d_model=width, n_heads=n_heads, n_kv_heads=kv_heads if base.attention == "gqa" else base.n_kv_heads,
         ffn_hidden=even(base.ffn_hidden), expert_hidden=even(base.expert_hidden),
         kv_latent_dim=max(1, round(base.kv_latent_dim * f)),
-        q_latent_dim=max(1, round(base.q_latent_dim * f)) if base.q_latent_dim else 0, train_loops=loops)
+        q_latent_dim=max(1, round(base.q_latent_dim * f)) if base.q_latent_dim else 0, train_loops=loops,
+        lora_max_loops=loops, router_max_loops=loops)
 
 
 def plan_ladder(cfg: RunConfig, task: Any) -> list[tuple[ModelPlan, int, int | None]]:
@@ -56,7 +57,7 @@ def plan_ladder(cfg: RunConfig, task: Any) -> list[tuple[ModelPlan, int, int | N
     distinct layers (Parcae pairing, P/R/C against P+R+C layers), then the RDT at each loop count."""
     from baselines import as_standard
 
-    base = plan_models(dataclasses.replace(cfg, baselines=[]), task)[0].config
+    base = harness.plan_models(dataclasses.replace(cfg, baselines=[]), task)[0].config
     out, problems = [], []
     for w in sorted(set(cfg.scale.widths)):
         try:
@@ -105,7 +106,8 @@ def _point(plan: ModelPlan, width: int, loops: int | None, seed: int, result: di
              "train": result["train"], "loss": None, "loss_by_loops": None, "accuracy": []}
     if result["status"] != "complete" or not cells:
         return point
-    point["loss"] = float(np.mean([c["loss"] for d, c in trained.items() if d in train_d]))
+    losses = [c["loss"] for d, c in trained.items() if d in train_d]
+    point["loss"] = float(np.mean(losses)) if losses else None
     last = at(max(c["loops"] for c in cells)) if loops is not None else {}
     if loops is not None:
         point["loss_by_loops"] = [[t, float(np.mean([c["loss"] for d, c in at(t).items() if d in train_d]))]
@@ -126,6 +128,26 @@ def _fit_or_error(points: list[dict], **kw: Any) -> dict:
         return {"comparison": kw["comparison"], "error": e.problems}
 
 
+def _test_time(pts: list[dict], n_bootstrap: int) -> dict:
+    """The saturating test-time law fitted over the falling part of the loss-vs-inference-loops curve (T up to
+    the loop count of lowest mean loss, at least 3 points): past it the loss may rise again (overthinking),
+    which the law cannot describe, so that rise is reported beside the fit instead of bending it."""
+    loops = [t for t, _ in pts[0]["loss_by_loops"]]
+    mean = np.mean([[v for _, v in p["loss_by_loops"]] for p in pts], axis=0)
+    best = int(np.argmin(mean))
+    t_fit = loops[min(max(best, 2), len(loops) - 1)]
+    entry = {"width": pts[0]["width"], "params": pts[0]["params"]["unique"], "train_loops": pts[0]["loops"],
+             "fit_loops": [loops[0], t_fit], "best_loops": loops[best], "loss_best": float(mean[best]),
+             "max_loops": loops[-1], "loss_max_loops": float(mean[-1])}
+    keep = [(t, v) for p in pts for t, v in p["loss_by_loops"] if t <= t_fit]
+    try:
+        entry["fit"] = fits.fit_test_time([t for t, _ in keep], [v for _, v in keep], n_bootstrap=n_bootstrap,
+                                          level=LEVEL, seed=FIT_SEED).to_dict()
+    except ConfigError as e:
+        entry["error"] = e.problems
+    return entry
+
+
 def compute_fits(points: list[dict], n_bootstrap: int, headline: int) -> dict:
     """Both comparisons and the test-time curves from stored points alone (what `mythbench fit` reruns)."""
     ok = [p for p in points if p["status"] == "complete" and p["loss"] is not None]
@@ -135,18 +157,8 @@ def compute_fits(points: list[dict], n_bootstrap: int, headline: int) -> dict:
                                      if rdt(p) else {})} for p in ok]
     flops = [{"family": p["family"], "params": p["train_flops"], "loops": p["loops"], "seed": p["seed"],
               "loss": p["loss"]} for p in ok if not rdt(p) or p["loops"] == headline]
-    test_time = []
-    for w in sorted({p["width"] for p in ok if rdt(p) and p["loops"] == headline}):
-        pts = [p for p in ok if rdt(p) and p["loops"] == headline and p["width"] == w]
-        entry = {"width": w, "params": pts[0]["params"]["unique"], "train_loops": headline}
-        try:
-            fit = fits.fit_test_time([t for p in pts for t, _ in p["loss_by_loops"]],
-                                     [v for p in pts for _, v in p["loss_by_loops"]],
-                                     n_bootstrap=n_bootstrap, level=LEVEL, seed=FIT_SEED)
-            entry["fit"] = fit.to_dict()
-        except ConfigError as e:
-            entry["error"] = e.problems
-        test_time.append(entry)
+    test_time = [_test_time([p for p in ok if rdt(p) and p["loops"] == headline and p["width"] == w], n_bootstrap)
+                 for w in sorted({p["width"] for p in ok if rdt(p) and p["loops"] == headline})]
     return {"matched_tokens": _fit_or_error(tokens, n_bootstrap=n_bootstrap, comparison="matched-tokens",
                                             rdt_loops=headline, project_to=PROJECT_TO),
             "matched_flops": _fit_or_error(flops, n_bootstrap=n_bootstrap, comparison="matched-FLOPs",
@@ -174,13 +186,13 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str) -> dict:
     task = get_task(cfg.task)
     ladder = plan_ladder(cfg, task)
     pcfg, notes = point_run_config(cfg)
-    prepare_run_dir(run_dir, cfg)
+    harness.prepare_run_dir(run_dir, cfg)
     handler = logging.FileHandler(run_dir / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     try:
         log.info("command: %s", command)
-        points = [_point(plan, w, r, s, train_and_evaluate(plan, s, pcfg, task, run_dir), pcfg, task)
+        points = [_point(plan, w, r, s, harness.train_and_evaluate(plan, s, pcfg, task, run_dir), pcfg, task)
                   for plan, w, r in ladder for s in cfg.seeds]
     finally:
         log.removeHandler(handler)
@@ -188,13 +200,13 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str) -> dict:
     headline = max(cfg.scale.loop_counts)
     results = {
         "schema_version": SCHEMA_VERSION, "kind": "scale", "mythbench_version": mythbench.__version__,
-        "git": git_state(), "command": command,
+        "git": harness.git_state(), "command": command,
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "wall_time_s": None,
         "status": "complete", "preset": cfg.preset, "config": to_dict(cfg),
         "task": {"name": task.spec.name, "version": task.spec.version, "fingerprint": task.fingerprint(),
                  "train_difficulties": task.spec.train_difficulties,
                  "test_difficulties": task.spec.test_difficulties},
-        "environment": environment(cfg.device), "seeds": list(cfg.seeds),
+        "environment": harness.environment(cfg.device), "seeds": list(cfg.seeds),
         "scale": {"headline_loops": headline, "n_bootstrap": cfg.scale.n_bootstrap, "level": LEVEL,
                   "train": to_dict(pcfg.train), "eval": to_dict(pcfg.eval)},
         "points": points, "fits": compute_fits(points, cfg.scale.n_bootstrap, headline),
@@ -241,11 +253,11 @@ def load_scale_results(paths: list[Path]) -> list[dict]:
     """Read and check scale results files; ConfigError lists every problem in every file."""
     docs, problems = [], [] if paths else ["no results files given"]
     for path in paths:
-        try:
-            doc = read_json_file(Path(path))
-        except FileNotFoundError:
+        if not Path(path).exists():
             problems.append(f"{path}: no such file")
             continue
+        try:
+            doc = read_json_file(Path(path))
         except ConfigError as e:
             problems += [f"{path}: {p}" for p in e.problems]
             continue
@@ -289,5 +301,4 @@ def refit(paths: list[Path]) -> str:
     return render_markdown(refit_results(paths))
 
 
-__all__ = ["compute_fits", "gcd", "load_scale_results", "plan_ladder", "refit", "refit_results", "run_scale",
-           "width_config"]
+__all__ = ["compute_fits", "load_scale_results", "plan_ladder", "refit", "refit_results", "run_scale", "width_config"]

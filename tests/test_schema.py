@@ -191,7 +191,7 @@ def test_one_seed_reference_results_pass_the_schema_but_are_not_submittable() ->
     (("models", 1, "runs", 0, "cells", 0, "loops"), 2, "cells[0].loops: must be null for family 'standard'"),
     (("models", 1, "runs", 0, "early_exit"), BASE["models"][0]["runs"][0]["early_exit"], "must be empty for family"),
     (("models", 0, "runs", 0, "early_exit", 0, "mean_loops"), 5.5, "mean_loops: 5.5 exceeds the largest eval loop"),
-    (("models", 0, "runs", 0, "diagnostics", "spectral_radius"), 1.5, "spectral_radius: 1.5 is not in [0, 1]"),
+    (("models", 0, "runs", 0, "diagnostics", "spectral_radius"), -0.5, "spectral_radius: -0.5 is not"),
     (("models", 0, "role"), "ablation:../x", "models[0].role: 'ablation:../x' does not match"),
     (("task", "train_difficulties"), [2, 4, 4], "task.train_difficulties: duplicate difficulty 4"),
 ])

@@ -1,0 +1,201 @@
+"""`mythbench scale` / `mythbench fit`: ladder shapes, the fits on data with a known answer, input checks, and a
+tiny end-to-end ladder that is resumable and refits to the same numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from baselines.standard import as_standard
+from cli import app
+from mythbench import harness
+from mythbench.accounting import count_config
+from mythbench.config import resolve_run_config
+from mythbench.errors import ConfigError
+from mythbench.io import atomic_write_json
+from mythbench.model import RDTConfig
+from mythbench.scale import (
+    compute_fits,
+    plan_ladder,
+    point_run_config,
+    refit,
+    refit_results,
+    run_scale,
+    width_config,
+)
+from tasks import get_task
+
+TINY = ["scale.widths=[8,16,24,32,40]", "scale.head_dim=8", "scale.steps=6", "scale.loop_counts=[1,2]",
+        "scale.n_bootstrap=20", "train.batch_size=8", "train.warmup_steps=2", "eval.loops_factor=2",
+        "eval.train_points=2"]
+E, A, ALPHA, PHI, ONCE = 0.2, 20.0, 0.4, 0.5, 0.3  # the synthetic laws: rdt N_eq/N = ONCE + (1-ONCE)*r^PHI
+
+
+@settings(max_examples=30, deadline=None)
+@given(mult=st.integers(1, 16), head_dim=st.sampled_from([4, 8, 16]), loops=st.integers(1, 8),
+       attention=st.sampled_from(["mha", "gqa", "mla"]))
+def test_every_width_gives_a_valid_config_with_heads_from_head_dim(mult, head_dim, loops, attention):
+    base = RDTConfig(d_model=64, n_heads=4, n_kv_heads=2, attention=attention, ffn="moe")
+    cfg = width_config(base, mult * head_dim, head_dim, loops)
+    assert cfg.n_heads == mult and cfg.d_model // cfg.n_heads == head_dim
+    assert cfg.ffn_hidden % 2 == 0 and cfg.expert_hidden % 2 == 0 and min(cfg.ffn_hidden, cfg.expert_hidden) >= 2
+    assert cfg.train_loops == cfg.lora_max_loops == cfg.router_max_loops == loops
+
+
+def test_the_ladder_pairs_each_rdt_with_a_standard_model_of_its_distinct_layers():
+    cfg = resolve_run_config("parity", "quick")
+    ladder = plan_ladder(cfg, get_task("parity"))
+    assert len(ladder) == len(cfg.scale.widths) * (1 + len(cfg.scale.loop_counts))
+    by_name = {plan.name: (plan, w, r) for plan, w, r in ladder}
+    for w in cfg.scale.widths:
+        std = by_name[f"standard-w{w}"][0].config
+        for r in cfg.scale.loop_counts:
+            rdt = by_name[f"rdt-w{w}-r{r}"][0].config
+            assert rdt.train_loops == r and rdt.d_model == std.d_model == w
+            layers = (rdt.prelude_layers, rdt.recurrent_layers, rdt.coda_layers)
+            assert (std.prelude_layers, std.recurrent_layers, std.coda_layers) == layers
+            assert std == as_standard(std, *layers)  # neutral loop switches: what as_standard makes
+    counts = [count_config("standard", by_name[f"standard-w{w}"][0].config).params_unique
+              for w in sorted(cfg.scale.widths)]
+    assert counts == sorted(counts) and len(set(counts)) == len(counts)
+
+
+def test_points_train_with_scale_steps_and_loops_that_are_r():
+    cfg = resolve_run_config("parity", "quick", None, ["scale.steps=50"])
+    assert cfg.train.recipe == "tied"
+    pcfg, notes = point_run_config(cfg)
+    assert pcfg.train.steps == 50 and 0 <= pcfg.train.warmup_steps < 50 and pcfg.train.recipe == "fixed"
+    assert len(notes) == 2
+    with pytest.raises(ConfigError, match="scale.steps"):
+        resolve_run_config("parity", "quick", None, ["scale.steps=-1"])
+
+
+def _synthetic(seed: int = 0, loops: tuple[int, ...] = (1, 2, 4), diverged: bool = False) -> dict:
+    """A scale results document whose losses follow known laws with 1% noise."""
+    rng = np.random.default_rng(seed)
+    law = lambda n: (E + A * n ** -ALPHA) * float(np.exp(rng.normal(0, 0.01)))  # noqa: E731
+    points = []
+    for w in (8, 16, 24, 32, 48, 64):
+        n = 60 * w * w
+        points.append({"name": f"standard-w{w}", "family": "standard", "width": w, "loops": None, "seed": 0,
+                       "status": "complete", "params": {"unique": n, "once": n, "recurrent": 0},
+                       "train_flops": 6.0 * n * 1000, "loss": law(n), "loss_by_loops": None, "accuracy": []})
+        for r in loops:
+            once, rec = round(ONCE * n), n - round(ONCE * n)
+            loss = law(once + r**PHI * rec)
+            curve = [[t, loss * (1 + 0.5 * np.exp(-t)) / (1 + 0.5 * np.exp(-r))] for t in range(1, 2 * r + 3)]
+            points.append({"name": f"rdt-w{w}-r{r}", "family": "rdt", "width": w, "loops": r, "seed": 0,
+                           "status": "complete", "params": {"unique": n, "once": once, "recurrent": rec},
+                           "train_flops": (6.0 * once + 6.0 * r * rec) * 1000, "loss": loss,
+                           "loss_by_loops": curve,
+                           "accuracy": [{"difficulty": 16, "split": "train", "accuracy": 0.5,
+                                         "ci_low": 0.4, "ci_high": 0.6}]})
+    if diverged:
+        points.append({**points[-1], "seed": 1, "status": "diverged", "loss": None, "loss_by_loops": None})
+    return {"schema_version": 1, "kind": "scale", "preset": "quick", "command": "synthetic", "seeds": [0],
+            "task": {"name": "parity", "version": 1, "fingerprint": "0" * 64, "train_difficulties": [2, 16],
+                     "test_difficulties": [32]},
+            "scale": {"headline_loops": max(loops), "n_bootstrap": 40, "level": 0.95,
+                      "train": {"steps": 10, "batch_size": 4}},
+            "points": points, "notes": []}
+
+
+def test_fits_recover_the_known_ratio_and_phi_and_skip_diverged_points(tmp_path):
+    path = tmp_path / "results.json"
+    atomic_write_json(path, _synthetic(diverged=True))
+    out = refit_results([path])
+    tok = out["fits"]["matched_tokens"]
+    expected = ONCE + (1 - ONCE) * 4**PHI  # 1.7: the standard size worth one RDT parameter at r = 4
+    ratios = [row["ratio"] for row in tok["equivalence"]]
+    assert len(ratios) == 6 and np.allclose(ratios, expected, rtol=0.1), ratios
+    assert tok["loop_worth"]["params"]["phi"] == pytest.approx(PHI, abs=0.08)
+    assert tok["families"]["rdt"]["n_points"] == 6  # the diverged copy of the largest RDT is left out
+    assert any("diverged" in n and "rdt-w64-r4 seed 1" in n for n in out["notes"])
+    assert out["fits"]["matched_flops"]["comparison"] == "matched-FLOPs"
+    assert [t["best_loops"] for t in out["fits"]["test_time"]] == [10] * 6
+    text = refit([path])
+    assert "EXTRAPOLATION" in text and "Matched training FLOPs" in text and "φ" in text
+
+
+def test_refit_lists_every_problem_with_its_file(tmp_path):
+    run_kind = tmp_path / "run.json"
+    atomic_write_json(run_kind, {"schema_version": 1, "kind": "run", "models": []})
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    no_points = tmp_path / "nopoints.json"
+    atomic_write_json(no_points, {**_synthetic(), "points": [{"family": "rdt"}]})
+    missing = tmp_path / "missing.json"
+    with pytest.raises(ConfigError) as err:
+        refit([run_kind, broken, no_points, missing])
+    problems = err.value.problems
+    for path, what in ((run_kind, "not 'scale'"), (broken, ""), (no_points, "missing name"),
+                       (missing, "no such file")):
+        assert any(str(path) in p and what in p for p in problems), (path, problems)
+    result = CliRunner().invoke(app, ["fit", str(missing)])
+    assert result.exit_code == 2 and "no such file" in result.output
+
+
+def test_refit_refuses_to_pool_files_of_different_token_budgets(tmp_path):
+    a, b = tmp_path / "a.json", tmp_path / "b.json"
+    atomic_write_json(a, _synthetic())
+    other = _synthetic(seed=1)
+    other["scale"]["train"] = {"steps": 20, "batch_size": 4}
+    atomic_write_json(b, other)
+    with pytest.raises(ConfigError, match="token budget"):
+        refit([a, b])
+
+
+def test_cli_scale_reports_bad_config_without_training(tmp_path):
+    result = CliRunner().invoke(app, ["scale", "parity", "--out", str(tmp_path / "x"),
+                                      "--set", "scale.widths=[8,16]", "--set", "scale.head_dim=3"])
+    assert result.exit_code == 2
+    assert "at least 5 distinct widths" in result.output and "multiple of scale.head_dim" in result.output
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_tiny_ladder_end_to_end_resumes_and_refits_to_the_same_numbers(tmp_path, monkeypatch):
+    cfg = resolve_run_config("parity", "quick", None, TINY)
+    run_dir = tmp_path / "scale"
+    first = run_scale(cfg, run_dir, "test")
+    for name in ("results.json", "scale.md", "scaling.png", "test_time.png", "exponents.png", "config.yaml",
+                 "models/rdt-w40-r2/seed0/result.json", "models/standard-w8/seed0/model.safetensors"):
+        assert (run_dir / name).is_file(), name
+    stored = json.loads((run_dir / "results.json").read_text())
+    assert stored["kind"] == "scale" and stored["task"]["fingerprint"] and stored["seeds"] == [0]
+    for key in ("schema_version", "mythbench_version", "git", "command", "created_at", "wall_time_s", "status",
+                "preset", "config", "environment", "points", "fits"):
+        assert key in stored, key
+    assert len(stored["points"]) == 5 * 3
+    assert {p["loops"] for p in stored["points"]} == {None, 1, 2}
+    rdt = next(p for p in stored["points"] if p["name"] == "rdt-w16-r2")
+    assert [t for t, _ in rdt["loss_by_loops"]] == [1, 2, 3, 4] and rdt["loss"] > 0
+    assert rdt["params"]["unique"] == rdt["params"]["once"] + rdt["params"]["recurrent"]
+    std = next(p for p in stored["points"] if p["name"] == "standard-w16")
+    assert std["tokens"] == rdt["tokens"] > 0  # the same data for both families
+    assert "matched-tokens" in (run_dir / "scale.md").read_text()
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished point was trained again")
+
+    monkeypatch.setattr(harness, "train_model", no_training)
+    second = run_scale(cfg, run_dir, "test")
+    assert second["points"] == first["points"] and second["fits"] == first["fits"]
+    assert refit_results([run_dir / "results.json"])["fits"] == stored["fits"]
+    assert compute_fits(stored["points"], 20, 2) == stored["fits"]
+    result = CliRunner().invoke(app, ["fit", str(run_dir / "results.json")])
+    assert result.exit_code == 0 and "Headline" in result.output
+
+
+def test_a_changed_ladder_does_not_mix_into_an_existing_scale_dir(tmp_path):
+    cfg = resolve_run_config("parity", "quick", None, TINY)
+    harness.prepare_run_dir(tmp_path, cfg)
+    other = dataclasses.replace(cfg, scale=dataclasses.replace(cfg.scale, widths=[8, 16, 24, 32, 48]))
+    with pytest.raises(ConfigError, match="different config"):
+        run_scale(other, tmp_path, "test")
