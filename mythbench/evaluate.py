@@ -82,7 +82,10 @@ def exit_indices(logits: torch.Tensor, mask: torch.Tensor, state_change: torch.T
     """
     logp = logits.float().log_softmax(-1)
     m = mask.float()
-    per_seq = lambda x: (x * m).sum(-1) / m.sum(-1).clamp_min(1)  # noqa: E731  mean over scored positions
+
+    def per_seq(x: torch.Tensor) -> torch.Tensor:  # mean over each sequence's scored positions
+        return (x * m).sum(-1) / m.sum(-1).clamp_min(1)
+
     kl = (logp[1:].exp() * (logp[1:] - logp[:-1])).sum(-1)  # KL(p_t || p_{t-1}) per position
     kl_seq = torch.cat([torch.full_like(per_seq(kl[:1]), float("inf")), per_seq(kl)])
     confidence = logp.exp().amax(-1)

@@ -121,7 +121,10 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
     if outcome.status == "complete":
         difficulties = eval_difficulties(task.spec.train_difficulties, task.spec.test_difficulties,
                                          cfg.eval.train_points)
-        batches = lambda d: _arrays(task.test_batch(d))  # noqa: E731
+
+        def batches(d: int) -> tuple[np.ndarray, ...]:
+            return _arrays(task.test_batch(d))
+
         if family.looped:
             evaluation = evaluate_looped(model, batches, difficulties, cfg.eval.loops_factor * train_loops,
                                          cfg.eval, cfg.device)
@@ -145,7 +148,8 @@ def _arrays(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def _model_entry(plan: ModelPlan, runs: list[dict], cfg: RunConfig, task: Any) -> dict:
     family = registry.get_family(plan.family)
     train_loops = getattr(plan.config, "train_loops", None) if family.looped else None
-    count = accounting.count(family.model_class(plan.config))
+    truncated = cfg.train.recipe in ("parcae", "huginn")  # backprop through the last bwd_loops only
+    count = accounting.count(family.model_class(plan.config), grad_loops=cfg.train.bwd_loops if truncated else None)
     entry = {
         "name": plan.name, "family": plan.family, "role": plan.role,
         "model_config": dataclasses.asdict(plan.config), "params": count.params_dict(),
