@@ -183,6 +183,7 @@ def run_benchmark(cfg: RunConfig, run_dir: Path, command: str) -> dict:
     handler = logging.FileHandler(run_dir / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
+    log.setLevel(logging.INFO)
     try:
         log.info("command: %s", command)
         entries = [_model_entry(p, [train_and_evaluate(p, s, cfg, task, run_dir) for s in cfg.seeds], cfg, task)
