@@ -86,18 +86,18 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor)
     return F.cross_entropy(logits[mask].float(), targets[mask])
 
 
-def training_loss(model: torch.nn.Module, tokens: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
+def training_loss(forward: Callable[..., Any], tokens: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
                   loops: int, grad_loops: int | None, cfg: TrainConfig, step: int, seed: int,
                   ponder_weight: float) -> torch.Tensor:
     """Task loss + MoE auxiliary loss + ACT ponder cost, plus the DT-nets progressive term if asked."""
-    out = model.forward_detailed(tokens, loops=loops, grad_loops=grad_loops)
+    out = forward(tokens, loops=loops, grad_loops=grad_loops)
     loss = masked_loss(out.logits, targets, mask) + out.aux_loss + ponder_weight * out.ponder_cost
     if cfg.recipe == "progressive" and loops > 1:
         # Bansal et al.: n loops without gradient, then k with; the loss is on the output after n + k.
         rng = step_rng(seed, step, 2)
         n = int(rng.integers(0, loops))
         k = int(rng.integers(1, loops - n + 1))
-        prog = model.forward_detailed(tokens, loops=n + k, grad_loops=k)
+        prog = forward(tokens, loops=n + k, grad_loops=k)
         prog_loss = masked_loss(prog.logits, targets, mask) + prog.aux_loss + ponder_weight * prog.ponder_cost
         loss = (1 - cfg.progressive_alpha) * loss + cfg.progressive_alpha * prog_loss
     return loss
@@ -138,7 +138,8 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
         load_weights(model, ckpt_dir / WEIGHTS)
         opt.load_state_dict(state["optimizer"])
         start, tokens, losses, elapsed = state["step"], state["tokens"], list(state["losses"]), state["elapsed"]
-    forward_model = torch.compile(model) if cfg.compile else model
+    # compile the method the loss calls (torch.compile(model) would only wrap `forward`)
+    forward = torch.compile(model.forward_detailed) if cfg.compile else model.forward_detailed
     t0 = time.perf_counter() - elapsed
     model.train()
     bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, leave=False,
@@ -151,7 +152,7 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = training_loss(forward_model, tok, tgt, msk, loops, grad_loops, cfg, step, seed, ponder_weight)
+            loss = training_loss(forward, tok, tgt, msk, loops, grad_loops, cfg, step, seed, ponder_weight)
         if not torch.isfinite(loss):
             return TrainOutcome("diverged", step, tokens, None, time.perf_counter() - t0)
         opt.zero_grad(set_to_none=True)
