@@ -177,6 +177,8 @@ def run_benchmark(cfg: RunConfig, run_dir: Path, command: str) -> dict:
     from tasks import get_task
 
     started = time.perf_counter()
+    if cfg.device.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device {cfg.device!r} asked for, but torch sees no CUDA device (use --device cpu)")
     task = get_task(cfg.task)
     plans = plan_models(cfg, task)
     prepare_run_dir(run_dir, cfg)
