@@ -138,8 +138,8 @@ def submit(results_path: Path, results_dir: Path = Path("results"), name: str | 
         doc = read_json_file(Path(results_path))
     except ConfigError as e:
         raise ConfigError(problems + e.problems) from None
-    doc_problems = check_submittable(doc)
-    if isinstance(doc, dict):
+    doc_problems = check_submittable(doc)  # refuses any kind but "run" (a scale file: never a submission)
+    if isinstance(doc, dict) and doc.get("kind") == "run":
         doc_problems += check_current_task(doc, current_task_lookup or current_task)
     problems += doc_problems
     try:
@@ -244,9 +244,10 @@ def _verify_board(root: Path, docs: dict[str, dict]) -> list[str]:
 
 
 def verify(path: Path = Path("results")) -> list[str]:
-    """Every problem with the results under path: each results.json against the schema (reference results
-    need not be submittable), each stored submission against the submission rules, and the leaderboard
-    against the one recomputed from the stored submissions. A directory without a board verifies clean."""
+    """Every problem with the results under path: each results.json against the schema of its kind (reference
+    results, run or scale, need not be submittable), each stored submission against the submission rules (run
+    results only), and the leaderboard against the one recomputed from the stored submissions. A directory
+    without a board verifies clean."""
     path = Path(path)
     if path.is_file():
         doc, problems = _load(path, path.name)

@@ -20,6 +20,7 @@ from mythbench.jsonshape import (
     Bool,
     Enum,
     Int,
+    Node,
     Nullable,
     Num,
     Obj,
@@ -52,10 +53,9 @@ SUMMARY = Obj({"difficulty": Int(1), "split": Enum(("train", "test")),
                "acc_at_train_loops": Nullable(Obj(_STAT)),
                "best": Obj({**_STAT, "loops": Nullable(Int(1))}), "acc_at_max_loops": Nullable(Obj(_STAT)),
                "overthinking_drop": Num(-1, 1)})
-RUN = Obj({"seed": Int(0), "status": Enum(("complete", "diverged")),
-           "train": Obj({"steps": Int(0), "tokens": Int(0), "final_loss": Nullable(Num(0)),
-                         "wall_time_s": Num(0)}),
-           "cells": Arr(CELL)},
+# a training outcome; a scale point stores the same one
+TRAIN = Obj({"steps": Int(0), "tokens": Int(0), "final_loss": Nullable(Num(0)), "wall_time_s": Num(0)})
+RUN = Obj({"seed": Int(0), "status": Enum(("complete", "diverged")), "train": TRAIN, "cells": Arr(CELL)},
           optional={"early_exit": Arr(EARLY_EXIT),
                     "diagnostics": Obj(optional={"spectral_radius": Nullable(Num(0, None))})})
 MODEL = Obj({"name": Str(MODEL_NAME_RE, 64), "family": Enum(("rdt", "standard")), "role": Str(ROLE_RE),
@@ -63,7 +63,8 @@ MODEL = Obj({"name": Str(MODEL_NAME_RE, 64), "family": Enum(("rdt", "standard"))
              "flops_per_token": Obj({"forward": Num(0), "train": Num(0)}),
              "train_loops": Nullable(Int(1)), "eval_loops": Nullable(Arr(Int(1), 1)),
              "runs": Arr(RUN, 1), "summary": Arr(SUMMARY)})
-RUN_V1 = Obj({
+# The top-level fields every kind of results file carries: what was run, from which code, where and on what.
+PROVENANCE: dict[str, Node] = {
     "schema_version": Int(), "kind": Str(), "mythbench_version": Str(max_len=64),
     "git": Obj({"commit": Nullable(Str(r"[0-9a-f]{40}|[0-9a-f]{64}")), "dirty": Nullable(Bool())}),
     "command": Str(max_len=4096), "created_at": Str(timestamp=True), "wall_time_s": Num(0),
@@ -73,8 +74,8 @@ RUN_V1 = Obj({
     "environment": Obj({"python": Str(), "torch": Str(), "device": Str()},
                        optional={"numpy": Str(), "platform": Str(), "cpu_count": Nullable(Int(1))}),
     "seeds": Arr(Int(0), 1),
-    "models": Arr(MODEL, 1),
-})
+}
+RUN_V1 = Obj({**PROVENANCE, "models": Arr(MODEL, 1)})
 
 
 def _duplicates(values: list[int], path: str, what: str, out: list[str]) -> None:
@@ -292,14 +293,19 @@ def _check_stat(stat: dict, path: str, accs: list[float], one_ci: tuple | None, 
                    f"[{min(accs)!r}, {max(accs)!r}], which no bootstrap of their mean can")
 
 
-def _check_run_v1(doc: dict) -> list[str]:
-    out: list[str] = []
-    RUN_V1.check(doc, "", out)
+def check_provenance(doc: dict, out: list[str]) -> None:
+    """The rules on PROVENANCE beyond its shape, for every kind: no seed or difficulty listed twice."""
     _duplicates(ints(doc.get("seeds")), "seeds", "seed", out)
     task = doc.get("task")
     if isinstance(task, dict):
         for key in ("train_difficulties", "test_difficulties"):
             _duplicates(ints(task.get(key)), f"task.{key}", "difficulty", out)
+
+
+def _check_run_v1(doc: dict) -> list[str]:
+    out: list[str] = []
+    RUN_V1.check(doc, "", out)
+    check_provenance(doc, out)
     names: dict[str, str] = {}
     for mp, m in dicts(doc.get("models"), "models"):
         name = m.get("name")
@@ -311,8 +317,15 @@ def _check_run_v1(doc: dict) -> list[str]:
     return out
 
 
-# (schema_version, kind) -> validator. A `kind: "scale"` schema joins here when `mythbench scale` writes one.
-VALIDATORS: dict[tuple[int, str], Callable[[dict], list[str]]] = {(1, "run"): _check_run_v1}
+def _check_scale_v1(doc: dict) -> list[str]:
+    from mythbench.scale_schema import check_scale_v1  # it builds on this module's nodes: imported on use
+
+    return check_scale_v1(doc)
+
+
+# (schema_version, kind) -> validator
+VALIDATORS: dict[tuple[int, str], Callable[[dict], list[str]]] = {(1, "run"): _check_run_v1,
+                                                                   (1, "scale"): _check_scale_v1}
 
 
 def check_schema(doc: Any) -> list[str]:
@@ -342,6 +355,8 @@ def validate(doc: Any) -> None:
 
 
 MIN_SEEDS = 3
+SCALE_REFUSAL = ("kind: 'scale' is a `mythbench scale` results file, which is never a leaderboard submission; "
+                 "only run results (kind 'run', from `mythbench run`) go on the board")
 
 
 def leaderboard_difficulties(train: list[int], test: list[int]) -> tuple[int, int, int]:
@@ -353,10 +368,12 @@ def leaderboard_difficulties(train: list[int], test: list[int]) -> tuple[int, in
 
 
 def check_submittable(doc: Any) -> list[str]:
-    """check_schema plus what a leaderboard entry needs: a complete run with >= 3 distinct complete seeds per
-    model and summaries at the leaderboard's difficulties. Reference results the project produced itself
-    (quick one-seed runs) only need check_schema."""
+    """check_schema plus what a leaderboard entry needs: a run (never a scale file) that is complete with >= 3
+    distinct complete seeds per model and summaries at the leaderboard's difficulties. Reference results the
+    project produced itself (quick one-seed runs, scale ladders) only need check_schema."""
     out = check_schema(doc)
+    if isinstance(doc, dict) and doc.get("kind") == "scale":
+        return [SCALE_REFUSAL] + out
     if not isinstance(doc, dict) or doc.get("kind") != "run":
         return out
     task = doc.get("task") if isinstance(doc.get("task"), dict) else {}

@@ -167,8 +167,9 @@ def test_arbitrary_bytes_parse_or_raise_config_error(data: bytes) -> None:
 
 
 def test_kinds_and_versions_dispatch() -> None:
-    assert check_schema({**BASE, "kind": "scale"}) == ["kind: 'scale' is not a known kind for schema_version 1 "
-                                                       "(known: 'run')"]
+    assert check_schema({**BASE, "kind": "sweep"}) == ["kind: 'sweep' is not a known kind for schema_version 1 "
+                                                       "(known: 'run', 'scale')"]
+    assert "points: required field is missing" in check_schema({**BASE, "kind": "scale"})  # the scale schema
     assert check_schema({**BASE, "schema_version": 7})[0].startswith("schema_version: 7 is not a known schema")
     assert check_schema({**BASE, "schema_version": True})[0].startswith("schema_version: true is not a known")
     assert check_schema([BASE]) == ["top level: expected a JSON object, got an array"]

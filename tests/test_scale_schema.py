@@ -1,0 +1,323 @@
+"""The `kind: "scale"` results schema, and how verify and submit treat scale files.
+
+The scale document is built the way `mythbench scale` builds one: points with every field scale.py's `_point`
+writes, and fits computed from them by the real `compute_fits`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hostile.factory import DELETE, fake_lookup, make_results, mutated
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mythbench.errors import ConfigError
+from mythbench.jsonshape import Arr, Node, Obj
+from mythbench.leaderboard import submit, verify
+from mythbench.safejson import content_hash, parse_json_bytes
+from mythbench.scale import compute_fits
+from mythbench.scale_schema import SCALE_V1, Either, Pair
+from mythbench.schema import PROVENANCE, check_schema, check_submittable
+from mythbench.stats import wilson_interval
+
+DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "results-schema.md"
+TRAIN_D, TEST_D = (2, 4), (6, 8)
+WIDTHS, LOOPS = (8, 16, 24, 32, 40), (1, 2, 4)
+E, A, ALPHA, PHI, ONCE = 0.2, 20.0, 0.4, 0.5, 0.3  # synthetic laws, so that every fit succeeds
+
+
+def _accuracy(rng: np.random.Generator, looped: bool) -> list[dict]:
+    out = []
+    for d in TRAIN_D + TEST_D:
+        k = int(rng.integers(0, 65))
+        low, high = wilson_interval(k, 64)
+        entry = {"difficulty": d, "split": "train" if d in TRAIN_D else "test", "accuracy": k / 64,
+                 "ci_low": low, "ci_high": high}
+        if looped:
+            entry["accuracy_max_loops"] = int(rng.integers(0, 65)) / 64
+        out.append(entry)
+    return out
+
+
+def make_point(rng: np.random.Generator, width: int, loops: int | None, seed: int = 0,
+               diverged: bool = False) -> dict[str, Any]:
+    """One ladder point with the fields and the arithmetic of scale.py's `_point`."""
+    n = 60 * width * width
+    once, rec = (round(ONCE * n), n - round(ONCE * n)) if loops else (n, 0)
+    per_token = 6.0 * once + 6.0 * (loops or 1) * rec
+    tokens = 12800
+    train = {"steps": 100, "tokens": tokens, "final_loss": None if diverged else 0.5, "wall_time_s": 1.5}
+    point = {"name": f"rdt-w{width}-r{loops}" if loops else f"standard-w{width}",
+             "family": "rdt" if loops else "standard", "width": width, "loops": loops, "seed": seed,
+             "status": "diverged" if diverged else "complete", "n_heads": width // 8,
+             "params": {"unique": n, "once": once, "recurrent": rec}, "flops_train_per_token": per_token,
+             "tokens": tokens, "train_flops": per_token * tokens, "train": train, "loss": None,
+             "loss_by_loops": None, "accuracy": []}
+    if diverged:
+        return point
+    noise = float(np.exp(rng.normal(0, 0.01)))
+    point["loss"] = (E + A * (once + (loops or 1) ** PHI * rec) ** -ALPHA) * noise
+    if loops:  # falls with inference loops, equal to `loss` at the training loop count
+        point["loss_by_loops"] = [[t, point["loss"] * (1 + 0.5 * math.exp(-t)) / (1 + 0.5 * math.exp(-loops))]
+                                  for t in range(1, 2 * loops + 1)]
+    point["accuracy"] = _accuracy(rng, loops is not None)
+    return point
+
+
+def make_scale_results(widths: tuple[int, ...] = WIDTHS, n_bootstrap: int = 20) -> dict[str, Any]:
+    """A complete scale results document, with one diverged point at a second seed."""
+    rng = np.random.default_rng(0)
+    points = [make_point(rng, w, r) for w in widths for r in (None, *LOOPS)]
+    points.append(make_point(rng, widths[-1], LOOPS[-1], seed=1, diverged=True))
+    return {
+        "schema_version": 1, "kind": "scale", "mythbench_version": "0.1.0",
+        "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": True},
+        "command": "mythbench scale toy --preset quick", "created_at": "2026-11-29T06:00:00Z",
+        "wall_time_s": 1242.8, "status": "complete", "preset": "quick",
+        "config": {"task": "toy", "scale": {"widths": list(widths)}},
+        "task": {"name": "toy", "version": 3, "fingerprint": hashlib.sha256(b"toy").hexdigest(),
+                 "train_difficulties": list(TRAIN_D), "test_difficulties": list(TEST_D)},
+        "environment": {"python": "3.11.7", "torch": "2.13.0+cpu", "numpy": "2.4.6", "platform": "Linux",
+                        "device": "cpu", "cpu_count": 2, "cuda": None},
+        "seeds": [0, 1],
+        "scale": {"headline_loops": max(LOOPS), "n_bootstrap": n_bootstrap, "level": 0.95,
+                  "train": {"steps": 100, "batch_size": 128, "recipe": "fixed"}, "eval": {"loops_factor": 2}},
+        "points": points, "fits": compute_fits(points, n_bootstrap, max(LOOPS)),
+        "notes": ["every point trains 100 steps (scale.steps; warmup 7)",
+                  f"diverged, recorded and excluded from every fit: rdt-w{widths[-1]}-r{max(LOOPS)} seed 1"],
+    }
+
+
+DOC = make_scale_results()
+
+
+def dotted(path: tuple) -> str:
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else key)
+    return out
+
+
+def required_paths(node: Node, value: Any, path: tuple = ()) -> list[tuple]:
+    """Every schema-required field present in value, walking the schema together with the document."""
+    if isinstance(node, Either):
+        node = node.present if isinstance(value, dict) and node.marker in value else node.absent
+    if hasattr(node, "node"):  # Nullable, Ruled
+        return required_paths(node.node, value, path)
+    out: list[tuple] = []
+    if isinstance(node, Obj) and isinstance(value, dict):
+        for key, child in node.required.items():
+            out += [path + (key,)] + required_paths(child, value[key], path + (key,))
+        for key, child in node.optional.items():
+            if key in value:
+                out += required_paths(child, value[key], path + (key,))
+    elif isinstance(node, Arr) and isinstance(value, list):
+        for i, x in enumerate(value):
+            out += required_paths(node.item, x, path + (i,))
+    elif isinstance(node, Pair) and isinstance(value, list):
+        out += required_paths(node.first, value[0], path + (0,)) + required_paths(node.second, value[1], path + (1,))
+    return out
+
+
+def field_names(node: Node) -> set[str]:
+    """Every key any object node under node names, required or optional, in every variant."""
+    names = set(node.required) | set(node.optional) if isinstance(node, Obj) else set()
+    for f in dataclasses.fields(node):
+        value = getattr(node, f.name)
+        for child in value.values() if isinstance(value, dict) else [value]:
+            if isinstance(child, Node):
+                names |= field_names(child)
+    return names
+
+
+def all_paths(value: Any, path: tuple = ()) -> list[tuple]:
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
+    return [path] + [p for k, x in items for p in all_paths(x, path + (k,))]
+
+
+def leaf(doc: Any, path: tuple) -> Any:
+    for key in path:
+        doc = doc[key]
+    return doc
+
+
+REQUIRED = required_paths(SCALE_V1, DOC)
+NUMERIC = [p for p in all_paths(DOC) if p and isinstance(leaf(DOC, p), (int, float))
+           and not isinstance(leaf(DOC, p), bool)]
+
+
+def test_a_document_as_mythbench_scale_writes_it_is_valid() -> None:
+    assert check_schema(DOC) == []
+    assert check_schema(parse_json_bytes(json.dumps(DOC, indent=1).encode())) == []
+    tokens = DOC["fits"]["matched_tokens"]  # the fixture reaches every part of the fits
+    assert tokens["loop_worth"] and tokens["test_time"] and tokens["equivalence"] and tokens["projections"]
+    assert all("fit" in c for c in DOC["fits"]["test_time"]) and len(DOC["fits"]["test_time"]) == len(WIDTHS)
+    assert len(REQUIRED) > 500 and len(NUMERIC) > 500
+
+
+def test_fits_that_failed_and_intervals_without_a_bootstrap_are_valid() -> None:
+    doc = make_scale_results(widths=WIDTHS[:2], n_bootstrap=0)  # too few widths for any power law
+    assert "error" in doc["fits"]["matched_tokens"] and "error" in doc["fits"]["matched_flops"]
+    assert doc["fits"]["test_time"][0]["fit"]["intervals"]["tau"]["low"] is None
+    assert check_schema(doc) == []
+
+
+def test_the_provenance_nodes_are_the_run_schemas() -> None:
+    for key, node in PROVENANCE.items():
+        assert SCALE_V1.required[key] is node
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("points",), DELETE, "points: required field is missing"),
+    (("fits",), DELETE, "fits: required field is missing"),
+    (("notes",), DELETE, "notes: required field is missing"),
+    (("scale", "headline_loops"), DELETE, "scale.headline_loops: required field is missing"),
+    (("points", 0, "loss"), DELETE, "points[0].loss: required field is missing"),
+    (("points", 3, "loss_by_loops"), DELETE, "points[3].loss_by_loops: required field is missing"),
+    (("fits", "matched_tokens", "families", "rdt", "params", "alpha"), DELETE,
+     "fits.matched_tokens.families.rdt.params.alpha: required field is missing"),
+    (("fits", "test_time", 0, "fit"), DELETE, "fits.test_time[0]: needs exactly one of `fit`"),
+    (("points", 1, "loss"), math.nan, "points[1].loss: nan is not allowed; every number must be finite"),
+    (("fits", "matched_tokens", "equivalence", 0, "ratio"), math.inf,
+     "fits.matched_tokens.equivalence[0].ratio: inf is not allowed"),
+    (("points", 1, "loss"), -0.5, "points[1].loss: -0.5 is not > 0"),
+    (("points", 1, "loss"), 0, "points[1].loss: 0 is not > 0"),
+    (("points", 1, "loss_by_loops", 0, 1), -1.0, "points[1].loss_by_loops[0][1]: -1.0 is not > 0"),
+    (("points", 1, "loss_by_loops", 0), [1], "points[1].loss_by_loops[0]: expected an array of 2 entries"),
+    (("fits", "test_time", 0, "loss_best"), 0.0, "fits.test_time[0].loss_best: 0.0 is not > 0"),
+    (("points", 0, "accuracy", 0, "accuracy"), 1.5, "points[0].accuracy[0].accuracy: 1.5 is not in [0, 1]"),
+    (("points", 2, "accuracy", 1, "accuracy_max_loops"), -0.1, "accuracy_max_loops: -0.1 is not in [0, 1]"),
+    (("points", 0, "accuracy", 2, "ci_high"), 0.0, "points[0].accuracy[2]: accuracy"),
+    (("points", 0, "params", "unique"), 1.5, "points[0].params.unique: expected an integer, got 1.5"),
+    (("points", 0, "params", "recurrent"), -1, "points[0].params.recurrent: -1 is not >= 0"),
+    (("points", 0, "status"), "exploded", "points[0].status: 'exploded' is not one of 'complete', 'diverged'"),
+    (("points", 0, "name"), "../x", "points[0].name: '../x' does not match"),
+    (("scale", "level"), 1.0, "scale.level: 1.0 is not in (0, 1)"),
+    (("notes",), [1], "notes[0]: expected a string, got 1"),
+    (("fits", "matched_tokens", "families", "rdt", "law"), "loop_worth",
+     "fits.matched_tokens.families.rdt.law: 'loop_worth' is not one of 'power_law'"),
+    (("fits", "matched_tokens", "families", "rdt", "n_failed"), 999, "n_failed: 999 is more than n_bootstrap"),
+    (("fits", "matched_tokens", "families", "rdt", "domain", "N"), [2.0, 1.0], "domain.N: 2.0 is above 1.0"),
+    (("fits", "matched_tokens", "equivalence", 0, "ratio_interval"), {"low": 2.0, "high": 1.0, "reason": None},
+     "equivalence[0].ratio_interval: low 2.0 is above high 1.0"),
+    (("fits", "matched_tokens", "equivalence", 0, "ratio_interval"), {"low": None, "high": 1.0, "reason": None},
+     "ratio_interval.reason: null, but an end of the interval is null"),
+    (("fits", "matched_tokens", "equivalence", 0, "unbounded"), True, "equivalence[0].unbounded: true, but n_eq"),
+    (("fits", "matched_tokens", "equivalence", 0, "ratio"), 123.0, "equivalence[0].ratio: 123.0 is not n_eq / n_rdt"),
+    (("fits", "matched_flops"), {"comparison": "matched-FLOPs", "error": []}, "matched_flops.error: has 0 entries"),
+    (("fits", "test_time", 0, "best_loops"), 99, "fits.test_time[0].best_loops: 99 is above max_loops"),
+    (("fits", "test_time", 0, "train_loops"), 2, "fits.test_time[0].train_loops: 2 is not scale.headline_loops"),
+])
+def test_a_broken_field_is_reported_with_its_path(path: tuple, value: Any, message: str) -> None:
+    problems = check_schema(mutated(DOC, path, value))
+    assert any(message in p for p in problems), problems
+
+
+@pytest.mark.parametrize("path, value, message", [
+    (("points", 0, "params", "unique"), 7, "points[0].params.unique: 7 is not once + recurrent"),
+    (("points", 0, "params", "recurrent"), 5, "a standard transformer has no looped part"),
+    (("points", 0, "tokens"), 5, "points[0].tokens: 5 is not train.tokens = 12800"),
+    (("points", 0, "train_flops"), 1.0, "points[0].train_flops: 1.0 is not flops_train_per_token * tokens"),
+    (("points", 0, "loops"), 2, "points[0].loops: must be null for family 'standard'"),
+    (("points", 1, "loops"), None, "points[1].loops: required for family 'rdt', got null"),
+    (("points", 1, "loss_by_loops"), None, "points[1].loss_by_loops: null, but an rdt point with a loss"),
+    (("points", 2, "loss"), 9.0, "points[2].loss: 9.0 is not loss_by_loops at the training loops 2"),
+    (("points", 2, "loss_by_loops", 1, 0), 9, "points[2].loss_by_loops: loop counts [1, 9, 3, 4]"),
+    (("points", 0, "accuracy", 0, "split"), "test", "points[0].accuracy[0].split: 'test', but difficulty 2 is a train"),
+    (("points", 0, "accuracy", 0, "difficulty"), 99, "points[0].accuracy[0].difficulty: 99 is not one of the task's"),
+    (("points", 0, "accuracy", 1, "difficulty"), 2, "points[0].accuracy[1].difficulty: duplicate difficulty 2"),
+    (("points", 0, "accuracy", 0, "accuracy_max_loops"), 0.5, "a standard transformer has no loop counts"),
+    (("points", -1, "loss"), 1.0, "points[20].loss: must be null for a diverged point"),
+    (("points", -1, "seed"), 0, "points[20]: duplicate point 'rdt-w40-r4' at seed 0 (also points[19])"),
+    (("points", 0, "seed"), 5, "points[0].seed: 5 is not listed in the top-level seeds"),
+    (("scale", "headline_loops"), 2, "scale.headline_loops: 2 is not the largest training loop count"),
+    (("seeds",), [0, 1, 1], "seeds: duplicate seed 1"),
+    (("task", "fingerprint"), "abc", "task.fingerprint: 'abc' does not match"),
+    (("environment", "python"), DELETE, "environment.python: required field is missing"),
+])
+def test_semantic_rules(path: tuple, value: Any, message: str) -> None:
+    problems = check_schema(mutated(DOC, path, value))
+    assert any(message in p for p in problems), problems
+
+
+def test_kind_and_version_are_checked_first() -> None:
+    assert check_schema({**DOC, "kind": "sweep"}) == [
+        "kind: 'sweep' is not a known kind for schema_version 1 (known: 'run', 'scale')"]
+    assert check_schema({**DOC, "schema_version": 2})[0].startswith("schema_version: 2 is not a known schema")
+    assert "models: required field is missing" in check_schema({**DOC, "kind": "run"})
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(REQUIRED))
+def test_any_required_field_deleted_is_reported_by_name(path: tuple) -> None:
+    name = dotted(path)
+    assert any(p.startswith(f"{name}: ") and "missing" in p for p in check_schema(mutated(DOC, path, DELETE)))
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from(NUMERIC), st.sampled_from([math.nan, math.inf, -math.inf]))
+def test_a_non_finite_number_anywhere_is_rejected_with_its_path(path: tuple, value: float) -> None:
+    literal = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}[repr(value)]
+    parsed = parse_json_bytes(json.dumps(mutated(DOC, path, value)).encode())
+    assert f"{dotted(path)}: {literal} is not allowed; every number must be finite" in check_schema(parsed)
+
+
+def test_the_schema_document_names_every_scale_field() -> None:
+    doc = DOC_PATH.read_text()
+    missing = sorted(n for n in field_names(SCALE_V1) if f"`{n}`" not in doc)
+    assert not missing, f"docs/results-schema.md does not mention {missing}"
+
+
+def test_the_scale_schema_imports_on_its_own() -> None:
+    code = "import mythbench.scale_schema as s, mythbench.schema as r; assert r.check_schema([]) and s.SCALE_V1"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+# --- verify and submit
+
+
+def _write(path: Path, doc: dict) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_verify_accepts_scale_results_beside_run_results(tmp_path: Path) -> None:
+    _write(tmp_path / "reference" / "scale" / "toy" / "results.json", DOC)
+    _write(tmp_path / "reference" / "toy" / "results.json", make_results(seeds=(0,), preset="quick"))
+    assert verify(tmp_path) == []
+    assert verify(tmp_path / "reference" / "scale" / "toy" / "results.json") == []
+    _write(tmp_path / "reference" / "scale" / "toy" / "results.json", mutated(DOC, ("points", 0, "loss"), -1.0))
+    assert verify(tmp_path) == ["reference/scale/toy/results.json: points[0].loss: -1.0 is not > 0"]
+
+
+def test_submit_refuses_a_valid_scale_file_and_writes_nothing(tmp_path: Path) -> None:
+    path = _write(tmp_path / "results.json", DOC)
+    asked: list[str] = []
+
+    def lookup(name: str):
+        asked.append(name)
+        return fake_lookup(name)
+
+    with pytest.raises(ConfigError) as err:
+        submit(path, tmp_path / "results", "alice", lookup)
+    assert len(err.value.problems) == 1 and "only run results" in err.value.problems[0]
+    assert re.match(r"kind: 'scale' is a `mythbench scale` results file", err.value.problems[0])
+    assert not (tmp_path / "results").exists() and asked == []
+    assert check_submittable(DOC) == err.value.problems
+
+
+def test_verify_refuses_a_scale_file_stored_as_a_submission(tmp_path: Path) -> None:
+    _write(tmp_path / "submissions" / "toy" / f"{content_hash(DOC)}.json", DOC)
+    assert any("only run results" in p for p in verify(tmp_path))
