@@ -19,15 +19,16 @@ from typing import Any
 import numpy as np
 import pytest
 from hostile.factory import DELETE, fake_lookup, make_results, mutated
+from hostile.paths import all_paths, dotted, leaf, required_paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mythbench.errors import ConfigError
-from mythbench.jsonshape import Arr, Node, Obj
+from mythbench.jsonshape import Node, Obj
 from mythbench.leaderboard import submit, verify
 from mythbench.safejson import content_hash, parse_json_bytes
 from mythbench.scale import compute_fits
-from mythbench.scale_schema import SCALE_V1, Either, Pair
+from mythbench.scale_schema import SCALE_V1
 from mythbench.schema import PROVENANCE, check_schema, check_submittable
 from mythbench.stats import wilson_interval
 
@@ -102,34 +103,6 @@ def make_scale_results(widths: tuple[int, ...] = WIDTHS, n_bootstrap: int = 20) 
 DOC = make_scale_results()
 
 
-def dotted(path: tuple) -> str:
-    out = ""
-    for key in path:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else key)
-    return out
-
-
-def required_paths(node: Node, value: Any, path: tuple = ()) -> list[tuple]:
-    """Every schema-required field present in value, walking the schema together with the document."""
-    if isinstance(node, Either):
-        node = node.present if isinstance(value, dict) and node.marker in value else node.absent
-    if hasattr(node, "node"):  # Nullable, Ruled
-        return required_paths(node.node, value, path)
-    out: list[tuple] = []
-    if isinstance(node, Obj) and isinstance(value, dict):
-        for key, child in node.required.items():
-            out += [path + (key,)] + required_paths(child, value[key], path + (key,))
-        for key, child in node.optional.items():
-            if key in value:
-                out += required_paths(child, value[key], path + (key,))
-    elif isinstance(node, Arr) and isinstance(value, list):
-        for i, x in enumerate(value):
-            out += required_paths(node.item, x, path + (i,))
-    elif isinstance(node, Pair) and isinstance(value, list):
-        out += required_paths(node.first, value[0], path + (0,)) + required_paths(node.second, value[1], path + (1,))
-    return out
-
-
 def field_names(node: Node) -> set[str]:
     """Every key any object node under node names, required or optional, in every variant."""
     names = set(node.required) | set(node.optional) if isinstance(node, Obj) else set()
@@ -139,17 +112,6 @@ def field_names(node: Node) -> set[str]:
             if isinstance(child, Node):
                 names |= field_names(child)
     return names
-
-
-def all_paths(value: Any, path: tuple = ()) -> list[tuple]:
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
-    return [path] + [p for k, x in items for p in all_paths(x, path + (k,))]
-
-
-def leaf(doc: Any, path: tuple) -> Any:
-    for key in path:
-        doc = doc[key]
-    return doc
 
 
 REQUIRED = required_paths(SCALE_V1, DOC)

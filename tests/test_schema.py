@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from hostile.factory import DELETE, TOY, make_results, mutated
+from hostile.paths import all_paths, dotted, leaf, required_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,42 +22,6 @@ from mythbench.schema import RUN_V1, check_schema, check_submittable, leaderboar
 
 BASE = make_results()
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "results-schema.md"
-
-
-def dotted(path: tuple) -> str:
-    """('models', 0, 'runs') -> 'models[0].runs', the form the validator's messages use."""
-    out = ""
-    for key in path:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else key)
-    return out
-
-
-def required_paths(node: Any, value: Any, path: tuple = ()) -> list[tuple]:
-    """Every required field present in value, found by walking the schema together with the document."""
-    if isinstance(node, Nullable):
-        node = node.node
-    out: list[tuple] = []
-    if isinstance(node, Obj) and isinstance(value, dict):
-        for key, child in node.required.items():
-            out += [path + (key,)] + required_paths(child, value[key], path + (key,))
-        for key, child in node.optional.items():
-            if key in value:
-                out += required_paths(child, value[key], path + (key,))
-    elif isinstance(node, Arr) and isinstance(value, list):
-        for i, x in enumerate(value):
-            out += required_paths(node.item, x, path + (i,))
-    return out
-
-
-def all_paths(value: Any, path: tuple = ()) -> list[tuple]:
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else []
-    return [path] + [p for k, x in items for p in all_paths(x, path + (k,))]
-
-
-def leaf(doc: Any, path: tuple) -> Any:
-    for key in path:
-        doc = doc[key]
-    return doc
 
 
 REQUIRED = required_paths(RUN_V1, BASE)
