@@ -77,12 +77,17 @@ def rescore_results(results_file: Path, run_dir: Path | None, sample: int = 128,
 
     Returns the problems: accuracies that disagree with the submitted ones beyond both intervals.
     """
-    from mythbench.leaderboard import compare_rescore, load_results_file
+    from mythbench.leaderboard import compare_rescore
+    from mythbench.safejson import read_json_file
+    from mythbench.schema import check_schema
     from tasks import get_task
 
     if run_dir is None:
         raise ConfigError("--rescore needs --checkpoint RUN_DIR (the run directory holding models/)")
-    results = load_results_file(Path(results_file))
+    results = read_json_file(Path(results_file))
+    problems = check_schema(results)
+    if problems:
+        raise ConfigError([f"{results_file}: {p}" for p in problems])
     task = get_task(results["task"]["name"])
     if results["task"]["fingerprint"] != task.fingerprint():
         return [f"{results_file}: test-set fingerprint differs from the current task's"]

@@ -137,3 +137,7 @@ def test_a_three_seed_run_round_trips_into_the_leaderboard_and_one_seed_is_refus
     submit(tmp_path / "three" / "results.json", results_dir=board, name="tester")
     assert "parity" in (board / "LEADERBOARD.md").read_text()
     assert verify(board) == []
+    # re-scoring the submitted checkpoints on a sample of the test sets agrees with the submission
+    from mythbench.checkpoint import rescore_results
+
+    assert rescore_results(tmp_path / "three" / "results.json", tmp_path / "three", sample=64) == []
