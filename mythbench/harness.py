@@ -149,7 +149,8 @@ def _model_entry(plan: ModelPlan, runs: list[dict], cfg: RunConfig, task: Any) -
     family = registry.get_family(plan.family)
     train_loops = getattr(plan.config, "train_loops", None) if family.looped else None
     truncated = cfg.train.recipe in ("parcae", "huginn")  # backprop through the last bwd_loops only
-    count = accounting.count(family.model_class(plan.config), grad_loops=cfg.train.bwd_loops if truncated else None)
+    count = accounting.count_config(plan.family, plan.config,
+                                    grad_loops=cfg.train.bwd_loops if truncated else None)
     entry = {
         "name": plan.name, "family": plan.family, "role": plan.role,
         "model_config": dataclasses.asdict(plan.config), "params": count.params_dict(),
