@@ -125,6 +125,8 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
         def batches(d: int) -> tuple[np.ndarray, ...]:
             return _arrays(task.test_batch(d))
 
+        eval_started = time.perf_counter()
+
         if family.looped:
             evaluation = evaluate_looped(model, batches, difficulties, cfg.eval.loops_factor * train_loops,
                                          cfg.eval, cfg.device)
@@ -132,8 +134,8 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
         else:
             evaluation = evaluate_plain(model, batches, difficulties, cfg.eval, cfg.device)
         result.update(evaluation)
-        log.info("%s seed %d: done in %.1fs (final loss %.4f)", plan.name, seed, outcome.wall_time_s,
-                 outcome.final_loss)
+        log.info("%s seed %d: trained in %.1fs (final loss %.4f), evaluated in %.1fs", plan.name, seed,
+                 outcome.wall_time_s, outcome.final_loss, time.perf_counter() - eval_started)
     else:
         log.warning("%s seed %d: loss became non-finite at step %d; recorded as diverged",
                     plan.name, seed, outcome.steps)

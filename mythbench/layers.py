@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -123,6 +123,17 @@ class Attention(nn.Module):
         return _proj(self.o, "o", y.transpose(1, 2).reshape(B, S, -1), loop, lora)
 
 
+def sdpa_narrow_values(q: Tensor, k: Tensor, v: Tensor, **kwargs: Any) -> Tensor:
+    """Attention whose values are narrower than its queries and keys (MLA's rope dims are on q and k only).
+    PyTorch's fused SDPA kernels need one head dim for q, k and v; otherwise it falls back to the math path,
+    which materialises the score matrix (`benchmarks/bench_attention.py` measures the difference).
+    Zero-padding v to the q/k width is exact: the padded output columns are 0 and are sliced off."""
+    pad = q.shape[-1] - v.shape[-1]
+    if pad <= 0:
+        return F.scaled_dot_product_attention(q, k, v, **kwargs)
+    return F.scaled_dot_product_attention(q, k, F.pad(v, (0, pad)), **kwargs)[..., : v.shape[-1]]
+
+
 class MLAttention(nn.Module):
     """Multi-head latent attention (DeepSeek-V2). Keys and values are up-projected from a low-rank latent
     c_kv; position enters only through a decoupled rope key of rope_head_dim computed from the input and
@@ -192,9 +203,9 @@ class MLAttention(nn.Module):
         q = torch.cat([q_nope, q_rope], dim=-1)
         if self.causal and (offset or S != L):  # decoding: query offset+i sees keys 0..offset+i
             mask = torch.ones(S, L, dtype=torch.bool, device=x.device).tril(diagonal=offset)
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+            y = sdpa_narrow_values(q, k, v, attn_mask=mask)
         else:
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+            y = sdpa_narrow_values(q, k, v, is_causal=self.causal)
         return _proj(self.o, "o", y.transpose(1, 2).reshape(B, S, -1), loop, lora)
 
     def forward(self, x: Tensor, loop: int = 0, lora: LoRA | None = None) -> Tensor:

@@ -2,9 +2,11 @@
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mythbench import RDTConfig, RecurrentDepthTransformer
-from mythbench.layers import Attention, LoRA, MLAttention, RMSNorm, Rotary, TransformerBlock
+from mythbench.layers import Attention, LoRA, MLAttention, RMSNorm, Rotary, TransformerBlock, sdpa_narrow_values
 
 
 def cfg(**kw) -> RDTConfig:
@@ -97,3 +99,24 @@ def test_block_is_reusable_outside_the_loop():
     x = torch.randn(2, 5, 32)
     assert block(x).shape == x.shape
     assert block.ffn.load is not None and torch.isclose(block.ffn.load.sum(), torch.tensor(1.0))
+
+
+@settings(max_examples=25, deadline=None)
+@given(heads=st.integers(1, 4), length=st.integers(1, 12), v_dim=st.integers(1, 8), extra=st.integers(0, 6),
+       causal=st.booleans(), seed=st.integers(0, 2**16))
+def test_padded_narrow_values_equal_explicit_softmax_attention(heads, length, v_dim, extra, causal, seed):
+    """Zero-padding v for the fused kernel changes neither outputs nor any gradient."""
+    gen = torch.Generator().manual_seed(seed)
+    q, k = (torch.randn(2, heads, length, v_dim + extra, generator=gen, requires_grad=True) for _ in range(2))
+    v = torch.randn(2, heads, length, v_dim, generator=gen, requires_grad=True)
+    scores = q @ k.transpose(-1, -2) / (v_dim + extra) ** 0.5
+    if causal:
+        scores = scores.masked_fill(torch.ones(length, length, dtype=torch.bool).triu(1), float("-inf"))
+    reference = scores.softmax(-1) @ v
+    padded = sdpa_narrow_values(q, k, v, is_causal=causal)
+    torch.testing.assert_close(padded, reference, atol=1e-5, rtol=1e-4)
+    weights = torch.randn(reference.shape, generator=gen)
+    grads = torch.autograd.grad((padded * weights).sum(), (q, k, v))
+    reference_grads = torch.autograd.grad((reference * weights).sum(), (q, k, v))
+    for got, want in zip(grads, reference_grads, strict=True):
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
