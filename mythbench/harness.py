@@ -2,14 +2,17 @@
 
 Layout of a run directory:
     config.yaml                      the resolved run config
+    code.sha256                      fingerprint of the source that computed the results
     models/<name>/seed<k>/           model.safetensors, config.json, train_state.pt, result.json
     results.json, report.md, *.csv, *.png, log.txt
-A per-seed `result.json` marks that (model, seed) as done, so a killed run resumes where it stopped.
+A per-seed `result.json` marks that (model, seed) as done, so a killed run resumes where it stopped;
+a directory is resumed only with the same config and the same code, so it never mixes results.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import logging
 import os
@@ -164,14 +167,38 @@ def _model_entry(plan: ModelPlan, runs: list[dict], cfg: RunConfig, task: Any) -
     return entry
 
 
+def code_fingerprint(roots: list[Path] | None = None) -> str:
+    """sha256 over the Python and YAML sources of the packages that compute results (mythbench, tasks,
+    baselines by default). Unlike the git commit it also sees uncommitted edits."""
+    if roots is None:
+        import baselines
+        import tasks
+
+        roots = [Path(pkg.__file__).parent for pkg in (mythbench, tasks, baselines)]
+    digest = hashlib.sha256()
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.suffix in {".py", ".yaml"}):
+            digest.update(f"{root.name}/{path.relative_to(root).as_posix()}".encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
-    """Create the run directory, or check that an existing one holds this very config (then resume)."""
+    """Create the run directory, or check that an existing one holds this very config and was computed by
+    this very code (then resume). Per-seed results from other code are never reused."""
     resolved = yaml.safe_dump(to_dict(cfg), sort_keys=True)
-    stored = run_dir / "config.yaml"
+    code = code_fingerprint()
+    stored, stored_code = run_dir / "config.yaml", run_dir / "code.sha256"
+    problems = []
     if stored.exists() and stored.read_text() != resolved:
-        raise ConfigError(f"{run_dir} holds a run with a different config; pass --out to start a new one "
-                          f"(or delete the directory)")
+        problems.append(f"{run_dir} holds a run with a different config")
+    if stored_code.exists() and stored_code.read_text().strip() != code:
+        problems.append(f"{run_dir} holds results computed by different code (source sha256 "
+                        f"{stored_code.read_text().strip()[:12]}…, now {code[:12]}…)")
+    if problems:
+        raise ConfigError([*problems, "pass --out to start a new run (or delete the directory)"])
     atomic_write_text(stored, resolved)
+    atomic_write_text(stored_code, code + "\n")
 
 
 def run_benchmark(cfg: RunConfig, run_dir: Path, command: str) -> dict:

@@ -15,6 +15,7 @@ import torch
 
 from mythbench import harness
 from mythbench.config import EvalConfig, resolve_run_config
+from mythbench.errors import ConfigError
 from mythbench.evaluate import evaluate_looped
 from mythbench.model import RDTConfig, RecurrentDepthTransformer
 
@@ -103,6 +104,28 @@ def test_a_changed_config_does_not_mix_into_an_existing_run_dir(tmp_path):
     other = resolve_run_config("parity", "quick", None, [*TINY, "train.steps=13"])
     with pytest.raises(Exception, match="different config"):
         harness.prepare_run_dir(tmp_path, other)
+
+
+def test_a_run_dir_computed_by_other_code_is_not_resumed(tmp_path):
+    cfg = resolve_run_config("parity", "quick", None, TINY)
+    harness.prepare_run_dir(tmp_path, cfg)
+    harness.prepare_run_dir(tmp_path, cfg)  # same config, same code: resumes
+    (tmp_path / "code.sha256").write_text("0" * 64 + "\n")
+    with pytest.raises(ConfigError, match="different code"):
+        harness.prepare_run_dir(tmp_path, cfg)
+
+
+def test_code_fingerprint_sees_source_edits_and_nothing_else(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "sub").mkdir(parents=True)
+    (package / "model.py").write_text("x = 1\n")
+    (package / "sub" / "spec.yaml").write_text("a: 1\n")
+    before = harness.code_fingerprint([package])
+    (package / "model.pyc").write_bytes(b"compiled")
+    (package / "notes.md").write_text("prose")
+    assert harness.code_fingerprint([package]) == before
+    (package / "sub" / "spec.yaml").write_text("a: 2\n")
+    assert harness.code_fingerprint([package]) != before
 
 
 def test_one_pass_grid_equals_separate_runs_per_loop_count():
