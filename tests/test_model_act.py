@@ -1,5 +1,6 @@
 """ACT bookkeeping against an independent transcription of Graves (2016)."""
 
+import numpy as np
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,18 +10,21 @@ from mythbench.model import ACT
 
 def graves_weights(p: list[float], T: int, threshold: float) -> tuple[list[float], int, float]:
     """Halting weights of one position run for T steps: p_t until the cumulative sum would reach the
-    threshold at step N (or T arrives), then the remainder R = 1 - sum_{t<N} p_t at N."""
-    weights, total = [], 0.0
+    threshold at step N (or T arrives), then the remainder R = 1 - sum_{t<N} p_t at N. Computed in
+    float32 like the model, so that a sum within rounding of the threshold halts at the same step."""
+    f32 = np.float32
+    weights, total = [], f32(0.0)
     for n in range(1, T + 1):
-        if total + p[n - 1] >= threshold or n == T:
-            weights.append(1.0 - total)
-            return weights + [0.0] * (T - n), n, 1.0 - total
-        weights.append(p[n - 1])
-        total += p[n - 1]
+        p_n = f32(p[n - 1])
+        if total + p_n >= f32(threshold) or n == T:
+            weights.append(float(f32(1.0) - total))
+            return weights + [0.0] * (T - n), n, float(f32(1.0) - total)
+        weights.append(float(p_n))
+        total = f32(total + p_n)
     raise AssertionError("unreachable")
 
 
-probs = st.lists(st.lists(st.floats(0.0, 1.0), min_size=8, max_size=8), min_size=1, max_size=4)
+probs = st.lists(st.lists(st.floats(0.0, 1.0, width=32), min_size=8, max_size=8), min_size=1, max_size=4)
 
 
 @settings(max_examples=60, deadline=None)
