@@ -115,7 +115,7 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
     train_loops = getattr(plan.config, "train_loops", 1)
     log.info("%s seed %d: training (%s recipe, %d steps)", plan.name, seed, cfg.train.recipe, cfg.train.steps)
     outcome = train_model(
-        model, lambda d, n, s: _arrays(task.generate("train", d, n, s)), task.spec.train_difficulties,
+        model, lambda d, n, s: _training_arrays(task.generate("train", d, n, s)), task.spec.train_difficulties,
         cfg.train, seed, seed_dir, device=cfg.device, train_loops=train_loops,
         ponder_weight=getattr(plan.config, "ponder_weight", 0.0) if getattr(plan.config, "act", False) else 0.0,
         desc=f"{task.spec.name}:{plan.name}:s{seed}")
@@ -147,7 +147,13 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
 
 
 def _arrays(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tokens, targets and the positions the test metric scores."""
     return batch.tokens, batch.targets, batch.mask
+
+
+def _training_arrays(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tokens, targets and every supervised position (dense supervision included)."""
+    return batch.tokens, batch.targets, batch.supervised
 
 
 def _model_entry(plan: ModelPlan, runs: list[dict], cfg: RunConfig, task: Any) -> dict:

@@ -1,8 +1,9 @@
 """What every task family shares: the batch, the family interface, parameter checking, and hashing.
 
-Families only sample instances and solve them; everything that must be identical across families
-(how the RNG is derived, how train and test are kept apart, how a test set is fingerprinted) lives in
-`tasks.task` so that no family can get it subtly wrong.
+Families only sample instance bodies and solve them; the BOS token in front of every instance is added
+here, and everything else that must be identical across families (how the RNG is derived, how train and
+test are kept apart, how a test set is fingerprinted) lives in `tasks.task`, so that no family can get
+it subtly wrong.
 """
 
 from __future__ import annotations
@@ -18,30 +19,51 @@ import numpy as np
 from mythbench.errors import ConfigError
 
 PAD = "<pad>"  # id 0 in every vocabulary, so a harness can pad mixed-length batches the same way everywhere
+# id 1 in every vocabulary, first token of every instance, never scored. Without it a causal model gives
+# every position of a leading run of equal tokens the same hidden state (each attends over identical
+# values, whatever the positional scheme), so instances starting "1 1" in parity were unsolvable.
+BOS = "<bos>"
 
 
 @dataclass(frozen=True)
 class Batch:
-    """A batch of instances of one difficulty: int64 tokens and targets, and which positions are scored."""
+    """A batch of instances of one difficulty: int64 tokens and targets, and which positions are scored.
+
+    `supervised` marks the positions that carry a training target: the scored positions, plus, for a
+    family with dense training supervision (chain), intermediate results that the test metric ignores.
+    """
 
     tokens: np.ndarray  # int64 [n, L]
-    targets: np.ndarray  # int64 [n, L]; PAD where not scored
-    mask: np.ndarray  # bool [n, L]
+    targets: np.ndarray  # int64 [n, L]; PAD where not supervised
+    mask: np.ndarray  # bool [n, L]: scored by the test metric
+    supervised: np.ndarray  # bool [n, L]: has a training target (a superset of mask)
 
     def __len__(self) -> int:
         return int(self.tokens.shape[0])
 
     def rows(self, index: np.ndarray | slice) -> Batch:
         """A sub-batch, so the split filter can keep or drop whole instances."""
-        return Batch(self.tokens[index], self.targets[index], self.mask[index])
+        return Batch(self.tokens[index], self.targets[index], self.mask[index], self.supervised[index])
+
+    @staticmethod
+    def scored(tokens: np.ndarray, targets: np.ndarray, mask: np.ndarray) -> Batch:
+        """A batch whose training supervision is exactly its scored positions (every family but chain)."""
+        return Batch(tokens, targets, mask, mask.copy())
 
     @staticmethod
     def concat(parts: Sequence[Batch]) -> Batch:
-        return Batch(
-            np.concatenate([p.tokens for p in parts]),
-            np.concatenate([p.targets for p in parts]),
-            np.concatenate([p.mask for p in parts]),
-        )
+        return Batch(*(np.concatenate([getattr(p, f) for p in parts]) for f in _BATCH_FIELDS))
+
+    def with_bos(self, bos: int) -> Batch:
+        """The same instances with a BOS column in front, unscored and unsupervised."""
+        n = len(self)
+        col = np.full((n, 1), bos, dtype=np.int64)
+        off = np.zeros((n, 1), dtype=bool)
+        return Batch(np.concatenate([col, self.tokens], 1), np.concatenate([np.zeros_like(col), self.targets], 1),
+                     np.concatenate([off, self.mask], 1), np.concatenate([off, self.supervised], 1))
+
+
+_BATCH_FIELDS = ("tokens", "targets", "mask", "supervised")
 
 
 @dataclass(frozen=True)
@@ -50,12 +72,17 @@ class Solution:
 
     `targets` holds the expected token at every scored position and None elsewhere; `difficulty` is the
     difficulty the solver *measured* (hops followed, BFS depth, ...), so tests can check the generator
-    really produced what was asked; `hints` are CLRS-style intermediate states, one per step.
+    really produced what was asked; `hints` are CLRS-style intermediate states, one per step;
+    `supervision` is the training target at every supervised position (None: the same as `targets`).
     """
 
     targets: list[str | None]
     difficulty: int
     hints: list[str]
+    supervision: list[str | None] | None = None
+
+    def training_targets(self) -> list[str | None]:
+        return self.targets if self.supervision is None else self.supervision
 
 
 @dataclass(frozen=True)
@@ -98,8 +125,9 @@ def check_params(family: str, schema: Mapping[str, Param], params: Mapping[str, 
 class Family(ABC):
     """A task family: a vocabulary, a vectorised generator and an independent reference solver.
 
-    Subclasses set `name` and `params_schema` and implement the abstract methods; `self.params` holds the
-    validated parameters with defaults filled in.
+    Subclasses set `name` and `params_schema` and implement the abstract `*_body` methods, which know
+    nothing of BOS: `sample`, `solve` and `seq_len` put it in front. `self.params` holds the validated
+    parameters with defaults filled in.
     """
 
     name: ClassVar[str]
@@ -114,8 +142,8 @@ class Family(ABC):
         problems = self.check_combination()
         if problems:
             raise ConfigError(problems)
-        self.vocab: list[str] = self.build_vocab()
-        assert self.vocab[0] == PAD and len(set(self.vocab)) == len(self.vocab)
+        self.vocab: list[str] = [PAD, BOS, *self.build_vocab()]
+        assert len(set(self.vocab)) == len(self.vocab)
         self.ids: dict[str, int] = {tok: i for i, tok in enumerate(self.vocab)}
 
     def check_combination(self) -> list[str]:
@@ -125,25 +153,41 @@ class Family(ABC):
     def id(self, token: str) -> int:
         return self.ids[token]
 
+    def seq_len(self, difficulty: int) -> int:
+        """Tokens per instance at `difficulty`, BOS included."""
+        return 1 + self.body_len(difficulty)
+
+    def sample(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
+        """`n` independent instances of exactly `difficulty`, each starting with BOS."""
+        return self.sample_body(rng, difficulty, n).with_bos(self.id(BOS))
+
+    def solve(self, tokens: Sequence[str]) -> Solution:
+        """The reference answer for one whole instance (BOS first), from its decoded tokens."""
+        if not tokens or tokens[0] != BOS:
+            raise ValueError(f"{self.name}: an instance starts with {BOS}")
+        body = self.solve_body(tokens[1:])
+        supervision = None if body.supervision is None else [None, *body.supervision]
+        return Solution([None, *body.targets], body.difficulty, body.hints, supervision)
+
     @abstractmethod
     def build_vocab(self) -> list[str]:
-        """Token strings by id; id 0 must be PAD."""
+        """The family's own token strings, by id from 2 on (PAD and BOS come first in every vocabulary)."""
 
     @abstractmethod
     def difficulty_range(self) -> tuple[int, int]:
         """Smallest and largest difficulty this family can generate with its parameters."""
 
     @abstractmethod
-    def seq_len(self, difficulty: int) -> int:
-        """Tokens per instance at `difficulty`."""
+    def body_len(self, difficulty: int) -> int:
+        """Tokens per instance at `difficulty`, BOS not counted."""
 
     @abstractmethod
-    def sample(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
-        """`n` independent instances of exactly `difficulty`, drawn with numpy array operations only."""
+    def sample_body(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
+        """`n` instances of exactly `difficulty` without BOS, drawn with numpy array operations only."""
 
     @abstractmethod
-    def solve(self, tokens: Sequence[str]) -> Solution:
-        """The reference answer computed from decoded input tokens with the plain textbook algorithm."""
+    def solve_body(self, tokens: Sequence[str]) -> Solution:
+        """The reference answer for an instance without BOS, by the plain textbook algorithm."""
 
 
 def stable_hash32(text: str) -> int:
@@ -177,3 +221,28 @@ def in_test_region(tokens: np.ndarray) -> np.ndarray:
         h = _splitmix64(tok + pos[None, :]).sum(axis=1, dtype=np.uint64)
         h = _splitmix64(h ^ np.uint64(tokens.shape[1]))
     return (h >> np.uint64(63)).astype(bool)
+
+
+def pad_left(tokens: np.ndarray, targets: np.ndarray, length: int, blank: int) -> Batch:
+    """Instances whose every position is scored, left-padded with unscored `blank`s to `length` tokens."""
+    n, pad = tokens.shape[0], length - tokens.shape[1]
+    blanks = np.full((n, pad), blank, dtype=np.int64)
+    mask = np.concatenate([np.zeros((n, pad), dtype=bool), np.ones(tokens.shape, dtype=bool)], 1)
+    return Batch.scored(np.concatenate([blanks, tokens], 1), np.concatenate([np.zeros_like(blanks), targets], 1), mask)
+
+
+def count_left_blanks(family: str, tokens: Sequence[str], blank: str, context: int) -> int:
+    """How many leading blanks a fixed-context instance has; ValueError if its length or padding is wrong.
+
+    context = 0 means the length-coupled format, which has no blanks at all.
+    """
+    if context and len(tokens) != context:
+        raise ValueError(f"{family}: a fixed-context instance has {context} tokens, got {len(tokens)}")
+    blanks = 0
+    while blanks < len(tokens) and tokens[blanks] == blank:
+        blanks += 1
+    if blank in tokens[blanks:]:
+        raise ValueError(f"{family}: blanks may only pad the instance on the left")
+    if blanks == len(tokens):
+        raise ValueError(f"{family}: an instance needs at least one element after the blanks")
+    return blanks

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tasks.base import PAD, Batch, Family, Param, Solution
+from tasks.base import Batch, Family, Param, Solution
 
 ASSIGN, QUERY = "=", "?"
 
@@ -22,6 +22,10 @@ class Chain(Family):
     Every variable is assigned exactly once and every chain ends in a value, so q has one answer,
     reached after exactly `difficulty` hops. Distractor chains break after each statement with
     probability 1/difficulty, so their lengths resemble the query chain's and chain length is no cue.
+
+    Training is densely supervised: the rhs of every statement whose lhs reaches its value within
+    `difficulty` hops is a training target too (that value). One scored position per 195 tokens gave
+    too little signal to leave chance; the cap keeps training examples no deeper than their difficulty.
     """
 
     name = "chain"
@@ -42,15 +46,15 @@ class Chain(Family):
     def build_vocab(self) -> list[str]:
         names = [f"x{i}" for i in range(self.params["variables"])]
         values = [str(v) for v in range(self.params["values"])]
-        return [PAD, ASSIGN, QUERY, *names, *values]
+        return [ASSIGN, QUERY, *names, *values]
 
     def difficulty_range(self) -> tuple[int, int]:
         return 1, self.params["statements"]
 
-    def seq_len(self, difficulty: int) -> int:
+    def body_len(self, difficulty: int) -> int:
         return 3 * self.params["statements"] + 3
 
-    def sample(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
+    def sample_body(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
         m, v, d = self.params["statements"], self.params["variables"], difficulty
         first_var, first_value = self.id("x0"), self.id("0")
         # Slot s assigns variable names[s]; slots 0..d-1 are the query chain, the rest distractors.
@@ -76,9 +80,18 @@ class Chain(Family):
         targets[:, -1] = values[:, d - 1]
         mask = np.zeros(tokens.shape, dtype=bool)
         mask[:, -1] = True
-        return Batch(tokens, targets, mask)
 
-    def solve(self, tokens: Sequence[str]) -> Solution:
+        # Slot s's chain ends at the first end slot t >= s: hops = t - s + 1, resolved value = values[t].
+        slot = np.arange(m)
+        end_at = np.minimum.accumulate(np.where(ends, slot, m)[:, ::-1], axis=1)[:, ::-1]
+        hops = np.take_along_axis(end_at - slot, order, axis=1) + 1
+        resolved = np.take_along_axis(np.take_along_axis(values, end_at, axis=1), order, axis=1)
+        supervised = mask.copy()
+        supervised[:, 2 : 3 * m : 3] = hops <= d
+        targets[:, 2 : 3 * m : 3] = np.where(hops <= d, resolved, 0)
+        return Batch(tokens, targets, mask, supervised)
+
+    def solve_body(self, tokens: Sequence[str]) -> Solution:
         """Read the assignments into a dict, then follow them from the query; hints = variables visited."""
         *body, query_mark, query, last = tokens
         if query_mark != QUERY or last != ASSIGN or len(body) % 3:
@@ -89,14 +102,26 @@ class Chain(Family):
             if eq != ASSIGN or lhs in binding:
                 raise ValueError(f"chain: malformed or repeated assignment {lhs} {eq} {rhs}")
             binding[lhs] = rhs
-        visited = [query]
-        current = query
-        while current in binding:
-            current = binding[current]
-            if current in visited:
-                raise ValueError(f"chain: cycle through {current}")
-            visited.append(current)
-        if not current.isdigit():
-            raise ValueError(f"chain: {current} is never assigned")
-        targets: list[str | None] = [None] * (len(tokens) - 1) + [current]
-        return Solution(targets=targets, difficulty=len(visited) - 1, hints=visited)
+        visited = _follow(binding, query)
+        depth = len(visited) - 1
+        targets: list[str | None] = [None] * (len(tokens) - 1) + [visited[-1]]
+        supervision = list(targets)
+        for i in range(0, len(body), 3):
+            path = _follow(binding, body[i])
+            if len(path) - 1 <= depth:
+                supervision[i + 2] = path[-1]
+        return Solution(targets=targets, difficulty=depth, hints=visited, supervision=supervision)
+
+
+def _follow(binding: dict[str, str], start: str) -> list[str]:
+    """The variables visited from `start` to its value, both included."""
+    visited = [start]
+    current = start
+    while current in binding:
+        current = binding[current]
+        if current in visited:
+            raise ValueError(f"chain: cycle through {current}")
+        visited.append(current)
+    if not current.isdigit():
+        raise ValueError(f"chain: {current} is never assigned")
+    return visited

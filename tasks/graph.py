@@ -15,13 +15,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tasks.base import PAD, Batch, Family, Param, Solution
+from tasks.base import Batch, Family, Param, Solution
 
-SOURCE, SEP, UNREACHABLE = "src", "|", "inf"
+SOURCE, SEP, EDGE, UNREACHABLE = "src", "|", "-", "inf"
 
 
 class Graph(Family):
-    """`src s`, then the edges as node pairs, `|`, then every node n0..n{N-1}, each scored with its distance.
+    """`src s`, then the edges as `u - v`, `|`, then every node n0..n{N-1}, each scored with its distance.
+
+    The `-` between the endpoints tells each endpoint where its partner is (two to the right of a node
+    followed by `-`, two to the left of one preceded by it); bare pairs left adjacency to position parity.
 
     Distances at or above `cap` share one token "<cap>+": a distance token the model never met as a
     training target could not be predicted at test time, so `cap` should not exceed the largest
@@ -44,7 +47,7 @@ class Graph(Family):
     def build_vocab(self) -> list[str]:
         n, cap = self.params["nodes"], self.params["cap"]
         distances = [str(d) for d in range(cap)] + [f"{cap}+", UNREACHABLE]
-        return [PAD, SOURCE, SEP, *[f"n{i}" for i in range(n)], *distances]
+        return [SOURCE, SEP, EDGE, *[f"n{i}" for i in range(n)], *distances]
 
     def difficulty_range(self) -> tuple[int, int]:
         return 1, self.params["nodes"] - 3  # at least 2 decoy nodes besides the D+1 layers
@@ -52,10 +55,10 @@ class Graph(Family):
     def edges(self) -> int:
         return self.params["nodes"] - 2 + self.params["extra_edges"]
 
-    def seq_len(self, difficulty: int) -> int:
-        return 2 + 2 * self.edges() + 1 + self.params["nodes"]
+    def body_len(self, difficulty: int) -> int:
+        return 2 + 3 * self.edges() + 1 + self.params["nodes"]
 
-    def sample(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
+    def sample_body(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
         nodes, cap, depth = self.params["nodes"], self.params["cap"], difficulty
         slot = np.arange(nodes, dtype=np.int64)
         # Slots 0..R-1 form the source's component (slot 0 = source), slots R.. the decoy (first = its root).
@@ -88,12 +91,13 @@ class Graph(Family):
         label = rng.permuted(np.broadcast_to(slot, (n, nodes)), axis=1)  # slot -> node name
 
         first_node, first_dist = self.id("n0"), self.id("0")
-        tokens = np.empty((n, self.seq_len(depth)), dtype=np.int64)
+        tokens = np.empty((n, self.body_len(depth)), dtype=np.int64)
         tokens[:, 0] = self.id(SOURCE)
         tokens[:, 1] = label[:, 0] + first_node
-        tokens[:, 2 : 2 + 2 * n_edges : 2] = np.take_along_axis(label, a, axis=1) + first_node
-        tokens[:, 3 : 2 + 2 * n_edges : 2] = np.take_along_axis(label, b, axis=1) + first_node
-        listing = 3 + 2 * n_edges
+        tokens[:, 2 : 2 + 3 * n_edges : 3] = np.take_along_axis(label, a, axis=1) + first_node
+        tokens[:, 3 : 2 + 3 * n_edges : 3] = self.id(EDGE)
+        tokens[:, 4 : 2 + 3 * n_edges : 3] = np.take_along_axis(label, b, axis=1) + first_node
+        listing = 3 + 3 * n_edges
         tokens[:, listing - 1] = self.id(SEP)
         tokens[:, listing:] = slot + first_node
 
@@ -105,7 +109,7 @@ class Graph(Family):
         targets[:, listing:] = by_name
         mask = np.zeros(tokens.shape, dtype=bool)
         mask[:, listing:] = True
-        return Batch(tokens, targets, mask)
+        return Batch.scored(tokens, targets, mask)
 
     def _extra_edges(
         self, rng: np.random.Generator, comp: np.ndarray, layer: np.ndarray, tree_a: np.ndarray, tree_b: np.ndarray
@@ -152,16 +156,16 @@ class Graph(Family):
         pick = np.minimum(lo + (rng.random(key.shape) * (hi - lo)).astype(np.int64), flat.size - 1)
         return order.ravel()[pick]
 
-    def solve(self, tokens: Sequence[str]) -> Solution:
+    def solve_body(self, tokens: Sequence[str]) -> Solution:
         """Queue-based BFS from the source over the listed edges; hints = the BFS frontier at each depth."""
         if len(tokens) < 3 or tokens[0] != SOURCE or SEP not in tokens:
-            raise ValueError("graph: expected 'src s', edge pairs, '|', node list")
+            raise ValueError("graph: expected 'src s', edges 'u - v', '|', node list")
         source, bar = tokens[1], list(tokens).index(SEP)
         edge_tokens, listing = tokens[2:bar], tokens[bar + 1 :]
-        if len(edge_tokens) % 2:
-            raise ValueError("graph: odd number of edge endpoints")
+        if len(edge_tokens) % 3 or any(t != EDGE for t in edge_tokens[1::3]):
+            raise ValueError("graph: edges must be written 'u - v'")
         neighbours: dict[str, list[str]] = {v: [] for v in listing}
-        for u, v in zip(edge_tokens[0::2], edge_tokens[1::2], strict=True):
+        for u, v in zip(edge_tokens[0::3], edge_tokens[2::3], strict=True):
             neighbours[u].append(v)
             neighbours[v].append(u)
         dist = {source: 0}

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tasks.base import PAD, Batch, Family, Param, Solution
+from tasks.base import Batch, Family, Param, Solution
 
 NONE = "~"  # "does not exist": the paper's own symbol
 UNARY_ON, UNARY_OFF = "H", "."
@@ -27,7 +27,8 @@ class KHop(Family):
     """Input: k (one token "k<k>", or a unary prefix of max_k slots), then `length` characters.
 
     The target at every character position is hop_k there (a character or NONE); the k prefix is not
-    scored. Sequence length does not depend on k.
+    scored. Sequence length does not depend on k. Tasks built on it train on every k they test, so
+    every k token is seen in training (see khop.yaml for the question that answers).
     """
 
     name = "khop"
@@ -49,7 +50,7 @@ class KHop(Family):
             k_tokens = [f"k{k}" for k in range(1, self.params["max_k"] + 1)]
         else:
             k_tokens = [UNARY_ON, UNARY_OFF]
-        return [PAD, *letters, NONE, *k_tokens]
+        return [*letters, NONE, *k_tokens]
 
     def difficulty_range(self) -> tuple[int, int]:
         return 1, self.params["max_k"]
@@ -57,10 +58,10 @@ class KHop(Family):
     def prefix_len(self) -> int:
         return 1 if self.params["k_encoding"] == "token" else self.params["max_k"]
 
-    def seq_len(self, difficulty: int) -> int:
+    def body_len(self, difficulty: int) -> int:
         return self.prefix_len() + self.params["length"]
 
-    def sample(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
+    def sample_body(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
         a, length = self.params["alphabet"], self.params["length"]
         # Uniform first character, then each next one uniform over the a-1 others: no immediate repeats.
         steps = rng.integers(1, a, size=(n, length), dtype=np.int64)
@@ -97,7 +98,7 @@ class KHop(Family):
         targets[:, prefix:] = answers
         mask = np.zeros(tokens.shape, dtype=bool)
         mask[:, prefix:] = True
-        return Batch(tokens, targets, mask)
+        return Batch.scored(tokens, targets, mask)
 
     def read_k(self, tokens: Sequence[str]) -> int:
         """k as written in the instance's prefix."""
@@ -111,7 +112,7 @@ class KHop(Family):
             raise ValueError(f"khop: malformed unary prefix {''.join(prefix)!r}")
         return k
 
-    def solve(self, tokens: Sequence[str]) -> Solution:
+    def solve_body(self, tokens: Sequence[str]) -> Solution:
         """Hop one step at a time, scanning backwards for the previous occurrence; hints = hop_1..hop_k."""
         k = self.read_k(tokens)
         text = list(tokens[self.prefix_len() :])

@@ -6,39 +6,52 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tasks.base import PAD, Batch, Family, Solution
+from tasks.base import Batch, Family, Param, Solution, count_left_blanks, pad_left
+
+BLANK = "_"  # the fixed-context variant's left padding: it leaves the parity unchanged, like a 0 bit
 
 
 class Parity(Family):
-    """n random bits; the target at position i is the XOR of bits 0..i. Difficulty = n = sequence length."""
+    """n random bits; the target at bit i is the XOR of bits 1..i. Difficulty = n.
+
+    With `context` = 0 the instance is the n bits (depth and length grow together). With `context` = C
+    every instance is C tokens: C - n blanks, then the n bits, and only the bits are scored, so a harder
+    instance needs more sequential steps in the same context.
+    """
 
     name = "parity"
     MAX_BITS = 4096
+    params_schema = {
+        "context": Param(0, "fixed body length (blanks, then the bits); 0 = as long as the bits", minimum=0,
+                         maximum=MAX_BITS),
+    }
 
     def build_vocab(self) -> list[str]:
-        return [PAD, "0", "1"]
+        return ["0", "1", BLANK] if self.params["context"] else ["0", "1"]
 
     def difficulty_range(self) -> tuple[int, int]:
-        return 1, self.MAX_BITS
+        return 1, self.params["context"] or self.MAX_BITS
 
-    def seq_len(self, difficulty: int) -> int:
-        return difficulty
+    def body_len(self, difficulty: int) -> int:
+        return self.params["context"] or difficulty
 
-    def sample(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
+    def sample_body(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
         bits = rng.integers(0, 2, size=(n, difficulty), dtype=np.int64)
         prefix = np.bitwise_xor.accumulate(bits, axis=1)
         zero = self.id("0")  # ids of "0" and "1" are consecutive
-        return Batch(bits + zero, prefix + zero, np.ones_like(bits, dtype=bool))
+        blank = self.id(BLANK) if self.params["context"] else 0
+        return pad_left(bits + zero, prefix + zero, self.body_len(difficulty), blank)
 
-    def solve(self, tokens: Sequence[str]) -> Solution:
-        """Loop over the bits, flipping a running parity at every 1."""
+    def solve_body(self, tokens: Sequence[str]) -> Solution:
+        """Skip the blanks, then loop over the bits, flipping a running parity at every 1."""
+        blanks = count_left_blanks(self.name, tokens, BLANK, self.params["context"])
         running = 0
         states: list[str] = []
-        for tok in tokens:
+        for tok in tokens[blanks:]:
             if tok not in ("0", "1"):
                 raise ValueError(f"parity: unexpected token {tok!r}")
             if tok == "1":
                 running = 1 - running
             states.append(str(running))
-        # Every position is scored, and the state after each bit is the hint as well as the target.
-        return Solution(targets=list(states), difficulty=len(tokens), hints=states)
+        # Every bit is scored, and the state after each bit is the hint as well as the target.
+        return Solution(targets=[None] * blanks + states, difficulty=len(states), hints=states)

@@ -16,6 +16,7 @@ from tasks.task import TaskSpec
 ATTENTION = ("causal", "bidirectional")
 METRICS = ("exact_match",)
 SPLITS = ("train", "test")
+CONTEXT = ("fixed", "grows")
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
 
 # field -> (python type, required); `params` may be omitted when the family's defaults are wanted.
@@ -29,6 +30,8 @@ FIELDS: dict[str, tuple[type, bool]] = {
     "examples": (dict, True),
     "seeds": (list, True),
     "attention": (str, True),
+    "context_length": (str, True),
+    "depth_per_difficulty": (int, True),
     "metric": (str, True),
     "description": (str, True),
     "token_format": (str, True),
@@ -85,6 +88,7 @@ def parse_spec(raw: Any, families: Mapping[str, type[Family]], source: str) -> t
                     problems.append(
                         f"{key}: {d} is outside the supported range [{lo}, {hi}] of family {family.name!r}"
                     )
+        problems += _context_problems(ok, family)
     if problems:
         raise ConfigError([f"{source}: {p}" for p in problems])
     assert family is not None
@@ -98,6 +102,8 @@ def parse_spec(raw: Any, families: Mapping[str, type[Family]], source: str) -> t
         examples={s: ok["examples"][s] for s in SPLITS},
         seeds=list(ok["seeds"]),
         attention=ok["attention"],
+        context_length=ok["context_length"],
+        depth_per_difficulty=ok["depth_per_difficulty"],
         metric=ok["metric"],
         description=ok["description"].strip(),
         token_format=ok["token_format"].strip(),
@@ -140,7 +146,10 @@ def _check_values(spec: dict[str, Any], families: Mapping[str, type[Family]]) ->
                 problems.append(f"examples: missing {split!r}")
             elif not _has_type(count, int) or count < 1:
                 problems.append(f"examples.{split}: expected a positive integer, got {count!r}")
-    for key, allowed in (("attention", ATTENTION), ("metric", METRICS)):
+    depth = spec.get("depth_per_difficulty")
+    if depth is not None and depth < 1:
+        problems.append(f"depth_per_difficulty: must be at least 1, got {depth}")
+    for key, allowed in (("attention", ATTENTION), ("metric", METRICS), ("context_length", CONTEXT)):
         value = spec.get(key)
         if value is not None and value not in allowed:
             problems.append(f"{key}: {value!r} is not one of {', '.join(allowed)}")
@@ -148,6 +157,18 @@ def _check_values(spec: dict[str, Any], families: Mapping[str, type[Family]]) ->
         if key in spec and not spec[key].strip():
             problems.append(f"{key}: must not be empty")
     return problems
+
+
+def _context_problems(spec: dict[str, Any], family: Family) -> list[str]:
+    """`context_length` must say truthfully whether the difficulty changes the sequence length."""
+    declared = spec.get("context_length")
+    lo, hi = family.difficulty_range()
+    shortest, longest = family.seq_len(lo), family.seq_len(hi)
+    actual = "fixed" if shortest == longest else "grows"
+    if declared in CONTEXT and declared != actual:
+        return [f"context_length: declared {declared!r}, but family {family.name!r} with these params has "
+                f"{shortest} tokens at difficulty {lo} and {longest} at {hi}"]
+    return []
 
 
 def _has_type(value: Any, kind: type) -> bool:

@@ -14,9 +14,10 @@ from functools import cache
 
 import numpy as np
 
-from tasks.base import PAD, Batch, Family, Param, Solution
+from tasks.base import Batch, Family, Param, Solution, count_left_blanks, pad_left
 
 GROUPS = ("S3", "A5", "S5")
+BLANK = "_"  # the fixed-context variant's left padding: it leaves the state unchanged, like the identity
 
 
 def _is_even(perm: tuple[int, ...]) -> bool:
@@ -50,22 +51,29 @@ class State(Family):
     Composition convention (left to right, in reading order): the state after i tokens is the permutation
     x -> g_i(...g_2(g_1(x))), i.e. state_i[x] = g_i[state_{i-1}[x]] with state_0 the identity.
     Tokens write a permutation in one-line notation: "10234" maps 0->1, 1->0, 2->2, 3->3, 4->4.
+    With `context` = C every instance is C tokens: C - n blanks, then the word, and only the word is
+    scored (depth grows with n, the context does not).
     """
 
     name = "state"
-    params_schema = {"group": Param("A5", "permutation group: S3 (solvable), A5 or S5", choices=GROUPS)}
     MAX_LENGTH = 4096
+    params_schema = {
+        "group": Param("A5", "permutation group: S3 (solvable), A5 or S5", choices=GROUPS),
+        "context": Param(0, "fixed body length (blanks, then the word); 0 = as long as the word", minimum=0,
+                         maximum=MAX_LENGTH),
+    }
 
     def build_vocab(self) -> list[str]:
-        return [PAD] + ["".join(map(str, p)) for p in group_elements(self.params["group"])]
+        elements = ["".join(map(str, p)) for p in group_elements(self.params["group"])]
+        return [*elements, BLANK] if self.params["context"] else elements
 
     def difficulty_range(self) -> tuple[int, int]:
-        return 1, self.MAX_LENGTH
+        return 1, self.params["context"] or self.MAX_LENGTH
 
-    def seq_len(self, difficulty: int) -> int:
-        return difficulty
+    def body_len(self, difficulty: int) -> int:
+        return self.params["context"] or difficulty
 
-    def sample(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
+    def sample_body(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
         table = product_table(self.params["group"])
         word = rng.integers(0, table.shape[0], size=(n, difficulty), dtype=np.int64)
         states = np.empty_like(word)
@@ -73,18 +81,21 @@ class State(Family):
         for i in range(difficulty):  # the scan is sequential in i but vectorised over the batch
             state = table[state, word[:, i]]
             states[:, i] = state
-        return Batch(word + 1, states + 1, np.ones_like(word, dtype=bool))
+        first = self.id(self.vocab[2])  # the identity, first element after PAD and BOS
+        blank = self.id(BLANK) if self.params["context"] else 0
+        return pad_left(word + first, states + first, self.body_len(difficulty), blank)
 
-    def solve(self, tokens: Sequence[str]) -> Solution:
-        """Compose the permutations one by one, starting from the identity."""
-        members = set(self.vocab[1:])
+    def solve_body(self, tokens: Sequence[str]) -> Solution:
+        """Skip the blanks, then compose the permutations one by one, starting from the identity."""
+        blanks = count_left_blanks(self.name, tokens, BLANK, self.params["context"])
+        members = set(self.vocab[2:]) - {BLANK}
         degree = int(self.params["group"][1])
         state = tuple(range(degree))
         states: list[str] = []
-        for tok in tokens:
+        for tok in tokens[blanks:]:
             if tok not in members:
                 raise ValueError(f"state: {tok!r} is not an element of {self.params['group']}")
             g = tuple(int(c) for c in tok)
             state = tuple(g[state[x]] for x in range(degree))
             states.append("".join(map(str, state)))
-        return Solution(targets=list(states), difficulty=len(tokens), hints=states)
+        return Solution(targets=[None] * blanks + states, difficulty=len(states), hints=states)

@@ -30,6 +30,8 @@ class TaskSpec:
     examples: dict[str, int]
     seeds: list[int]
     attention: str
+    context_length: str  # "fixed" or "grows": whether difficulty changes the sequence length
+    depth_per_difficulty: int  # sequential steps the reference algorithm takes per unit of difficulty
     metric: str
     description: str
     token_format: str
@@ -71,6 +73,12 @@ class Task:
     def seq_len(self, difficulty: int) -> int:
         self._check_difficulty(difficulty)
         return self.family.seq_len(difficulty)
+
+    def depth(self, difficulty: int) -> int:
+        """Sequential steps difficulty d needs (one per bit, element, hop or BFS layer): the least loop
+        count at which a looped model doing one step per loop can be right, and the unit of the loop
+        sweep (which goes to twice the depth of the hardest test difficulty)."""
+        return self.spec.depth_per_difficulty * difficulty
 
     def decode(self, ids: Sequence[int] | np.ndarray) -> list[str]:
         vocab = self.family.vocab

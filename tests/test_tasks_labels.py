@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tasks import FAMILIES, PAD, Batch, Family, get_task, list_tasks
+from tasks.base import BOS
 
 PER_DIFFICULTY = 300  # x (train + test split) x 8-11 difficulties: thousands of instances per task
 
@@ -21,11 +22,16 @@ def check_against_solver(family: Family, batch: Batch, difficulty: int) -> None:
     assert batch.tokens.min() >= 0 and batch.tokens.max() < len(family.vocab)
     assert batch.targets.min() >= 0 and batch.targets.max() < len(family.vocab)
     assert not (batch.tokens == family.id(PAD)).any(), "no padding inside an instance"
+    assert (batch.tokens[:, 0] == family.id(BOS)).all() and not (batch.tokens[:, 1:] == family.id(BOS)).any()
+    assert not (batch.mask & ~batch.supervised).any(), "every scored position is supervised in training"
     for row in range(n):
         tokens = [family.vocab[i] for i in batch.tokens[row]]
         solution = family.solve(tokens)
         labels = [family.vocab[t] if m else None for t, m in zip(batch.targets[row], batch.mask[row], strict=True)]
         assert labels == solution.targets, f"{family.name} d={difficulty} row {row}"
+        supervised = [family.vocab[t] if m else None
+                      for t, m in zip(batch.targets[row], batch.supervised[row], strict=True)]
+        assert supervised == solution.training_targets(), f"{family.name} d={difficulty} row {row} (training)"
         assert solution.difficulty == difficulty, f"{family.name}: asked {difficulty}, got {solution.difficulty}"
         assert any(label is not None for label in labels)
 
@@ -47,6 +53,8 @@ def test_labels_match_solver_at_every_difficulty(name):
         ("state", {"group": "S5"}, [1, 64]),
         ("khop", {"k_encoding": "unary"}, [1, 5, 16]),
         ("khop", {"alphabet": 2, "length": 30, "max_k": 20}, [1, 9, 20]),
+        ("parity", {"context": 20}, [1, 7, 20]),
+        ("state", {"group": "S3", "context": 9}, [1, 9]),
         ("chain", {"statements": 8, "variables": 8, "values": 2}, [1, 4, 8]),
         ("graph", {"nodes": 8, "extra_edges": 3, "cap": 2}, [1, 3, 5]),
         ("graph", {"nodes": 64, "extra_edges": 40, "cap": 30}, [1, 30, 61]),
@@ -79,9 +87,9 @@ def test_khop_needs_exactly_k_hops():
             truth = fam.solve(tokens).targets
             for other in (k - 1, k + 1):
                 if other == 0:
-                    wrong = [None] + tokens[1:]  # zero hops: every position answers its own character
+                    wrong = [None, None] + tokens[2:]  # zero hops: every position answers its own character
                 elif other <= fam.params["max_k"]:
-                    wrong = fam.solve([f"k{other}"] + tokens[1:]).targets
+                    wrong = fam.solve([BOS, f"k{other}"] + tokens[2:]).targets
                 else:
                     continue
                 assert wrong != truth
@@ -91,8 +99,8 @@ def test_khop_answer_density_is_as_documented():
     """The spec promises hop_k exists at 98 - 3k of the 99 character positions; keep the docs honest."""
     task = get_task("khop")
     none = task.family.id("~")
-    for k in (1, 4, 12, 16):
-        answered = (task.generate("test", k, 300, 1).targets[:, 1:] != none).sum(axis=1)
+    for k in (1, 4, 8):
+        answered = (task.generate("test", k, 300, 1).targets[:, 2:] != none).sum(axis=1)
         assert abs(answered.mean() - (98 - 3 * k)) < 0.5
 
 
@@ -109,6 +117,32 @@ def test_graph_instances_have_unreachable_nodes_and_fixed_size():
 def test_chain_context_is_fixed_and_only_answer_scored():
     task = get_task("chain")
     lengths = {task.seq_len(d) for d in task.spec.train_difficulties + task.spec.test_difficulties}
-    assert lengths == {3 * task.family.params["statements"] + 3}
-    batch = task.generate("test", 32, 50, 0)
+    assert lengths == {1 + 3 * task.family.params["statements"] + 3}
+    batch = task.generate("test", 24, 50, 0)
     assert batch.mask.sum(axis=1).tolist() == [1] * 50 and batch.mask[:, -1].all()
+
+
+def test_chain_training_supervision_is_dense_but_never_deeper_than_the_difficulty():
+    """Each supervised statement resolves within d hops (checked by the solver above); here: there are
+    many of them, at least the query chain's d statements plus the answer."""
+    task = get_task("chain")
+    for d in task.spec.train_difficulties:
+        batch = task.generate("train", d, 200, 0)
+        assert (batch.supervised.sum(axis=1) >= d + 1).all()
+        assert batch.supervised.sum(axis=1).mean() > 10
+
+
+def test_fixed_context_variants_pad_with_blanks_that_change_nothing():
+    """parity-fixed/state-fixed: the same length at every difficulty, and the scored part of an instance
+    is labelled exactly as the length-coupled task labels the same elements."""
+    for fixed, coupled in (("parity-fixed", "parity"), ("state-fixed", "state")):
+        f, c = get_task(fixed), get_task(coupled)
+        assert f.spec.context_length == "fixed" and c.spec.context_length == "grows"
+        assert len({f.seq_len(d) for d in f.spec.train_difficulties + f.spec.test_difficulties}) == 1
+        for d in (2, 16, 64):
+            batch = f.generate("test", d, 20, 0)
+            for row in range(len(batch)):
+                tokens = f.decode(batch.tokens[row])
+                body = [BOS] + tokens[len(tokens) - d:]
+                assert c.solve(body).targets[1:] == f.solve(tokens).targets[-d:]
+                assert f.solve(tokens).targets[: len(tokens) - d] == [None] * (len(tokens) - d)

@@ -115,9 +115,9 @@ def test_fingerprint_is_stable_across_processes_and_hash_seeds():
 def test_fingerprint_covers_the_test_sets(tmp_path):
     task = get_task("khop")
     base = task.fingerprint()
-    assert load_task_file(custom_task(tmp_path, "khop", version=2)).fingerprint() != base
-    assert load_task_file(custom_task(tmp_path, "khop", test_difficulties=[4, 6])).fingerprint() != base
-    changed = custom_task(tmp_path, "khop", params={"alphabet": 5, "length": 99, "max_k": 16})
+    assert load_task_file(custom_task(tmp_path, "khop", version=3)).fingerprint() != base
+    assert load_task_file(custom_task(tmp_path, "khop", test_difficulties=[4, 6, 8])).fingerprint() != base
+    changed = custom_task(tmp_path, "khop", params={"alphabet": 5, "length": 99, "max_k": 8})
     assert load_task_file(changed).fingerprint() != base
     # The fingerprinted data is exactly what the harness evaluates on.
     d = task.spec.test_difficulties[0]
