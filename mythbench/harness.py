@@ -64,6 +64,10 @@ def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
         rdt_cfg = rdt_family.config_from_dict(model_dict)
     except ConfigError as e:
         raise ConfigError([f"model.{p}" for p in e.problems]) from None
+    if rdt_cfg.positional == "none" and not rdt_cfg.causal:
+        raise ConfigError(f"model.positional: 'none' with the bidirectional task {task.spec.name!r} reads each "
+                          "instance as a bag of tokens (attention is then permutation-equivariant); use rope or "
+                          "learned")
     plans = [ModelPlan("rdt", "rdt", "rdt", rdt_cfg)]
     problems = []
     for name in cfg.baselines:
