@@ -17,7 +17,7 @@ import torch
 from mythbench import registry
 from mythbench.config import EvalConfig
 from mythbench.errors import ConfigError
-from mythbench.evaluate import evaluate_looped, evaluate_plain
+from mythbench.evaluate import evaluate_looped, evaluate_plain, sweep_max_loops
 from mythbench.train import WEIGHTS, load_weights, read_model_card
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -48,7 +48,8 @@ def evaluate_model_on(model: torch.nn.Module, family: str, task: Any, difficulti
         return arrays if indices is None else tuple(a[indices[indices < len(a)]] for a in arrays)
 
     if registry.get_family(family).looped:
-        loops = max_loops or EvalConfig().loops_factor * model.cfg.train_loops
+        hardest = task.depth(max(task.spec.test_difficulties))
+        loops = max_loops or sweep_max_loops(model.cfg.train_loops, hardest, EvalConfig())
         return evaluate_looped(model, batches, difficulties, loops, EvalConfig(), device)
     return evaluate_plain(model, batches, difficulties, EvalConfig(), device)
 

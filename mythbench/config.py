@@ -21,6 +21,7 @@ from mythbench.errors import ConfigError
 PRESET_DIR = Path(__file__).parent / "presets"
 RECIPES = ("fixed", "parcae", "huginn", "progressive", "tied")
 EXIT_RULES = ("act", "delta_h", "kl", "confidence")
+LOOP_RULES = ("difficulty", "train")  # the headline's loop count per difficulty, fixed before any test label
 
 
 @dataclass
@@ -58,9 +59,15 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    """The evaluation grid. Early-exit thresholds are fixed in advance, never tuned on test difficulties."""
+    """The evaluation grid and its pre-registered rules: the headline loop rule and the early-exit
+    thresholds are fixed in advance, never tuned on test difficulties."""
 
-    loops_factor: int = 4  # RDT loops swept from 1 to loops_factor * train_loops
+    loops_factor: int = 4  # RDT loops swept from 1 to max(loops_factor * train_loops, depth_factor * depth)
+    depth_factor: float = 2.0  # ... where depth is what the hardest test difficulty needs (task spec)
+    # headline loops at difficulty d: "difficulty" = the loops per unit of difficulty the model trained with
+    # at its hardest training difficulty, kept (tied recipe: ceil(loops_per_difficulty * d)); "train" = the
+    # training loop count at every d
+    loop_rule: str = "difficulty"
     chunk_size: int = 128  # sequences per forward pass: bounds memory at the largest difficulty
     train_points: int = 4  # training difficulties evaluated (evenly spaced, always the largest); 0 = all
     delta_h_threshold: float = 1e-2
@@ -71,6 +78,10 @@ class EvalConfig:
         p = _positive(self, ["loops_factor", "chunk_size", "delta_h_threshold", "kl_threshold"])
         if self.train_points < 0:
             p.append(f"eval.train_points: {self.train_points} must be >= 0")
+        if not 0 <= self.depth_factor <= 64:
+            p.append(f"eval.depth_factor: {self.depth_factor} must be in [0, 64]")
+        if self.loop_rule not in LOOP_RULES:
+            p.append(f"eval.loop_rule: {self.loop_rule!r} is not one of {', '.join(LOOP_RULES)}")
         return p + _in_range(self, {"confidence_threshold": (0, 1)})
 
 

@@ -6,6 +6,7 @@ comes out of that single pass. Chunks bound memory at the largest difficulty.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -13,8 +14,28 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from mythbench.config import EvalConfig
+from mythbench.config import EvalConfig, TrainConfig
 from mythbench.stats import wilson_interval
+
+
+def sweep_max_loops(train_loops: int, hardest_test_depth: int, cfg: EvalConfig) -> int:
+    """The largest loop count evaluated: loops_factor x the training count, and at least depth_factor x what
+    the hardest test difficulty needs, so a model doing one step per loop can be seen to get there."""
+    return max(cfg.loops_factor * train_loops, math.ceil(cfg.depth_factor * hardest_test_depth))
+
+
+def rule_loops(rule: str, difficulties: list[int], hardest_train: int, train_loops: int, train: TrainConfig,
+               max_loops: int) -> dict[int, int]:
+    """The headline loop count per difficulty under a pre-registered rule (EvalConfig.loop_rule).
+
+    "difficulty": the loop count the model trained with at its hardest training difficulty (the tied
+    recipe's ceil(loops_per_difficulty * d), otherwise its training loop count), scaled in proportion to d.
+    "train": the training loop count everywhere. Clamped to the evaluated range 1..max_loops.
+    """
+    if rule == "train":
+        return {d: min(train_loops, max_loops) for d in difficulties}
+    at_hardest = math.ceil(train.loops_per_difficulty * hardest_train) if train.recipe == "tied" else train_loops
+    return {d: min(max_loops, max(1, math.ceil(at_hardest * d / hardest_train))) for d in difficulties}
 
 
 @dataclass

@@ -33,12 +33,12 @@ import mythbench
 from mythbench import accounting, registry
 from mythbench.config import RunConfig, eval_difficulties, to_dict
 from mythbench.errors import ConfigError
-from mythbench.evaluate import evaluate_looped, evaluate_plain
+from mythbench.evaluate import evaluate_looped, evaluate_plain, rule_loops, sweep_max_loops
 from mythbench.io import atomic_write_json, atomic_write_text
 from mythbench.stats import summarize_model
 from mythbench.train import train_model, write_model_card
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 log = logging.getLogger("mythbench")
 
 
@@ -135,7 +135,7 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
         eval_started = time.perf_counter()
 
         if family.looped:
-            evaluation = evaluate_looped(model, batches, difficulties, cfg.eval.loops_factor * train_loops,
+            evaluation = evaluate_looped(model, batches, difficulties, max_eval_loops(train_loops, cfg, task),
                                          cfg.eval, cfg.device)
             evaluation["diagnostics"]["spectral_radius"] = model.spectral_radius()
         else:
@@ -160,6 +160,21 @@ def _training_arrays(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return batch.tokens, batch.targets, batch.supervised
 
 
+def max_eval_loops(train_loops: int, cfg: RunConfig, task: Any) -> int:
+    return sweep_max_loops(train_loops, task.depth(max(task.spec.test_difficulties)), cfg.eval)
+
+
+def _loop_rule(train_loops: int | None, cfg: RunConfig, task: Any) -> dict | None:
+    """The headline loop count at every evaluated difficulty, written down before any scoring."""
+    if train_loops is None:
+        return None
+    difficulties = eval_difficulties(task.spec.train_difficulties, task.spec.test_difficulties,
+                                     cfg.eval.train_points)
+    loops = rule_loops(cfg.eval.loop_rule, difficulties, max(task.spec.train_difficulties), train_loops,
+                       cfg.train, max_eval_loops(train_loops, cfg, task))
+    return {"name": cfg.eval.loop_rule, "loops": {str(d): n for d, n in loops.items()}}
+
+
 def _model_entry(plan: ModelPlan, runs: list[dict], cfg: RunConfig, task: Any) -> dict:
     family = registry.get_family(plan.family)
     train_loops = getattr(plan.config, "train_loops", None) if family.looped else None
@@ -170,8 +185,8 @@ def _model_entry(plan: ModelPlan, runs: list[dict], cfg: RunConfig, task: Any) -
         "name": plan.name, "family": plan.family, "role": plan.role,
         "model_config": dataclasses.asdict(plan.config), "params": count.params_dict(),
         "flops_per_token": count.flops_dict(), "train_loops": train_loops,
-        "eval_loops": list(range(1, cfg.eval.loops_factor * train_loops + 1)) if train_loops else None,
-        "runs": runs,
+        "eval_loops": list(range(1, max_eval_loops(train_loops, cfg, task) + 1)) if train_loops else None,
+        "loop_rule": _loop_rule(train_loops, cfg, task), "runs": runs,
     }
     entry["summary"] = summarize_model(entry, task.spec.train_difficulties, task.spec.test_difficulties)
     return entry
@@ -241,7 +256,12 @@ def run_benchmark(cfg: RunConfig, run_dir: Path, command: str) -> dict:
         "config": to_dict(cfg),
         "task": {"name": task.spec.name, "version": task.spec.version, "fingerprint": task.fingerprint(),
                  "train_difficulties": task.spec.train_difficulties,
-                 "test_difficulties": task.spec.test_difficulties},
+                 "test_difficulties": task.spec.test_difficulties,
+                 "depth_per_difficulty": task.spec.depth_per_difficulty,
+                 "context_length": task.spec.context_length},
+        "evaluation": {"loop_rule": cfg.eval.loop_rule, "depth_factor": cfg.eval.depth_factor,
+                       "loops_factor": cfg.eval.loops_factor,
+                       "oracle": "oracle_best: the best loop count chosen on the test labels, not a usable rule"},
         "environment": environment(cfg.device), "seeds": list(cfg.seeds), "models": entries,
     }
     atomic_write_json(run_dir / "results.json", results)

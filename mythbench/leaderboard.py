@@ -58,6 +58,13 @@ def current_task(name: str) -> TaskIdentity:
                         tuple(spec.test_difficulties))
 
 
+def current_versions() -> dict[str, int]:
+    """The version of every task in the suite now, so the board can mark older versions' tables stale."""
+    from tasks import get_task, list_tasks
+
+    return {name: get_task(name).spec.version for name in list_tasks()}
+
+
 @dataclass(frozen=True)
 class SubmitOutcome:
     """What an accepted submission added, for the CLI to report."""
@@ -160,7 +167,7 @@ def submit(results_path: Path, results_dir: Path = Path("results"), name: str | 
         if dup:
             raise ConfigError(dup)
         atomic_write_text(stored, json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        write_board(results_dir, board + rows)
+        write_board(results_dir, board + rows, current_versions())
     return SubmitOutcome(task, digest, submitter, stored, rows)
 
 
@@ -235,7 +242,8 @@ def _verify_board(root: Path, docs: dict[str, dict]) -> list[str]:
             for digest, doc in docs.items() if digest not in by_hash]
     md = root / MD_NAME
     if rows or (root / CSV_NAME).exists():
-        if not md.exists() or md.read_text(encoding="utf-8", errors="replace") != render_markdown(rows):
+        if not md.exists() or md.read_text(encoding="utf-8", errors="replace") != render_markdown(
+                rows, current_versions()):
             out.append(f"{MD_NAME}: differs from the table generated from {CSV_NAME} (it is generated; "
                        "do not edit it by hand)")
     elif md.exists():

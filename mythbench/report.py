@@ -30,10 +30,12 @@ CELL_FIELDS = ["model", "role", "seed", "difficulty", "loops", "n", "correct", "
                "ci_low", "ci_high", "token_accuracy", "loss"]
 EARLY_EXIT_FIELDS = ["model", "role", "seed", "difficulty", "rule", "threshold", "n", "correct",
                      "accuracy", "ci_low", "ci_high", "mean_loops"]
-_SUMMARY_BLOCKS = [("acc_train", "acc_at_train_loops"), ("best", "best"), ("acc_max", "acc_at_max_loops")]
-SUMMARY_FIELDS = (["model", "role", "difficulty", "split"]
-                  + [f"{p}_{s}" for p, _ in _SUMMARY_BLOCKS for s in ("mean", "std", "ci_low", "ci_high")]
-                  + ["best_loops", "overthinking_drop"])
+_SUMMARY_BLOCKS = [("headline", "headline"), ("acc_train", "acc_at_train_loops"), ("oracle", "oracle_best"),
+                   ("acc_max", "acc_at_max_loops")]
+_STAT_FIELDS = ("mean", "std", "ci_low", "ci_high", "token_accuracy")
+SUMMARY_FIELDS = (["model", "role", "difficulty", "split", "headline_loops"]
+                  + [f"{p}_{s}" for p, _ in _SUMMARY_BLOCKS for s in _STAT_FIELDS]
+                  + ["oracle_loops", "overthinking_drop"])
 
 
 def load_results(run_dir: Path) -> dict[str, Any]:
@@ -48,8 +50,9 @@ def load_results(run_dir: Path) -> dict[str, Any]:
     problems = []
     if not isinstance(results, dict):
         raise ConfigError(f"{path} must hold a JSON object")
-    if results.get("schema_version") != 1:
-        problems.append(f"schema_version must be 1, got {results.get('schema_version')!r}")
+    if results.get("schema_version") != 2:
+        problems.append(f"schema_version must be 2, got {results.get('schema_version')!r} (reports of older "
+                        "files: use the mythbench version that wrote them)")
     if results.get("kind", "run") != "run":
         problems.append(f"report builds run reports; this file has kind {results.get('kind')!r}")
     if not isinstance(results.get("models"), list):
@@ -135,11 +138,11 @@ def _summary_rows(results: dict[str, Any], summaries: dict[str, list]) -> Iterab
     for m in results["models"]:
         for entry in summaries[m["name"]]:
             row = {"model": m["name"], "role": m.get("role"), "difficulty": entry["difficulty"],
-                   "split": entry["split"], "best_loops": entry["best"].get("loops"),
-                   "overthinking_drop": entry["overthinking_drop"]}
+                   "split": entry["split"], "headline_loops": (entry.get("headline") or {}).get("loops"),
+                   "oracle_loops": entry["oracle_best"].get("loops"), "overthinking_drop": entry["overthinking_drop"]}
             for prefix, key in _SUMMARY_BLOCKS:
                 stats = entry.get(key) or {}
-                row.update({f"{prefix}_{s}": stats.get(s) for s in ("mean", "std", "ci_low", "ci_high")})
+                row.update({f"{prefix}_{s}": stats.get(s) for s in _STAT_FIELDS})
             yield row
 
 
@@ -159,9 +162,11 @@ def _num(x: float | None, digits: int = 3) -> str:
 
 
 def _acc(stats: dict[str, Any] | None) -> str:
+    """Exact match [95% interval], then the per-token accuracy where the file has it."""
     if not stats:
         return DASH
-    return f"{stats['mean']:.3f} [{stats['ci_low']:.3f}, {stats['ci_high']:.3f}]"
+    text = f"{stats['mean']:.3f} [{stats['ci_low']:.3f}, {stats['ci_high']:.3f}]"
+    return text + (f" tok {stats['token_accuracy']:.3f}" if "token_accuracy" in stats else "")
 
 
 def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -172,29 +177,34 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _headline(results: dict[str, Any], summaries: dict[str, list]) -> tuple[list[str], list[list[str]]]:
-    """One row per difficulty: every model at its training loop count, plus the RDT's best and drop."""
+    """One row per difficulty: every model under the pre-registered loop rule (looped models: at the loop
+    count shown), plus each looped model's oracle (best loop count chosen on the test labels) and drop."""
     models = results["models"]
-    main_rdt = [m for m in models if m.get("role") == "rdt"]
+    looped = [m for m in models if _is_looped(m)]
     by_diff = {m["name"]: {e["difficulty"]: e for e in summaries[m["name"]]} for m in models}
     difficulties = sorted({d for entries in by_diff.values() for d in entries})
     train = set(results.get("task", {}).get("train_difficulties", []))
-    header = ["difficulty", "split", *(m["name"] for m in models)]
-    for m in main_rdt:
-        header += [f"{m['name']} best (loops)", f"{m['name']} overthinking drop"]
+    header = ["difficulty", "split", *(m["name"] + (" @loops" if _is_looped(m) else "") for m in models)]
+    for m in looped:
+        header += [f"{m['name']} ORACLE best over loops", f"{m['name']} overthinking drop"]
     rows = []
     for d in difficulties:
         row = [str(d), "train" if d in train else "test"]
         for m in models:
+            headline = by_diff[m["name"]].get(d, {}).get("headline")
             if not _complete_runs(m):
                 row.append("diverged" if _diverged_seeds(m) else DASH)
+            elif headline and headline.get("loops"):
+                row.append(f"{_acc(headline)} @{headline['loops']}")
             else:
-                row.append(_acc(by_diff[m["name"]].get(d, {}).get("acc_at_train_loops")))
-        for m in main_rdt:
+                row.append(_acc(headline))
+        for m in looped:
             entry = by_diff[m["name"]].get(d)
             if entry is None:
                 row += ["diverged" if _diverged_seeds(m) else DASH, DASH]
             else:
-                row += [f"{_acc(entry['best'])} ({entry['best']['loops']})", _num(entry["overthinking_drop"])]
+                oracle = entry["oracle_best"]
+                row += [f"{_acc(oracle)} @{oracle['loops']}", _num(entry["overthinking_drop"])]
         rows.append(row)
     return header, rows
 
@@ -240,6 +250,8 @@ def _diagnostics_table(results: dict[str, Any]) -> str:
 
 def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
     task, git, env = results.get("task", {}), results.get("git") or {}, results.get("environment") or {}
+    evaluation = results.get("evaluation") or {}
+    max_loops = max((max(m.get("eval_loops") or [1]) for m in results["models"]), default=1)
     commit = git.get("commit") or "unknown"
     wall = results.get("wall_time_s")
     provenance = [
@@ -275,9 +287,12 @@ def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
         _md_table(["model", "role", "family", "params unique / active", "FLOPs/token fwd / train",
                    "train loops", "seeds"], model_rows), "",
         "## Accuracy by difficulty", "",
-        "Exact-match accuracy at each model's training loop count: mean over complete seeds "
-        "[95% interval: bootstrap over seeds, Wilson for a single seed]. Best is over evaluated loop "
-        "counts; the overthinking drop is best minus accuracy at the largest loop count.", "",
+        f"Exact match under the pre-registered loop rule `{evaluation.get('loop_rule', DASH)}` (looped "
+        "models: at the loop count after @, fixed before scoring): mean over complete seeds [95% interval: "
+        "bootstrap over seeds, Wilson for a single seed], then the mean per-token accuracy (tok). "
+        f"Loops evaluated: 1 to {max_loops}. The ORACLE column picks the best loop count on the test labels "
+        "themselves: an upper bound no user can apply, never a result. The overthinking drop is the oracle "
+        "minus the accuracy at the largest loop count.", "",
         _md_table(header, rows), "", *notes, *([""] if notes else []),
         "## Adaptive early exit", "", _early_exit_table(results), "",
         "## Diagnostics", "", _diagnostics_table(results), "",
@@ -359,9 +374,10 @@ def _plot_heatmap(name: str, grid: dict, train: set[int], train_loops: int | Non
 def _plot_vs_baselines(rdt: dict[str, Any], baselines: list[dict[str, Any]], summaries: dict[str, list],
                        train: set[int]) -> bytes:
     name = rdt["name"]
-    series = [(f"{name} at training loops ({rdt.get('train_loops')})", name, "acc_at_train_loops"),
-              (f"{name} best over loops", name, "best")]
-    series += [(f"{b['name']} ({b.get('role')})", b["name"], "acc_at_train_loops") for b in baselines]
+    series = [(f"{name} at the loop rule's count", name, "headline"),
+              (f"{name} at training loops ({rdt.get('train_loops')})", name, "acc_at_train_loops"),
+              (f"{name} ORACLE best over loops (chosen on test labels)", name, "oracle_best")]
+    series += [(f"{b['name']} ({b.get('role')})", b["name"], "headline") for b in baselines]
     difficulties = sorted({e["difficulty"] for _, model, _ in series for e in summaries[model]})
     pos = {d: i for i, d in enumerate(difficulties)}
     fig = Figure(figsize=(max(6.0, 0.7 * len(difficulties) + 3), 4.5))

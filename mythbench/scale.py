@@ -23,7 +23,7 @@ from mythbench import fits, harness
 from mythbench.accounting import count_config
 from mythbench.config import RunConfig, to_dict
 from mythbench.errors import ConfigError
-from mythbench.harness import SCHEMA_VERSION, ModelPlan
+from mythbench.harness import ModelPlan
 from mythbench.io import atomic_write_json, atomic_write_text
 from mythbench.safejson import read_json_file, walk_problems
 
@@ -31,6 +31,8 @@ LEVEL, FIT_SEED = 0.95, 0
 PROJECT_TO = (770e6, 1.3e9)  # Parcae's sizes: its 770M RDT matches a 1.3B standard transformer (ratio ~1.69)
 POINT_KEYS = ("name", "family", "width", "loops", "seed", "status", "params", "train_flops", "loss")
 log = logging.getLogger("mythbench")
+
+SCALE_SCHEMA_VERSION = 1  # the format of kind 'scale' files (mythbench/scale_schema.py)
 
 
 def width_config(base: Any, width: int, head_dim: int, loops: int) -> Any:
@@ -199,7 +201,7 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str) -> dict:
         handler.close()
     headline = max(cfg.scale.loop_counts)
     results = {
-        "schema_version": SCHEMA_VERSION, "kind": "scale", "mythbench_version": mythbench.__version__,
+        "schema_version": SCALE_SCHEMA_VERSION, "kind": "scale", "mythbench_version": mythbench.__version__,
         "git": harness.git_state(), "command": command,
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "wall_time_s": None,
         "status": "complete", "preset": cfg.preset, "config": to_dict(cfg),
@@ -226,8 +228,8 @@ def _check_scale_doc(doc: Any, where: str) -> list[str]:
     if doc.get("kind") != "scale":
         return [f"{where}: kind is {doc.get('kind')!r}, not 'scale' (a results file of `mythbench scale`)"]
     out = [f"{where}: {p}" for p in walk_problems(doc)]
-    if doc.get("schema_version") != SCHEMA_VERSION:
-        out.append(f"{where}: schema_version {doc.get('schema_version')!r} is not {SCHEMA_VERSION}")
+    if doc.get("schema_version") != SCALE_SCHEMA_VERSION:
+        out.append(f"{where}: schema_version {doc.get('schema_version')!r} is not {SCALE_SCHEMA_VERSION}")
     scale, task = doc.get("scale"), doc.get("task")
     if not isinstance(scale, dict) or not all(isinstance(scale.get(k), int) for k in ("headline_loops",
                                                                                        "n_bootstrap")):

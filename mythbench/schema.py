@@ -8,10 +8,8 @@ JSON Schema cannot express. The documented form of this schema is docs/results-s
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from mythbench.errors import ConfigError
@@ -29,15 +27,14 @@ from mythbench.jsonshape import (
     ints,
     is_int,
     is_num,
-    join,
     show,
 )
 from mythbench.safejson import walk_problems
 from mythbench.stats import wilson_interval
+from mythbench.summary_checks import ACC_TOL, CI_TOL, ModelFacts, check_summary
 
-SCHEMA_VERSIONS = (1,)
-ACC_TOL = 1e-9  # accuracy == correct / n, and summary means == means of the cells
-CI_TOL = 1e-6  # stored Wilson bounds == bounds recomputed from (correct, n)
+SCHEMA_VERSIONS = (1, 2)
+LOOP_RULES = ("difficulty", "train")
 TASK_NAME_RE = r"[a-z][a-z0-9_-]{0,63}"
 MODEL_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}"
 ROLE_RE = r"rdt|iso-param|iso-flop|ablation:[a-z0-9][a-z0-9_-]{0,47}"
@@ -77,6 +74,24 @@ PROVENANCE: dict[str, Node] = {
 }
 RUN_V1 = Obj({**PROVENANCE, "models": Arr(MODEL, 1)})
 
+# Version 2 (tasks v2, evaluation protocol v2): every statistic carries the mean token accuracy; each summary
+# entry has the headline (the loop count of the model's pre-registered rule) and calls the best loop count
+# chosen on test labels `oracle_best`; looped models record their rule; the task records its depth and
+# whether its context grows; the run records its evaluation protocol.
+_STAT_V2 = {**_STAT, "token_accuracy": Num(0, 1)}
+SUMMARY_V2 = Obj({"difficulty": Int(1), "split": Enum(("train", "test")),
+                  "headline": Nullable(Obj({**_STAT_V2, "loops": Nullable(Int(1))})),
+                  "acc_at_train_loops": Nullable(Obj(_STAT_V2)),
+                  "oracle_best": Obj({**_STAT_V2, "loops": Nullable(Int(1))}),
+                  "acc_at_max_loops": Nullable(Obj(_STAT_V2)), "overthinking_drop": Num(-1, 1)})
+LOOP_RULE = Obj({"name": Enum(LOOP_RULES), "loops": Obj()})
+MODEL_V2 = Obj({**MODEL.required, "loop_rule": Nullable(LOOP_RULE), "summary": Arr(SUMMARY_V2)})
+TASK_V2 = Obj({**PROVENANCE["task"].required, "depth_per_difficulty": Int(1),
+               "context_length": Enum(("fixed", "grows"))})
+EVALUATION = Obj({"loop_rule": Enum(LOOP_RULES), "depth_factor": Num(0), "loops_factor": Int(1),
+                  "oracle": Str(max_len=256)})
+RUN_V2 = Obj({**PROVENANCE, "task": TASK_V2, "evaluation": EVALUATION, "models": Arr(MODEL_V2, 1)})
+
 
 def _duplicates(values: list[int], path: str, what: str, out: list[str]) -> None:
     seen: set[int] = set()
@@ -105,27 +120,16 @@ def _check_counts(c: dict, path: str, out: list[str]) -> None:
                        f"[{low:.6f}, {high:.6f}]")
 
 
-@dataclass
-class _Model:
-    """What the semantic checks of one model need, read defensively from a possibly malformed entry."""
-
-    path: str
-    family: Any
-    train_loops: int | None
-    eval_loops: list[int]
-    # accuracy per (difficulty, loops) for each complete run, in run order
-    tables: list[dict[tuple[int, int | None], float]] = field(default_factory=list)
-    cis: list[dict[tuple[int, int | None], tuple[Any, Any]]] = field(default_factory=list)
-
-
 def _check_model(m: dict, path: str, doc: dict, out: list[str]) -> None:
     task = doc.get("task") if isinstance(doc.get("task"), dict) else {}
     difficulties = set(ints(task.get("train_difficulties"))) | set(ints(task.get("test_difficulties")))
     seeds = set(ints(doc.get("seeds")))
     seeds_listed = isinstance(doc.get("seeds"), list)
     fam = m.get("family")
-    info = _Model(path, fam, m.get("train_loops") if is_int(m.get("train_loops")) else None,
-                  ints(m.get("eval_loops")))
+    info = ModelFacts(path, fam, m.get("train_loops") if is_int(m.get("train_loops")) else None,
+                      ints(m.get("eval_loops")), doc.get("schema_version"))
+    if info.version >= 2:
+        info.rule_loops = _check_loop_rule(m, path, difficulties, info, out)
     if fam == "rdt":
         for key in ("train_loops", "eval_loops"):
             if m.get(key) is None:
@@ -149,8 +153,8 @@ def _check_model(m: dict, path: str, doc: dict, out: list[str]) -> None:
             elif seeds_listed and seed not in seeds:
                 out.append(f"{rp}.seed: {seed} is not listed in the top-level seeds")
             run_seeds.setdefault(seed, rp)
-        table, cis, keys = _check_cells(run.get("cells"), f"{rp}.cells", difficulties, allowed_loops, fam,
-                                        out)
+        table, tokens, cis, keys = _check_cells(run.get("cells"), f"{rp}.cells", difficulties, allowed_loops,
+                                                fam, out)
         for ep, e in dicts(run.get("early_exit"), f"{rp}.early_exit"):
             _check_counts(e, ep, out)
             if is_int(e.get("difficulty")) and e["difficulty"] not in difficulties:
@@ -173,17 +177,48 @@ def _check_model(m: dict, path: str, doc: dict, out: list[str]) -> None:
             out.append(f"{rp}.cells: evaluated on a different (difficulty, loops) grid than {grid[0]}, "
                        f"e.g. {', '.join(map(str, diff))}")
         info.tables.append(table)
+        info.token_tables.append(tokens)
         info.cis.append(cis)
     if doc.get("status") == "complete" and isinstance(m.get("runs"), list):
         for s in sorted(seeds - set(run_seeds)):
             out.append(f"{path}.runs: no run for seed {s} although status is 'complete'")
     # Summary values derive from the runs: once those are wrong, what the summary should say is unknown.
-    _check_summary(m.get("summary"), info, task, out, check_values=values_ok and len(out) == before)
+    check_summary(m.get("summary"), info, task, out, check_values=values_ok and len(out) == before)
+
+
+def _check_loop_rule(m: dict, path: str, difficulties: set[int], info: ModelFacts, out: list[str]) -> dict[int, int]:
+    """Schema 2: a looped model names its headline loop count at each evaluated difficulty, inside the
+    evaluated range, by a rule that cannot have looked at the labels (constant, or growing with d)."""
+    rule = m.get("loop_rule")
+    if info.family != "rdt":
+        if rule is not None:
+            out.append(f"{path}.loop_rule: must be null for family {show(info.family)}")
+        return {}
+    if not isinstance(rule, dict) or not isinstance(rule.get("loops"), dict):
+        if rule is None:
+            out.append(f"{path}.loop_rule: required for family 'rdt', got null")
+        return {}
+    loops: dict[int, int] = {}
+    for key, value in rule["loops"].items():
+        where = f"{path}.loop_rule.loops.{key}"
+        if not (re.fullmatch(r"[1-9][0-9]{0,5}", key) and int(key) in difficulties):
+            out.append(f"{where}: {show(key)} is not one of the task's difficulties")
+        elif not (is_int(value) and value in info.eval_loops):
+            out.append(f"{where}: {show(value)} is not an evaluated loop count")
+        else:
+            loops[int(key)] = value
+    ordered = [loops[d] for d in sorted(loops)]
+    if rule.get("name") == "train" and set(ordered) - {info.train_loops}:
+        out.append(f"{path}.loop_rule: rule 'train' must give train_loops = {show(info.train_loops)} everywhere")
+    if any(b < a for a, b in zip(ordered, ordered[1:], strict=False)):
+        out.append(f"{path}.loop_rule.loops: must not decrease as the difficulty grows, got {ordered}")
+    return loops
 
 
 def _check_cells(cells: Any, path: str, difficulties: set[int], allowed_loops: set[int | None], fam: Any,
-                 out: list[str]) -> tuple[dict, dict, set]:
+                 out: list[str]) -> tuple[dict, dict, dict, set]:
     table: dict[tuple[int, int | None], float] = {}
+    tokens: dict[tuple[int, int | None], float] = {}
     cis: dict[tuple[int, int | None], tuple[Any, Any]] = {}
     first: dict[tuple, str] = {}
     for cp, c in dicts(cells, path):
@@ -205,92 +240,9 @@ def _check_cells(cells: Any, path: str, difficulties: set[int], allowed_loops: s
         if is_num(c.get("accuracy")):
             table[d, loops] = c["accuracy"]
             cis[d, loops] = (c.get("ci_low"), c.get("ci_high"))
-    return table, cis, set(first)
-
-
-def _check_summary(summary: Any, info: _Model, task: dict, out: list[str], check_values: bool) -> None:
-    """Summary means must equal the means of the cells over complete runs; one seed: its Wilson interval."""
-    split_of = {"train": set(ints(task.get("train_difficulties"))),
-                "test": set(ints(task.get("test_difficulties")))}
-    seen: dict[int, str] = {}
-    for sp, s in dicts(summary, join(info.path, "summary")):
-        d, split = s.get("difficulty"), s.get("split")
-        if not is_int(d):
-            continue
-        if isinstance(split, str) and split in split_of and d not in split_of[split]:
-            out.append(f"{sp}.split: difficulty {d} is not a {split} difficulty of the task")
-        if d in seen:
-            out.append(f"{sp}: duplicate summary for difficulty {d} (also {seen[d]})")
-            continue
-        seen[d] = sp
-        if not check_values:
-            continue
-        if not info.tables:
-            out.append(f"{sp}: a summary entry but no complete run to summarise")
-            continue
-        # loops -> accuracy of each complete run, where every complete run evaluated that point
-        points = {loops: [t[d, loops] for t in info.tables]
-                  for (dd, loops) in info.tables[0] if dd == d and all((d, loops) in t for t in info.tables)}
-        if not points:
-            out.append(f"{sp}.difficulty: the complete runs have no cells at difficulty {d}")
-        else:
-            _check_summary_entry(s, sp, d, points, info, out)
-
-
-def _check_summary_entry(s: dict, sp: str, d: int, points: dict, info: _Model, out: list[str]) -> None:
-    rdt = info.family == "rdt"
-    means = {loops: sum(v) / len(v) for loops, v in points.items()}
-    top = max(means.values())
-    best = s["best"] if isinstance(s.get("best"), dict) else {}
-    best_loops = best.get("loops")
-    targets = {"acc_at_train_loops": info.train_loops if rdt else None,
-               "acc_at_max_loops": max(means, key=lambda k: k or 0) if rdt else None}
-    if rdt and is_int(best_loops):
-        if best_loops not in means:
-            out.append(f"{sp}.best.loops: {best_loops} is not an evaluated loop count at difficulty {d}")
-        elif means[best_loops] < top - ACC_TOL:
-            out.append(f"{sp}.best.loops: {best_loops} is not the best loop count at difficulty {d} "
-                       f"(mean {means[best_loops]!r} < {top!r})")
-        else:
-            targets["best"] = best_loops
-    elif rdt and "loops" in best and best_loops is None:
-        out.append(f"{sp}.best.loops: required for family 'rdt', got null")
-    elif not rdt:
-        if best_loops is not None:
-            out.append(f"{sp}.best.loops: must be null for family 'standard'")
-        targets["best"] = None
-    for key, loops in targets.items():
-        stat = s.get(key)
-        if isinstance(stat, dict) and loops in points:
-            _check_stat(stat, f"{sp}.{key}", points[loops], info.cis[0].get((d, loops)), out)
-        elif stat is None and key in s and loops in points and (rdt or key == "acc_at_train_loops"):
-            out.append(f"{sp}.{key}: null, but the cells at difficulty {d}, loops {show(loops)} exist")
-    max_stat = s.get("acc_at_max_loops")
-    drop, b = s.get("overthinking_drop"), best.get("mean")
-    mx = max_stat.get("mean") if isinstance(max_stat, dict) else (b if max_stat is None else None)
-    if is_num(drop) and is_num(b) and is_num(mx) and abs(drop - (b - mx)) > ACC_TOL:
-        out.append(f"{sp}.overthinking_drop: {drop!r} is not best.mean - acc_at_max_loops.mean = {b - mx!r}")
-
-
-def _check_stat(stat: dict, path: str, accs: list[float], one_ci: tuple | None, out: list[str]) -> None:
-    """mean over seeds, std with ddof=1, and an interval that a bootstrap over these seeds could produce."""
-    mean, std, lo, hi = (stat.get(k) for k in ("mean", "std", "ci_low", "ci_high"))
-    want = sum(accs) / len(accs)
-    if is_num(mean) and abs(mean - want) > ACC_TOL:
-        out.append(f"{path}.mean: {mean!r} is not the mean over complete runs of the cells, {want!r}")
-    sd = math.sqrt(sum((a - want) ** 2 for a in accs) / (len(accs) - 1)) if len(accs) > 1 else 0.0
-    if is_num(std) and abs(std - sd) > ACC_TOL:
-        out.append(f"{path}.std: {std!r} is not the standard deviation (ddof=1) over complete runs, {sd!r}")
-    if is_num(lo) and is_num(hi) and lo > hi:
-        out.append(f"{path}: ci_low {lo!r} is above ci_high {hi!r}")
-    if len(accs) == 1 and one_ci is not None:  # one seed: the summary interval is that cell's Wilson one
-        for name, got, cell in (("ci_low", lo, one_ci[0]), ("ci_high", hi, one_ci[1])):
-            if is_num(got) and is_num(cell) and abs(got - cell) > CI_TOL:
-                out.append(f"{path}.{name}: {got!r} is not the single seed's cell interval ({cell!r})")
-    elif len(accs) > 1 and is_num(lo) and is_num(hi) and not (
-            min(accs) - ACC_TOL <= lo and hi <= max(accs) + ACC_TOL):
-        out.append(f"{path}: interval [{lo!r}, {hi!r}] reaches outside the seeds' accuracies "
-                   f"[{min(accs)!r}, {max(accs)!r}], which no bootstrap of their mean can")
+        if is_num(c.get("token_accuracy")):
+            tokens[d, loops] = c["token_accuracy"]
+    return table, tokens, cis, set(first)
 
 
 def check_provenance(doc: dict, out: list[str]) -> None:
@@ -302,9 +254,9 @@ def check_provenance(doc: dict, out: list[str]) -> None:
             _duplicates(ints(task.get(key)), f"task.{key}", "difficulty", out)
 
 
-def _check_run_v1(doc: dict) -> list[str]:
+def _check_run(doc: dict, shape: Obj) -> list[str]:
     out: list[str] = []
-    RUN_V1.check(doc, "", out)
+    shape.check(doc, "", out)
     check_provenance(doc, out)
     names: dict[str, str] = {}
     for mp, m in dicts(doc.get("models"), "models"):
@@ -324,8 +276,9 @@ def _check_scale_v1(doc: dict) -> list[str]:
 
 
 # (schema_version, kind) -> validator
-VALIDATORS: dict[tuple[int, str], Callable[[dict], list[str]]] = {(1, "run"): _check_run_v1,
-                                                                   (1, "scale"): _check_scale_v1}
+VALIDATORS: dict[tuple[int, str], Callable[[dict], list[str]]] = {
+    (1, "run"): lambda doc: _check_run(doc, RUN_V1), (2, "run"): lambda doc: _check_run(doc, RUN_V2),
+    (1, "scale"): _check_scale_v1}
 
 
 def check_schema(doc: Any) -> list[str]:
@@ -397,8 +350,9 @@ def check_submittable(doc: Any) -> list[str]:
                        f"submission needs at least {MIN_SEEDS} complete seeds per model")
         entries = [s for _, s in dicts(m.get("summary"), "")]
         summary = {s["difficulty"]: s for s in entries if is_int(s.get("difficulty"))}
+        headline = "acc_at_train_loops" if doc.get("schema_version") == 1 else "headline"
         for d in dict.fromkeys(wanted):
-            if not isinstance(summary.get(d, {}).get("acc_at_train_loops"), dict):
-                out.append(f"{mp}.summary: no accuracy at train loops for difficulty {d}, which the "
-                           "leaderboard reports")
+            if not isinstance(summary.get(d, {}).get(headline), dict):
+                out.append(f"{mp}.summary: no {headline} accuracy for difficulty {d}, which the leaderboard "
+                           "reports")
     return out

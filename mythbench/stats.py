@@ -87,10 +87,12 @@ def summarize_seeds(
 
 
 def _stats_at(per_seed: list[dict[str, Any]]) -> dict[str, float]:
-    """Summarize the cells of one (difficulty, loops) point across seeds (already in seed order)."""
-    return summarize_seeds(
+    """Summarize the cells of one (difficulty, loops) point across seeds (already in seed order): exact match
+    with its interval, and the mean per-token accuracy beside it."""
+    stats = summarize_seeds(
         [c["accuracy"] for c in per_seed], [(int(c["correct"]), int(c["n"])) for c in per_seed]
     )
+    return {**stats, "token_accuracy": float(np.mean([c["token_accuracy"] for c in per_seed]))}
 
 
 def summarize_model(
@@ -98,10 +100,13 @@ def summarize_model(
 ) -> list[dict[str, Any]]:
     """Per-difficulty summary of one results.json model entry, over its complete runs only.
 
-    Diverged runs carry no trustworthy numbers, so they are left out. A loop count is compared
-    only where every complete run evaluated it, so "best" never compares means over different seeds.
-    Ties for the best loop count go to the smaller count (cheaper, and deterministic). A cell at a
-    difficulty the task does not declare means the file is inconsistent, so it raises ValueError.
+    `headline` is the accuracy at the loop count the entry's pre-registered loop rule gives for that
+    difficulty (`loop_rule.loops`), fixed before any test label is seen. `oracle_best` is the best loop
+    count chosen on the test labels themselves: an upper bound no user can apply, kept for diagnosis.
+    Diverged runs carry no trustworthy numbers, so they are left out. A loop count is compared only where
+    every complete run evaluated it, so the oracle never compares means over different seeds; its ties go
+    to the smaller count. A cell at a difficulty the task does not declare means the file is inconsistent,
+    so it raises ValueError.
     """
     runs = sorted((r for r in model_entry.get("runs", []) if r.get("status") == "complete"),
                   key=lambda r: r["seed"])
@@ -113,6 +118,7 @@ def summarize_model(
         for cell in run.get("cells", []):
             grid[int(cell["difficulty"])][cell["loops"]].append(cell)
     train_loops = model_entry.get("train_loops")
+    rule = model_entry.get("loop_rule") or {}
     summary = []
     undeclared = sorted(set(grid) - declared)
     if undeclared:
@@ -125,19 +131,22 @@ def summarize_model(
         split = "train" if difficulty in train_set else "test"
         if None in by_loops:  # standard transformer: one cell per difficulty, no loop axis
             stats = _stats_at(by_loops[None])
-            summary.append({"difficulty": difficulty, "split": split, "acc_at_train_loops": stats,
-                            "best": {**stats, "loops": None}, "acc_at_max_loops": dict(stats),
-                            "overthinking_drop": 0.0})
+            summary.append({"difficulty": difficulty, "split": split, "headline": {**stats, "loops": None},
+                            "acc_at_train_loops": dict(stats), "oracle_best": {**stats, "loops": None},
+                            "acc_at_max_loops": dict(stats), "overthinking_drop": 0.0})
             continue
         stats_by_loops = {k: _stats_at(v) for k, v in sorted(by_loops.items())}
         best_loops = max(stats_by_loops, key=lambda k: (stats_by_loops[k]["mean"], -k))
         max_loops = max(stats_by_loops)
         at_train = stats_by_loops.get(train_loops)
+        rule_loops = rule.get("loops", {}).get(str(difficulty))
+        at_rule = stats_by_loops.get(rule_loops)
         summary.append({
             "difficulty": difficulty,
             "split": split,
+            "headline": {**at_rule, "loops": rule_loops} if at_rule is not None else None,
             "acc_at_train_loops": dict(at_train) if at_train is not None else None,
-            "best": {**stats_by_loops[best_loops], "loops": best_loops},
+            "oracle_best": {**stats_by_loops[best_loops], "loops": best_loops},
             "acc_at_max_loops": dict(stats_by_loops[max_loops]),
             "overthinking_drop": stats_by_loops[best_loops]["mean"] - stats_by_loops[max_loops]["mean"],
         })
