@@ -58,11 +58,16 @@ def current_task(name: str) -> TaskIdentity:
                         tuple(spec.test_difficulties))
 
 
-def current_versions() -> dict[str, int]:
-    """The version of every task in the suite now, so the board can mark older versions' tables stale."""
-    from tasks import get_task, list_tasks
-
-    return {name: get_task(name).spec.version for name in list_tasks()}
+def current_versions(rows: list[dict[str, str]], lookup: TaskLookup) -> dict[str, int]:
+    """The current version of every task on the board that the suite still has, so the board can mark the
+    tables of other versions stale."""
+    versions = {}
+    for name in sorted({row["task"] for row in rows}):
+        try:
+            versions[name] = lookup(name).version
+        except ConfigError:
+            continue
+    return versions
 
 
 @dataclass(frozen=True)
@@ -160,6 +165,7 @@ def submit(results_path: Path, results_dir: Path = Path("results"), name: str | 
         raise ConfigError(problems)
     task = doc["task"]["name"]
     rows = board_rows(doc, digest, submitter, datetime.now(timezone.utc).strftime("%Y-%m-%d"))
+    lookup = current_task_lookup or current_task
     stored = results_dir / SUBMISSIONS / task / f"{digest}.json"
     with _board_lock(results_dir):
         board = read_board(results_dir)  # again: another submit may have finished since the first read
@@ -167,7 +173,7 @@ def submit(results_path: Path, results_dir: Path = Path("results"), name: str | 
         if dup:
             raise ConfigError(dup)
         atomic_write_text(stored, json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
-        write_board(results_dir, board + rows, current_versions())
+        write_board(results_dir, board + rows, current_versions(board + rows, lookup))
     return SubmitOutcome(task, digest, submitter, stored, rows)
 
 
@@ -204,7 +210,7 @@ def _verify_submissions(root: Path) -> tuple[dict[str, dict], list[str]]:
     return docs, out
 
 
-def _verify_board(root: Path, docs: dict[str, dict]) -> list[str]:
+def _verify_board(root: Path, docs: dict[str, dict], lookup: TaskLookup) -> list[str]:
     """The CSV rows must be exactly the rows recomputed from the stored files; the markdown is regenerated."""
     try:
         rows = read_board(root)
@@ -243,7 +249,7 @@ def _verify_board(root: Path, docs: dict[str, dict]) -> list[str]:
     md = root / MD_NAME
     if rows or (root / CSV_NAME).exists():
         if not md.exists() or md.read_text(encoding="utf-8", errors="replace") != render_markdown(
-                rows, current_versions()):
+                rows, current_versions(rows, lookup)):
             out.append(f"{MD_NAME}: differs from the table generated from {CSV_NAME} (it is generated; "
                        "do not edit it by hand)")
     elif md.exists():
@@ -251,7 +257,7 @@ def _verify_board(root: Path, docs: dict[str, dict]) -> list[str]:
     return out
 
 
-def verify(path: Path = Path("results")) -> list[str]:
+def verify(path: Path = Path("results"), lookup: TaskLookup = current_task) -> list[str]:
     """Every problem with the results under path: each results.json against the schema of its kind (reference
     results, run or scale, need not be submittable), each stored submission against the submission rules (run
     results only), and the leaderboard against the one recomputed from the stored submissions. A directory
@@ -269,7 +275,7 @@ def verify(path: Path = Path("results")) -> list[str]:
             doc, problems = _load(file, rel.as_posix())
             out += problems or [f"{rel.as_posix()}: {p}" for p in check_schema(doc)]
     docs, problems = _verify_submissions(path)
-    return out + problems + _verify_board(path, docs)
+    return out + problems + _verify_board(path, docs, lookup)
 
 
 def compare_rescore(submitted_cells: list[dict], rescored_cells: list[dict]) -> list[str]:

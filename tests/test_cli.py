@@ -57,8 +57,9 @@ def test_sample_json_gives_checkable_instances():
     instances = json.loads(out.stdout)
     assert len(instances) == 2
     for inst in instances:  # an independent check of the labels: prefix parity of the decoded bits
-        bits = [int(b) for b in inst["input"]]
-        assert [int(t) for t in inst["target"]] == [sum(bits[: i + 1]) % 2 for i in range(len(bits))]
+        assert inst["input"][0] == "<bos>" and inst["target"][0] is None
+        bits = [int(b) for b in inst["input"][1:]]
+        assert [int(t) for t in inst["target"][1:]] == [sum(bits[: i + 1]) % 2 for i in range(len(bits))]
 
 
 @pytest.mark.slow

@@ -54,7 +54,8 @@ def make_results() -> dict:
     rdt = {"name": "rdt", "family": "rdt", "role": "rdt", "model_config": {"d_model": 16},
            "params": {"total": 1000, "unique": 1000, "active": 1000, "once": 600, "recurrent": 400},
            "flops_per_token": {"forward": 6000.0, "train": 18000.0}, "train_loops": 2,
-           "eval_loops": [1, 2, 3, 4], "runs": [_rdt_run(0), _rdt_run(1)]}
+           "eval_loops": [1, 2, 3, 4], "runs": [_rdt_run(0), _rdt_run(1)],
+           "loop_rule": {"name": "difficulty", "loops": {"2": 2, "3": 3, "5": 4}}}
     std = {"name": "std-iso-param", "family": "standard", "role": "iso-param",
            "model_config": {"d_model": 12},
            "params": {"total": 1010, "unique": 1010, "active": 1010, "once": 1010, "recurrent": 0},
@@ -63,12 +64,13 @@ def make_results() -> dict:
                      "cells": [_cell(d, None, c) for d, c in STD_TABLE.items()]}, _diverged(1)]}
     for m in (rdt, std):
         m["summary"] = summarize_model(m, TRAIN, TEST)
-    return {"schema_version": 1, "kind": "run", "mythbench_version": "0.1.0",
+    return {"schema_version": 2, "kind": "run", "mythbench_version": "0.1.0",
             "git": {"commit": "c0ffee" * 6 + "abcd", "dirty": True},
             "command": "mythbench run toy --preset quick", "created_at": "2026-01-01T00:00:00Z",
             "wall_time_s": 12.5, "status": "complete", "preset": "quick",
             "config": {}, "task": {"name": "toy", "version": 3, "fingerprint": FINGERPRINT,
                                    "train_difficulties": TRAIN, "test_difficulties": TEST},
+            "evaluation": {"loop_rule": "difficulty", "depth_factor": 2.0, "loops_factor": 2, "oracle": "..."},
             "environment": {"python": "3.11", "torch": "2.13.0", "device": "cpu"}, "seeds": [0, 1],
             "models": [rdt, std]}
 
@@ -115,7 +117,7 @@ def test_summary_numbers_equal_hand_computed(tmp_path: Path) -> None:
     # seed 0: 10,18,20,19 of 20; seed 1: 9,17,19,18 -> means .475 .875 .975 .925
     assert d2["split"] == "train"
     assert float(d2["acc_train_mean"]) == pytest.approx(0.875)
-    assert float(d2["best_mean"]) == pytest.approx(0.975) and d2["best_loops"] == "3"
+    assert float(d2["oracle_mean"]) == pytest.approx(0.975) and d2["oracle_loops"] == "3"
     assert float(d2["acc_max_mean"]) == pytest.approx(0.925)
     assert float(d2["overthinking_drop"]) == pytest.approx(0.05)
     assert float(d2["acc_train_std"]) == pytest.approx(0.0353553, rel=1e-5)
@@ -126,7 +128,7 @@ def test_summary_numbers_equal_hand_computed(tmp_path: Path) -> None:
     low, high = wilson_interval(2, 20)
     assert float(std5["acc_train_ci_low"]) == pytest.approx(low)
     assert float(std5["acc_train_ci_high"]) == pytest.approx(high)
-    assert std5["best_loops"] == ""
+    assert std5["oracle_loops"] == ""
 
 
 def test_markdown_has_provenance_models_and_diverged(tmp_path: Path) -> None:
@@ -134,7 +136,7 @@ def test_markdown_has_provenance_models_and_diverged(tmp_path: Path) -> None:
     md = (tmp_path / "report.md").read_text()
     for text in (FINGERPRINT, "toy v3", "mythbench run toy --preset quick", "dirty", "quick",
                  "torch 2.13.0", "12.5 s", "rdt", "std-iso-param", "1: diverged", "1,000 / 1,000",
-                 "0.875 [", "0.975 [", "(3)", "delta_h", "| 0.930 | 0.0040 | 1.50 | 2.33 |"):
+                 "0.875 [", "0.975 [", "@3", "ORACLE", "delta_h", "| 0.930 | 0.0040 | 1.50 | 2.33 |"):
         assert text in md, text
     headline = md.split("## Accuracy by difficulty")[1].split("##")[0]
     assert headline.count("\n| 2 | train |") == 1 and "| 5 | test |" in headline
@@ -195,11 +197,11 @@ def test_format_summary_table_lines(tmp_path: Path) -> None:
     table = format_summary_table(make_results())
     lines = table.splitlines()
     assert len(lines) == 2 + 3
-    assert lines[0].split()[:4] == ["difficulty", "split", "rdt", "std-iso-param"]
-    assert lines[2].startswith("2 ") and "0.875 [" in lines[2] and "(3)" in lines[2]
+    assert lines[0].split()[:5] == ["difficulty", "split", "rdt", "@loops", "std-iso-param"]
+    assert lines[2].startswith("2 ") and "0.875 [" in lines[2] and "@3" in lines[2]
 
 
-@pytest.mark.parametrize("change", [{"schema_version": 2}, {"kind": "scale"}, {"models": None}])
+@pytest.mark.parametrize("change", [{"schema_version": 1}, {"kind": "scale"}, {"models": None}])
 def test_bad_results_file_is_config_error(tmp_path: Path, change: dict) -> None:
     with pytest.raises(ConfigError):
         build_report(_write(tmp_path, {**make_results(), **change}))

@@ -18,13 +18,13 @@ from mythbench.errors import ConfigError
 from mythbench.jsonshape import Arr, Nullable, Obj
 from mythbench.leaderboard import TaskIdentity
 from mythbench.safejson import canonical_json, content_hash, json_depth, parse_json_bytes, walk_problems
-from mythbench.schema import RUN_V1, check_schema, check_submittable, leaderboard_difficulties, validate
+from mythbench.schema import RUN_V2, check_schema, check_submittable, leaderboard_difficulties, validate
 
 BASE = make_results()
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "results-schema.md"
 
 
-REQUIRED = required_paths(RUN_V1, BASE)
+REQUIRED = required_paths(RUN_V2, BASE)
 # one representative path per schema field (first array element), for an exhaustive check
 FIELDS = list({re.sub(r"\[\d+\]", "[]", dotted(p)): p for p in REQUIRED}.values())
 NUMERIC = [p for p in all_paths(BASE) if p and isinstance(leaf(BASE, p), (int, float))
@@ -132,9 +132,10 @@ def test_arbitrary_bytes_parse_or_raise_config_error(data: bytes) -> None:
 
 
 def test_kinds_and_versions_dispatch() -> None:
-    assert check_schema({**BASE, "kind": "sweep"}) == ["kind: 'sweep' is not a known kind for schema_version 1 "
-                                                       "(known: 'run', 'scale')"]
-    assert "points: required field is missing" in check_schema({**BASE, "kind": "scale"})  # the scale schema
+    assert check_schema({**BASE, "kind": "sweep"}) == ["kind: 'sweep' is not a known kind for schema_version 2 "
+                                                       "(known: 'run')"]
+    old = {**BASE, "schema_version": 1}
+    assert "points: required field is missing" in check_schema({**old, "kind": "scale"})  # the scale schema
     assert check_schema({**BASE, "schema_version": 7})[0].startswith("schema_version: 7 is not a known schema")
     assert check_schema({**BASE, "schema_version": True})[0].startswith("schema_version: true is not a known")
     assert check_schema([BASE]) == ["top level: expected a JSON object, got an array"]
@@ -148,9 +149,9 @@ def test_one_seed_reference_results_pass_the_schema_but_are_not_submittable() ->
 
 @pytest.mark.parametrize("path, value, message", [
     (("models", 0, "summary", 1, "acc_at_train_loops", "std"), 0.5, "acc_at_train_loops.std: 0.5 is not the standard"),
-    (("models", 0, "summary", 1, "overthinking_drop"), 0.3, "overthinking_drop: 0.3 is not best.mean"),
+    (("models", 0, "summary", 1, "overthinking_drop"), 0.3, "overthinking_drop: 0.3 is not oracle_best.mean"),
     (("models", 0, "summary", 0, "split"), "test", "split: difficulty 2 is not a test difficulty"),
-    (("models", 1, "summary", 0, "best", "loops"), 3, "best.loops: must be null for family 'standard'"),
+    (("models", 1, "summary", 0, "oracle_best", "loops"), 3, "oracle_best.loops: must be null for family 'standard'"),
     (("models", 0, "summary", 0, "acc_at_max_loops"), None, "acc_at_max_loops: null, but the cells"),
     (("models", 0, "train_loops"), 9, "models[0].train_loops: 9 is not in eval_loops"),
     (("models", 0, "eval_loops"), None, "models[0].eval_loops: required for family 'rdt', got null"),
@@ -176,9 +177,10 @@ def test_a_single_seed_summary_interval_is_that_cells_wilson_interval() -> None:
 
 def test_best_loops_must_be_a_best_loop_count() -> None:
     summary = BASE["models"][0]["summary"][1]
-    worse = next(k for k in range(1, 5) if k != summary["best"]["loops"])
-    problems = check_schema(mutated(BASE, ("models", 0, "summary", 1, "best", "loops"), worse))
-    assert any(f"best.loops: {worse} is not the best loop count" in p or "best.mean" in p for p in problems)
+    worse = next(k for k in range(1, 5) if k != summary["oracle_best"]["loops"])
+    problems = check_schema(mutated(BASE, ("models", 0, "summary", 1, "oracle_best", "loops"), worse))
+    assert any(f"oracle_best.loops: {worse} is not the best loop count" in p or "oracle_best.mean" in p
+               for p in problems)
 
 
 def test_leaderboard_difficulties() -> None:
@@ -201,7 +203,7 @@ def test_json_safety_helpers() -> None:
 def test_the_schema_document_names_every_field() -> None:
     doc = DOC_PATH.read_text()
     names = {re.sub(r"\[\d+\]", "", dotted(p)).split(".")[-1] for p in REQUIRED}
-    names |= {k for node in (RUN_V1,) for k in _optional_keys(node)}
+    names |= {k for node in (RUN_V2,) for k in _optional_keys(node)}
     missing = sorted(n for n in names if f"`{n}`" not in doc)
     assert not missing, f"docs/results-schema.md does not mention {missing}"
 
@@ -217,3 +219,32 @@ def _optional_keys(node: Any) -> set[str]:
             keys |= _optional_keys(child)
         return keys
     return set()
+
+
+def test_headline_sits_at_the_pre_registered_loop_count() -> None:
+    rule = BASE["models"][0]["loop_rule"]["loops"]
+    entry = BASE["models"][0]["summary"][2]
+    d, loops = entry["difficulty"], entry["headline"]["loops"]
+    assert rule[str(d)] == loops
+    other = 1 if loops != 1 else 2
+    problems = check_schema(mutated(BASE, ("models", 0, "summary", 2, "headline", "loops"), other))
+    assert any(f"headline.loops: {other}, but the model's loop_rule gives {loops}" in p for p in problems)
+    decreasing = {**rule, str(max(map(int, rule))): 1}
+    problems = check_schema(mutated(BASE, ("models", 0, "loop_rule", "loops"), decreasing))
+    assert any("loop_rule.loops: must not decrease" in p for p in problems)
+    problems = check_schema(mutated(BASE, ("models", 0, "loop_rule"), None))
+    assert any("loop_rule: required for family 'rdt'" in p for p in problems)
+
+
+def test_token_accuracy_in_the_summary_is_the_mean_of_the_cells() -> None:
+    problems = check_schema(mutated(BASE, ("models", 1, "summary", 0, "headline", "token_accuracy"), 0.0))
+    assert any("headline.token_accuracy: 0.0 is not the mean" in p for p in problems)
+
+
+def test_version_1_files_still_validate() -> None:
+    """The leaderboard keeps schema-1 submissions (task versions 1) as history: they must still verify."""
+    stored = sorted((Path(__file__).resolve().parent.parent / "results" / "submissions").rglob("*.json"))
+    assert stored
+    for path in stored:
+        doc = json.loads(path.read_text())
+        assert doc["schema_version"] == 1 and check_schema(doc) == []

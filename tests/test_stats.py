@@ -129,13 +129,13 @@ def test_summarize_model_hand_computed() -> None:
     assert d2["split"] == "train" and d4["split"] == "test"
     assert d2["acc_at_train_loops"]["mean"] == pytest.approx(0.95)
     assert d2["acc_at_train_loops"]["std"] == pytest.approx(math.sqrt(0.005))
-    assert d2["best"]["loops"] == 2 and d2["best"]["mean"] == pytest.approx(0.95)
+    assert d2["oracle_best"]["loops"] == 2 and d2["oracle_best"]["mean"] == pytest.approx(0.95)
     assert d2["acc_at_max_loops"]["mean"] == pytest.approx(0.8)
     assert d2["overthinking_drop"] == pytest.approx(0.15)
     # ties go to the smaller loop count; the diverged seed's zeros are ignored
-    assert d4["best"]["loops"] == 2 and d4["best"]["mean"] == pytest.approx(0.4)
+    assert d4["oracle_best"]["loops"] == 2 and d4["oracle_best"]["mean"] == pytest.approx(0.4)
     assert d4["overthinking_drop"] == pytest.approx(0.0)
-    assert (d4["best"]["ci_low"], d4["best"]["ci_high"]) == bootstrap_mean_interval([0.3, 0.5])
+    assert (d4["oracle_best"]["ci_low"], d4["oracle_best"]["ci_high"]) == bootstrap_mean_interval([0.3, 0.5])
 
 
 def test_summarize_model_standard_and_single_seed() -> None:
@@ -144,8 +144,9 @@ def test_summarize_model_standard_and_single_seed() -> None:
     summary = summarize_model(entry, [2, 5], [5, 8])
     assert [(e["difficulty"], e["split"]) for e in summary] == [(2, "train"), (5, "train")]
     low, high = wilson_interval(0, 10)
-    assert summary[1]["acc_at_train_loops"] == {"mean": 0.0, "std": 0.0, "ci_low": low, "ci_high": high}
-    assert summary[1]["best"]["loops"] is None
+    assert summary[1]["acc_at_train_loops"] == {"mean": 0.0, "std": 0.0, "ci_low": low, "ci_high": high,
+                                             "token_accuracy": 1.0}
+    assert summary[1]["oracle_best"]["loops"] is None
     assert summary[1]["overthinking_drop"] == 0.0
 
 
@@ -153,7 +154,7 @@ def test_summarize_model_ignores_loop_counts_missing_for_some_seed() -> None:
     entry = _rdt_entry()
     entry["runs"][-1]["cells"].append(_cell(2, 5, 10))  # only seed 0 has loops=5
     d2 = summarize_model(entry, [2], [4])[0]
-    assert d2["best"]["loops"] == 2
+    assert d2["oracle_best"]["loops"] == 2
     assert d2["acc_at_max_loops"]["mean"] == pytest.approx(0.8)
 
 

@@ -16,8 +16,14 @@ from hostile.factory import TOY, fake_lookup, make_results
 
 from mythbench.board import COLUMNS, CSV_NAME, MD_NAME, md_escape, read_board, render_markdown
 from mythbench.errors import ConfigError
-from mythbench.leaderboard import compare_rescore, submit, verify
+from mythbench.leaderboard import compare_rescore, submit
+from mythbench.leaderboard import verify as verify_results
 from mythbench.safejson import content_hash
+
+
+def verify(path: Path) -> list[str]:
+    """verify against the toy task suite the submissions here were made for."""
+    return verify_results(path, fake_lookup)
 
 
 def snapshot(root: Path) -> dict[str, bytes | None]:
@@ -69,12 +75,13 @@ def test_valid_result_round_trips_into_the_leaderboard(tmp_path: Path) -> None:
     rdt = rows[0]
     summary = {s["difficulty"]: s for s in doc["models"][0]["summary"]}
     assert (rdt["d_train"], rdt["d_2x"], rdt["d_max"]) == ("4", "8", "12")
-    assert float(rdt["acc_max"]) == summary[12]["acc_at_train_loops"]["mean"]
-    assert float(rdt["low_2x"]) == summary[8]["acc_at_train_loops"]["ci_low"]
-    assert rdt["best_loops_max"] == str(summary[12]["best"]["loops"])
+    assert float(rdt["acc_max"]) == summary[12]["headline"]["mean"]
+    assert float(rdt["low_2x"]) == summary[8]["headline"]["ci_low"]
+    assert float(rdt["tok_2x"]) == summary[8]["headline"]["token_accuracy"]
+    assert rdt["oracle_loops_max"] == str(summary[12]["oracle_best"]["loops"]) and rdt["loop_rule"] == "difficulty"
     assert (rdt["seeds"], rdt["submitter"], rdt["task_version"]) == ("3 5 7", "Ada Lovelace", "3")
     md = (results / MD_NAME).read_text()
-    assert "## toy v3" in md and "| Ada Lovelace |" in md and f"{summary[12]['acc_at_train_loops']['mean']:.3f}" in md
+    assert "## toy v3" in md and "| Ada Lovelace |" in md and f"{summary[12]['headline']['mean']:.3f}" in md
     assert verify(results) == []
 
     before = snapshot(results)  # the same content, formatted differently, is the same submission
@@ -149,7 +156,7 @@ def test_default_lookup_is_the_task_suite(tmp_path: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setitem(sys.modules, "tasks", types.SimpleNamespace(get_task=get_task))
     submit(write(tmp_path / "r.json", make_results()), tmp_path / "results")
-    assert asked == ["toy"] and read_board(tmp_path / "results")[0]["submitter"] == "anonymous"
+    assert set(asked) == {"toy"} and read_board(tmp_path / "results")[0]["submitter"] == "anonymous"
 
 
 # --- verify
@@ -232,7 +239,7 @@ def test_markdown_cells_cannot_inject_rows_or_markup(submitted: Path) -> None:
     escaped = md_escape(hostile)
     assert "\n" not in escaped and "|" not in escaped.replace("\\|", "")
     row = {**read_board(submitted)[0], "model": hostile, "submitter": hostile, "acc_max": "<b>"}
-    md = render_markdown([row])
+    md = render_markdown([row], {})
     table = [line for line in md.splitlines() if line.startswith("|")]
     assert len(table) == 3  # header, separator, one row
     assert all(line.replace("\\|", "").count("|") == table[0].count("|") for line in table)
@@ -267,3 +274,13 @@ def test_rescore_missing_cells_and_bad_counts_fail() -> None:
 def test_rescore_identical_counts_always_pass() -> None:
     cells = [_cell(k, 50, difficulty=d) for d, k in [(2, 0), (4, 25), (8, 50)]]
     assert compare_rescore(cells, cells) == []
+
+
+def test_tables_of_older_task_versions_are_marked_stale_and_never_ranked_with_current_ones(submitted: Path) -> None:
+    rows = read_board(submitted)
+    newer = [{**r, "task_version": "4", "fingerprint": "f" * 64, "model": r["model"] + "-v4"} for r in rows]
+    md = render_markdown(rows + newer, {"toy": 4})
+    v3, v4 = md.split("## toy v3")[1].split("## toy v4")
+    assert "**Stale, kept as history:** the current toy task is version 4" in v3
+    assert "Stale" not in v4 and "-v4" not in v3 and "-v4 |" in v4
+    assert "no longer in the suite" in render_markdown(rows, {})

@@ -13,7 +13,9 @@ from typing import Any
 
 import numpy as np
 
+from mythbench.config import TrainConfig
 from mythbench.errors import ConfigError
+from mythbench.evaluate import rule_loops
 from mythbench.leaderboard import TaskIdentity
 from mythbench.stats import summarize_model, wilson_interval
 
@@ -60,7 +62,12 @@ def _model(name: str, family: str, role: str, seeds: Sequence[int], task: TaskId
     entry = {"name": name, "family": family, "role": role, "model_config": {"d_model": 32, "nested": {"a": [1]}},
              "params": {"total": 5000, "unique": 4000, "active": 3500, "once": 2000, "recurrent": 2000},
              "flops_per_token": {"forward": 12000.0, "train": 36000.0},
-             "train_loops": train_loops if looped else None, "eval_loops": eval_loops, "runs": runs}
+             "train_loops": train_loops if looped else None, "eval_loops": eval_loops, "runs": runs,
+             "loop_rule": None}
+    if looped:
+        loops = rule_loops("difficulty", difficulties, max(task.train_difficulties), train_loops, TrainConfig(),
+                           len(eval_loops))
+        entry["loop_rule"] = {"name": "difficulty", "loops": {str(d): k for d, k in loops.items()}}
     entry["summary"] = summarize_model(entry, list(task.train_difficulties), list(task.test_difficulties))
     return entry
 
@@ -72,13 +79,16 @@ def make_results(seeds: Sequence[int] = (0, 1, 2), task: TaskIdentity = TOY, n: 
     models = [_model("rdt", "rdt", "rdt", seeds, task, n, train_loops, rng, diverged),
               _model("std-iso-param", "standard", "iso-param", seeds, task, n, train_loops, rng, diverged)]
     return {
-        "schema_version": 1, "kind": "run", "mythbench_version": "0.1.0",
+        "schema_version": 2, "kind": "run", "mythbench_version": "0.1.0",
         "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False},
         "command": f"mythbench run {task.name} --preset {preset}", "created_at": "2026-11-29T06:00:00Z",
         "wall_time_s": 12.5, "status": "complete", "preset": preset, "config": {"task": task.name, "train": {}},
         "task": {"name": task.name, "version": task.version, "fingerprint": task.fingerprint,
                  "train_difficulties": list(task.train_difficulties),
-                 "test_difficulties": list(task.test_difficulties)},
+                 "test_difficulties": list(task.test_difficulties), "depth_per_difficulty": 1,
+                 "context_length": "fixed"},
+        "evaluation": {"loop_rule": "difficulty", "depth_factor": 2.0, "loops_factor": 2,
+                       "oracle": "oracle_best: the best loop count chosen on the test labels, not a usable rule"},
         "environment": {"python": "3.11.7", "torch": "2.13.0", "numpy": "2.4.6", "platform": "Linux",
                         "device": "cpu", "cpu_count": 2},
         "seeds": list(seeds), "models": models,
