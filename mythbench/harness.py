@@ -201,12 +201,13 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
     atomic_write_text(stored_code, code + "\n")
 
 
-def run_benchmark(cfg: RunConfig, run_dir: Path, command: str) -> dict:
-    """Train and evaluate every planned model at every seed; write results.json and the report."""
+def run_benchmark(cfg: RunConfig, run_dir: Path, command: str, started: float | None = None) -> dict:
+    """Train and evaluate every planned model at every seed; write results.json and the report. A sweep
+    calls it after its engine has run every cell (so it only reads them), with the sweep's start time."""
     from mythbench.report import build_report
     from tasks import get_task
 
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {cfg.device!r} asked for, but torch sees no CUDA device (use --device cpu)")
     task = get_task(cfg.task)
