@@ -115,8 +115,10 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
         seeds: int | None = typer.Option(None, "--seeds", help="number of seeds (0..N-1)"),
         out: Path | None = typer.Option(None, "--out", help="run directory (default runs/TASK/PRESET)"),
         device: str | None = typer.Option(None, "--device", help="cpu | cuda")) -> None:
-    """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory."""
+    """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory.
+    Under `torchrun --nproc-per-node N -m cli run ...` each model trains data-parallel over N processes."""
     import tasks
+    from mythbench import distributed
     from mythbench.config import resolve_run_config
     from mythbench.harness import command_line, run_benchmark
     from mythbench.report import format_summary_table
@@ -124,8 +126,13 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
     names = tasks.list_tasks() if task == "all" else [task]
     configs = [resolve_run_config(name, preset, config, set_, device=device,
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
+    parallel = distributed.init_from_env(configs[0].device)
+    distributed.validate(configs, parallel)
     for cfg in configs:
         run_dir = Path("runs") / cfg.task / preset if out is None else (out / cfg.task if task == "all" else out)
+        if not parallel.is_main:
+            distributed.follow(cfg, run_dir)
+            continue
         results = run_benchmark(cfg, run_dir, command_line())
         typer.echo(format_summary_table(results))
         typer.echo(f"run directory: {run_dir}")
