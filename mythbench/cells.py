@@ -11,7 +11,7 @@ import contextlib
 import logging
 import os
 import platform
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ class Cell:
     """One model at one seed of the run in `run_dir`; `kind` says how its models are planned."""
 
     kind: str  # "run": harness.plan_models; "scale": the width ladder of scale.plan_ladder
-    cfg: RunConfig
+    cfg: RunConfig = field(compare=False)  # a cell is identified by its directory, model and seed
     run_dir: str
     model: str
     seed: int

@@ -69,6 +69,8 @@ def _str_list(data: dict, key: str, problems: list[str], default: list) -> list:
 
 def load_grid(path: Path, out: Path | None = None) -> list[Run]:
     """Read, expand and validate a grid file; ConfigError lists every problem of the file and of every run."""
+    from tasks import get_task
+
     problems: list[str] = []
     data = read_yaml(path, problems)
     problems += [f"{k}: unknown key (known: {', '.join(GRID_KEYS)})" for k in data if k not in GRID_KEYS]
@@ -109,6 +111,7 @@ def load_grid(path: Path, out: Path | None = None) -> list[Run]:
                     extra = [] if width is None else [f"model.d_model={width}"]
                     try:
                         cfg = resolve_run_config(task, preset, config_file, [*common, *sets, *extra], seeds=seeds)
+                        plan_cells("run", cfg, run_dir, get_task(task))  # model and baseline problems too
                     except ConfigError as e:
                         problems += [f"{run_dir}: {p}" for p in e.problems]
                         continue
