@@ -115,16 +115,23 @@ class SlurmBackend:
     array_parallelism: int = 64
     cluster: str = "slurm"
     poll_s: float = 1.0
+    _executor: Any = field(default=None, init=False, repr=False)
 
-    def run(self, cells: list[Cell]) -> Iterator[Outcome]:
+    def __post_init__(self) -> None:
         submitit = _import("submitit", "slurm")
-        executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
         params: dict[str, Any] = {"timeout_min": self.timeout_min, "cpus_per_task": self.cpus_per_task,
                                   "gpus_per_node": self.gpus_per_node,
                                   "slurm_array_parallelism": self.array_parallelism}
         if self.partition:
             params["slurm_partition"] = self.partition
-        executor.update_parameters(**params)
+        try:
+            self._executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
+            self._executor.update_parameters(**params)
+        except (RuntimeError, ValueError, TypeError) as e:  # no sbatch/srun here, or a bad --slurm value
+            raise ConfigError(f"--backend slurm: {e}") from None
+
+    def run(self, cells: list[Cell]) -> Iterator[Outcome]:
+        executor = self._executor
         jobs = dict(zip(executor.map_array(run_cell, cells), cells, strict=True))
         while jobs:
             for job in [j for j in jobs if j.done()]:

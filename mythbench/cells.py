@@ -1,8 +1,8 @@
 """A cell: one (model, seed) of one run directory, the unit of work `mythbench run` does in its loop.
 
-Cells are what the sweep engine ships to worker processes, Ray workers or Slurm jobs. A cell carries only
-its resolved config and names, so a worker rebuilds the same plan the serial path builds and calls the very
-same `harness.train_and_evaluate`; its per-seed `result.json` marks it done.
+Cells are what the sweep engine ships to worker processes, Ray workers or Slurm jobs. A cell carries the
+model plan and config the serial path would use, and a worker calls the very same
+`harness.train_and_evaluate` with them; its per-seed `result.json` marks it done.
 """
 
 from __future__ import annotations
@@ -15,21 +15,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mythbench import harness, scale
 from mythbench.config import RunConfig
+from mythbench.harness import ModelPlan
 
-KINDS = ("run", "scale")
 log = logging.getLogger("mythbench")
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One model at one seed of the run in `run_dir`; `kind` says how its models are planned."""
+    """One model at one seed of the run in `run_dir`, identified by those three; it carries the planned model
+    and the config it trains with, so a worker does not plan (matching baselines takes seconds)."""
 
-    kind: str  # "run": harness.plan_models; "scale": the width ladder of scale.plan_ladder
-    cfg: RunConfig = field(compare=False)  # a cell is identified by its directory, model and seed
     run_dir: str
     model: str
     seed: int
+    plan: ModelPlan = field(compare=False, repr=False)
+    cfg: RunConfig = field(compare=False, repr=False)
 
     @property
     def label(self) -> str:
@@ -44,18 +46,14 @@ class Cell:
 
 
 def plan_cells(kind: str, cfg: RunConfig, run_dir: Path, task: Any) -> list[Cell]:
-    """Every cell of a run, in the order the serial path trains them (model by model, seed by seed)."""
-    return [Cell(kind, cfg, str(run_dir), plan.name, seed) for plan in _plans(kind, cfg, task)[0]
-            for seed in cfg.seeds]
-
-
-def _plans(kind: str, cfg: RunConfig, task: Any) -> tuple[list, RunConfig]:
-    """The models of a run and the config they train with (a scale ladder trains with its point config)."""
-    from mythbench import harness, scale
-
+    """Every cell of a run, in the order the serial path trains them (model by model, seed by seed): the
+    models `mythbench run` plans (kind "run"), or the width ladder of `mythbench scale` with the point
+    config its points train with (kind "scale")."""
     if kind == "scale":
-        return [plan for plan, _, _ in scale.plan_ladder(cfg, task)], scale.point_run_config(cfg)[0]
-    return harness.plan_models(cfg, task), cfg
+        plans, train_cfg = [plan for plan, _, _ in scale.plan_ladder(cfg, task)], scale.point_run_config(cfg)[0]
+    else:
+        plans, train_cfg = harness.plan_models(cfg, task), cfg
+    return [Cell(str(run_dir), plan.name, seed, plan, train_cfg) for plan in plans for seed in cfg.seeds]
 
 
 def run_cell(cell: Cell) -> str:
@@ -64,7 +62,6 @@ def run_cell(cell: Cell) -> str:
     The worker refuses to compute for a run directory prepared by other source code (a cluster node with
     another checkout), since its results would be mixed into a run they do not belong to. Per-step progress
     bars are silenced: parallel cells would interleave them; the engine shows one bar over cells instead."""
-    from mythbench import harness
     from tasks import get_task
 
     run_dir = Path(cell.run_dir)
@@ -73,8 +70,6 @@ def run_cell(cell: Cell) -> str:
         raise RuntimeError(f"{cell.label}: this worker runs other source code than the one that prepared "
                            f"{run_dir} (sha256 {stored[:12]}…); install the same checkout on every worker")
     task = get_task(cell.cfg.task)
-    plans, cfg = _plans(cell.kind, cell.cfg, task)
-    plan = next(p for p in plans if p.name == cell.model)
     handler = logging.FileHandler(run_dir / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
@@ -83,7 +78,7 @@ def run_cell(cell: Cell) -> str:
         log.info("%s seed %d: cell started in process %d on %s", cell.model, cell.seed, os.getpid(),
                  platform.node())
         with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
-            return harness.train_and_evaluate(plan, cell.seed, cfg, task, run_dir)["status"]
+            return harness.train_and_evaluate(cell.plan, cell.seed, cell.cfg, task, run_dir)["status"]
     finally:
         log.removeHandler(handler)
         handler.close()

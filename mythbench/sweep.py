@@ -68,9 +68,8 @@ def _str_list(data: dict, key: str, problems: list[str], default: list) -> list:
 
 
 def load_grid(path: Path, out: Path | None = None) -> list[Run]:
-    """Read, expand and validate a grid file; ConfigError lists every problem of the file and of every run."""
-    from tasks import get_task
-
+    """Read, expand and validate a grid file and every run's config; ConfigError lists every problem. (Model
+    and baseline problems are found when `prepare` plans the runs, before any directory is made.)"""
     problems: list[str] = []
     data = read_yaml(path, problems)
     problems += [f"{k}: unknown key (known: {', '.join(GRID_KEYS)})" for k in data if k not in GRID_KEYS]
@@ -111,7 +110,6 @@ def load_grid(path: Path, out: Path | None = None) -> list[Run]:
                     extra = [] if width is None else [f"model.d_model={width}"]
                     try:
                         cfg = resolve_run_config(task, preset, config_file, [*common, *sets, *extra], seeds=seeds)
-                        plan_cells("run", cfg, run_dir, get_task(task))  # model and baseline problems too
                     except ConfigError as e:
                         problems += [f"{run_dir}: {p}" for p in e.problems]
                         continue
@@ -122,17 +120,20 @@ def load_grid(path: Path, out: Path | None = None) -> list[Run]:
 
 
 def prepare(runs: list[Run]) -> list[Cell]:
-    """Plan every run's models and claim its directory (same config, same code, or a ConfigError listing
-    every run that cannot be resumed); return all their cells."""
+    """Plan every run's models, then claim every run directory (same config, same code, or resume); either
+    step ends in one ConfigError listing the problems of every run. Returns all their cells."""
     from mythbench.harness import prepare_run_dir
     from tasks import get_task
 
     cells, problems = [], []
     for run in runs:
         try:
-            planned = plan_cells(run.kind, run.cfg, run.run_dir, get_task(run.cfg.task))
+            cells += plan_cells(run.kind, run.cfg, run.run_dir, get_task(run.cfg.task))
+        except ConfigError as e:
+            problems += [f"{run.run_dir}: {p}" for p in e.problems]
+    for run in [] if problems else runs:
+        try:
             prepare_run_dir(run.run_dir, run.cfg)
-            cells += planned
         except ConfigError as e:
             problems += [f"{run.run_dir}: {p}" for p in e.problems]
     if problems:
@@ -172,9 +173,8 @@ def run_grid(runs: list[Run], backend: Backend, command: str, retries: int = 2) 
     from mythbench.scale import run_scale
 
     started = time.perf_counter()
-    cells = prepare(runs)
     try:
-        failed = execute(cells, backend, retries)
+        failed = execute(prepare(runs), backend, retries)
     finally:
         backend.close()
     broken = {Path(c.run_dir) for c in failed}

@@ -18,11 +18,12 @@ from typer.testing import CliRunner
 from cli import app
 from mythbench import harness
 from mythbench.backends import LocalBackend
-from mythbench.cells import Cell, run_cell
+from mythbench.cells import plan_cells, run_cell
 from mythbench.config import resolve_run_config
 from mythbench.errors import ConfigError
 from mythbench.scale import plan_ladder, point_run_config, run_scale
-from mythbench.sweep import CellsFailed, Run, execute, load_grid, run_grid
+from mythbench.sweep import CellsFailed, Run, execute, load_grid, prepare, run_grid
+from tasks import get_task
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=4",
@@ -86,6 +87,11 @@ def test_a_grid_expands_into_one_run_per_task_preset_variant_and_width(tmp_path)
     assert by_dir["parity/quick/base-w16"].model.get("injection") != "additive"
 
 
+def test_the_example_grid_of_the_readme_is_valid():
+    runs = load_grid(ROOT / "docs" / "grids" / "ablations.yaml")
+    assert len(runs) == 2 * 2 and all(len(r.cfg.seeds) == 3 and len(r.cfg.baselines) == 6 for r in runs)
+
+
 def test_every_problem_of_a_grid_file_is_reported_without_a_traceback(tmp_path):
     path = _grid(tmp_path, tasks="parity", presets=["nope"], seeds="x", bogus=1, widths=[-4],
                  variants={"v": ["train.steps=-1"]})
@@ -95,10 +101,13 @@ def test_every_problem_of_a_grid_file_is_reported_without_a_traceback(tmp_path):
     for expected in ("tasks: expected a list", "bogus: unknown key", "seeds:", "widths:"):
         assert expected in text, expected
     bad_runs = _grid(tmp_path, variants={"v": ["train.steps=-1"], "w": ["model.bogus=2"]})
-    with pytest.raises(ConfigError) as err:
+    with pytest.raises(ConfigError, match="quick/v: train.steps"):
         load_grid(bad_runs)
-    assert any("quick/v: train.steps" in p for p in err.value.problems), err.value.problems
+    runs = load_grid(_grid(tmp_path, variants={"w": ["model.bogus=2"], "x": ["baselines=[nope]"]}))
+    with pytest.raises(ConfigError) as err:
+        prepare(runs)
     assert any("quick/w: model." in p and "'bogus'" in p for p in err.value.problems), err.value.problems
+    assert any("quick/x: baselines" in p for p in err.value.problems), err.value.problems
     assert not (tmp_path / "out").exists(), "a bad grid created run directories"
     (tmp_path / "broken.yaml").write_text("tasks: [parity\n")
     result = CliRunner().invoke(app, ["sweep", str(tmp_path / "broken.yaml")])
@@ -108,8 +117,8 @@ def test_every_problem_of_a_grid_file_is_reported_without_a_traceback(tmp_path):
 
 
 def test_a_failing_cell_is_retried_a_bounded_number_of_times_then_reported(tmp_path):
-    cfg = resolve_run_config("parity", "quick", None, TINY)
-    cells = [Cell("run", cfg, str(tmp_path), "rdt", s) for s in (0, 1)]
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "baselines=[]"], seeds=[0, 1])
+    cells = plan_cells("run", cfg, tmp_path, get_task("parity"))
     stub = Stub("WorkerCrashedError: the worker died")
     failed = execute(cells, stub, retries=2)
     assert len(stub.calls) == 3 and all(len(c) == 2 for c in stub.calls)
@@ -118,10 +127,10 @@ def test_a_failing_cell_is_retried_a_bounded_number_of_times_then_reported(tmp_p
 
 
 def test_a_worker_of_other_source_code_refuses_to_compute(tmp_path):
-    cfg = resolve_run_config("parity", "quick", None, TINY)
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "baselines=[]"])
     (tmp_path / "code.sha256").write_text("0" * 64 + "\n")
     with pytest.raises(RuntimeError, match="other source code"):
-        run_cell(Cell("run", cfg, str(tmp_path), "rdt", 0))
+        run_cell(plan_cells("run", cfg, tmp_path, get_task("parity"))[0])
     assert not (tmp_path / "models").exists()
 
 
@@ -197,8 +206,6 @@ def test_a_scale_ladder_on_the_engine_is_the_serial_ladder(tmp_path, monkeypatch
     again = run_scale(cfg, tmp_path / "engine", "serial")
     assert again["points"] == engine["points"] and again["fits"] == engine["fits"]
     monkeypatch.undo()
-    from tasks import get_task
-
     task = get_task("parity")
     plan = next(p for p, _, _ in plan_ladder(cfg, task) if p.name == "rdt-w16-r2")
     alone = harness.train_and_evaluate(plan, 0, point_run_config(cfg)[0], task, tmp_path / "alone")
