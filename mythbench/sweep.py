@@ -23,8 +23,10 @@ the serial path, which then only reads the stored per-seed results.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -78,44 +80,43 @@ def load_grid(path: Path, out: Path | None = None) -> list[Run]:
         problems.append("tasks: required, a non-empty list of task names")
     presets = _str_list(data, "presets", problems, ["quick"])
     common = _str_list(data, "set", problems, [])
+    if "baselines" in data:
+        common = [f"baselines={json.dumps(_str_list(data, 'baselines', problems, []))}", *common]
     variants = data.get("variants", {"default": []})
     if not isinstance(variants, dict) or not variants or not all(
             isinstance(v, list) and all(isinstance(s, str) for s in v) for v in variants.values()):
         problems.append(f"variants: expected a mapping of names to lists of key=value strings, got {variants!r}")
         variants = {}
+    problems += [f"variants: {n!r} is not a plain name (letters, digits, '.', '_', '-')"
+                 for n in variants if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(n))]
     seeds, widths = data.get("seeds"), data.get("widths", [None])
     if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds > 0:
         seeds = list(range(seeds))
     elif seeds is not None and not isinstance(seeds, list):
         problems.append(f"seeds: expected a positive count or a list of seeds, got {seeds!r}")
-        seeds = None
-    if not isinstance(widths, list) or not all(w is None or (isinstance(w, int) and w > 0) for w in widths):
-        problems.append(f"widths: expected a list of positive integers, got {widths!r}")
+    if not isinstance(widths, list) or not widths or not all(
+            w is None or (isinstance(w, int) and not isinstance(w, bool) and w > 0) for w in widths):
+        problems.append(f"widths: expected a non-empty list of positive integers, got {widths!r}")
         widths = []
-    baselines = data.get("baselines")
-    if baselines is not None:
-        common = [f"baselines={json.dumps(_str_list(data, 'baselines', problems, []))}", *common]
-    config = data.get("config")
-    if config is not None and not isinstance(config, str):
-        problems.append(f"config: expected a file name, got {config!r}")
-        config = None
-    config_file = path.parent / config if config else None
+    for key in ("config", "out"):
+        if key in data and not isinstance(data[key], str):
+            problems.append(f"{key}: expected a path, got {data[key]!r}")
+    if problems:  # the axes are wrong: expanding them would only repeat their problems per run
+        raise ConfigError(problems)
+    config_file = path.parent / data["config"] if "config" in data else None
     root = out or Path(data.get("out", Path("runs") / "sweep" / path.stem))
     runs = []
-    for task in tasks:
-        for preset in presets:
-            for name, sets in variants.items():
-                for width in widths:
-                    run_dir = root / task / preset / (name if width is None else f"{name}-w{width}")
-                    extra = [] if width is None else [f"model.d_model={width}"]
-                    try:
-                        cfg = resolve_run_config(task, preset, config_file, [*common, *sets, *extra], seeds=seeds)
-                    except ConfigError as e:
-                        problems += [f"{run_dir}: {p}" for p in e.problems]
-                        continue
-                    runs.append(Run("run", cfg, run_dir))
+    for task, preset, (name, sets), width in itertools.product(tasks, presets, variants.items(), widths):
+        run_dir = root / task / preset / (name if width is None else f"{name}-w{width}")
+        extra = [] if width is None else [f"model.d_model={width}"]
+        try:
+            cfg = resolve_run_config(task, preset, config_file, [*common, *sets, *extra], seeds=seeds)
+        except ConfigError as e:
+            problems += [f"{run_dir}: {p}" for p in e.problems]
+            continue
+        runs.append(Run("run", cfg, run_dir))
     if problems:
-        raise ConfigError(sorted(set(problems), key=problems.index))
+        raise ConfigError(problems)
     return runs
 
 
