@@ -61,9 +61,8 @@ class DataParallel:
     def forward(self, model: torch.nn.Module) -> Callable[..., Any]:
         if self.world == 1:
             return model.forward_detailed
-        # find_unused_parameters: with truncated backprop or unrouted experts some parameters get no gradient
-        return torch.nn.parallel.DistributedDataParallel(_Detailed(model), find_unused_parameters=True,
-                                                         broadcast_buffers=False)
+        # find_unused_parameters: a model may leave some parameter without a gradient in a step; DDP must not wait
+        return torch.nn.parallel.DistributedDataParallel(_Detailed(model), find_unused_parameters=True)
 
     def shard(self, arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         """This rank's contiguous slice of the step's batch."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from mythbench import distributed, harness
-from mythbench.config import resolve_run_config
+from mythbench.config import TrainConfig, resolve_run_config
+from mythbench.model import RDTConfig, RecurrentDepthTransformer
+from mythbench.train import TRAIN_STATE, train_model
 
 ROOT = Path(__file__).resolve().parent.parent
 # An RDT with the quick preset's MoE FFN (bias balancing), so the summed balance counts are exercised.
@@ -25,6 +30,32 @@ LOSS_TOLERANCE = 1e-5  # absolute, per step; measured differences are ~1e-7 (flo
 
 def _losses(run_dir: Path) -> np.ndarray:
     return np.array(torch.load(run_dir / "models/rdt/seed0/train_state.pt", weights_only=True)["losses"])
+
+
+def _uneven_batches(difficulty: int, n: int, seed: int) -> tuple[np.ndarray, ...]:
+    """Next-token batches where example i has 2 + i scored positions: the first half of a batch holds far
+    fewer target tokens than the second, so a plain average of per-shard means would be wrong."""
+    tokens = np.random.default_rng(seed).integers(1, 8, size=(n, 12))
+    mask = np.arange(12)[None, :] < (2 + np.arange(n))[:, None]
+    return tokens, np.roll(tokens, -1, axis=1), mask
+
+
+def _train_uneven(ckpt_dir: Path) -> None:
+    torch.manual_seed(0)
+    model = RecurrentDepthTransformer(RDTConfig(vocab_size=8, d_model=16, n_heads=2, ffn="moe", train_loops=3,
+                                                max_seq_len=12))
+    cfg = TrainConfig(steps=6, batch_size=8, lr=1e-2, warmup_steps=1, recipe="parcae", bwd_loops=2,
+                      checkpoint_every=6)
+    train_model(model, _uneven_batches, [1], cfg, seed=0, ckpt_dir=ckpt_dir, train_loops=3)
+
+
+def _rank(rank: int, port: int, ckpt_dir: Path) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
+    try:
+        _train_uneven(ckpt_dir)
+    finally:
+        dist.destroy_process_group()
 
 
 def test_configs_that_cannot_split_over_the_ranks_are_refused():
@@ -40,6 +71,18 @@ def test_a_single_process_keeps_the_whole_batch_and_its_loss():
     arrays = (np.arange(8), np.arange(8))
     assert single.shard(arrays) is arrays and single.loss_weight(torch.ones(8, dtype=torch.bool)) == 1.0
     assert distributed.DataParallel(1, 2).shard(arrays)[0].tolist() == [4, 5, 6, 7]
+
+
+@pytest.mark.slow
+def test_shards_with_unequal_target_counts_still_train_the_single_process_run(tmp_path):
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    mp.spawn(_rank, args=(port, tmp_path / "ddp"), nprocs=2)
+    _train_uneven(tmp_path / "single")
+    single, ddp = (np.array(torch.load(tmp_path / name / TRAIN_STATE, weights_only=True)["losses"])
+                   for name in ("single", "ddp"))
+    assert len(ddp) == 6 and np.max(np.abs(single - ddp)) < LOSS_TOLERANCE, (single, ddp)
 
 
 @pytest.mark.slow
