@@ -17,12 +17,11 @@ from typer.testing import CliRunner
 
 from cli import app
 from mythbench import harness
-from mythbench.backends import LocalBackend
 from mythbench.cells import plan_cells, run_cell
 from mythbench.config import resolve_run_config
 from mythbench.errors import ConfigError
 from mythbench.scale import plan_ladder, point_run_config, run_scale
-from mythbench.sweep import CellsFailed, Run, execute, load_grid, prepare, run_grid
+from mythbench.sweep import CellsFailed, execute, load_grid, prepare, run_grid
 from tasks import get_task
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -134,17 +133,6 @@ def test_a_worker_of_other_source_code_refuses_to_compute(tmp_path):
     assert not (tmp_path / "models").exists()
 
 
-@pytest.mark.slow
-def test_local_sweep_writes_what_the_serial_run_writes_and_never_recomputes(tmp_path, serial):
-    result = CliRunner().invoke(app, ["sweep", str(_grid(tmp_path)), "--workers", "2"])
-    assert result.exit_code == 0, result.output
-    run_dir = tmp_path / "out" / "parity" / "quick" / "default"
-    _assert_same_as_serial(run_dir, serial)
-    assert "cell started in process" in (run_dir / "log.txt").read_text()
-    again = run_grid(load_grid(_grid(tmp_path)), Stub(), "again")  # Stub fails the test if asked to run a cell
-    assert _cells(again[0]) == _cells(json.loads((serial / "results.json").read_text()))
-
-
 def _kill_when_training(run_dir: Path, seed: int, killed: list[int]) -> None:
     """SIGKILL the worker process of (rdt, seed) once it has checkpointed and before it finishes."""
     seed_dir, log_file = run_dir / "models" / "rdt" / f"seed{seed}", run_dir / "log.txt"
@@ -158,6 +146,22 @@ def _kill_when_training(run_dir: Path, seed: int, killed: list[int]) -> None:
             killed.append(pids[-1])
             return
         time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_local_sweep_with_a_killed_worker_writes_what_the_serial_run_writes_and_never_recomputes(tmp_path, serial):
+    run_dir = tmp_path / "out" / "parity" / "quick" / "default"
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_when_training, args=(run_dir, 1, killed))
+    killer.start()
+    result = CliRunner().invoke(app, ["sweep", str(_grid(tmp_path)), "--workers", "2"])
+    killer.join()
+    assert result.exit_code == 0, result.output
+    assert killed, "the worker finished before it could be killed"
+    _assert_same_as_serial(run_dir, serial)
+    assert (run_dir / "log.txt").read_text().count("rdt seed 1: cell started") == 2
+    again = run_grid(load_grid(_grid(tmp_path)), Stub(), "again")  # Stub fails the test if asked to run a cell
+    assert _cells(again[0]) == _cells(json.loads((serial / "results.json").read_text()))
 
 
 @pytest.mark.slow
@@ -196,7 +200,10 @@ def test_a_scale_ladder_on_the_engine_is_the_serial_ladder(tmp_path, monkeypatch
             "scale.n_bootstrap=20", "train.batch_size=8", "train.warmup_steps=1", "eval.loops_factor=1",
             "eval.train_points=1"]
     cfg = resolve_run_config("parity", "quick", None, tiny)
-    (engine,) = run_grid([Run("scale", cfg, tmp_path / "engine")], LocalBackend(workers=2), "engine")
+    args = ["scale", "parity", "--backend", "local", "--workers", "2", "--out", str(tmp_path / "engine")]
+    result = CliRunner().invoke(app, args + [arg for s in tiny for arg in ("--set", s)])
+    assert result.exit_code == 0, result.output
+    engine = json.loads((tmp_path / "engine" / "results.json").read_text())
     assert len(engine["points"]) == 10 and all(p["status"] == "complete" for p in engine["points"])
 
     def no_training(*args, **kwargs):
