@@ -169,7 +169,7 @@ def scale(task: str = typer.Argument(..., help="task name, or 'all'"),
     if backend is None:
         results = [run_scale(r.cfg, r.run_dir, command_line()) for r in runs]
     else:
-        engine = make_backend(backend, workers, address, _slurm_options(slurm, runs[0].run_dir.parent))
+        engine = make_backend(backend, workers, address, _slurm_options(slurm, runs[0].run_dir.parent), retries)
         results = run_grid(runs, engine, command_line(), retries)
     for run_, res in zip(runs, results, strict=True):
         typer.echo("\n".join(headline_table(res)))
@@ -193,7 +193,7 @@ def sweep(grid: Path = typer.Argument(..., help="grid file (YAML): tasks, preset
     from mythbench.sweep import load_grid, make_backend, run_grid
 
     runs = load_grid(grid, out)
-    engine = make_backend(backend, workers, address, _slurm_options(slurm, runs[0].run_dir.parents[2]))
+    engine = make_backend(backend, workers, address, _slurm_options(slurm, runs[0].run_dir.parents[2]), retries)
     for run_, results in zip(runs, run_grid(runs, engine, command_line(), retries), strict=True):
         typer.echo(format_summary_table(results))
         typer.echo(f"run directory: {run_.run_dir}")

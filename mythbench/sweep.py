@@ -188,12 +188,19 @@ def run_grid(runs: list[Run], backend: Backend, command: str, retries: int = 2) 
 
 
 def make_backend(name: str, workers: int | None = None, address: str | None = None,
-                 slurm: dict[str, Any] | None = None) -> Backend:
-    """The backend a CLI name asks for; ConfigError for an unknown name or a missing optional extra."""
+                 slurm: dict[str, Any] | None = None, retries: int = 2) -> Backend:
+    """The backend the CLI options ask for; ConfigError listing every bad option, or a missing optional extra."""
     from mythbench import backends
 
+    problems = []
     if name not in backends.BACKENDS:
-        raise ConfigError(f"--backend {name!r} is not one of {', '.join(backends.BACKENDS)}")
+        problems.append(f"--backend {name!r} is not one of {', '.join(backends.BACKENDS)}")
+    if workers is not None and workers < 1:
+        problems.append(f"--workers {workers} must be >= 1")
+    if retries < 0:
+        problems.append(f"--retries {retries} must be >= 0")
+    if problems:
+        raise ConfigError(problems)
     sized = {} if workers is None else {"workers": workers}
     if name == "local":
         return backends.LocalBackend(**sized)
