@@ -159,7 +159,6 @@ def execute(cells: list[Cell], backend: Backend, retries: int = 2) -> dict[Cell,
                 error = error or "finished without writing its result.json"
                 if attempts[cell] <= retries:
                     log.warning("%s: attempt %d failed (%s); retrying", cell.label, attempts[cell], error)
-                    tqdm.write(f"retrying {cell.label}: {error}")
                     again.append(cell)
                 else:
                     failed[cell] = error
