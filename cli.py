@@ -14,6 +14,12 @@ from typing import Any
 
 import typer
 
+BACKEND_HELP = "local (processes on this machine) | ray | slurm (submitit)"
+WORKERS_HELP = "parallel cells (default: one per core; Slurm: array parallelism)"
+RETRIES_HELP = "times a failed or killed cell is run again before it is reported"
+SLURM_HELP = "key=value for the Slurm backend: partition, timeout_min, cpus_per_task, gpus_per_node, folder"
+
+
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Depth-extrapolation benchmarks for Recurrent-Depth (looped) Transformers.")
 
@@ -109,8 +115,10 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
         seeds: int | None = typer.Option(None, "--seeds", help="number of seeds (0..N-1)"),
         out: Path | None = typer.Option(None, "--out", help="run directory (default runs/TASK/PRESET)"),
         device: str | None = typer.Option(None, "--device", help="cpu | cuda")) -> None:
-    """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory."""
+    """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory.
+    Under `torchrun --nproc-per-node N -m cli run ...` each model trains data-parallel over N processes."""
     import tasks
+    from mythbench import distributed
     from mythbench.config import resolve_run_config
     from mythbench.harness import command_line, run_benchmark
     from mythbench.report import format_summary_table
@@ -118,8 +126,13 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
     names = tasks.list_tasks() if task == "all" else [task]
     configs = [resolve_run_config(name, preset, config, set_, device=device,
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
+    parallel = distributed.init_from_env(configs[0].device)
+    distributed.validate(configs, parallel)
     for cfg in configs:
         run_dir = Path("runs") / cfg.task / preset if out is None else (out / cfg.task if task == "all" else out)
+        if not parallel.is_main:
+            distributed.follow(cfg, run_dir)
+            continue
         results = run_benchmark(cfg, run_dir, command_line())
         typer.echo(format_summary_table(results))
         typer.echo(f"run directory: {run_dir}")
@@ -133,23 +146,71 @@ def scale(task: str = typer.Argument(..., help="task name, or 'all'"),
           set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. scale.widths=[16,32,48,64,96]"),
           seeds: int | None = typer.Option(None, "--seeds", help="number of seeds (0..N-1)"),
           out: Path | None = typer.Option(None, "--out", help="run directory (default runs/scale/TASK/PRESET)"),
-          device: str | None = typer.Option(None, "--device", help="cpu | cuda")) -> None:
-    """Width ladder of RDTs (loop sweep) and layer-matched standard transformers; scaling fits and N_eq/N."""
+          device: str | None = typer.Option(None, "--device", help="cpu | cuda"),
+          backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP + "; default: serial, in process"),
+          workers: int | None = typer.Option(None, "--workers", help=WORKERS_HELP),
+          address: str | None = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
+          retries: int = typer.Option(2, "--retries", help=RETRIES_HELP),
+          slurm: list[str] = typer.Option([], "--slurm", help=SLURM_HELP)) -> None:
+    """Width ladder of RDTs (loop sweep) and layer-matched standard transformers; scaling fits and N_eq/N.
+    With --backend, the ladder points are sweep cells run on that engine."""
     import tasks
     from mythbench.config import resolve_run_config
     from mythbench.harness import command_line
     from mythbench.scale import run_scale
     from mythbench.scale_report import headline_table
+    from mythbench.sweep import Run, make_backend, run_grid
 
     names = tasks.list_tasks() if task == "all" else [task]
     configs = [resolve_run_config(name, preset, config, set_, device=device,
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
-    for cfg in configs:
-        default = Path("runs") / "scale" / cfg.task / preset
-        run_dir = default if out is None else (out / cfg.task if task == "all" else out)
-        results = run_scale(cfg, run_dir, command_line())
-        typer.echo("\n".join(headline_table(results)))
-        typer.echo(f"run directory: {run_dir} (tables in scale.md)")
+    runs = [Run("scale", cfg, Path("runs") / "scale" / cfg.task / preset if out is None
+                else (out / cfg.task if task == "all" else out)) for cfg in configs]
+    if backend is None:
+        results = [run_scale(r.cfg, r.run_dir, command_line()) for r in runs]
+    else:
+        engine = make_backend(backend, workers, address, _slurm_options(slurm, runs[0].run_dir.parent), retries)
+        results = run_grid(runs, engine, command_line(), retries)
+    for run_, res in zip(runs, results, strict=True):
+        typer.echo("\n".join(headline_table(res)))
+        typer.echo(f"run directory: {run_.run_dir} (tables in scale.md)")
+
+
+@app.command()
+@reports_errors
+def sweep(grid: Path = typer.Argument(..., help="grid file (YAML): tasks, presets, seeds, variants, widths"),
+          backend: str = typer.Option("local", "--backend", help=BACKEND_HELP),
+          workers: int | None = typer.Option(None, "--workers", help=WORKERS_HELP),
+          address: str | None = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
+          retries: int = typer.Option(2, "--retries", help=RETRIES_HELP),
+          slurm: list[str] = typer.Option([], "--slurm", help=SLURM_HELP),
+          out: Path | None = typer.Option(None, "--out", help="root of the run directories (default: the grid's "
+                                                              "out, else runs/sweep/GRID)")) -> None:
+    """Run a grid of runs as independent (model, seed) cells on local processes, Ray or Slurm; each run
+    directory ends up as `mythbench run` writes it. Finished cells are never recomputed."""
+    from mythbench.harness import command_line
+    from mythbench.report import format_summary_table
+    from mythbench.sweep import load_grid, make_backend, run_grid
+
+    runs = load_grid(grid, out)
+    engine = make_backend(backend, workers, address, _slurm_options(slurm, runs[0].run_dir.parents[2]), retries)
+    for run_, results in zip(runs, run_grid(runs, engine, command_line(), retries), strict=True):
+        typer.echo(format_summary_table(results))
+        typer.echo(f"run directory: {run_.run_dir}")
+
+
+def _slurm_options(pairs: list[str], root: Path) -> dict[str, Any]:
+    """`--slurm key=value` options for the Slurm backend; job logs go to ROOT/slurm unless `folder` is set."""
+    from mythbench.config import parse_overrides
+    from mythbench.errors import ConfigError
+
+    problems: list[str] = []
+    options = {"folder": root / "slurm", **parse_overrides(pairs, problems)}
+    known = ("partition", "timeout_min", "cpus_per_task", "gpus_per_node", "folder")
+    problems += [f"--slurm {k}: unknown (known: {', '.join(known)})" for k in options if k not in known]
+    if problems:
+        raise ConfigError(problems)
+    return {**options, "folder": Path(options["folder"])}
 
 
 @app.command("eval")

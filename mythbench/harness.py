@@ -36,7 +36,7 @@ from mythbench.errors import ConfigError
 from mythbench.evaluate import evaluate_looped, evaluate_plain, rule_loops, sweep_max_loops
 from mythbench.io import atomic_write_json, atomic_write_text
 from mythbench.stats import summarize_model
-from mythbench.train import train_model, write_model_card
+from mythbench.train import TrainOutcome, train_model, write_model_card
 
 SCHEMA_VERSION = 2
 log = logging.getLogger("mythbench")
@@ -104,25 +104,33 @@ def git_state() -> dict[str, Any]:
     return {"commit": commit, "dirty": bool(status) if commit else None}
 
 
-def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, run_dir: Path) -> dict:
-    """Train and evaluate one model at one seed, or load the stored result if it is already done."""
+def train_cell(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, run_dir: Path) -> tuple[Any, TrainOutcome]:
+    """Build one model at one seed and train it (or resume its training): the part of a cell that every
+    data-parallel rank runs under torchrun."""
     seed_dir = run_dir / "models" / plan.name / f"seed{seed}"
-    done = seed_dir / "result.json"
-    if done.exists():
-        log.info("%s seed %d: already done, reusing %s", plan.name, seed, done)
-        return json.loads(done.read_text())
     family = registry.get_family(plan.family)
     torch.manual_seed(seed)
     model = family.model_class(plan.config).to(cfg.device)
     write_model_card(seed_dir, plan.family, dataclasses.asdict(plan.config),
                      {"task": task.spec.name, "task_version": task.spec.version, "seed": seed})
-    train_loops = getattr(plan.config, "train_loops", 1)
     log.info("%s seed %d: training (%s recipe, %d steps)", plan.name, seed, cfg.train.recipe, cfg.train.steps)
     outcome = train_model(
         model, lambda d, n, s: _training_arrays(task.generate("train", d, n, s)), task.spec.train_difficulties,
-        cfg.train, seed, seed_dir, device=cfg.device, train_loops=train_loops,
+        cfg.train, seed, seed_dir, device=cfg.device, train_loops=getattr(plan.config, "train_loops", 1),
         ponder_weight=getattr(plan.config, "ponder_weight", 0.0) if getattr(plan.config, "act", False) else 0.0,
         desc=f"{task.spec.name}:{plan.name}:s{seed}")
+    return model, outcome
+
+
+def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, run_dir: Path) -> dict:
+    """Train and evaluate one model at one seed, or load the stored result if it is already done."""
+    done = run_dir / "models" / plan.name / f"seed{seed}" / "result.json"
+    if done.exists():
+        log.info("%s seed %d: already done, reusing %s", plan.name, seed, done)
+        return json.loads(done.read_text())
+    family = registry.get_family(plan.family)
+    train_loops = getattr(plan.config, "train_loops", 1)
+    model, outcome = train_cell(plan, seed, cfg, task, run_dir)
     result = {"seed": seed, "status": outcome.status, "train": outcome.to_dict(), "cells": [],
               "early_exit": [], "diagnostics": {}}
     if outcome.status == "complete":
@@ -226,12 +234,13 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
     atomic_write_text(stored_code, code + "\n")
 
 
-def run_benchmark(cfg: RunConfig, run_dir: Path, command: str) -> dict:
-    """Train and evaluate every planned model at every seed; write results.json and the report."""
+def run_benchmark(cfg: RunConfig, run_dir: Path, command: str, started: float | None = None) -> dict:
+    """Train and evaluate every planned model at every seed; write results.json and the report. A sweep
+    calls it after its engine has run every cell (so it only reads them), with the sweep's start time."""
     from mythbench.report import build_report
     from tasks import get_task
 
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {cfg.device!r} asked for, but torch sees no CUDA device (use --device cpu)")
     task = get_task(cfg.task)

@@ -179,12 +179,13 @@ def _notes(points: list[dict], headline: int) -> list[str]:
     return notes
 
 
-def run_scale(cfg: RunConfig, run_dir: Path, command: str) -> dict:
-    """Train (or reuse) every ladder point at every seed, fit, write results.json, scale.md and plots."""
+def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None = None) -> dict:
+    """Train (or reuse) every ladder point at every seed, fit, write results.json, scale.md and plots. On the
+    sweep engine (`--backend`) the points are trained as cells first; this then only reads them."""
     from mythbench.scale_report import render_markdown, write_plots
     from tasks import get_task
 
-    started = time.perf_counter()
+    started = time.perf_counter() if started is None else started
     task = get_task(cfg.task)
     ladder = plan_ladder(cfg, task)
     pcfg, notes = point_run_config(cfg)

@@ -23,6 +23,7 @@ from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from tqdm import tqdm
 
+from mythbench import distributed
 from mythbench.config import TrainConfig
 from mythbench.io import atomic_write_bytes, atomic_write_json
 
@@ -126,7 +127,9 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
                 difficulties: list[int], cfg: TrainConfig, seed: int, ckpt_dir: Path,
                 device: str = "cpu", train_loops: int = 1, ponder_weight: float = 0.0,
                 desc: str = "train") -> TrainOutcome:
-    """Train (or resume training) `model`; `sample_batch(difficulty, n, seed)` gives tokens, targets, mask."""
+    """Train (or resume training) `model`; `sample_batch(difficulty, n, seed)` gives tokens, targets, mask.
+    Under torchrun each rank trains on its shard of every batch (see mythbench.distributed); rank 0 saves."""
+    parallel = distributed.current()
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -139,33 +142,37 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
         opt.load_state_dict(state["optimizer"])
         start, tokens, losses, elapsed = state["step"], state["tokens"], list(state["losses"]), state["elapsed"]
     # compile the method the loss calls (torch.compile(model) would only wrap `forward`)
-    forward = torch.compile(model.forward_detailed) if cfg.compile else model.forward_detailed
+    forward = parallel.forward(model)
+    forward = torch.compile(forward) if cfg.compile else forward
     t0 = time.perf_counter() - elapsed
     model.train()
     bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, leave=False,
                mininterval=1.0, dynamic_ncols=True)
     for step in bar:
         difficulty = difficulty_for_step(step, difficulties, cfg, seed)
-        tok, tgt, msk = (torch.as_tensor(a, device=device)
-                         for a in sample_batch(difficulty, cfg.batch_size, seed * 1_000_003 + step))
+        batch = sample_batch(difficulty, cfg.batch_size, seed * 1_000_003 + step)
+        tok, tgt, msk = (torch.as_tensor(a, device=device) for a in parallel.shard(batch))
         loops, grad_loops = loop_schedule(step, difficulty, train_loops, cfg, seed)
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
             loss = training_loss(forward, tok, tgt, msk, loops, grad_loops, cfg, step, seed, ponder_weight)
-        if not torch.isfinite(loss):
+            loss = loss * parallel.loss_weight(msk)
+        batch_loss = parallel.batch_loss(loss)
+        if not math.isfinite(batch_loss):
             return TrainOutcome("diverged", step, tokens, None, time.perf_counter() - t0)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         if hasattr(model, "update_balance_bias"):
+            parallel.sync_balance_counts(model)
             model.update_balance_bias()
-        tokens += tok.numel()
-        losses.append(loss.item())
+        tokens += tok.numel() * parallel.world  # the shards are equal (distributed.check)
+        losses.append(batch_loss)
         bar.set_postfix(loss=f"{losses[-1]:.4f}", tok_s=f"{tokens / (time.perf_counter() - t0):.0f}",
                         refresh=False)
-        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+        if parallel.is_main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
             _save_state(ckpt_dir, model, opt, step + 1, tokens, losses, time.perf_counter() - t0)
     final = float(np.mean(losses[-20:])) if losses else None
     return TrainOutcome("complete", cfg.steps, tokens, final, time.perf_counter() - t0)

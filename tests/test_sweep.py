@@ -1,0 +1,221 @@
+"""The sweep engine: grid files, retries, and tiny sweeps on the real engines (local processes, a local Ray
+cluster with a worker killed mid-cell, submitit's local executor, a scale ladder) that must end with exactly
+the results the serial `mythbench run` / `mythbench scale` computes for the same cells."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from cli import app
+from mythbench import harness
+from mythbench.cells import plan_cells, run_cell
+from mythbench.config import resolve_run_config
+from mythbench.errors import ConfigError
+from mythbench.scale import plan_ladder, point_run_config, run_scale
+from mythbench.sweep import CellsFailed, execute, load_grid, prepare, run_grid
+from tasks import get_task
+
+ROOT = Path(__file__).resolve().parent.parent
+TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=4",
+        "train.batch_size=8", "train.warmup_steps=1", "train.checkpoint_every=2", "eval.loops_factor=1",
+        "eval.train_points=1"]
+GRID = {"tasks": ["parity"], "seeds": 2, "baselines": [], "set": TINY}
+REPORT_FILES = ("cells.csv", "summary.csv", "early_exit.csv")
+
+
+def _cells(results: dict) -> list:
+    return [(m["name"], r["seed"], r["status"], r["cells"], r["early_exit"], r["train"]["final_loss"])
+            for m in results["models"] for r in m["runs"]]
+
+
+def _grid(tmp_path: Path, **changes: object) -> Path:
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({**GRID, "out": str(tmp_path / "out"), **changes}))
+    return path
+
+
+def _assert_same_as_serial(run_dir: Path, serial_dir: Path) -> None:
+    results = json.loads((run_dir / "results.json").read_text())
+    assert _cells(results) == _cells(json.loads((serial_dir / "results.json").read_text()))
+    for name in REPORT_FILES:
+        assert (run_dir / name).read_text() == (serial_dir / name).read_text(), name
+
+
+@pytest.fixture(scope="module")
+def serial(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What `mythbench run parity --seeds 2 --set ...` writes, computed serially in this process."""
+    run_dir = tmp_path_factory.mktemp("serial") / "run"
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "baselines=[]"], seeds=[0, 1])
+    harness.run_benchmark(cfg, run_dir, "serial")
+    return run_dir
+
+
+class Stub:
+    """A backend that runs nothing: every cell fails with `error` (or, without one, must not be asked)."""
+
+    def __init__(self, error: str | None = None):
+        self.error, self.calls = error, []
+
+    def run(self, cells):
+        assert self.error is not None, f"cells run again: {[c.label for c in cells]}"
+        self.calls.append([c.label for c in cells])
+        yield from ((c, self.error) for c in cells)
+
+    def close(self):
+        pass
+
+
+def test_a_grid_expands_into_one_run_per_task_preset_variant_and_width(tmp_path):
+    path = _grid(tmp_path, tasks=["parity", "khop"], variants={"base": [], "add": ["model.injection=additive"]},
+                 widths=[16, 32], seeds=[0, 3])
+    runs = load_grid(path)
+    assert len(runs) == 2 * 2 * 2
+    by_dir = {r.run_dir.relative_to(tmp_path / "out").as_posix(): r.cfg for r in runs}
+    cfg = by_dir["khop/quick/add-w32"]
+    assert cfg.model["injection"] == "additive" and cfg.model["d_model"] == 32
+    assert cfg.seeds == [0, 3] and cfg.baselines == [] and cfg.train.steps == 4
+    assert by_dir["parity/quick/base-w16"].model.get("injection") != "additive"
+
+
+def test_the_example_grid_of_the_readme_is_valid():
+    runs = load_grid(ROOT / "docs" / "grids" / "ablations.yaml")
+    assert len(runs) == 2 * 2 and all(len(r.cfg.seeds) == 3 and len(r.cfg.baselines) == 6 for r in runs)
+
+
+def test_every_problem_of_a_grid_file_is_reported_without_a_traceback(tmp_path):
+    path = _grid(tmp_path, tasks="parity", presets=["nope"], seeds="x", bogus=1, widths=[-4],
+                 variants={"v": ["train.steps=-1"]})
+    with pytest.raises(ConfigError) as err:
+        load_grid(path)
+    text = "\n".join(err.value.problems)
+    for expected in ("tasks: expected a list", "bogus: unknown key", "seeds:", "widths:"):
+        assert expected in text, expected
+    bad_runs = _grid(tmp_path, variants={"v": ["train.steps=-1"], "w": ["model.bogus=2"]})
+    with pytest.raises(ConfigError, match="quick/v: train.steps"):
+        load_grid(bad_runs)
+    runs = load_grid(_grid(tmp_path, variants={"w": ["model.bogus=2"], "x": ["baselines=[nope]"]}))
+    with pytest.raises(ConfigError) as err:
+        prepare(runs)
+    assert any("quick/w: model." in p and "'bogus'" in p for p in err.value.problems), err.value.problems
+    assert any("quick/x: baselines" in p for p in err.value.problems), err.value.problems
+    assert not (tmp_path / "out").exists(), "a bad grid created run directories"
+    (tmp_path / "broken.yaml").write_text("tasks: [parity\n")
+    result = CliRunner().invoke(app, ["sweep", str(tmp_path / "broken.yaml")])
+    assert result.exit_code == 2 and "malformed YAML" in result.output and "Traceback" not in result.output
+    result = CliRunner().invoke(app, ["sweep", str(_grid(tmp_path)), "--backend", "mpi", "--workers", "0",
+                                      "--retries", "-1"])
+    assert result.exit_code == 2 and "3 problem(s)" in result.output, result.output
+
+
+def test_a_failing_cell_is_retried_a_bounded_number_of_times_then_reported(tmp_path):
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "baselines=[]"], seeds=[0, 1])
+    cells = plan_cells("run", cfg, tmp_path, get_task("parity"))
+    stub = Stub("WorkerCrashedError: the worker died")
+    failed = execute(cells, stub, retries=2)
+    assert len(stub.calls) == 3 and all(len(c) == 2 for c in stub.calls)
+    assert set(failed) == set(cells) and all("worker died" in e for e in failed.values())
+    assert "failed: WorkerCrashedError" in CellsFailed(failed).problems[0]
+
+
+def test_a_worker_of_other_source_code_refuses_to_compute(tmp_path):
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "baselines=[]"])
+    (tmp_path / "code.sha256").write_text("0" * 64 + "\n")
+    with pytest.raises(RuntimeError, match="other source code"):
+        run_cell(plan_cells("run", cfg, tmp_path, get_task("parity"))[0])
+    assert not (tmp_path / "models").exists()
+
+
+def _kill_when_training(run_dir: Path, seed: int, killed: list[int]) -> None:
+    """SIGKILL the worker process of (rdt, seed) once it has checkpointed and before it finishes."""
+    seed_dir, log_file = run_dir / "models" / "rdt" / f"seed{seed}", run_dir / "log.txt"
+    marker = f"rdt seed {seed}: cell started in process "
+    deadline = time.time() + 180
+    while time.time() < deadline and not (seed_dir / "result.json").exists():
+        if (seed_dir / "train_state.pt").exists() and log_file.exists():
+            pids = [int(line.split(marker)[1].split()[0]) for line in log_file.read_text().splitlines()
+                    if marker in line]
+            os.kill(pids[-1], signal.SIGKILL)
+            killed.append(pids[-1])
+            return
+        time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_local_sweep_with_a_killed_worker_writes_what_the_serial_run_writes_and_never_recomputes(tmp_path, serial):
+    run_dir = tmp_path / "out" / "parity" / "quick" / "default"
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_when_training, args=(run_dir, 1, killed))
+    killer.start()
+    result = CliRunner().invoke(app, ["sweep", str(_grid(tmp_path)), "--workers", "2"])
+    killer.join()
+    assert result.exit_code == 0, result.output
+    assert killed, "the worker finished before it could be killed"
+    _assert_same_as_serial(run_dir, serial)
+    assert (run_dir / "log.txt").read_text().count("rdt seed 1: cell started") == 2
+    again = run_grid(load_grid(_grid(tmp_path)), Stub(), "again")  # Stub fails the test if asked to run a cell
+    assert _cells(again[0]) == _cells(json.loads((serial / "results.json").read_text()))
+
+
+@pytest.mark.slow
+def test_ray_sweep_with_a_killed_worker_completes_with_the_serial_results(tmp_path, serial, monkeypatch, caplog):
+    pytest.importorskip("ray")
+    from mythbench.backends import RayBackend
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    runs = load_grid(_grid(tmp_path))
+    killed: list[int] = []
+    killer = threading.Thread(target=_kill_when_training, args=(runs[0].run_dir, 0, killed))
+    killer.start()
+    run_grid(runs, RayBackend(workers=2), "ray", retries=2)
+    killer.join()
+    assert killed, "the worker finished before it could be killed"
+    _assert_same_as_serial(runs[0].run_dir, serial)
+    assert "rdt:seed0: attempt 1 failed (WorkerCrashedError" in caplog.text
+    assert (runs[0].run_dir / "log.txt").read_text().count("rdt seed 0: cell started") == 2
+
+
+@pytest.mark.slow
+def test_submitit_local_executor_sweep_gives_the_serial_results(tmp_path, serial, monkeypatch):
+    pytest.importorskip("submitit")
+    from mythbench.backends import SlurmBackend
+
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    runs = load_grid(_grid(tmp_path))
+    run_grid(runs, SlurmBackend(folder=tmp_path / "jobs", cluster="local", timeout_min=10, poll_s=0.2), "slurm")
+    _assert_same_as_serial(runs[0].run_dir, serial)
+    assert list((tmp_path / "jobs").glob("*_log.out")), "no submitit job ran"
+
+
+@pytest.mark.slow
+def test_a_scale_ladder_on_the_engine_is_the_serial_ladder(tmp_path, monkeypatch):
+    tiny = ["scale.widths=[8,16,24,32,40]", "scale.head_dim=8", "scale.steps=3", "scale.loop_counts=[2]",
+            "scale.n_bootstrap=20", "train.batch_size=8", "train.warmup_steps=1", "eval.loops_factor=1",
+            "eval.train_points=1"]
+    cfg = resolve_run_config("parity", "quick", None, tiny)
+    args = ["scale", "parity", "--backend", "local", "--workers", "2", "--out", str(tmp_path / "engine")]
+    result = CliRunner().invoke(app, args + [arg for s in tiny for arg in ("--set", s)])
+    assert result.exit_code == 0, result.output
+    engine = json.loads((tmp_path / "engine" / "results.json").read_text())
+    assert len(engine["points"]) == 10 and all(p["status"] == "complete" for p in engine["points"])
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the serial path trained a point the engine had finished")
+
+    monkeypatch.setattr(harness, "train_model", no_training)
+    again = run_scale(cfg, tmp_path / "engine", "serial")
+    assert again["points"] == engine["points"] and again["fits"] == engine["fits"]
+    monkeypatch.undo()
+    task = get_task("parity")
+    plan = next(p for p, _, _ in plan_ladder(cfg, task) if p.name == "rdt-w16-r2")
+    alone = harness.train_and_evaluate(plan, 0, point_run_config(cfg)[0], task, tmp_path / "alone")
+    stored = json.loads((tmp_path / "engine" / "models" / plan.name / "seed0" / "result.json").read_text())
+    assert alone["cells"] == stored["cells"] and alone["train"]["final_loss"] == stored["train"]["final_loss"]
