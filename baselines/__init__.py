@@ -36,6 +36,12 @@ BASELINES: dict[str, tuple[str, str, str, Callable[[RDTConfig], RDTConfig]]] = {
 }
 
 
+def register_baseline(name: str, family: str, role: str, description: str,
+                      build: Callable[[RDTConfig], RDTConfig]) -> None:
+    """Add a baseline (a plugin's model family at a config derived from the RDT's) to `mythbench run`."""
+    BASELINES[name] = (family, role, description, build)
+
+
 def build_baseline(name: str, rdt_cfg: RDTConfig) -> tuple[str, RDTConfig, str]:
     """(family, config, role) of baseline `name` matched to `rdt_cfg`."""
     if name not in BASELINES:
@@ -63,5 +69,5 @@ def describe_baselines() -> list[str]:
     return [f"{name:<14} {desc}" for name, (_, _, desc, _) in BASELINES.items()]
 
 
-__all__ = ["BASELINES", "StandardTransformer", "as_standard", "build_baseline", "matched_baseline",
+__all__ = ["BASELINES", "StandardTransformer", "as_standard", "build_baseline", "register_baseline", "matched_baseline",
            "all_matched", "describe_baselines"]
