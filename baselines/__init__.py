@@ -13,7 +13,7 @@ from baselines.matching import ablation, iso_flop, iso_param
 from baselines.standard import StandardTransformer, as_standard
 from mythbench.errors import ConfigError
 from mythbench.model import RDTConfig
-from mythbench.registry import ModelFamily, register_family
+from mythbench.registry import ModelFamily, load_plugins, register_family
 
 register_family("standard", ModelFamily(RDTConfig.from_dict, StandardTransformer, looped=False))
 
@@ -44,6 +44,7 @@ def register_baseline(name: str, family: str, role: str, description: str,
 
 def build_baseline(name: str, rdt_cfg: RDTConfig) -> tuple[str, RDTConfig, str]:
     """(family, config, role) of baseline `name` matched to `rdt_cfg`."""
+    load_plugins()  # plugins may add baselines
     if name not in BASELINES:
         raise ConfigError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
     family, role, _, build = BASELINES[name]
@@ -66,6 +67,7 @@ def all_matched(rdt_cfg: RDTConfig) -> dict[str, tuple[str, Any, str]]:
 
 
 def describe_baselines() -> list[str]:
+    load_plugins()
     return [f"{name:<14} {desc}" for name, (_, _, desc, _) in BASELINES.items()]
 
 
