@@ -24,6 +24,7 @@ from safetensors.torch import save as save_safetensors
 from tqdm import tqdm
 
 from mythbench.config import TrainConfig
+from mythbench.fastpath import maybe_compile
 from mythbench.io import atomic_write_bytes, atomic_write_json
 
 TRAIN_STATE = "train_state.pt"
@@ -139,7 +140,7 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
         opt.load_state_dict(state["optimizer"])
         start, tokens, losses, elapsed = state["step"], state["tokens"], list(state["losses"]), state["elapsed"]
     # compile the method the loss calls (torch.compile(model) would only wrap `forward`)
-    forward = torch.compile(model.forward_detailed) if cfg.compile else model.forward_detailed
+    forward = maybe_compile(model.forward_detailed, cfg.compile)
     t0 = time.perf_counter() - elapsed
     model.train()
     bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, leave=False,
