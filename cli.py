@@ -96,6 +96,33 @@ def describe(config: Path | None = typer.Option(None, "--config", help="YAML wit
 
 @app.command()
 @reports_errors
+def bench(config: Path | None = typer.Option(None, "--config", help="YAML with RDT config fields"),
+          set_: list[str] = typer.Option([], "--set", help="key=value override, as for describe"),
+          family: list[str] = typer.Option(["rdt"], "--family", help="model family; repeat to compare"),
+          dtype: list[str] = typer.Option(["fp32"], "--dtype", help="fp32 | bf16 (autocast); repeatable"),
+          compile_: str = typer.Option("off", "--compile", help="off | on | both"),
+          batch: int = typer.Option(32, "--batch"), seq: int = typer.Option(64, "--seq"),
+          loops: int | None = typer.Option(None, "--loops", help="default: train_loops"),
+          threads: int = typer.Option(2, "--threads"), repeats: int = typer.Option(10, "--repeats"),
+          sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="time the eval loop sweep too"),
+          json_out: Path | None = typer.Option(None, "--json", help="also write the results here")) -> None:
+    """Train and inference tokens/s, FLOP/s and % of the measured matmul peak, variants side by side."""
+    from mythbench.bench import format_table, run_bench, variants
+    from mythbench.errors import ConfigError
+    from mythbench.io import atomic_write_json
+
+    modes = {"off": [False], "on": [True], "both": [False, True]}
+    if compile_ not in modes:
+        raise ConfigError(f"--compile {compile_!r} is not one of off, on, both")
+    result = run_bench(_rdt_config(config, set_), variants(family, dtype, modes[compile_]), batch, seq, loops,
+                       threads, repeats, sweep=sweep)
+    typer.echo(format_table(result))
+    if json_out is not None:
+        atomic_write_json(json_out, result)
+
+
+@app.command()
+@reports_errors
 def sample(task: str, difficulty: int = typer.Option(..., "--difficulty", "-d"),
            n: int = typer.Option(3, "--n"), split: str = typer.Option("test", "--split"),
            seed: int = typer.Option(0, "--seed"), as_json: bool = typer.Option(False, "--json")) -> None:

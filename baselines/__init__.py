@@ -13,7 +13,7 @@ from baselines.matching import ablation, iso_flop, iso_param
 from baselines.standard import StandardTransformer, as_standard
 from mythbench.errors import ConfigError
 from mythbench.model import RDTConfig
-from mythbench.registry import ModelFamily, register_family
+from mythbench.registry import ModelFamily, load_plugins, register_family
 
 register_family("standard", ModelFamily(RDTConfig.from_dict, StandardTransformer, looped=False))
 
@@ -36,8 +36,15 @@ BASELINES: dict[str, tuple[str, str, str, Callable[[RDTConfig], RDTConfig]]] = {
 }
 
 
+def register_baseline(name: str, family: str, role: str, description: str,
+                      build: Callable[[RDTConfig], RDTConfig]) -> None:
+    """Add a baseline (a plugin's model family at a config derived from the RDT's) to `mythbench run`."""
+    BASELINES[name] = (family, role, description, build)
+
+
 def build_baseline(name: str, rdt_cfg: RDTConfig) -> tuple[str, RDTConfig, str]:
     """(family, config, role) of baseline `name` matched to `rdt_cfg`."""
+    load_plugins()  # plugins may add baselines
     if name not in BASELINES:
         raise ConfigError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
     family, role, _, build = BASELINES[name]
@@ -60,8 +67,9 @@ def all_matched(rdt_cfg: RDTConfig) -> dict[str, tuple[str, Any, str]]:
 
 
 def describe_baselines() -> list[str]:
+    load_plugins()
     return [f"{name:<14} {desc}" for name, (_, _, desc, _) in BASELINES.items()]
 
 
-__all__ = ["BASELINES", "StandardTransformer", "as_standard", "build_baseline", "matched_baseline",
+__all__ = ["BASELINES", "StandardTransformer", "as_standard", "build_baseline", "register_baseline", "matched_baseline",
            "all_matched", "describe_baselines"]

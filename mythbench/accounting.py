@@ -44,7 +44,7 @@ class Accounting:
 
 
 def _active_fraction(name: str, cfg: Any) -> float:
-    if ".experts.w_" in name:
+    if ".experts.w_" in name or ".routed_experts." in name:  # stacked (mythbench) or one module per expert
         return cfg.top_k / cfg.n_experts
     if name.startswith("lora."):
         return 1.0 / cfg.lora_max_loops
@@ -61,14 +61,16 @@ def _attention_flops(cfg: Any, context: int) -> float:
 
 
 def count(model: nn.Module, loops: int | None = None, grad_loops: int | None = None,
-          context: int | None = None) -> Accounting:
+          context: int | None = None, cfg: Any = None, looped: bool | None = None) -> Accounting:
     """Count `model` (an RDT or a standard transformer) at `loops` (default: its train_loops).
 
     grad_loops: loops with gradient in training (truncated backprop); default all of them.
     context: sequence length for attention FLOPs; default the model's max_seq_len.
+    cfg, looped: the model's RDTConfig and whether it loops, for a plugin family's model (default:
+    model.cfg, and looped if it is an RDT).
     """
-    cfg = model.cfg
-    looped = isinstance(model, RecurrentDepthTransformer)
+    cfg = model.cfg if cfg is None else cfg
+    looped = isinstance(model, RecurrentDepthTransformer) if looped is None else looped
     loops = (cfg.train_loops if loops is None else loops) if looped else 1
     grad_loops = loops if grad_loops is None else min(grad_loops, loops)
     seen: set[int] = set()
@@ -104,9 +106,10 @@ def count(model: nn.Module, loops: int | None = None, grad_loops: int | None = N
 
 def count_config(family: str, config: Any, **kwargs: Any) -> Accounting:
     """Count a model described by its family and config (builds it on the meta device: no memory)."""
+    fam = registry.get_family(family)
     with torch.device("meta"):
-        model = registry.get_family(family).model_class(config)
-    return count(model, **kwargs)
+        model = fam.model_class(config)
+    return count(model, cfg=config, looped=fam.looped, **kwargs)
 
 
 def describe_matched(rdt_cfg: Any) -> dict[str, Any]:

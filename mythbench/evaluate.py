@@ -118,7 +118,7 @@ def exit_indices(logits: torch.Tensor, mask: torch.Tensor, state_change: torch.T
     return rules
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_looped(model: torch.nn.Module, batches: Callable[[int], tuple[np.ndarray, ...]],
                     difficulties: list[int], max_loops: int, cfg: EvalConfig,
                     device: str = "cpu") -> dict:
@@ -173,7 +173,7 @@ def evaluate_looped(model: torch.nn.Module, batches: Callable[[int], tuple[np.nd
     return {"cells": cells, "early_exit": exits, "diagnostics": diag}
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate_plain(model: torch.nn.Module, batches: Callable[[int], tuple[np.ndarray, ...]],
                    difficulties: list[int], cfg: EvalConfig, device: str = "cpu") -> dict:
     """Cells for a model without loops (standard transformer baselines)."""

@@ -229,8 +229,9 @@ class SwiGLU(nn.Module):
 
 
 class Experts(nn.Module):
-    """n routed SwiGLU experts stored as stacked weights [n_experts, ...], so dispatch is one batched
-    matmul per weight over tokens grouped by expert, never a loop of per-expert masks."""
+    """n routed SwiGLU experts stored as stacked weights [n_experts, ...]. Dispatch is dropless: the (token,
+    expert) assignments are sorted by expert and each expert multiplies exactly its own contiguous slice
+    (one grouped matmul per weight), so no FLOPs go to padding and there is no Python loop over experts."""
 
     def __init__(self, n: int, d: int, hidden: int, std: float, out_std: float):
         super().__init__()
@@ -238,20 +239,45 @@ class Experts(nn.Module):
         self.w_up = nn.Parameter(torch.randn(n, d, hidden) * std)
         self.w_down = nn.Parameter(torch.randn(n, hidden, d) * out_std)
 
-    def forward(self, x: Tensor, idx: Tensor, gates: Tensor) -> Tensor:
-        """x [N, d]; idx, gates [N, k] -> sum_j gates[:, j] * expert_{idx[:, j]}(x), shape [N, d]."""
-        n_exp, (N, k) = self.w_gate.shape[0], idx.shape
+    def forward(self, x: Tensor, idx: Tensor, gates: Tensor, counts: Tensor | None = None) -> Tensor:
+        """x [N, d]; idx, gates [N, k] -> sum_j gates[:, j] * expert_{idx[:, j]}(x), shape [N, d].
+        counts: assignments per expert (bincount of idx), if the caller has it already."""
+        n_exp, k = self.w_gate.shape[0], idx.shape[1]
         flat = idx.reshape(-1)
         order = torch.argsort(flat, stable=True)  # assignments sorted by expert: contiguous segments
-        expert = flat[order]
         token = order // k
-        counts = torch.bincount(flat, minlength=n_exp)
-        slot = torch.arange(N * k, device=x.device) - (torch.cumsum(counts, 0) - counts)[expert]
-        buf = x.new_zeros(n_exp, int(counts.max()), x.shape[1])  # [E, capacity, d], padding rows stay 0
-        buf[expert, slot] = x[token]
-        hidden = F.silu(torch.bmm(buf, self.w_gate)) * torch.bmm(buf, self.w_up)
-        y = torch.bmm(hidden, self.w_down)[expert, slot] * gates.reshape(-1)[order, None]
-        return x.new_zeros(N, x.shape[1]).index_add(0, token, y)
+        if counts is None:
+            counts = torch.bincount(flat, minlength=n_exp)
+        xs, w_gate, w_up, w_down = _autocast(x[token], self.w_gate, self.w_up, self.w_down)
+        mm = _grouped_mm if _grouped_mm_works(xs, w_gate) else _sliced_mm
+        hidden = F.silu(mm(xs, w_gate, counts)) * mm(xs, w_up, counts)
+        y = mm(hidden, w_down, counts) * gates.reshape(-1)[order, None].to(hidden.dtype)
+        return x.new_zeros(x.shape).index_add(0, token, y.to(x.dtype))  # sum over k in x's dtype
+
+
+def _grouped_mm_works(xs: Tensor, w: Tensor) -> bool:
+    """PyTorch's grouped matmul runs on CPU in any float dtype (on CUDA it wants bf16 and recent GPUs, so
+    CUDA takes the sliced path) and needs rows that are multiples of 16 bytes."""
+    return xs.device.type == "cpu" and all(n * xs.element_size() % 16 == 0 for n in (xs.shape[1], w.shape[2]))
+
+
+def _grouped_mm(xs: Tensor, w: Tensor, counts: Tensor) -> Tensor:
+    """xs [M, d] in contiguous per-expert segments of `counts` rows; segment e times w[e]. No host sync."""
+    return F.grouped_mm(xs, w, offs=torch.cumsum(counts, 0, dtype=torch.int32))
+
+
+def _sliced_mm(xs: Tensor, w: Tensor, counts: Tensor) -> Tensor:
+    """The same product as one matmul per expert on its exact slice (one host sync for the sizes)."""
+    return torch.cat([seg @ w[e] for e, seg in enumerate(xs.split(counts.tolist()))])
+
+
+def _autocast(*tensors: Tensor) -> tuple[Tensor, ...]:
+    """Cast to the autocast dtype when autocast is on: grouped_mm is not on autocast's op list, unlike bmm."""
+    device = tensors[0].device.type
+    if not torch.is_autocast_enabled(device):
+        return tensors
+    dtype = torch.get_autocast_dtype(device)
+    return tuple(t.to(dtype) for t in tensors)
 
 
 class MoE(nn.Module):
@@ -313,10 +339,11 @@ class MoE(nn.Module):
         shape = x.shape
         x = x.reshape(-1, shape[-1])
         idx, gates, scores = self.route(x, loop)
-        y = self.experts(x, idx, gates.to(x.dtype))
+        counts = torch.bincount(idx.reshape(-1), minlength=self.n_experts)
+        y = self.experts(x, idx, gates.to(x.dtype), counts)
         if self.shared is not None:
             y = y + self.shared(x)
-        counts = torch.bincount(idx.reshape(-1), minlength=self.n_experts).float()
+        counts = counts.float()
         self.load = counts / idx.numel()
         if self.training:
             with torch.no_grad():

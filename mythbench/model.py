@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -204,6 +204,15 @@ class Injection(nn.Module):
         a_bar = A_MAX * torch.exp(-delta * torch.exp(self.A_log.float().clamp(max=30.0)))
         return a_bar, delta * self.B.float()
 
+    def bind(self, e: Tensor) -> Callable[[Tensor], Tensor]:
+        """h -> forward(h, e) for a fixed e, with the loop-invariant part (Ā, B̄·e) computed once per pass
+        and one fused op per loop for lti."""
+        if self.kind != "lti":
+            return lambda h: self(h, e)
+        a_bar, b_bar = self.lti()
+        b_e = b_bar * e
+        return lambda h: torch.addcmul(b_e, a_bar, h)
+
     def forward(self, h: Tensor, e: Tensor) -> Tensor:
         if self.kind == "lti":
             a_bar, b_bar = self.lti()
@@ -322,9 +331,10 @@ class RecurrentDepthTransformer(nn.Module):
         h = self._init_state(e)
         act = ACT(tokens.shape, h, self.cfg.act_threshold) if self.act is not None else None
         readouts, changes, loads, auxes = [], [], [], []
+        inject = self.injection.bind(e)
         for t in range(T):
             with torch.set_grad_enabled(torch.is_grad_enabled() and t >= no_grad_loops):
-                x = self.injection(h, e)
+                x = inject(h)
                 layer_loads = []
                 for i, block in enumerate(self.recurrent):
                     x = block(x, loop=t, lora=None if self.lora is None else self.lora[i])

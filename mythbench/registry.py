@@ -1,12 +1,17 @@
 """Registries: model families are found by name, never imported by name from the harness.
 
 `tasks/` and `baselines/` are plugin packages: importing them registers what they define. Adding a task
-or a baseline touches those folders only.
+or a baseline touches those folders only. Third-party model families plug in the same way, from a module
+that calls `register_family` (and `baselines.register_baseline` to be trained by `mythbench run`), found
+through the `mythbench.plugins` entry-point group of an installed package or named by import path in
+the MYTHBENCH_PLUGINS environment variable (comma-separated). `baselines.openmythos` is the first one.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -15,7 +20,9 @@ import torch
 
 from mythbench.errors import ConfigError
 
-PLUGIN_PACKAGES = ("tasks", "baselines")
+PLUGIN_PACKAGES = ("tasks", "baselines", "baselines.openmythos")
+PLUGIN_GROUP = "mythbench.plugins"
+PLUGIN_ENV = "MYTHBENCH_PLUGINS"
 
 
 @dataclass(frozen=True)
@@ -47,10 +54,27 @@ def build_model(family: str, config: dict) -> tuple[torch.nn.Module, Any]:
     return fam.model_class(cfg), cfg
 
 
+@functools.cache
+def _entry_point_modules() -> tuple[str, ...]:
+    """Modules of installed packages' `mythbench.plugins` entry points (scanned once: it takes ~5 ms)."""
+    from importlib.metadata import entry_points
+
+    return tuple(ep.value.split(":")[0] for ep in entry_points(group=PLUGIN_GROUP))
+
+
+def plugin_modules() -> list[str]:
+    """Import paths of every plugin: the built-in packages, then entry points, then MYTHBENCH_PLUGINS."""
+    named = [m.strip() for m in os.environ.get(PLUGIN_ENV, "").split(",") if m.strip()]
+    return [*PLUGIN_PACKAGES, *_entry_point_modules(), *named]
+
+
 def load_plugins() -> None:
-    """Import the plugin packages once; they register their tasks, baselines and model families."""
-    for package in PLUGIN_PACKAGES:
-        importlib.import_module(package)
+    """Import every plugin module (once; Python caches imports); importing one registers what it defines."""
+    for module in plugin_modules():
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            raise ConfigError(f"plugin {module!r} cannot be imported: {err}") from err
 
 
 def _register_rdt() -> None:

@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from mythbench import distributed
 from mythbench.config import TrainConfig
+from mythbench.fastpath import maybe_compile
 from mythbench.io import atomic_write_bytes, atomic_write_json
 
 TRAIN_STATE = "train_state.pt"
@@ -142,8 +143,7 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
         opt.load_state_dict(state["optimizer"])
         start, tokens, losses, elapsed = state["step"], state["tokens"], list(state["losses"]), state["elapsed"]
     # compile the method the loss calls (torch.compile(model) would only wrap `forward`)
-    forward = parallel.forward(model)
-    forward = torch.compile(forward) if cfg.compile else forward
+    forward = maybe_compile(parallel.forward(model), cfg.compile)
     t0 = time.perf_counter() - elapsed
     model.train()
     bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, leave=False,

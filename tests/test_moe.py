@@ -23,20 +23,27 @@ def naive_experts(experts: Experts, x: torch.Tensor, idx: torch.Tensor, gates: t
     return out
 
 
-@settings(max_examples=40, deadline=None)
-@given(st.integers(1, 40), st.integers(1, 6), st.integers(1, 3), st.integers(0, 10**6))
-def test_grouped_dispatch_equals_naive_reference(n_tokens, n_experts, k, seed):
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 6), st.integers(1, 3), st.sampled_from([5, 8]), st.booleans(),
+       st.integers(0, 10**6))
+def test_dropless_dispatch_equals_naive_reference(n_tokens, n_experts, k, hidden, skewed, seed):
+    """Outputs and every gradient match. hidden=8 takes the grouped-matmul path, hidden=5 (rows not a
+    multiple of 16 bytes) the per-slice path; skewed routing leaves experts empty or overloaded."""
     k = min(k, n_experts)
     g = torch.Generator().manual_seed(seed)
-    experts = Experts(n_experts, 8, 5, std=0.5, out_std=0.5)
+    experts = Experts(n_experts, 8, hidden, std=0.5, out_std=0.5)
     x = torch.randn(n_tokens, 8, generator=g, requires_grad=True)
-    idx = torch.rand(n_tokens, n_experts, generator=g).topk(k, dim=-1).indices
-    gates = torch.rand(n_tokens, k, generator=g)
+    scores = torch.rand(n_tokens, n_experts, generator=g)
+    if skewed:
+        scores[:, 0] += 1.0
+    idx = scores.topk(k, dim=-1).indices
+    gates = torch.rand(n_tokens, k, generator=g, requires_grad=True)
     got = experts(x, idx, gates)
     ref = naive_experts(experts, x, idx, gates)
     torch.testing.assert_close(got, ref, atol=1e-5, rtol=1e-5)
-    grad_got = torch.autograd.grad(got.square().sum(), [x, experts.w_gate, experts.w_down])
-    grad_ref = torch.autograd.grad(ref.square().sum(), [x, experts.w_gate, experts.w_down])
+    wrt = [x, gates, experts.w_gate, experts.w_up, experts.w_down]
+    grad_got = torch.autograd.grad(got.square().sum(), wrt)
+    grad_ref = torch.autograd.grad(ref.square().sum(), wrt)
     for a, b in zip(grad_got, grad_ref, strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4)
 
