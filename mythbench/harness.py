@@ -35,6 +35,7 @@ from mythbench.config import RunConfig, eval_difficulties, to_dict
 from mythbench.errors import ConfigError
 from mythbench.evaluate import evaluate_looped, evaluate_plain
 from mythbench.io import atomic_write_json, atomic_write_text
+from mythbench.runlock import holds_run_dir
 from mythbench.stats import summarize_model
 from mythbench.train import train_model, write_model_card
 
@@ -201,6 +202,7 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
     atomic_write_text(stored_code, code + "\n")
 
 
+@holds_run_dir
 def run_benchmark(cfg: RunConfig, run_dir: Path, command: str) -> dict:
     """Train and evaluate every planned model at every seed; write results.json and the report."""
     from mythbench.report import build_report
