@@ -8,6 +8,7 @@ file) is collected and raised together as one ConfigError.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -159,6 +160,9 @@ def _coerce(value: Any, annotation: Any, where: str, problems: list[str]) -> Any
           float: isinstance(value, (int, float)) and not isinstance(value, bool)}.get(annotation, True)
     if not ok:
         problems.append(f"{where}: expected {annotation.__name__}, got {value!r}")
+        return None
+    if annotation is float and not math.isfinite(value):  # inf passes every `> 0` check and breaks JSON
+        problems.append(f"{where}: {value!r} is not a finite number")
         return None
     return float(value) if annotation is float else value
 

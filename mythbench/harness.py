@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import platform
@@ -36,6 +35,7 @@ from mythbench.errors import ConfigError
 from mythbench.evaluate import evaluate_looped, evaluate_plain
 from mythbench.io import atomic_write_json, atomic_write_text
 from mythbench.runlock import holds_run_dir
+from mythbench.safejson import read_json_file, walk_problems
 from mythbench.stats import summarize_model
 from mythbench.train import train_model, write_model_card
 
@@ -107,7 +107,7 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
     done = seed_dir / "result.json"
     if done.exists():
         log.info("%s seed %d: already done, reusing %s", plan.name, seed, done)
-        return json.loads(done.read_text())
+        return _stored_result(done)
     family = registry.get_family(plan.family)
     torch.manual_seed(seed)
     model = family.model_class(plan.config).to(cfg.device)
@@ -137,13 +137,37 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
             evaluation["diagnostics"]["spectral_radius"] = model.spectral_radius()
         else:
             evaluation = evaluate_plain(model, batches, difficulties, cfg.eval, cfg.device)
-        result.update(evaluation)
+        nonfinite = walk_problems(evaluation)
+        if nonfinite:  # outputs overflowed: the numbers cannot be scored (nor written as JSON)
+            log.warning("%s seed %d: evaluation gave non-finite numbers (%s); recorded as diverged",
+                        plan.name, seed, "; ".join(nonfinite[:3]))
+            result["status"] = "diverged"
+        else:
+            result.update(evaluation)
         log.info("%s seed %d: trained in %.1fs (final loss %.4f), evaluated in %.1fs", plan.name, seed,
                  outcome.wall_time_s, outcome.final_loss, time.perf_counter() - eval_started)
     else:
         log.warning("%s seed %d: loss became non-finite at step %d; recorded as diverged",
                     plan.name, seed, outcome.steps)
     atomic_write_json(done, result)
+    return result
+
+
+def _stored_result(path: Path) -> dict:
+    """A per-seed result an earlier run wrote (atomically): one that is not what this code writes was
+    tampered with or damaged, and is refused rather than reused or silently recomputed."""
+    from mythbench.schema import RUN
+
+    try:
+        result = read_json_file(path)
+    except ConfigError as e:
+        problems = e.problems
+    else:
+        problems = walk_problems(result)
+        if not problems:
+            RUN.check(result, "", problems)
+    if problems:
+        raise ConfigError([f"{path}: {p}" for p in problems] + [f"delete {path} to train and evaluate it again"])
     return result
 
 
@@ -191,11 +215,11 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
     code = code_fingerprint()
     stored, stored_code = run_dir / "config.yaml", run_dir / "code.sha256"
     problems = []
-    if stored.exists() and stored.read_text() != resolved:
+    if stored.exists() and stored.read_bytes() != resolved.encode():
         problems.append(f"{run_dir} holds a run with a different config")
-    if stored_code.exists() and stored_code.read_text().strip() != code:
+    if stored_code.exists() and stored_code.read_bytes().strip() != code.encode():
         problems.append(f"{run_dir} holds results computed by different code (source sha256 "
-                        f"{stored_code.read_text().strip()[:12]}…, now {code[:12]}…)")
+                        f"{stored_code.read_bytes().strip()[:12].decode(errors='replace')}…, now {code[:12]}…)")
     if problems:
         raise ConfigError([*problems, "pass --out to start a new run (or delete the directory)"])
     atomic_write_text(stored, resolved)

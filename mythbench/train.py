@@ -8,7 +8,6 @@ its baselines train on identical examples.
 from __future__ import annotations
 
 import io
-import json
 import math
 import time
 from collections.abc import Callable
@@ -202,6 +201,3 @@ def write_model_card(ckpt_dir: Path, family: str, model_config: dict, extra: dic
     """`config.json` beside the weights: enough to rebuild the model for `mythbench eval`."""
     atomic_write_json(ckpt_dir / "config.json", {"family": family, "model_config": model_config, **extra})
 
-
-def read_model_card(ckpt_dir: Path) -> dict:
-    return json.loads((Path(ckpt_dir) / "config.json").read_text())
