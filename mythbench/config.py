@@ -120,8 +120,8 @@ class RunConfig:
             p.append("seeds: at least one seed is needed")
         if len(set(self.seeds)) != len(self.seeds):
             p.append(f"seeds: {self.seeds} has duplicates")
-        if any(s < 0 for s in self.seeds):
-            p.append("seeds: must be non-negative")
+        if any(not 0 <= s < 2**31 for s in self.seeds):  # torch.manual_seed takes 64 bits; keep room for offsets
+            p.append("seeds: must be in [0, 2**31)")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             p.append(f"device: {self.device!r} is not cpu, cuda or cuda:N")
         return p
