@@ -118,7 +118,8 @@ def _damaged(data: bytes, how: str, at: int, junk: bytes) -> bytes:
 @pytest.mark.slow
 @settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(hurt=damage(), command=st.sampled_from(["eval", "report", "verify", "submit", "resume", "rescore"]))
+@given(hurt=damage(),
+       command=st.sampled_from(["eval", "report", "verify", "submit", "resume", "retrain", "rescore"]))
 def test_commands_on_damaged_run_files_exit_0_or_2_and_leave_nothing_half_written(finished_run, hurt, command):
     name, how, at, junk = hurt
     with tempfile.TemporaryDirectory() as tmp:
@@ -129,11 +130,13 @@ def test_commands_on_damaged_run_files_exit_0_or_2_and_leave_nothing_half_writte
             target.unlink()
         else:
             target.write_bytes(_damaged(target.read_bytes(), how, at, junk))
-        args = {"eval": ["eval", str(run / "models/rdt/seed0"), "--task", "parity", "--difficulties", "16"],
-                "report": ["report", str(run)], "verify": ["verify", str(run)],
-                "submit": ["submit", str(run / "results.json"), "--results-dir", str(Path(tmp) / "board")],
-                "rescore": ["verify", "--rescore", str(run / "results.json"), "--checkpoint", str(run)],
-                "resume": ["run", "parity", "--out", str(run)] + [a for p in BASE for a in ("--set", p)]}[command]
+        commands = {"eval": ["eval", str(run / "models/rdt/seed0"), "--task", "parity", "--difficulties", "16"],
+                    "report": ["report", str(run)], "verify": ["verify", str(run)],
+                    "submit": ["submit", str(run / "results.json"), "--results-dir", str(Path(tmp) / "board")],
+                    "rescore": ["verify", "--rescore", str(run / "results.json"), "--checkpoint", str(run)],
+                    "resume": ["run", "parity", "--out", str(run)] + [a for p in BASE for a in ("--set", p)]}
+        if command == "retrain":  # without its result the model resumes from its (damaged) checkpoint
+            (run / "models/rdt/seed0/result.json").unlink(missing_ok=True)
         before = _results(Path(tmp))
-        _invoke(args)
+        _invoke(commands.get(command, commands["resume"]))
         _nothing_half_written(Path(tmp), before)

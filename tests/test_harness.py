@@ -61,9 +61,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
         cmd += ["--set", s]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = out / "models" / "rdt" / "seed0" / "ckpt-00000004"
+    seed_dir = out / "models" / "rdt" / "seed0"
     deadline = time.time() + 120
-    while not state.exists() and proc.poll() is None and time.time() < deadline:
+    while not list(seed_dir.glob("ckpt-*")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
