@@ -34,11 +34,24 @@ KEYS = ([f"train.{f.name}" for f in dataclasses.fields(TrainConfig)]
         + [f"model.{f.name}" for f in dataclasses.fields(RDTConfig)]
         + ["seeds", "device", "baselines", "task", "preset"])
 # keys whose value sets the work a valid run does: fuzzed with small or invalid values only
-SIZED = {"train.steps", "train.batch_size", "train.bwd_loops", "train.loops_per_difficulty", "eval.loops_factor",
-         "eval.chunk_size", "seeds", "baselines", "preset"} | {k for k in KEYS if k.startswith("model.")}
+SIZED = {"train.steps", "train.warmup_steps", "train.batch_size", "train.bwd_loops", "train.loops_per_difficulty",
+         "eval.loops_factor", "eval.chunk_size", "seeds", "baselines", "preset",
+         *(k for k in KEYS if k.startswith("model."))}
 ODD = [".inf", "-.inf", ".nan", "1e400", "1.0e+400", "[", "]", "{", "{a: 1}", "[1, 2]", "[]", "[[]]", "null", "~",
        "true", "no", "''", "!!python/object/apply:os.system ['echo PWNED']", "&a [*a]", "0x10", "1_000", "1:2",
        "é", "-", "[-1]", "[2147483648]", "[0, 0]", "cuda", "cuda:7", "cpu", "[iso-flop]", "[nope]", "standard"]
+
+
+def _plausible(key: str, value: object) -> str:
+    """A key's default as a --set value (sized integers capped at 4), so many examples are valid runs."""
+    small = key in SIZED and isinstance(value, int) and not isinstance(value, bool)
+    return json.dumps(min(value, 4) if small else value)
+
+
+PLAUSIBLE = {f"{section}.{f.name}": _plausible(f"{section}.{f.name}", getattr(cls(), f.name))
+             for section, cls in (("train", TrainConfig), ("eval", EvalConfig), ("scale", ScaleConfig),
+                                  ("model", RDTConfig))
+             for f in dataclasses.fields(cls)}
 SMALL = st.sampled_from(["-1", "0", "1", "2", "0.5", "-0.0", *ODD])
 ANY = st.one_of(SMALL, st.integers(-(2**70), 2**70).map(str), st.floats().map(repr),
                 st.text(max_size=6).filter(lambda t: "\n" not in t))
@@ -48,9 +61,13 @@ JUNK_KEY = st.text("abcz._ 0=", min_size=0, max_size=8)
 @st.composite
 def overrides(draw: st.DrawFn) -> list[str]:
     pairs = []
-    for _ in range(draw(st.integers(1, 3))):
-        key = draw(st.one_of(st.sampled_from(KEYS), JUNK_KEY))
-        pairs.append(f"{key}={draw(SMALL if key in SIZED or key not in KEYS else ANY)}")
+    for _ in range(draw(st.integers(1, 2))):
+        key = draw(JUNK_KEY if draw(st.integers(0, 5)) == 0 else st.sampled_from(KEYS))
+        if key in PLAUSIBLE and draw(st.booleans()):
+            value = PLAUSIBLE[key]
+        else:
+            value = draw(SMALL if key in SIZED or key not in KEYS else ANY)
+        pairs.append(f"{key}={value}")
     return pairs
 
 
