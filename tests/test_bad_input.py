@@ -125,7 +125,7 @@ def test_a_hostile_train_state_is_refused_by_name(tmp_path, monkeypatch):
     (latest,) = ckpt_dir.glob("ckpt-*")
     weights = (latest / WEIGHTS).read_bytes()
     shutil.rmtree(latest)
-    save_checkpoint(ckpt_dir, CFG.steps, {WEIGHTS: weights, TRAIN_STATE: pickle.dumps(_Payload())})
+    save_checkpoint(ckpt_dir, CFG.steps, {WEIGHTS: weights, TRAIN_STATE: pickle.dumps(_Payload(), protocol=2)})
     with pytest.raises(ConfigError, match=f"{TRAIN_STATE}: not a training state mythbench wrote, refused"):
         _train(ckpt_dir)
     assert not (tmp_path / "PWNED").exists()
