@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,23 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+class _StderrWarnings(logging.Handler):
+    """Warnings (a diverged model, a checkpoint fallback, a lock taken over) on the terminal as well as in
+    the run's log.txt; the stream is looked up at each message, so it is always the current one."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        typer.echo(f"warning: {record.getMessage()}", err=True)
+
+
+def _warnings_to_stderr() -> None:
+    log = logging.getLogger("mythbench")
+    if not any(isinstance(h, _StderrWarnings) for h in log.handlers):
+        log.addHandler(_StderrWarnings())
 
 
 def _rdt_config(config: Path | None, overrides: list[str]) -> Any:
@@ -155,6 +173,7 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
     parallel = distributed.init_from_env(configs[0].device)
     distributed.validate(configs, parallel)
+    _warnings_to_stderr()
     for cfg in configs:
         run_dir = Path("runs") / cfg.task / preset if out is None else (out / cfg.task if task == "all" else out)
         if not parallel.is_main:
@@ -191,6 +210,7 @@ def scale(task: str = typer.Argument(..., help="task name, or 'all'"),
     names = tasks.list_tasks() if task == "all" else [task]
     configs = [resolve_run_config(name, preset, config, set_, device=device,
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
+    _warnings_to_stderr()
     runs = [Run("scale", cfg, Path("runs") / "scale" / cfg.task / preset if out is None
                 else (out / cfg.task if task == "all" else out)) for cfg in configs]
     if backend is None:

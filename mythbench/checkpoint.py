@@ -6,7 +6,6 @@ nothing in it is executed or unpickled.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,8 @@ from mythbench import registry
 from mythbench.config import EvalConfig
 from mythbench.errors import ConfigError
 from mythbench.evaluate import evaluate_looped, evaluate_plain, sweep_max_loops
-from mythbench.train import WEIGHTS, load_weights, read_model_card
+from mythbench.safejson import read_json_file, walk_problems
+from mythbench.train import WEIGHTS, load_weights
 
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
@@ -28,11 +28,21 @@ def load_checkpoint(ckpt_dir: Path, device: str = "cpu") -> tuple[torch.nn.Modul
     problems = [f"{ckpt_dir / f}: missing" for f in ("config.json", WEIGHTS) if not (ckpt_dir / f).is_file()]
     if problems:
         raise ConfigError(problems + [f"{ckpt_dir}: expected a run's models/NAME/seedK directory"])
+    card_path = ckpt_dir / "config.json"
     try:
-        card = read_model_card(ckpt_dir)
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise ConfigError(f"{ckpt_dir / 'config.json'}: not valid JSON ({e})") from None
-    model, _ = registry.build_model(card["family"], card["model_config"])
+        card = read_json_file(card_path)
+    except ConfigError as e:
+        raise ConfigError([f"{card_path}: {p}" for p in e.problems]) from None
+    problems = walk_problems(card)
+    if not problems and not (isinstance(card, dict) and isinstance(card.get("family"), str)
+                             and isinstance(card.get("model_config"), dict)):
+        problems = ["not a model card: expects an object with a string 'family' and an object 'model_config'"]
+    if problems:
+        raise ConfigError([f"{card_path}: {p}" for p in problems])
+    try:
+        model, _ = registry.build_model(card["family"], card["model_config"])
+    except ConfigError as e:
+        raise ConfigError([f"{card_path}: {p}" for p in e.problems]) from None
     load_weights(model, ckpt_dir / WEIGHTS)
     return model.to(device).eval(), card
 
@@ -58,6 +68,9 @@ def evaluate_checkpoint(ckpt_dir: Path, task_name: str, difficulties: list[int] 
                         loops: list[int] | None, device: str = "cpu") -> dict:
     from tasks import get_task
 
+    for flag, values in (("--loops", loops), ("--difficulties", difficulties)):
+        if values is not None and (not values or min(values) < 1):
+            raise ConfigError(f"{flag} {','.join(map(str, values))}: give one or more positive integers")
     task = get_task(task_name)
     model, card = load_checkpoint(ckpt_dir, device)
     if card.get("task") not in (None, task.spec.name):
@@ -79,7 +92,6 @@ def rescore_results(results_file: Path, run_dir: Path | None, sample: int = 128,
     Returns the problems: accuracies that disagree with the submitted ones beyond both intervals.
     """
     from mythbench.leaderboard import compare_rescore
-    from mythbench.safejson import read_json_file
     from mythbench.schema import check_schema
     from tasks import get_task
 

@@ -8,6 +8,7 @@ file) is collected and raised together as one ConfigError.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -130,8 +131,8 @@ class RunConfig:
             p.append("seeds: at least one seed is needed")
         if len(set(self.seeds)) != len(self.seeds):
             p.append(f"seeds: {self.seeds} has duplicates")
-        if any(s < 0 for s in self.seeds):
-            p.append("seeds: must be non-negative")
+        if any(not 0 <= s < 2**31 for s in self.seeds):  # torch.manual_seed takes 64 bits; keep room for offsets
+            p.append("seeds: must be in [0, 2**31)")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             p.append(f"device: {self.device!r} is not cpu, cuda or cuda:N")
         return p
@@ -170,6 +171,9 @@ def _coerce(value: Any, annotation: Any, where: str, problems: list[str]) -> Any
           float: isinstance(value, (int, float)) and not isinstance(value, bool)}.get(annotation, True)
     if not ok:
         problems.append(f"{where}: expected {annotation.__name__}, got {value!r}")
+        return None
+    if annotation is float and not math.isfinite(value):  # inf passes every `> 0` check and breaks JSON
+        problems.append(f"{where}: {value!r} is not a finite number")
         return None
     return float(value) if annotation is float else value
 

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from mythbench.config import EvalConfig, TrainConfig
 from mythbench.stats import wilson_interval
 
+NOT_APPLICABLE = {"kl": "not applicable: compares consecutive loops, and only one loop was evaluated"}
+
 
 def sweep_max_loops(train_loops: int, hardest_test_depth: int, cfg: EvalConfig) -> int:
     """The largest loop count evaluated: loops_factor x the training count, and at least depth_factor x what
@@ -107,12 +109,14 @@ def exit_indices(logits: torch.Tensor, mask: torch.Tensor, state_change: torch.T
     def per_seq(x: torch.Tensor) -> torch.Tensor:  # mean over each sequence's scored positions
         return (x * m).sum(-1) / m.sum(-1).clamp_min(1)
 
-    kl = (logp[1:].exp() * (logp[1:] - logp[:-1])).sum(-1)  # KL(p_t || p_{t-1}) per position
-    kl_seq = torch.cat([torch.full_like(per_seq(kl[:1]), float("inf")), per_seq(kl)])
+    rules: dict[str, torch.Tensor] = {}
+    if len(logits) >= 2:  # KL compares consecutive loops: not applicable to one loop (see NOT_APPLICABLE)
+        kl = (logp[1:].exp() * (logp[1:] - logp[:-1])).sum(-1)  # KL(p_t || p_{t-1}) per position
+        kl_seq = torch.cat([torch.full_like(per_seq(kl[:1]), float("inf")), per_seq(kl)])
+        rules["kl"] = first_below(kl_seq, cfg.kl_threshold)
     confidence = logp.exp().amax(-1)
     min_conf = torch.where(mask, confidence, torch.ones_like(confidence)).amin(-1)  # [T, B]
-    rules = {"kl": first_below(kl_seq, cfg.kl_threshold),
-             "confidence": first_below(-min_conf, -cfg.confidence_threshold)}
+    rules["confidence"] = first_below(-min_conf, -cfg.confidence_threshold)
     if state_change is not None:
         rules["delta_h"] = first_below(state_change, cfg.delta_h_threshold)
     return rules
@@ -141,7 +145,7 @@ def evaluate_looped(model: torch.nn.Module, batches: Callable[[int], tuple[np.nd
             exact = torch.stack([tallies[t].add(logits[t], tgt, msk) for t in range(max_loops)])  # [T, B]
             rules = exit_indices(logits, msk, out.seq_state_change.cpu(), cfg)
             if act:  # ACT's own readout is the last one (halted positions are frozen); loops = halting step
-                rules_used = {"act": (torch.full_like(rules["kl"], max_loops - 1),
+                rules_used = {"act": (torch.full_like(rules["confidence"], max_loops - 1),
                                       out.halt_steps.float().mean(-1).cpu())}
             else:
                 rules_used = {}
@@ -170,6 +174,8 @@ def evaluate_looped(model: torch.nn.Module, batches: Callable[[int], tuple[np.nd
             diag["halting"][str(d)] = {"mean": float(steps.mean()), "hist": hist.tolist()}
     if load_sum is not None:
         diag["expert_load"] = (load_sum / load_sum.sum(-1, keepdims=True)).tolist()
+    if max_loops < 2:
+        diag["early_exit_not_applicable"] = NOT_APPLICABLE
     return {"cells": cells, "early_exit": exits, "diagnostics": diag}
 
 

@@ -3,8 +3,9 @@
 Layout of a run directory:
     config.yaml                      the resolved run config
     code.sha256                      fingerprint of the source that computed the results
-    models/<name>/seed<k>/           model.safetensors, config.json, train_state.pt, result.json
+    models/<name>/seed<k>/           model.safetensors, config.json, result.json, ckpt-<step>/ (train_checkpoint.py)
     results.json, report.md, *.csv, *.png, log.txt
+    .lock                            names the one process writing the directory (runlock.py)
 A per-seed `result.json` marks that (model, seed) as done, so a killed run resumes where it stopped;
 a directory is resumed only with the same config and the same code, so it never mixes results.
 """
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import logging
 import os
 import platform
@@ -35,6 +35,8 @@ from mythbench.config import RunConfig, eval_difficulties, to_dict
 from mythbench.errors import ConfigError
 from mythbench.evaluate import evaluate_looped, evaluate_plain, rule_loops, sweep_max_loops
 from mythbench.io import atomic_write_json, atomic_write_text
+from mythbench.runlock import holds_run_dir
+from mythbench.safejson import read_json_file, walk_problems
 from mythbench.stats import summarize_model
 from mythbench.train import TrainOutcome, train_model, write_model_card
 
@@ -127,7 +129,7 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
     done = run_dir / "models" / plan.name / f"seed{seed}" / "result.json"
     if done.exists():
         log.info("%s seed %d: already done, reusing %s", plan.name, seed, done)
-        return json.loads(done.read_text())
+        return _stored_result(done)
     family = registry.get_family(plan.family)
     train_loops = getattr(plan.config, "train_loops", 1)
     model, outcome = train_cell(plan, seed, cfg, task, run_dir)
@@ -148,13 +150,37 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
             evaluation["diagnostics"]["spectral_radius"] = model.spectral_radius()
         else:
             evaluation = evaluate_plain(model, batches, difficulties, cfg.eval, cfg.device)
-        result.update(evaluation)
+        nonfinite = walk_problems(evaluation)
+        if nonfinite:  # outputs overflowed: the numbers cannot be scored (nor written as JSON)
+            log.warning("%s seed %d: evaluation gave non-finite numbers (%s); recorded as diverged",
+                        plan.name, seed, "; ".join(nonfinite[:3]))
+            result["status"] = "diverged"
+        else:
+            result.update(evaluation)
         log.info("%s seed %d: trained in %.1fs (final loss %.4f), evaluated in %.1fs", plan.name, seed,
                  outcome.wall_time_s, outcome.final_loss, time.perf_counter() - eval_started)
     else:
         log.warning("%s seed %d: loss became non-finite at step %d; recorded as diverged",
                     plan.name, seed, outcome.steps)
     atomic_write_json(done, result)
+    return result
+
+
+def _stored_result(path: Path) -> dict:
+    """A per-seed result an earlier run wrote (atomically): one that is not what this code writes was
+    tampered with or damaged, and is refused rather than reused or silently recomputed."""
+    from mythbench.schema import RUN
+
+    try:
+        result = read_json_file(path)
+    except ConfigError as e:
+        problems = e.problems
+    else:
+        problems = walk_problems(result)
+        if not problems:
+            RUN.check(result, "", problems)
+    if problems:
+        raise ConfigError([f"{path}: {p}" for p in problems] + [f"delete {path} to train and evaluate it again"])
     return result
 
 
@@ -223,17 +249,18 @@ def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
     code = code_fingerprint()
     stored, stored_code = run_dir / "config.yaml", run_dir / "code.sha256"
     problems = []
-    if stored.exists() and stored.read_text() != resolved:
+    if stored.exists() and stored.read_bytes() != resolved.encode():
         problems.append(f"{run_dir} holds a run with a different config")
-    if stored_code.exists() and stored_code.read_text().strip() != code:
+    if stored_code.exists() and stored_code.read_bytes().strip() != code.encode():
         problems.append(f"{run_dir} holds results computed by different code (source sha256 "
-                        f"{stored_code.read_text().strip()[:12]}…, now {code[:12]}…)")
+                        f"{stored_code.read_bytes().strip()[:12].decode(errors='replace')}…, now {code[:12]}…)")
     if problems:
         raise ConfigError([*problems, "pass --out to start a new run (or delete the directory)"])
     atomic_write_text(stored, resolved)
     atomic_write_text(stored_code, code + "\n")
 
 
+@holds_run_dir
 def run_benchmark(cfg: RunConfig, run_dir: Path, command: str, started: float | None = None) -> dict:
     """Train and evaluate every planned model at every seed; write results.json and the report. A sweep
     calls it after its engine has run every cell (so it only reads them), with the sweep's start time."""

@@ -25,6 +25,7 @@ from mythbench.config import RunConfig, to_dict
 from mythbench.errors import ConfigError
 from mythbench.harness import ModelPlan
 from mythbench.io import atomic_write_json, atomic_write_text
+from mythbench.runlock import holds_run_dir
 from mythbench.safejson import read_json_file, walk_problems
 
 LEVEL, FIT_SEED = 0.95, 0
@@ -179,6 +180,7 @@ def _notes(points: list[dict], headline: int) -> list[str]:
     return notes
 
 
+@holds_run_dir
 def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None = None) -> dict:
     """Train (or reuse) every ladder point at every seed, fit, write results.json, scale.md and plots. On the
     sweep engine (`--backend`) the points are trained as cells first; this then only reads them."""

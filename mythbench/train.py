@@ -8,7 +8,6 @@ its baselines train on identical examples.
 from __future__ import annotations
 
 import io
-import json
 import math
 import time
 from collections.abc import Callable
@@ -19,14 +18,17 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors
 from safetensors.torch import save as save_safetensors
 from tqdm import tqdm
 
 from mythbench import distributed
 from mythbench.config import TrainConfig
+from mythbench.errors import ConfigError
 from mythbench.fastpath import maybe_compile
 from mythbench.io import atomic_write_bytes, atomic_write_json
+from mythbench.train_checkpoint import Checkpoint, load_latest, save_checkpoint
 
 TRAIN_STATE = "train_state.pt"
 WEIGHTS = "model.safetensors"
@@ -105,23 +107,46 @@ def training_loss(forward: Callable[..., Any], tokens: torch.Tensor, targets: to
     return loss
 
 
-def save_weights(model: torch.nn.Module, path: Path) -> None:
+def weights_bytes(model: torch.nn.Module) -> bytes:
     # clone: safetensors refuses tensors that share storage (tied embeddings)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    atomic_write_bytes(path, save_safetensors(state))
+    return save_safetensors({k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()})
 
 
-def load_weights(model: torch.nn.Module, path: Path) -> None:
-    model.load_state_dict(load_safetensors(Path(path).read_bytes()))
+def load_weights(model: torch.nn.Module, path: Path, data: bytes | None = None) -> None:
+    """Load safetensors weights (from `data` if given); anything else is reported as what it is."""
+    try:
+        model.load_state_dict(load_safetensors(Path(path).read_bytes() if data is None else data))
+    except SafetensorError as e:
+        raise ConfigError(f"{path}: not a valid safetensors file ({e})") from None
+    except RuntimeError as e:  # a valid file whose tensors do not fit this model
+        raise ConfigError(f"{path}: weights do not fit the model in config.json "
+                          f"({str(e).splitlines()[0]})") from None
 
 
 def _save_state(ckpt_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int,
                 tokens: int, losses: list[float], elapsed: float) -> None:
-    save_weights(model, ckpt_dir / WEIGHTS)
     buf = io.BytesIO()
     torch.save({"step": step, "tokens": tokens, "losses": losses, "elapsed": elapsed,
                 "optimizer": opt.state_dict()}, buf)
-    atomic_write_bytes(ckpt_dir / TRAIN_STATE, buf.getvalue())
+    save_checkpoint(ckpt_dir, step, {WEIGHTS: weights_bytes(model), TRAIN_STATE: buf.getvalue()})
+
+
+def _restore(found: Checkpoint, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, int, list, float]:
+    """Load a checkpoint into model and optimiser; (step, tokens, losses, elapsed). Its files match their
+    checksums, so one that does not load was not written by this code: refuse it, never guess."""
+    load_weights(model, found.path / WEIGHTS, found.files[WEIGHTS])
+    where = found.path / TRAIN_STATE
+    try:
+        state = torch.load(io.BytesIO(found.files[TRAIN_STATE]), weights_only=True)
+        opt.load_state_dict(state["optimizer"])
+        out = int(state["step"]), int(state["tokens"]), [float(x) for x in state["losses"]], float(state["elapsed"])
+    except Exception as e:  # untrusted bytes: any failure (an unpickling refusal included) means the same
+        raise ConfigError([f"{where}: not a training state mythbench wrote, refused "
+                           f"({type(e).__name__}: {' '.join(str(e).split())[:200]})",
+                           f"delete {found.path} to resume from an earlier checkpoint or start over"]) from None
+    if out[0] != found.step:
+        raise ConfigError(f"{where}: holds step {out[0]}, but its checkpoint is step {found.step}")
+    return out
 
 
 def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], tuple[np.ndarray, ...]],
@@ -137,11 +162,9 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.95))
     start, tokens, losses, elapsed = 0, 0, [], 0.0
-    if (ckpt_dir / TRAIN_STATE).exists():
-        state = torch.load(ckpt_dir / TRAIN_STATE, weights_only=True)
-        load_weights(model, ckpt_dir / WEIGHTS)
-        opt.load_state_dict(state["optimizer"])
-        start, tokens, losses, elapsed = state["step"], state["tokens"], list(state["losses"]), state["elapsed"]
+    found = load_latest(ckpt_dir, {WEIGHTS, TRAIN_STATE})
+    if found is not None:
+        start, tokens, losses, elapsed = _restore(found, model, opt)
     # compile the method the loss calls (torch.compile(model) would only wrap `forward`)
     forward = maybe_compile(parallel.forward(model), cfg.compile)
     t0 = time.perf_counter() - elapsed
@@ -174,6 +197,9 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
                         refresh=False)
         if parallel.is_main and ((step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps):
             _save_state(ckpt_dir, model, opt, step + 1, tokens, losses, time.perf_counter() - t0)
+    if not all(torch.isfinite(p).all() for p in model.parameters()):  # the last step can diverge too
+        return TrainOutcome("diverged", cfg.steps, tokens, None, time.perf_counter() - t0)
+    atomic_write_bytes(ckpt_dir / WEIGHTS, weights_bytes(model))  # the trained model, for `mythbench eval`
     final = float(np.mean(losses[-20:])) if losses else None
     return TrainOutcome("complete", cfg.steps, tokens, final, time.perf_counter() - t0)
 
@@ -182,6 +208,3 @@ def write_model_card(ckpt_dir: Path, family: str, model_config: dict, extra: dic
     """`config.json` beside the weights: enough to rebuild the model for `mythbench eval`."""
     atomic_write_json(ckpt_dir / "config.json", {"family": family, "model_config": model_config, **extra})
 
-
-def read_model_card(ckpt_dir: Path) -> dict:
-    return json.loads((Path(ckpt_dir) / "config.json").read_text())

@@ -42,7 +42,7 @@ def test_same_seed_same_numbers_and_a_complete_run_directory(tmp_path):
     assert _cells(a) == _cells(b)
     run_dir = tmp_path / "a"
     for name in ("results.json", "config.yaml", "log.txt", "report.md", "cells.csv", "summary.csv",
-                 "models/rdt/seed0/model.safetensors", "models/rdt/seed0/train_state.pt",
+                 "models/rdt/seed0/model.safetensors", "models/rdt/seed0/ckpt-00000012/train_state.pt",
                  "models/iso-param/seed0/config.json"):
         assert (run_dir / name).exists(), name
     assert a["status"] == "complete" and a["task"]["fingerprint"]
@@ -61,9 +61,9 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
         cmd += ["--set", s]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    state = out / "models" / "rdt" / "seed0" / "train_state.pt"
+    seed_dir = out / "models" / "rdt" / "seed0"
     deadline = time.time() + 120
-    while not state.exists() and proc.poll() is None and time.time() < deadline:
+    while not list(seed_dir.glob("ckpt-*")) and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
     proc.send_signal(signal.SIGKILL)
     proc.wait()

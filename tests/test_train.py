@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 import torch
@@ -9,6 +11,13 @@ import torch
 from mythbench.config import TrainConfig
 from mythbench.model import RDTConfig, RecurrentDepthTransformer
 from mythbench.train import TRAIN_STATE, WEIGHTS, load_weights, train_model
+from mythbench.train_checkpoint import load_latest
+
+
+def saved_state(ckpt_dir) -> dict:
+    """The training state of the newest checkpoint in `ckpt_dir`."""
+    files = load_latest(ckpt_dir, {WEIGHTS, TRAIN_STATE}).files
+    return torch.load(io.BytesIO(files[TRAIN_STATE]), weights_only=True)
 
 
 def copy_batches(difficulty: int, n: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -28,7 +37,7 @@ def test_every_recipe_reduces_the_loss(recipe, tmp_path):
                       checkpoint_every=40)
     outcome = train_model(tiny(), copy_batches, [2, 3], cfg, seed=0, ckpt_dir=tmp_path, train_loops=3)
     assert outcome.status == "complete" and outcome.steps == 40
-    state = torch.load(tmp_path / TRAIN_STATE, weights_only=True)
+    state = saved_state(tmp_path)
     assert state["losses"][-1] < 0.7 * state["losses"][0]
 
 
@@ -53,7 +62,7 @@ def test_resuming_from_a_checkpoint_gives_the_same_weights(tmp_path):
 
     with pytest.raises(Crash):
         train_model(tiny(), crashing, [2, 3], cfg, seed=1, ckpt_dir=tmp_path / "resumed", train_loops=3)
-    assert torch.load(tmp_path / "resumed" / TRAIN_STATE, weights_only=True)["step"] == 5
+    assert saved_state(tmp_path / "resumed")["step"] == 5
     train_model(tiny(), copy_batches, [2, 3], cfg, seed=1, ckpt_dir=tmp_path / "resumed", train_loops=3)
     a, b = tiny(), tiny()
     load_weights(a, tmp_path / "straight" / WEIGHTS)

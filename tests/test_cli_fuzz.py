@@ -1,0 +1,159 @@
+"""The CLI under random input: random `--set` keys and values, and random damage to a run's files.
+
+Whatever the input: exit status 0 or 2, no traceback, and nothing half-written (no temporary file left,
+no results.json from a refused run, and every results.json written passes the schema). Time is bounded by
+construction, not measured: a fixed number of examples, each at most one tiny run (a one-loop RDT, one
+training step, no baseline; fuzzed values of the keys that set the size of a run are kept small).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from typer.testing import CliRunner
+
+from cli import app
+from mythbench.config import EvalConfig, ScaleConfig, TrainConfig
+from mythbench.model import RDTConfig
+from mythbench.schema import check_schema
+
+runner = CliRunner()
+BASE = ["model.d_model=16", "model.n_heads=2", "model.train_loops=1", "model.ffn=dense", "train.recipe=fixed",
+        "train.steps=1", "train.warmup_steps=0", "train.batch_size=4", "eval.loops_factor=1",
+        "eval.train_points=1", "baselines=[]"]
+KEYS = ([f"train.{f.name}" for f in dataclasses.fields(TrainConfig)]
+        + [f"eval.{f.name}" for f in dataclasses.fields(EvalConfig)]
+        + [f"scale.{f.name}" for f in dataclasses.fields(ScaleConfig)]
+        + [f"model.{f.name}" for f in dataclasses.fields(RDTConfig)]
+        + ["seeds", "device", "baselines", "task", "preset"])
+# keys whose value sets the work a valid run does: fuzzed with small or invalid values only
+SIZED = {"train.steps", "train.warmup_steps", "train.batch_size", "train.bwd_loops", "train.loops_per_difficulty",
+         "eval.loops_factor", "eval.chunk_size", "seeds", "baselines", "preset",
+         *(k for k in KEYS if k.startswith("model."))}
+ODD = [".inf", "-.inf", ".nan", "1e400", "1.0e+400", "[", "]", "{", "{a: 1}", "[1, 2]", "[]", "[[]]", "null", "~",
+       "true", "no", "''", "!!python/object/apply:os.system ['echo PWNED']", "&a [*a]", "0x10", "1_000", "1:2",
+       "é", "-", "[-1]", "[2147483648]", "[0, 0]", "cuda", "cuda:7", "cpu", "[iso-flop]", "[nope]", "standard"]
+
+
+def _plausible(key: str, value: object) -> str:
+    """A key's default as a --set value (sized integers capped at 4), so many examples are valid runs."""
+    small = key in SIZED and isinstance(value, int) and not isinstance(value, bool)
+    return json.dumps(min(value, 4) if small else value)
+
+
+PLAUSIBLE = {f"{section}.{f.name}": _plausible(f"{section}.{f.name}", getattr(cls(), f.name))
+             for section, cls in (("train", TrainConfig), ("eval", EvalConfig), ("scale", ScaleConfig),
+                                  ("model", RDTConfig))
+             for f in dataclasses.fields(cls)}
+SMALL = st.sampled_from(["-1", "0", "1", "2", "0.5", "-0.0", *ODD])
+ANY = st.one_of(SMALL, st.integers(-(2**70), 2**70).map(str), st.floats().map(repr),
+                st.text(max_size=6).filter(lambda t: "\n" not in t))
+JUNK_KEY = st.text("abcz._ 0=", min_size=0, max_size=8)
+
+
+@st.composite
+def overrides(draw: st.DrawFn) -> list[str]:
+    pairs = []
+    for _ in range(draw(st.integers(1, 2))):
+        key = draw(JUNK_KEY if draw(st.integers(0, 5)) == 0 else st.sampled_from(KEYS))
+        if key in PLAUSIBLE and draw(st.booleans()):
+            value = PLAUSIBLE[key]
+        else:
+            value = draw(SMALL if key in SIZED or key not in KEYS else ANY)
+        pairs.append(f"{key}={value}")
+    return pairs
+
+
+def _invoke(args: list[str]) -> int:
+    out = runner.invoke(app, args)
+    assert out.exit_code in (0, 2), f"exit {out.exit_code} for {args}: {out.exception!r}\n{out.output}"
+    assert "Traceback" not in out.output, out.output
+    return out.exit_code
+
+
+def _results(root: Path) -> dict[Path, bytes]:
+    return {path: path.read_bytes() for path in root.rglob("results.json")}
+
+
+def _nothing_half_written(root: Path, before: dict[Path, bytes]) -> None:
+    """No temporary file left, and every results.json the command wrote passes the schema."""
+    assert not [p for p in root.rglob("*.tmp")], "temporary files left behind"
+    for path, data in _results(root).items():
+        if before.get(path) != data:
+            assert check_schema(json.loads(data)) == [], path
+
+
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(pairs=overrides())
+def test_random_set_overrides_exit_0_or_2_and_leave_nothing_half_written(pairs):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "run"
+        args = ["run", "parity", "--out", str(out)] + [a for p in BASE + pairs for a in ("--set", p)]
+        code = _invoke(args)
+        if code == 2:
+            assert not (out / "results.json").exists()
+        _nothing_half_written(Path(tmp), {})
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run_dir = tmp_path_factory.mktemp("fuzz") / "run"
+    assert _invoke(["run", "parity", "--out", str(run_dir)] + [a for p in BASE for a in ("--set", p)]) == 0
+    return run_dir
+
+
+FILES = ["results.json", "config.yaml", "code.sha256", "models/rdt/seed0/config.json",
+         "models/rdt/seed0/model.safetensors", "models/rdt/seed0/result.json",
+         "models/rdt/seed0/ckpt-00000001/manifest.json", "models/rdt/seed0/ckpt-00000001/train_state.pt",
+         "models/rdt/seed0/ckpt-00000001/model.safetensors"]
+
+
+@st.composite
+def damage(draw: st.DrawFn) -> tuple[str, str, int, bytes]:
+    """(file, how, position, bytes): truncate at, flip the byte at, or replace with random bytes."""
+    return (draw(st.sampled_from(FILES)), draw(st.sampled_from(["truncate", "flip", "replace", "remove"])),
+            draw(st.integers(0, 10**6)), draw(st.binary(max_size=64)))
+
+
+def _damaged(data: bytes, how: str, at: int, junk: bytes) -> bytes:
+    at = at % max(1, len(data))
+    if how == "truncate":
+        return data[:at]
+    if how == "flip":
+        return data[:at] + bytes([data[at] ^ 0xFF]) + data[at + 1:] if data else junk
+    return junk
+
+
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(hurt=damage(),
+       command=st.sampled_from(["eval", "report", "verify", "submit", "resume", "retrain", "rescore"]))
+def test_commands_on_damaged_run_files_exit_0_or_2_and_leave_nothing_half_written(finished_run, hurt, command):
+    name, how, at, junk = hurt
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run"
+        shutil.copytree(finished_run, run)
+        target = run / name
+        if how == "remove":
+            target.unlink()
+        else:
+            target.write_bytes(_damaged(target.read_bytes(), how, at, junk))
+        commands = {"eval": ["eval", str(run / "models/rdt/seed0"), "--task", "parity", "--difficulties", "16"],
+                    "report": ["report", str(run)], "verify": ["verify", str(run)],
+                    "submit": ["submit", str(run / "results.json"), "--results-dir", str(Path(tmp) / "board")],
+                    "rescore": ["verify", "--rescore", str(run / "results.json"), "--checkpoint", str(run)],
+                    "resume": ["run", "parity", "--out", str(run)] + [a for p in BASE for a in ("--set", p)]}
+        if command == "retrain":  # without its result the model resumes from its (damaged) checkpoint
+            (run / "models/rdt/seed0/result.json").unlink(missing_ok=True)
+        before = _results(Path(tmp))
+        _invoke(commands.get(command, commands["resume"]))
+        _nothing_half_written(Path(tmp), before)
