@@ -49,7 +49,8 @@ MUST_HAVE = [("schema_version",), ("kind",), ("status",), ("task",), ("task", "f
              ("models",), ("models", 0, "name"), ("models", 0, "family"), ("models", 0, "params"),
              ("models", 0, "runs"), ("models", 0, "summary"), ("models", 0, "runs", 0, "seed"),
              ("models", 0, "runs", 0, "status"), ("models", 0, "runs", 0, "train"),
-             ("models", 0, "runs", 0, "cells"), ("models", 0, "summary", 0, "best")]
+             ("models", 0, "runs", 0, "cells"), ("models", 0, "summary", 0, "oracle_best"),
+             ("models", 0, "summary", 0, "headline"), ("models", 0, "loop_rule"), ("evaluation",)]
 
 
 def _dotted(path: tuple) -> str:
@@ -78,7 +79,7 @@ def test_the_leaderboard_lists_the_best_model_at_the_largest_difficulty_first(tm
                   "tie-lower-2x": ("0.5", "0.4")}
     rows = [{**template, "model": name, "acc_max": acc_max, "acc_2x": acc_2x, "content_hash": name}
             for name, (acc_max, acc_2x) in accuracies.items()]
-    table = [line.split("|")[1].strip() for line in render_markdown(rows).splitlines()
+    table = [line.split("|")[1].strip() for line in render_markdown(rows, {}).splitlines()
              if line.startswith("| ") and not line.startswith("| model")]
     assert table == ["best", "middling", "tie-lower-2x", "worst"]
 
@@ -92,4 +93,4 @@ def test_the_stored_leaderboard_is_in_that_order_too(tmp_path):
     order = [float(r["acc_max"]) for r in rows]
     shown = [line for line in (tmp_path / "board" / "LEADERBOARD.md").read_text().splitlines()
              if line.startswith("| ") and not line.startswith("| model")]
-    assert [f"{a:.3f}" for a in sorted(order, reverse=True)] == [line.split("|")[7].split()[0] for line in shown]
+    assert [f"{a:.3f}" for a in sorted(order, reverse=True)] == [line.split("|")[8].split()[0] for line in shown]
