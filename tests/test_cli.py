@@ -12,7 +12,7 @@ from cli import app
 runner = CliRunner()
 TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.train_loops=2",
         "--set", "train.steps=6", "--set", "train.warmup_steps=1", "--set", "eval.loops_factor=2",
-        "--set", "baselines=[iso-param]"]
+        "--set", "eval.depth_factor=0", "--set", "baselines=[iso-param]"]
 
 
 def test_help_and_ls():

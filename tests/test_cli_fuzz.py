@@ -27,7 +27,7 @@ from mythbench.schema import check_schema
 runner = CliRunner()
 BASE = ["model.d_model=16", "model.n_heads=2", "model.train_loops=1", "model.ffn=dense", "train.recipe=fixed",
         "train.steps=1", "train.warmup_steps=0", "train.batch_size=4", "eval.loops_factor=1",
-        "eval.train_points=1", "baselines=[]"]
+        "eval.depth_factor=0", "eval.train_points=1", "baselines=[]"]
 KEYS = ([f"train.{f.name}" for f in dataclasses.fields(TrainConfig)]
         + [f"eval.{f.name}" for f in dataclasses.fields(EvalConfig)]
         + [f"scale.{f.name}" for f in dataclasses.fields(ScaleConfig)]
@@ -35,7 +35,7 @@ KEYS = ([f"train.{f.name}" for f in dataclasses.fields(TrainConfig)]
         + ["seeds", "device", "baselines", "task", "preset"])
 # keys whose value sets the work a valid run does: fuzzed with small or invalid values only
 SIZED = {"train.steps", "train.warmup_steps", "train.batch_size", "train.bwd_loops", "train.loops_per_difficulty",
-         "eval.loops_factor", "eval.chunk_size", "seeds", "baselines", "preset",
+         "eval.loops_factor", "eval.depth_factor", "eval.chunk_size", "seeds", "baselines", "preset",
          *(k for k in KEYS if k.startswith("model."))}
 ODD = [".inf", "-.inf", ".nan", "1e400", "1.0e+400", "[", "]", "{", "{a: 1}", "[1, 2]", "[]", "[[]]", "null", "~",
        "true", "no", "''", "!!python/object/apply:os.system ['echo PWNED']", "&a [*a]", "0x10", "1_000", "1:2",
@@ -43,9 +43,10 @@ ODD = [".inf", "-.inf", ".nan", "1e400", "1.0e+400", "[", "]", "{", "{a: 1}", "[
 
 
 def _plausible(key: str, value: object) -> str:
-    """A key's default as a --set value (sized integers capped at 4), so many examples are valid runs."""
-    small = key in SIZED and isinstance(value, int) and not isinstance(value, bool)
-    return json.dumps(min(value, 4) if small else value)
+    """A key's default as a --set value (sized integers capped at 4, sized floats at 0.25), so many examples
+    are valid runs that finish quickly."""
+    sized = key in SIZED and isinstance(value, int | float) and not isinstance(value, bool)
+    return json.dumps(min(value, 4 if isinstance(value, int) else 0.25) if sized else value)
 
 
 PLAUSIBLE = {f"{section}.{f.name}": _plausible(f"{section}.{f.name}", getattr(cls(), f.name))

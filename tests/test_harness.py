@@ -22,7 +22,7 @@ from mythbench.model import RDTConfig, RecurrentDepthTransformer
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2",
         "train.steps=12", "train.batch_size=8", "train.warmup_steps=2", "train.checkpoint_every=4",
-        "eval.loops_factor=2", "baselines=[iso-param]"]
+        "eval.loops_factor=2", "eval.depth_factor=0", "baselines=[iso-param]"]
 
 
 def _cells(results: dict) -> list:

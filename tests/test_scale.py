@@ -33,7 +33,7 @@ from tasks import get_task
 
 TINY = ["scale.widths=[8,16,24,32,40]", "scale.head_dim=8", "scale.steps=6", "scale.loop_counts=[1,2]",
         "scale.n_bootstrap=20", "train.batch_size=8", "train.warmup_steps=2", "eval.loops_factor=2",
-        "eval.train_points=2"]
+        "eval.depth_factor=0", "eval.train_points=2"]
 E, A, ALPHA, PHI, ONCE = 0.2, 20.0, 0.4, 0.5, 0.3  # the synthetic laws: rdt N_eq/N = ONCE + (1-ONCE)*r^PHI
 
 

@@ -27,6 +27,7 @@ from tasks import get_task
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=4",
         "train.batch_size=8", "train.warmup_steps=1", "train.checkpoint_every=2", "eval.loops_factor=1",
+        "eval.depth_factor=0",
         "eval.train_points=1"]
 GRID = {"tasks": ["parity"], "seeds": 2, "baselines": [], "set": TINY}
 REPORT_FILES = ("cells.csv", "summary.csv", "early_exit.csv")
@@ -199,6 +200,7 @@ def test_submitit_local_executor_sweep_gives_the_serial_results(tmp_path, serial
 def test_a_scale_ladder_on_the_engine_is_the_serial_ladder(tmp_path, monkeypatch):
     tiny = ["scale.widths=[8,16,24,32,40]", "scale.head_dim=8", "scale.steps=3", "scale.loop_counts=[2]",
             "scale.n_bootstrap=20", "train.batch_size=8", "train.warmup_steps=1", "eval.loops_factor=1",
+            "eval.depth_factor=0",
             "eval.train_points=1"]
     cfg = resolve_run_config("parity", "quick", None, tiny)
     args = ["scale", "parity", "--backend", "local", "--workers", "2", "--out", str(tmp_path / "engine")]
