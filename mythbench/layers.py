@@ -256,9 +256,10 @@ class Experts(nn.Module):
 
 
 def _grouped_mm_works(xs: Tensor, w: Tensor) -> bool:
-    """PyTorch's grouped matmul runs on CPU in any float dtype (on CUDA it wants bf16 and recent GPUs, so
-    CUDA takes the sliced path) and needs rows that are multiples of 16 bytes."""
-    return xs.device.type == "cpu" and all(n * xs.element_size() % 16 == 0 for n in (xs.shape[1], w.shape[2]))
+    """PyTorch's grouped matmul runs on CPU in fp32, bf16 and fp16, not fp64 (on CUDA it wants bf16 and recent
+    GPUs, so CUDA takes the sliced path), and needs rows that are multiples of 16 bytes."""
+    return (xs.device.type == "cpu" and xs.dtype in (torch.float32, torch.bfloat16, torch.float16)
+            and all(n * xs.element_size() % 16 == 0 for n in (xs.shape[1], w.shape[2])))
 
 
 def _grouped_mm(xs: Tensor, w: Tensor, counts: Tensor) -> Tensor:

@@ -204,6 +204,14 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
     return TrainOutcome("complete", cfg.steps, tokens, final, time.perf_counter() - t0)
 
 
+def recorded_losses(ckpt_dir: Path) -> list[float]:
+    """The per-step training losses stored with the latest complete checkpoint in `ckpt_dir`."""
+    found = load_latest(ckpt_dir, {WEIGHTS, TRAIN_STATE})
+    if found is None:
+        raise ConfigError(f"{ckpt_dir}: no complete checkpoint")
+    return [float(x) for x in torch.load(io.BytesIO(found.files[TRAIN_STATE]), weights_only=True)["losses"]]
+
+
 def write_model_card(ckpt_dir: Path, family: str, model_config: dict, extra: dict) -> None:
     """`config.json` beside the weights: enough to rebuild the model for `mythbench eval`."""
     atomic_write_json(ckpt_dir / "config.json", {"family": family, "model_config": model_config, **extra})

@@ -18,7 +18,7 @@ import torch.multiprocessing as mp
 from mythbench import distributed, harness
 from mythbench.config import TrainConfig, resolve_run_config
 from mythbench.model import RDTConfig, RecurrentDepthTransformer
-from mythbench.train import TRAIN_STATE, train_model
+from mythbench.train import recorded_losses, train_model
 
 ROOT = Path(__file__).resolve().parent.parent
 # An RDT with the quick preset's MoE FFN (bias balancing), so the summed balance counts are exercised.
@@ -30,7 +30,7 @@ LOSS_TOLERANCE = 1e-5  # absolute, per step; measured differences are ~1e-7 (flo
 
 
 def _losses(run_dir: Path) -> np.ndarray:
-    return np.array(torch.load(run_dir / "models/rdt/seed0/train_state.pt", weights_only=True)["losses"])
+    return np.array(recorded_losses(run_dir / "models/rdt/seed0"))
 
 
 def _uneven_batches(difficulty: int, n: int, seed: int) -> tuple[np.ndarray, ...]:
@@ -81,8 +81,7 @@ def test_shards_with_unequal_target_counts_still_train_the_single_process_run(tm
         port = sock.getsockname()[1]
     mp.spawn(_rank, args=(port, tmp_path / "ddp"), nprocs=2)
     _train_uneven(tmp_path / "single")
-    single, ddp = (np.array(torch.load(tmp_path / name / TRAIN_STATE, weights_only=True)["losses"])
-                   for name in ("single", "ddp"))
+    single, ddp = (np.array(recorded_losses(tmp_path / name)) for name in ("single", "ddp"))
     assert len(ddp) == 6 and np.max(np.abs(single - ddp)) < LOSS_TOLERANCE, (single, ddp)
 
 

@@ -12,7 +12,7 @@ import torch
 
 from mythbench import RDTConfig, RecurrentDepthTransformer
 from mythbench.config import TrainConfig
-from mythbench.train import TRAIN_STATE, train_model
+from mythbench.train import recorded_losses, train_model
 
 CFG = RDTConfig(vocab_size=8, d_model=32, n_heads=2, attention="mla", kv_latent_dim=16, rope_head_dim=8,
                 ffn="moe", n_experts=4, expert_hidden=16, lora_rank=2, train_loops=3)
@@ -28,7 +28,7 @@ def losses(tmp_path, name: str, **fast: bool) -> list[float]:
     cfg = TrainConfig(steps=6, batch_size=8, warmup_steps=1, recipe="parcae", bwd_loops=2, **fast)
     out = train_model(RecurrentDepthTransformer(CFG), copy_batch, [6], cfg, 0, tmp_path / name, train_loops=3)
     assert out.status == "complete"
-    return torch.load(tmp_path / name / TRAIN_STATE, weights_only=True)["losses"]
+    return recorded_losses(tmp_path / name)
 
 
 def test_bf16_autocast_losses_track_fp32(tmp_path):

@@ -216,7 +216,9 @@ def test_semantic_rules(path: tuple, value: Any, message: str) -> None:
 def test_kind_and_version_are_checked_first() -> None:
     assert check_schema({**DOC, "kind": "sweep"}) == [
         "kind: 'sweep' is not a known kind for schema_version 1 (known: 'run', 'scale')"]
-    assert check_schema({**DOC, "schema_version": 2})[0].startswith("schema_version: 2 is not a known schema")
+    assert check_schema({**DOC, "schema_version": 3})[0].startswith("schema_version: 3 is not a known schema")
+    assert check_schema({**DOC, "schema_version": 2}) == [
+        "kind: 'scale' is not a known kind for schema_version 2 (known: 'run')"]
     assert "models: required field is missing" in check_schema({**DOC, "kind": "run"})
 
 

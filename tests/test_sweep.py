@@ -27,8 +27,7 @@ from tasks import get_task
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=4",
         "train.batch_size=8", "train.warmup_steps=1", "train.checkpoint_every=2", "eval.loops_factor=1",
-        "eval.depth_factor=0",
-        "eval.train_points=1"]
+        "eval.depth_factor=0", "eval.train_points=1"]
 GRID = {"tasks": ["parity"], "seeds": 2, "baselines": [], "set": TINY}
 REPORT_FILES = ("cells.csv", "summary.csv", "early_exit.csv")
 
@@ -141,7 +140,7 @@ def _kill_when_training(run_dir: Path, seed: int, killed: list[int]) -> None:
     marker = f"rdt seed {seed}: cell started in process "
     deadline = time.time() + 180
     while time.time() < deadline and not (seed_dir / "result.json").exists():
-        if (seed_dir / "train_state.pt").exists() and log_file.exists():
+        if any(seed_dir.glob("ckpt-*")) and log_file.exists():
             pids = [int(line.split(marker)[1].split()[0]) for line in log_file.read_text().splitlines()
                     if marker in line]
             os.kill(pids[-1], signal.SIGKILL)
