@@ -37,6 +37,7 @@ from mythbench.evaluate import evaluate_looped, evaluate_plain, rule_loops, swee
 from mythbench.io import atomic_write_json, atomic_write_text
 from mythbench.runlock import holds_run_dir
 from mythbench.safejson import read_json_file, walk_problems
+from mythbench.schema import RUN
 from mythbench.stats import summarize_model
 from mythbench.train import TrainOutcome, train_model, write_model_card
 
@@ -169,8 +170,6 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
 def _stored_result(path: Path) -> dict:
     """A per-seed result an earlier run wrote (atomically): one that is not what this code writes was
     tampered with or damaged, and is refused rather than reused or silently recomputed."""
-    from mythbench.schema import RUN
-
     try:
         result = read_json_file(path)
     except ConfigError as e:

@@ -54,12 +54,13 @@ class Batch:
     def concat(parts: Sequence[Batch]) -> Batch:
         return Batch(*(np.concatenate([getattr(p, f) for p in parts]) for f in _BATCH_FIELDS))
 
-    def with_bos(self, bos: int) -> Batch:
-        """The same instances with a BOS column in front, unscored and unsupervised."""
+    def prefixed(self, token: int, width: int = 1) -> Batch:
+        """The same instances behind `width` columns of `token` (BOS, or left padding), unscored and
+        unsupervised."""
         n = len(self)
-        col = np.full((n, 1), bos, dtype=np.int64)
-        off = np.zeros((n, 1), dtype=bool)
-        return Batch(np.concatenate([col, self.tokens], 1), np.concatenate([np.zeros_like(col), self.targets], 1),
+        cols = np.full((n, width), token, dtype=np.int64)
+        off = np.zeros((n, width), dtype=bool)
+        return Batch(np.concatenate([cols, self.tokens], 1), np.concatenate([np.zeros_like(cols), self.targets], 1),
                      np.concatenate([off, self.mask], 1), np.concatenate([off, self.supervised], 1))
 
 
@@ -159,7 +160,7 @@ class Family(ABC):
 
     def sample(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
         """`n` independent instances of exactly `difficulty`, each starting with BOS."""
-        return self.sample_body(rng, difficulty, n).with_bos(self.id(BOS))
+        return self.sample_body(rng, difficulty, n).prefixed(self.id(BOS))
 
     def solve(self, tokens: Sequence[str]) -> Solution:
         """The reference answer for one whole instance (BOS first), from its decoded tokens."""
@@ -225,10 +226,7 @@ def in_test_region(tokens: np.ndarray) -> np.ndarray:
 
 def pad_left(tokens: np.ndarray, targets: np.ndarray, length: int, blank: int) -> Batch:
     """Instances whose every position is scored, left-padded with unscored `blank`s to `length` tokens."""
-    n, pad = tokens.shape[0], length - tokens.shape[1]
-    blanks = np.full((n, pad), blank, dtype=np.int64)
-    mask = np.concatenate([np.zeros((n, pad), dtype=bool), np.ones(tokens.shape, dtype=bool)], 1)
-    return Batch.scored(np.concatenate([blanks, tokens], 1), np.concatenate([np.zeros_like(blanks), targets], 1), mask)
+    return Batch.scored(tokens, targets, np.ones(tokens.shape, dtype=bool)).prefixed(blank, length - tokens.shape[1])
 
 
 def count_left_blanks(family: str, tokens: Sequence[str], blank: str, context: int) -> int:

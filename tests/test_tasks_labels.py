@@ -129,7 +129,7 @@ def test_chain_training_supervision_is_dense_but_never_deeper_than_the_difficult
     for d in task.spec.train_difficulties:
         batch = task.generate("train", d, 200, 0)
         assert (batch.supervised.sum(axis=1) >= d + 1).all()
-        assert batch.supervised.sum(axis=1).mean() > 10
+        assert batch.supervised.sum(axis=1).mean() > 40  # measured 47-65 per instance at d = 1..6
 
 
 def test_fixed_context_variants_pad_with_blanks_that_change_nothing():

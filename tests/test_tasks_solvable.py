@@ -79,7 +79,7 @@ def test_the_check_catches_the_old_parity_format():
         model = build(family, task, "rope")
         outputs, targets = scored_outputs(model, body.tokens, body.targets, body.mask)
         assert indistinguishable_pairs(outputs, targets) > 0
-        with_bos = body.with_bos(task.family.id("<bos>"))
+        with_bos = body.prefixed(task.family.id("<bos>"))
         outputs, targets = scored_outputs(model, with_bos.tokens, with_bos.targets, with_bos.mask)
         assert indistinguishable_pairs(outputs, targets) == 0
 
