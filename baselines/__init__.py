@@ -17,12 +17,20 @@ from mythbench.registry import ModelFamily, load_plugins, register_family
 
 register_family("standard", ModelFamily(RDTConfig.from_dict, StandardTransformer, looped=False))
 
+# The positive control differs from the RDT under test in these fields only (same width, layers, injection
+# and loop count). Position enters only through a short convolution, which is the same at every length,
+# as DT-nets' convolutions; docs/tuning.md has the experiments behind each choice.
+CONTROL = {"attention": "mha", "ffn": "dense", "lora_rank": 0, "act": False, "positional": "none", "conv_kernel": 3}
+
 # name -> (family, role, description, builder)
 BASELINES: dict[str, tuple[str, str, str, Callable[[RDTConfig], RDTConfig]]] = {
     "iso-param": ("standard", "iso-param", "standard transformer, same unique parameters (within 2%)",
                   iso_param),
     "iso-flop": ("standard", "iso-flop", "standard transformer, same forward FLOPs/token (within 5%)",
                  iso_flop),
+    "control": ("rdt", "control", "positive control: a plain looped transformer (MHA, dense FFN, no positions, a "
+                "short convolution, LTI injection, no LoRA or ACT), the simplest design expected to extrapolate",
+                ablation(**CONTROL)),
     "no-injection": ("rdt", "ablation:no-injection", "RDT without input re-injection (Universal "
                      "Transformer style)", ablation(injection="none", init_state="embedding")),
     "additive": ("rdt", "ablation:additive", "RDT with additive injection h + e (rho = 1)",

@@ -20,7 +20,8 @@ import yaml
 from mythbench.errors import ConfigError
 
 PRESET_DIR = Path(__file__).parent / "presets"
-RECIPES = ("fixed", "parcae", "huginn", "progressive", "tied")
+RECIPES = ("fixed", "parcae", "huginn", "progressive", "tied")  # loop schedules; "progressive" = fixed + DT-nets term
+READOUT_LOSSES = ("last", "tail")
 EXIT_RULES = ("act", "delta_h", "kl", "confidence")
 LOOP_RULES = ("difficulty", "train")  # the headline's loop count per difficulty, fixed before any test label
 
@@ -40,8 +41,19 @@ class TrainConfig:
     bwd_loops: int = 4  # truncated backprop depth for the random-loop recipes (Parcae mu_bwd)
     huginn_sigma: float = 0.5
     progressive_alpha: float = 0.5  # DT-nets weight of the progressive term
+    progressive: bool = False  # add the DT-nets progressive term under any loop schedule (Bansal et al. 2022)
     loops_per_difficulty: float = 1.0  # `tied` recipe: loops = ceil(this * difficulty) (Fan et al.)
+    # `tied`: loops drawn uniformly from [base, ceil(base * (1 + loop_jitter))], base = the tied count, so
+    # the model also trains at loop counts above the depth the instance needs
+    loop_jitter: float = 0.0
+    # "last": loss on the readout after the last loop; "tail" (`tied` only): mean loss over the readouts
+    # after every loop from the tied count to the last, so extra loops are trained to hold the answer
+    # (Yang et al. 2023 average the last loops' losses)
+    readout_loss: str = "last"
     curriculum_fraction: float = 0.0  # share of steps over which the max train difficulty ramps up
+    # train only on training difficulties <= this (0 = all): a tuning run holds the larger training
+    # difficulties out as a validation set for extrapolation, so no test difficulty is ever used to choose
+    max_difficulty: int = 0
     checkpoint_every: int = 100
     bf16: bool = False
     compile: bool = False
@@ -50,12 +62,29 @@ class TrainConfig:
         p = _positive(self, ["steps", "batch_size", "lr", "bwd_loops", "checkpoint_every",
                              "loops_per_difficulty", "grad_clip"])
         p += _in_range(self, {"weight_decay": (0, 10), "min_lr_ratio": (0, 1), "huginn_sigma": (0, 5),
-                              "progressive_alpha": (0, 1), "curriculum_fraction": (0, 1)})
+                              "progressive_alpha": (0, 1), "curriculum_fraction": (0, 1),
+                              "loop_jitter": (0, 16)})
+        if self.max_difficulty < 0:
+            p.append(f"train.max_difficulty: {self.max_difficulty} must be >= 0 (0 = every training difficulty)")
+        if self.readout_loss not in READOUT_LOSSES:
+            p.append(f"train.readout_loss: {self.readout_loss!r} is not one of {', '.join(READOUT_LOSSES)}")
+        elif self.readout_loss == "tail" and self.recipe != "tied":
+            p.append("train.readout_loss: 'tail' needs train.recipe 'tied' (the tail starts at the tied count)")
+        if self.loop_jitter and self.recipe != "tied":
+            p.append("train.loop_jitter: only the 'tied' recipe samples loops around its tied count")
         if not 0 <= self.warmup_steps < max(self.steps, 1):
             p.append(f"train.warmup_steps: {self.warmup_steps} must be in [0, train.steps)")
         if self.recipe not in RECIPES:
             p.append(f"train.recipe: {self.recipe!r} is not one of {', '.join(RECIPES)}")
         return p
+
+    def trained_difficulties(self, difficulties: list[int]) -> list[int]:
+        """The training difficulties this config trains on (all, or those <= max_difficulty)."""
+        return sorted(d for d in difficulties if not self.max_difficulty or d <= self.max_difficulty)
+
+    @property
+    def uses_progressive(self) -> bool:
+        return self.progressive or self.recipe == "progressive"
 
 
 @dataclass

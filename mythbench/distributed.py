@@ -124,8 +124,9 @@ def check(cfg: RunConfig, world: int) -> list[str]:
     problems = []
     if cfg.train.batch_size % world:
         problems.append(f"train.batch_size: {cfg.train.batch_size} does not split evenly over {world} ranks")
-    if cfg.train.recipe == "progressive":
-        problems.append("train.recipe: progressive runs two forward passes per step, which DDP does not allow")
+    if cfg.train.uses_progressive:
+        problems.append("train.progressive: the progressive term runs two forward passes per step, which DDP "
+                        "does not allow")
     if cfg.device.startswith("cuda:"):
         problems.append(f"device: {cfg.device!r} under torchrun; use cuda (each rank takes its LOCAL_RANK GPU)")
     return problems

@@ -67,10 +67,6 @@ def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
         rdt_cfg = rdt_family.config_from_dict(model_dict)
     except ConfigError as e:
         raise ConfigError([f"model.{p}" for p in e.problems]) from None
-    if rdt_cfg.positional == "none" and not rdt_cfg.causal:
-        raise ConfigError(f"model.positional: 'none' with the bidirectional task {task.spec.name!r} reads each "
-                          "instance as a bag of tokens (attention is then permutation-equivariant); use rope or "
-                          "learned")
     plans = [ModelPlan("rdt", "rdt", "rdt", rdt_cfg)]
     problems = []
     for name in cfg.baselines:
@@ -80,6 +76,13 @@ def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
             problems += [f"baselines: {p}" for p in e.problems]
             continue
         plans.append(ModelPlan(name, family, role, bcfg))
+    for plan in plans:
+        c = plan.config
+        if getattr(c, "positional", None) == "none" and not getattr(c, "conv_kernel", 0) and not c.causal:
+            where = "model" if plan.role == "rdt" else f"baselines: {plan.name}"
+            problems.append(f"{where}: positional 'none' without a convolution reads each instance of the "
+                            f"bidirectional task {task.spec.name!r} as a bag of tokens (attention is then "
+                            "permutation-equivariant); use rope, learned or model.conv_kernel > 0")
     if problems:
         raise ConfigError(problems)
     return plans
@@ -203,7 +206,8 @@ def _loop_rule(train_loops: int | None, cfg: RunConfig, task: Any) -> dict | Non
         return None
     difficulties = eval_difficulties(task.spec.train_difficulties, task.spec.test_difficulties,
                                      cfg.eval.train_points)
-    loops = rule_loops(cfg.eval.loop_rule, difficulties, max(task.spec.train_difficulties), train_loops,
+    hardest = max(cfg.train.trained_difficulties(task.spec.train_difficulties), default=1)
+    loops = rule_loops(cfg.eval.loop_rule, difficulties, hardest, train_loops,
                        cfg.train, max_eval_loops(train_loops, cfg, task))
     return {"name": cfg.eval.loop_rule, "loops": {str(d): n for d, n in loops.items()}}
 

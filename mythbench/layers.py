@@ -365,11 +365,31 @@ class MoE(nn.Module):
         self.load_sum.zero_()
 
 
+class ShortConv(nn.Module):
+    """Depthwise convolution over positions, then a linear map: each position reads its neighbours'
+    states with the same weights at every position and length (causal: the kernel - 1 previous ones;
+    bidirectional: centred). Padding is zeros, so the first positions see nothing before them."""
+
+    def __init__(self, cfg: RDTConfig):
+        super().__init__()
+        k = cfg.conv_kernel
+        self.pad = (k - 1, 0) if cfg.causal else ((k - 1) // 2, k // 2)
+        self.weight = nn.Parameter(torch.randn(cfg.d_model, 1, k) / math.sqrt(k))
+        self.proj = _linear(cfg.d_model, cfg.d_model, resid_std(cfg))
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.conv1d(F.pad(x.transpose(1, 2), self.pad), self.weight.to(x.dtype), groups=x.shape[-1])
+        return self.proj(y.transpose(1, 2))
+
+
 class TransformerBlock(nn.Module):
-    """Pre-norm attention + FFN. `loop` picks the router's loop embedding; `lora` adds per-loop adapters."""
+    """Pre-norm [short convolution +] attention + FFN. `loop` picks the router's loop embedding; `lora`
+    adds per-loop adapters."""
 
     def __init__(self, cfg: RDTConfig, moe: bool = False):
         super().__init__()
+        self.conv = ShortConv(cfg) if cfg.conv_kernel else None
+        self.conv_norm = RMSNorm(cfg.d_model, cfg.norm_eps) if cfg.conv_kernel else None
         self.attn_norm, self.ffn_norm = RMSNorm(cfg.d_model, cfg.norm_eps), RMSNorm(cfg.d_model, cfg.norm_eps)
         self.attn: Attention | MLAttention = MLAttention(cfg) if cfg.attention == "mla" else Attention(cfg)
         self.ffn: MoE | SwiGLU = (
@@ -377,6 +397,8 @@ class TransformerBlock(nn.Module):
         )
 
     def forward(self, x: Tensor, loop: int = 0, lora: LoRA | None = None) -> Tensor:
+        if self.conv is not None:
+            x = x + self.conv(self.conv_norm(x))
         x = x + self.attn(self.attn_norm(x), loop, lora)
         h = self.ffn_norm(x)
         return x + (self.ffn(h, loop) if isinstance(self.ffn, MoE) else self.ffn(h))

@@ -39,7 +39,7 @@ _MIN = {  # inclusive lower bounds
     "vocab_size": 2, "max_seq_len": 1, "d_model": 1, "n_heads": 1, "n_kv_heads": 1, "prelude_layers": 0,
     "recurrent_layers": 1, "coda_layers": 0, "kv_latent_dim": 1, "q_latent_dim": 0, "rope_head_dim": 0,
     "ffn_hidden": 1, "n_experts": 1, "n_shared_experts": 0, "expert_hidden": 1, "top_k": 1,
-    "router_max_loops": 1, "lora_rank": 0, "lora_max_loops": 1, "train_loops": 1,
+    "router_max_loops": 1, "lora_rank": 0, "conv_kernel": 0, "lora_max_loops": 1, "train_loops": 1,
     "bias_update_rate": 0.0, "aux_loss_weight": 0.0, "ponder_weight": 0.0,
 }  # fmt: skip
 _POSITIVE = ("rope_theta", "norm_eps", "init_std")
@@ -65,6 +65,9 @@ class RDTConfig:
     rope_head_dim: int = 8  # mla: decoupled rope key/query width, the key shared by all heads
     positional: str = "rope"
     rope_theta: float = 10000.0
+    # width of a short convolution over positions in every block (0 = off): locality that is the same at
+    # every position and every length, as DT-nets' convolutions (causal tasks: the k - 1 previous positions)
+    conv_kernel: int = 0
     causal: bool = True
     ffn: str = "dense"
     ffn_hidden: int = 176  # dense SwiGLU hidden width (~8/3 d_model)

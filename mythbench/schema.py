@@ -37,7 +37,7 @@ SCHEMA_VERSIONS = (1, 2)
 LOOP_RULES = ("difficulty", "train")
 TASK_NAME_RE = r"[a-z][a-z0-9_-]{0,63}"
 MODEL_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}"
-ROLE_RE = r"rdt|iso-param|iso-flop|ablation:[a-z0-9][a-z0-9_-]{0,47}"
+ROLE_RE = r"rdt|control|iso-param|iso-flop|ablation:[a-z0-9][a-z0-9_-]{0,47}"
 PARAM_KEYS = ("total", "unique", "active", "once", "recurrent")
 
 _STAT = {"mean": Num(0, 1), "std": Num(0), "ci_low": Num(0, 1), "ci_high": Num(0, 1)}

@@ -81,22 +81,41 @@ def loop_schedule(step: int, difficulty: int, train_loops: int, cfg: TrainConfig
         rate = rng.lognormal(math.log(train_loops) - cfg.huginn_sigma**2 / 2, cfg.huginn_sigma)
         loops = max(1, int(rng.poisson(rate)))
         return loops, min(cfg.bwd_loops, loops)
-    if cfg.recipe == "tied":  # loops grow with the instance (Fan et al.)
-        return max(1, math.ceil(cfg.loops_per_difficulty * difficulty)), None
+    if cfg.recipe == "tied":  # loops grow with the instance (Fan et al.), optionally jittered upwards
+        base = tied_loops(difficulty, cfg)
+        return int(rng.integers(base, math.ceil(base * (1 + cfg.loop_jitter)) + 1)), None
     return train_loops, None
+
+
+def tied_loops(difficulty: int, cfg: TrainConfig) -> int:
+    """The tied recipe's loop count for an instance of this difficulty: the depth it is trained to need."""
+    return max(1, math.ceil(cfg.loops_per_difficulty * difficulty))
 
 
 def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits[mask].float(), targets[mask])
 
 
+def readout_task_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, first: int) -> torch.Tensor:
+    """Mean task loss over the readouts after loops first..T of an all-loops pass ([T, B, S, V] logits);
+    a model without a loop axis gives one [B, S, V] readout."""
+    if logits.dim() == 3:
+        return masked_loss(logits, targets, mask)
+    return torch.stack([masked_loss(r, targets, mask) for r in logits[first - 1:]]).mean()
+
+
 def training_loss(forward: Callable[..., Any], tokens: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
                   loops: int, grad_loops: int | None, cfg: TrainConfig, step: int, seed: int,
-                  ponder_weight: float) -> torch.Tensor:
+                  ponder_weight: float, difficulty: int = 0) -> torch.Tensor:
     """Task loss + MoE auxiliary loss + ACT ponder cost, plus the DT-nets progressive term if asked."""
-    out = forward(tokens, loops=loops, grad_loops=grad_loops)
-    loss = masked_loss(out.logits, targets, mask) + out.aux_loss + ponder_weight * out.ponder_cost
-    if cfg.recipe == "progressive" and loops > 1:
+    if cfg.readout_loss == "tail":
+        out = forward(tokens, loops=loops, grad_loops=grad_loops, all_loops=True)
+        task_loss = readout_task_loss(out.logits, targets, mask, min(loops, tied_loops(difficulty, cfg)))
+    else:
+        out = forward(tokens, loops=loops, grad_loops=grad_loops)
+        task_loss = masked_loss(out.logits, targets, mask)
+    loss = task_loss + out.aux_loss + ponder_weight * out.ponder_cost
+    if cfg.uses_progressive and loops > 1:
         # Bansal et al.: n loops without gradient, then k with; the loss is on the output after n + k.
         rng = step_rng(seed, step, 2)
         n = int(rng.integers(0, loops))
@@ -156,6 +175,9 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
     """Train (or resume training) `model`; `sample_batch(difficulty, n, seed)` gives tokens, targets, mask.
     Under torchrun each rank trains on its shard of every batch (see mythbench.distributed); rank 0 saves."""
     parallel = distributed.current()
+    difficulties = cfg.trained_difficulties(difficulties)
+    if not difficulties:
+        raise ConfigError(f"train.max_difficulty: {cfg.max_difficulty} is below every training difficulty")
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     decay = [p for p in model.parameters() if p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.dim() < 2]
@@ -179,7 +201,8 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = training_loss(forward, tok, tgt, msk, loops, grad_loops, cfg, step, seed, ponder_weight)
+            loss = training_loss(forward, tok, tgt, msk, loops, grad_loops, cfg, step, seed, ponder_weight,
+                             difficulty)
             loss = loss * parallel.loss_weight(msk)
         batch_loss = parallel.batch_loss(loss)
         if not math.isfinite(batch_loss):

@@ -25,11 +25,14 @@ SAME = 1e-6  # outputs closer than this are identical: equal-by-construction one
 
 
 def build(family: str, task: Task, positional: str) -> torch.nn.Module:
-    """A randomly initialised float64 model of the suite's architecture (MLA, MoE, LTI, LoRA) at tiny width."""
+    """A randomly initialised float64 model of the suite's architecture (MLA, MoE, LTI, LoRA) at tiny width;
+    positional "conv" is no positions plus a short convolution in every block (the positive control's)."""
+    conv_kernel = 3 if positional == "conv" else 0
+    positional = "none" if positional == "conv" else positional
     lengths = [task.seq_len(d) for d in task.spec.train_difficulties + task.spec.test_difficulties]
     cfg = RDTConfig(vocab_size=task.vocab_size, max_seq_len=max(lengths), d_model=16, n_heads=2,
                     attention="mla", kv_latent_dim=8, rope_head_dim=4, ffn="moe", n_experts=4, top_k=2,
-                    expert_hidden=16, lora_rank=2, positional=positional, train_loops=3,
+                    expert_hidden=16, lora_rank=2, positional=positional, conv_kernel=conv_kernel, train_loops=3,
                     causal=task.spec.attention == "causal", init_std=0.5)
     model = RecurrentDepthTransformer(cfg) if family == "rdt" else StandardTransformer(as_standard(cfg, 1, 2, 1))
     return model.double().eval()
@@ -50,7 +53,7 @@ def scored_outputs(model: torch.nn.Module, tokens: np.ndarray, targets: np.ndarr
     return logits[scored].double(), torch.as_tensor(targets)[scored]
 
 
-@pytest.mark.parametrize("positional", ["rope", "learned", "none"])
+@pytest.mark.parametrize("positional", ["rope", "learned", "none", "conv"])
 @pytest.mark.parametrize("family", ["rdt", "standard"])
 @pytest.mark.parametrize("name", list_tasks())
 def test_scored_positions_with_different_targets_get_different_outputs(name, family, positional):
