@@ -1,8 +1,10 @@
 """Run configuration: dataclasses, presets, YAML files and `--set` overrides, validated in one place.
 
-Resolution order (later wins): preset file -> the preset's per-task section -> `--config FILE` ->
-`--set key=value`. Every problem (unknown key, wrong type, out-of-range value, malformed YAML, missing
-file) is collected and raised together as one ConfigError.
+Resolution order (later wins): recipes.yaml (the models and per-task recipes) -> its section for the
+task -> preset file -> the preset's per-task section -> `--config FILE` -> `--set key=value`. Presets set
+budgets only (BUDGET_KEYS), so every preset trains the same architecture with the same recipe. Every
+problem (unknown key, wrong type, out-of-range value, malformed YAML, missing file) is collected and
+raised together as one ConfigError.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ import yaml
 from mythbench.errors import ConfigError
 
 PRESET_DIR = Path(__file__).parent / "presets"
+RECIPES_FILE = Path(__file__).parent / "recipes.yaml"
+# what a preset may set (also in its per-task sections): how much to spend, never what to train
+BUDGET_KEYS = {
+    "seeds": None, "device": None,
+    "model": {"d_model", "n_heads"},  # width: the same architecture family at another size
+    "train": {"steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "checkpoint_every", "bf16", "compile"},
+    "eval": {"chunk_size", "train_points"},
+    "scale": None,  # the ladder is a budget
+}
 RECIPES = ("fixed", "parcae", "huginn", "progressive", "tied")  # loop schedules; "progressive" = fixed + DT-nets term
 READOUT_LOSSES = ("last", "tail")
 EXIT_RULES = ("act", "delta_h", "kl", "confidence")
@@ -289,6 +300,21 @@ def eval_difficulties(train: list[int], test: list[int], train_points: int) -> l
     return sorted(set(ordered) | set(test))
 
 
+def non_budget_keys(name: str, layer: dict, per_task: dict) -> list[str]:
+    """Keys of a preset (and of its per-task sections) that are not budgets."""
+    out = []
+    sections = [("", layer)] + [(f"tasks.{t}.", v) for t, v in per_task.items() if isinstance(v, dict)]
+    for prefix, section in sections:
+        for key, value in section.items():
+            allowed = BUDGET_KEYS.get(key, set())
+            if key not in BUDGET_KEYS or (prefix and key in ("seeds", "device", "scale")):
+                out.append(f"{name}: {prefix}{key} is not a budget; models and recipes live in {RECIPES_FILE.name}")
+            elif allowed is not None and isinstance(value, dict):
+                out += [f"{name}: {prefix}{key}.{k} is not a budget; models and recipes live in "
+                        f"{RECIPES_FILE.name}" for k in value if k not in allowed]
+    return out
+
+
 def list_presets() -> list[str]:
     return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
 
@@ -299,9 +325,16 @@ def resolve_run_config(task: str, preset: str = "quick", config_file: Path | Non
     problems: list[str] = []
     if preset not in list_presets():
         raise ConfigError(f"preset {preset!r} is unknown (known: {', '.join(list_presets())})")
-    preset_data = read_yaml(PRESET_DIR / f"{preset}.yaml", problems)
-    per_task = preset_data.pop("tasks", {}) or {}
-    data = _deep_merge(preset_data, per_task.get(task, {}))
+    data: dict = {}
+    for path, budgets_only in ((RECIPES_FILE, False), (PRESET_DIR / f"{preset}.yaml", True)):
+        layer = read_yaml(path, problems)
+        per_task = layer.pop("tasks", {}) or {}
+        if not isinstance(per_task, dict):
+            problems.append(f"{path.name}: tasks: expected a mapping of task name to settings")
+            per_task = {}
+        if budgets_only:
+            problems += non_budget_keys(path.name, layer, per_task)
+        data = _deep_merge(_deep_merge(data, layer), per_task.get(task) or {})
     if config_file is not None:
         data = _deep_merge(data, read_yaml(config_file, problems))
     data = _deep_merge(data, {k: v for k, v in cli.items() if v is not None})

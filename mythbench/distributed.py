@@ -10,7 +10,7 @@ float summation order:
 - the DeepSeek-V3 balance counts (`load_sum` of every MoE layer) are summed over ranks before the bias step;
 - the recorded loss is the whole batch's.
 Not exact: an auxiliary balance loss (`model.balancing=aux|both`) sees per-shard routing statistics. The
-`progressive` recipe runs two forward passes per step, which DDP does not allow; it is refused.
+whole training loss is one DDP forward call, so the progressive term's second pass is allowed.
 
 Rank 0 does everything `mythbench run` does; the other ranks only train the same cells in the same order
 (`follow`), waiting in the next cell's first collective while rank 0 evaluates. Without torchrun nothing
@@ -20,6 +20,7 @@ here is active and training is the plain single-process loop.
 from __future__ import annotations
 
 import datetime
+import functools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,15 +37,16 @@ from mythbench.errors import ConfigError
 TIMEOUT = datetime.timedelta(hours=2)  # followers wait this long for rank 0 to finish evaluating a model
 
 
-class _Detailed(torch.nn.Module):
-    """DDP wraps `forward`; training calls `forward_detailed` (logits plus aux/ponder losses)."""
+class _Loss(torch.nn.Module):
+    """The whole training loss as one module call. DDP allows one forward per backward, and the loss may
+    run the model twice (the progressive term); `forward` is the model's (possibly compiled) forward_detailed."""
 
-    def __init__(self, model: torch.nn.Module):
+    def __init__(self, model: torch.nn.Module, forward: Callable[..., Any], loss_fn: Callable[..., Any]):
         super().__init__()
-        self.model = model
+        self.model, self.run_model, self.loss_fn = model, forward, loss_fn
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.model.forward_detailed(*args, **kwargs)
+        return self.loss_fn(self.run_model, *args, **kwargs)
 
 
 @dataclass(frozen=True)
@@ -58,11 +60,13 @@ class DataParallel:
     def is_main(self) -> bool:
         return self.rank == 0
 
-    def forward(self, model: torch.nn.Module) -> Callable[..., Any]:
+    def loss(self, model: torch.nn.Module, forward: Callable[..., Any],
+             loss_fn: Callable[..., Any]) -> Callable[..., Any]:
+        """`loss_fn(forward, *args)` as one call, wrapped in DDP when there are several ranks."""
         if self.world == 1:
-            return model.forward_detailed
+            return functools.partial(loss_fn, forward)
         # find_unused_parameters: a model may leave some parameter without a gradient in a step; DDP must not wait
-        return torch.nn.parallel.DistributedDataParallel(_Detailed(model), find_unused_parameters=True)
+        return torch.nn.parallel.DistributedDataParallel(_Loss(model, forward, loss_fn), find_unused_parameters=True)
 
     def shard(self, arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
         """This rank's contiguous slice of the step's batch."""
@@ -124,9 +128,6 @@ def check(cfg: RunConfig, world: int) -> list[str]:
     problems = []
     if cfg.train.batch_size % world:
         problems.append(f"train.batch_size: {cfg.train.batch_size} does not split evenly over {world} ranks")
-    if cfg.train.uses_progressive:
-        problems.append("train.progressive: the progressive term runs two forward passes per step, which DDP "
-                        "does not allow")
     if cfg.device.startswith("cuda:"):
         problems.append(f"device: {cfg.device!r} under torchrun; use cuda (each rank takes its LOCAL_RANK GPU)")
     return problems

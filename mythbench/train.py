@@ -188,7 +188,7 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
     if found is not None:
         start, tokens, losses, elapsed = _restore(found, model, opt)
     # compile the method the loss calls (torch.compile(model) would only wrap `forward`)
-    forward = maybe_compile(parallel.forward(model), cfg.compile)
+    compute_loss = parallel.loss(model, maybe_compile(model.forward_detailed, cfg.compile), training_loss)
     t0 = time.perf_counter() - elapsed
     model.train()
     bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, leave=False,
@@ -201,8 +201,7 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = training_loss(forward, tok, tgt, msk, loops, grad_loops, cfg, step, seed, ponder_weight,
-                             difficulty)
+            loss = compute_loss(tok, tgt, msk, loops, grad_loops, cfg, step, seed, ponder_weight, difficulty)
             loss = loss * parallel.loss_weight(msk)
         batch_loss = parallel.batch_loss(loss)
         if not math.isfinite(batch_loss):

@@ -60,7 +60,7 @@ def _rank(rank: int, port: int, ckpt_dir: Path) -> None:
 
 
 def test_configs_that_cannot_split_over_the_ranks_are_refused():
-    cfg = resolve_run_config("parity", "quick", None, [*TINY, "train.batch_size=9", "train.recipe=progressive"])
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "train.batch_size=9", "device=cuda:1"])
     problems = distributed.check(cfg, world=2)
     assert len(problems) == 2 and "does not split evenly over 2 ranks" in problems[0]
     assert distributed.check(cfg, world=1) == []
