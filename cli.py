@@ -299,6 +299,17 @@ def report(run_dir: Path) -> None:
 
 @app.command()
 @reports_errors
+def compare(run_dirs: list[Path] = typer.Argument(..., help="run directories of one task"),
+            difficulty: list[int] = typer.Option(None, "--difficulty", "-d",
+                                                 help="difficulties (repeatable); default: all shared")) -> None:
+    """Looped models of several runs side by side (ablation tables): per seed, at the rule and at most loops."""
+    from mythbench.compare import compare as compare_runs
+
+    typer.echo(compare_runs(run_dirs, difficulty or None))
+
+
+@app.command()
+@reports_errors
 def submit(results_file: Path, name: str | None = typer.Option(None, "--name", help="submitter"),
            results_dir: Path = typer.Option(Path("results"), "--results-dir")) -> None:
     """Validate a results file and add it to the leaderboard in results/."""
