@@ -31,15 +31,6 @@ BASELINES: dict[str, tuple[str, str, str, Callable[[RDTConfig], RDTConfig]]] = {
     "control": ("rdt", "control", "positive control: a plain looped transformer (MHA, dense FFN, no positions, a "
                 "short convolution, LTI injection, no LoRA or ACT), the simplest design expected to extrapolate",
                 ablation(**CONTROL)),
-    # the control's known failures (issue: each should reproduce what the literature reports)
-    "control-no-injection": ("rdt", "ablation:control-no-injection", "control without input re-injection "
-                             "(expect overthinking: accuracy falls as loops grow past training)",
-                             ablation(**CONTROL, injection="none", init_state="embedding")),
-    "control-additive": ("rdt", "ablation:control-additive", "control with additive injection h + e (rho = 1)",
-                         ablation(**CONTROL, injection="additive")),
-    "control-act-no-ponder": ("rdt", "ablation:control-act-no-ponder", "control with ACT halting and no ponder "
-                              "cost (expect early halting: extra loops change nothing)",
-                              ablation(**{**CONTROL, "act": True}, ponder_weight=0.0)),
     "no-injection": ("rdt", "ablation:no-injection", "RDT without input re-injection (Universal "
                      "Transformer style)", ablation(injection="none", init_state="embedding")),
     "additive": ("rdt", "ablation:additive", "RDT with additive injection h + e (rho = 1)",
