@@ -35,13 +35,13 @@ from mythbench.config import RunConfig, eval_difficulties, to_dict
 from mythbench.errors import ConfigError
 from mythbench.evaluate import evaluate_looped, evaluate_plain, rule_loops, sweep_max_loops
 from mythbench.io import atomic_write_json, atomic_write_text
+from mythbench.results_model import RUN, RUN_SCHEMA_VERSION
 from mythbench.runlock import holds_run_dir
 from mythbench.safejson import read_json_file, walk_problems
-from mythbench.schema import RUN
 from mythbench.stats import summarize_model
 from mythbench.train import TrainOutcome, train_model, write_model_card
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = RUN_SCHEMA_VERSION  # the results model's current run schema
 log = logging.getLogger("mythbench")
 
 
