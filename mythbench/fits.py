@@ -4,6 +4,8 @@ The recipe is Chinchilla "approach 3" as replicated by Besiroglu et al. (2024): 
 residuals (robust to a bad run, and no single large-loss point dominates), positivity through exp(), L-BFGS-B
 from a grid of starts (the E/A/alpha trade-off has local minima), and bootstrap percentile intervals.
 An interval the bootstrap cannot support is reported as unavailable with a reason, never as NaN or inf.
+The engine (robust fit, bootstrap, result types and their stored form) is mythbench/fit_engine.py; this
+module defines the laws, the N_eq comparison, what `mythbench scale` fits, and its Markdown table.
 """
 
 from __future__ import annotations

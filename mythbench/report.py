@@ -1,7 +1,9 @@
 """Tables, Markdown and plots of one run, rebuilt from results.json alone.
 
 Everything here reads only the results file, so any run directory (or a submission) can be
-re-reported without checkpoints, and the report can never disagree with the numbers it shows.
+re-reported without checkpoints, and the report can never disagree with the numbers it shows. The file is
+read by mythbench/results_frame.py; every table is a DataFrame, written as CSV or Markdown by
+mythbench/tables.py; the plots are mythbench/report_plots.py.
 """
 
 from __future__ import annotations
@@ -96,7 +98,6 @@ def _summaries(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
 def _diverged_seeds(model: dict[str, Any]) -> list[int]:
     return [r["seed"] for r in model.get("runs", []) if r.get("status") == "diverged"]
-
 
 
 # ---------------------------------------------------------------- Markdown
