@@ -29,7 +29,7 @@ from mythbench.results_frame import (
     summary_frame,
 )
 from mythbench.stats import summarize_model, summarize_seeds
-from mythbench.tables import csv_text, markdown
+from mythbench.tables import csv_text, markdown, plain
 
 DASH = "—"
 CELL_FIELDS, EARLY_EXIT_FIELDS, SUMMARY_FIELDS = CELL_COLUMNS, EARLY_EXIT_COLUMNS, SUMMARY_COLUMNS
@@ -76,11 +76,7 @@ def build_report(run_dir: Path) -> list[Path]:
 def format_summary_table(results: dict[str, Any]) -> str:
     """Compact plain-text headline table for the terminal at the end of `mythbench run`."""
     header, rows = _headline(results, _summaries(results))
-    table = [header, *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return plain(pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object))
 
 
 # ---------------------------------------------------------------- data access

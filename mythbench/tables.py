@@ -1,4 +1,4 @@
-"""Every table the project writes is a pandas DataFrame; this writes one as CSV or as a Markdown table.
+"""Every table the project writes is a pandas DataFrame; this writes one as CSV, Markdown or terminal text.
 
 Markdown without `DataFrame.to_markdown`: that needs the `tabulate` package, which would be a new dependency
 for a dozen lines, pads cells to aligned columns (noisy diffs of generated files) and cannot leave cells
@@ -29,3 +29,11 @@ def markdown(df: pd.DataFrame, escape: bool = True) -> str:
 def csv_text(df: pd.DataFrame) -> str:
     """CSV with a header and Unix line ends; floats in full precision (Python's repr), None as empty."""
     return df.to_csv(index=False, lineterminator="\n", float_format=None)
+
+
+def plain(df: pd.DataFrame) -> str:
+    """Left-aligned columns two spaces apart with a rule under the header, for the terminal."""
+    table = [[str(c) for c in df.columns], *([_cell(v, False) for v in r] for r in df.itertuples(False))]
+    widths = [max(len(r[i]) for r in table) for i in range(len(df.columns))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
+    return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
