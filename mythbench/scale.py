@@ -29,6 +29,7 @@ from mythbench.results_model import SCALE_SCHEMA_VERSION
 from mythbench.runlock import holds_run_dir
 from mythbench.safejson import read_json_file, walk_problems
 from mythbench.scale_report import render_markdown, write_plots
+from mythbench.scale_schema import check_scale_v1
 
 LEVEL, FIT_SEED = 0.95, 0
 PROJECT_TO = (770e6, 1.3e9)  # Parcae's sizes: its 770M RDT matches a 1.3B standard transformer (ratio ~1.69)
@@ -218,6 +219,8 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
         "notes": notes + _notes(points, headline),
     }
     results["wall_time_s"] = round(time.perf_counter() - started, 3)
+    for problem in check_scale_v1(results):  # the results model checks the writer too
+        log.warning("results.json does not validate: %s", problem)
     atomic_write_json(run_dir / "results.json", results)
     atomic_write_text(run_dir / "scale.md", render_markdown(results))
     write_plots(results, run_dir)
