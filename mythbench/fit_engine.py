@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize
+from scipy.special import huber
 from threadpoolctl import threadpool_limits
 
 from mythbench.errors import ConfigError
@@ -120,13 +121,12 @@ class Law:
 
 def _huber(theta: np.ndarray, model: Model, x: np.ndarray, logy: np.ndarray,
            delta: float) -> tuple[float, np.ndarray]:
-    """Mean Huber loss scaled by 1/delta^2, so L-BFGS-B's relative tolerance is not met at the first step."""
+    """Mean Huber loss (scipy.special.huber) scaled by 1/delta^2, so L-BFGS-B's relative tolerance is not met
+    at the first step, and its gradient (the Huber derivative is the residual clipped to [-delta, delta])."""
     pred, jac = model(theta, x)
     r = pred - logy
-    a = np.abs(r)
     scale = 1.0 / (len(r) * delta**2)
-    h = np.where(a <= delta, 0.5 * r**2, delta * (a - 0.5 * delta))
-    return float(h.sum() * scale), jac.T @ np.clip(r, -delta, delta) * scale
+    return float(huber(delta, r).sum() * scale), jac.T @ np.clip(r, -delta, delta) * scale
 
 
 def _minimise(law: Law, x: np.ndarray, logy: np.ndarray, starts: Sequence[np.ndarray],
