@@ -68,13 +68,15 @@ def complete_runs(model: dict[str, Any]) -> list[dict[str, Any]]:
 
 def cells_frame(doc: dict[str, Any], provenance: bool = False) -> pd.DataFrame:
     """The cells of every complete run (CELL_COLUMNS), plus with `provenance` the family, split, training loop
-    count, whether the cell is the headline (the model's pre-registered loop count there) and the file's
-    provenance columns."""
+    count, whether the cell is the headline (the model's pre-registered loop count there; schema 1: the
+    training loop count) and the file's provenance columns."""
     task, git = doc.get("task") or {}, doc.get("git") or {}
     train = set(task.get("train_difficulties") or [])
     rows = []
     for m in doc["models"]:
         rule = (m.get("loop_rule") or {}).get("loops") or {}
+        if doc.get("schema_version") == 1:  # version 1's only rule: the training loop count
+            rule = {str(c["difficulty"]): m.get("train_loops") for r in m.get("runs", []) for c in r.get("cells", [])}
         for run in complete_runs(m):
             for cell in run.get("cells", []):
                 row = {"model": m["name"], "role": m.get("role"), "seed": run["seed"], **cell}
