@@ -16,6 +16,7 @@ import pandas as pd
 
 from mythbench.errors import ConfigError
 from mythbench.io import atomic_write_text
+from mythbench.results_model import HEADLINE_KEY, ORACLE_KEY
 from mythbench.safejson import MAX_BYTES
 from mythbench.schema import leaderboard_difficulties
 from mythbench.tables import csv_text, markdown
@@ -49,7 +50,7 @@ def board_rows(doc: dict, digest: str, submitter: str, date: str) -> list[dict[s
     task = doc["task"]
     points = leaderboard_difficulties(task["train_difficulties"], task["test_difficulties"])
     v1 = doc["schema_version"] == 1
-    headline, oracle = ("acc_at_train_loops", "best") if v1 else ("headline", "oracle_best")
+    headline, oracle = HEADLINE_KEY[doc["schema_version"]], ORACLE_KEY[doc["schema_version"]]
     rows = []
     for m in doc["models"]:
         summary = {s["difficulty"]: s for s in m["summary"]}

@@ -32,6 +32,9 @@ TASK_NAME_RE = r"[a-z][a-z0-9_-]{0,63}"
 MODEL_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}"
 ROLE_RE = r"rdt|iso-param|iso-flop|ablation:[a-z0-9][a-z0-9_-]{0,47}"
 PARAM_KEYS = ("total", "unique", "active", "once", "recurrent")
+# what each version calls the headline statistic (the leaderboard's number) and the oracle, in a summary entry
+HEADLINE_KEY = {1: "acc_at_train_loops", 2: "headline"}
+ORACLE_KEY = {1: "best", 2: "oracle_best"}
 WILSON = ("the 95% Wilson interval of `correct / n` (z = 1.959963984540054), recomputed by the validator, "
           "within 1e-6")
 

@@ -16,6 +16,7 @@ from typing import Any
 from mythbench.errors import ConfigError
 from mythbench.jsonshape import Obj, dicts, ints, is_int, is_num, show
 from mythbench.results_model import (
+    HEADLINE_KEY,
     LOOP_RULES,
     MODEL_NAME_RE,
     PROVENANCE,
@@ -272,7 +273,7 @@ def check_submittable(doc: Any) -> list[str]:
                        f"submission needs at least {MIN_SEEDS} complete seeds per model")
         entries = [s for _, s in dicts(m.get("summary"), "")]
         summary = {s["difficulty"]: s for s in entries if is_int(s.get("difficulty"))}
-        headline = "acc_at_train_loops" if doc.get("schema_version") == 1 else "headline"
+        headline = HEADLINE_KEY[1 if doc.get("schema_version") == 1 else 2]
         for d in dict.fromkeys(wanted):
             if not isinstance(summary.get(d, {}).get(headline), dict):
                 out.append(f"{mp}.summary: no {headline} accuracy for difficulty {d}, which the leaderboard "
