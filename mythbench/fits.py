@@ -32,7 +32,7 @@ from mythbench.fit_engine import (
     span,
     start_grid,
 )
-from mythbench.tables import markdown
+from mythbench.tables import interval, markdown, num
 
 __all__ = ["Equivalence", "FitResult", "Interval", "equivalence", "extrapolate_equivalence", "fit_loop_worth",
            "fit_power_law", "fit_results", "fit_test_time", "format_fit_table"]
@@ -250,16 +250,8 @@ def fit_results(points: Sequence[dict[str, Any]], *, n_bootstrap: int = 200, lev
             "equivalence": table, "projections": projections, "notes": notes}
 
 
-def _num(v: float | None) -> str:
-    return "—" if v is None else f"{v:.4g}"
-
-
-def _ci(iv: dict[str, Any]) -> str:
-    return f"[{_num(iv['low'])}, {_num(iv['high'])}]" + (f" ({iv['reason']})" if iv["reason"] else "")
-
-
 def _fit_row(label: str, fit: dict[str, Any]) -> list[str]:
-    ps = "; ".join(f"{k}={v:.4g} {_ci(fit['intervals'][k])}" for k, v in fit["params"].items())
+    ps = "; ".join(f"{k}={v:.4g} {interval(fit['intervals'][k])}" for k, v in fit["params"].items())
     return [label, ps, str(fit["n_points"]), f"{fit['n_failed']}/{fit['n_bootstrap']}", f"{fit['rmse_log']:.3g}"]
 
 
@@ -279,9 +271,9 @@ def format_fit_table(result: dict[str, Any]) -> str:
         if eq:
             table = pd.DataFrame({"N rdt": [f"{r['n_rdt']:.4g}" for r in eq],
                                   "fitted L rdt": [f"{r['loss_rdt']:.4g}" for r in eq],
-                                  "N_eq standard": [_num(r["n_eq"]) for r in eq],
-                                  "N_eq/N": [_num(r["ratio"]) for r in eq],
-                                  f"{pct} interval": [_ci(r["ratio_interval"]) for r in eq],
+                                  "N_eq standard": [num(r["n_eq"]) for r in eq],
+                                  "N_eq/N": [num(r["ratio"]) for r in eq],
+                                  f"{pct} interval": [interval(r["ratio_interval"]) for r in eq],
                                   "note": [r["note"] for r in eq]})
             lines += ["", f"### {title}", "", markdown(table, escape=False)]
     if result["notes"]:

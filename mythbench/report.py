@@ -29,9 +29,8 @@ from mythbench.results_frame import (
     summary_frame,
 )
 from mythbench.stats import summarize_model, summarize_seeds
-from mythbench.tables import csv_text, markdown, plain
+from mythbench.tables import DASH, csv_text, markdown, num, plain
 
-DASH = "—"
 CELL_FIELDS, EARLY_EXIT_FIELDS, SUMMARY_FIELDS = CELL_COLUMNS, EARLY_EXIT_COLUMNS, SUMMARY_COLUMNS
 
 
@@ -99,10 +98,6 @@ def _diverged_seeds(model: dict[str, Any]) -> list[int]:
 # ---------------------------------------------------------------- Markdown
 
 
-def _num(x: float | None, digits: int = 3) -> str:
-    return DASH if x is None else f"{x:.{digits}f}"
-
-
 def _acc(stats: dict[str, Any] | None) -> str:
     """Exact match [95% interval], then the per-token accuracy where the file has it."""
     if not stats:
@@ -143,7 +138,7 @@ def _headline(results: dict[str, Any], summaries: dict[str, list]) -> tuple[list
                 row += ["diverged" if _diverged_seeds(m) else DASH, DASH]
             else:
                 oracle = entry["oracle_best"]
-                row += [f"{_acc(oracle)} @{oracle['loops']}", _num(entry["overthinking_drop"])]
+                row += [f"{_acc(oracle)} @{oracle['loops']}", num(entry["overthinking_drop"], ".3f")]
         rows.append(row)
     return header, rows
 
@@ -168,8 +163,8 @@ def _diagnostic_cells(diag: dict[str, Any]) -> list[str]:
     changes = [v[-1] for v in (diag.get("state_change") or {}).values() if v]
     loads = [max(r) / (sum(r) / len(r)) for r in diag.get("expert_load") or [] if r and sum(r) > 0]
     halting = [h["mean"] for h in (diag.get("halting") or {}).values() if h and h.get("mean") is not None]
-    return [_num(rho), _num(max(changes) if changes else None, 4), _num(max(loads) if loads else None, 2),
-            _num(float(np.mean(halting)) if halting else None, 2)]
+    return [num(rho, ".3f"), num(max(changes) if changes else None, ".4f"),
+            num(max(loads) if loads else None, ".2f"), num(float(np.mean(halting)) if halting else None, ".2f")]
 
 
 def _diagnostics_table(results: dict[str, Any]) -> str:

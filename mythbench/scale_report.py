@@ -21,19 +21,10 @@ from matplotlib.figure import Figure
 
 from mythbench import fits
 from mythbench.io import atomic_write_bytes
-from mythbench.tables import markdown
+from mythbench.tables import interval, markdown, num
 
 PARCAE_RATIO = 1.69  # Parcae: a 1.3B standard transformer matches its 770M RDT (1.3B / 770M)
 SCHWETHELM_PHI = 0.46
-
-
-def _num(v: float | None) -> str:
-    return "—" if v is None else f"{v:.4g}"
-
-
-def _iv(iv: dict) -> str:
-    text = f"[{_num(iv.get('low'))}, {_num(iv.get('high'))}]"
-    return text + (f" ({iv['reason']})" if iv.get("reason") else "")
 
 
 def _verdict(row: dict) -> str:
@@ -75,9 +66,9 @@ def headline_table(results: dict) -> list[str]:
     for w, pts in rdt.groupby("width", sort=True):
         n, c = float(pts.n_unique.iloc[0]), float(pts.train_flops.iloc[0])
         t, f = by_n.get(n), by_c.get(c)
-        rows.append([w, f"{n:.4g}", f"{pts.loss.mean():.4g}", _num(t and t["n_eq"]),
-                     f"{_num(t and t['ratio'])} {_iv(t['ratio_interval']) if t else ''}", _verdict(t) if t else "—",
-                     f"{c:.3g}", f"{_num(f and f['ratio'])} {_iv(f['ratio_interval']) if f else ''}"])
+        rows.append([w, f"{n:.4g}", f"{pts.loss.mean():.4g}", num(t and t["n_eq"]),
+                     f"{num(t and t['ratio'])} {interval(t['ratio_interval']) if t else ''}", _verdict(t) if t else "—",
+                     f"{c:.3g}", f"{num(f and f['ratio'])} {interval(f['ratio_interval']) if f else ''}"])
     lines.append(markdown(pd.DataFrame(rows, columns=["width", "N rdt", "loss rdt (mean)", "N_eq standard",
                                                       f"N_eq/N [{pct}]", "worth", "C rdt (train FLOPs)",
                                                       f"C_eq/C [{pct}]"]), escape=False))
@@ -94,8 +85,9 @@ def headline_table(results: dict) -> list[str]:
               "(the fit tables' notes say so)."]
     lw = tok.get("loop_worth")
     if lw:
-        lines += ["", f"**Loop worth** φ = {lw['params']['phi']:.3g} {_iv(lw['intervals']['phi'])}: r loops of the "
-                  f"recurrent block count as r^φ copies of its parameters, L = E + A·(N_once + r^φ·N_rec)^-α "
+        phi = f"{lw['params']['phi']:.3g} {interval(lw['intervals']['phi'])}"
+        lines += ["", f"**Loop worth** φ = {phi}: r loops of the recurrent block count as r^φ copies of its "
+                  "parameters, L = E + A·(N_once + r^φ·N_rec)^-α "
                   f"(Schwethelm et al. 2026 report φ ≈ {SCHWETHELM_PHI})."]
     proj = tok.get("projections", [])
     if proj:
@@ -105,8 +97,8 @@ def headline_table(results: dict) -> list[str]:
                   f"synthetic task {results['task']['name']!r}, the fitted laws imply the ratios below at sizes "
                   f"thousands of times larger. Parcae reports 1.3B/770M ≈ {PARCAE_RATIO} for language modelling. "
                   "Nothing here tests whether the laws hold that far out.", ""]
-        table = pd.DataFrame({"N rdt": [f"{r['n_rdt']:.3g}" for r in proj], "N_eq standard": [_num(r["n_eq"])
-                              for r in proj], f"N_eq/N [{pct}]": [f"{_num(r['ratio'])} {_iv(r['ratio_interval'])}"
+        table = pd.DataFrame({"N rdt": [f"{r['n_rdt']:.3g}" for r in proj], "N_eq standard": [num(r["n_eq"])
+                              for r in proj], f"N_eq/N [{pct}]": [f"{num(r['ratio'])} {interval(r['ratio_interval'])}"
                                                                  for r in proj]})
         lines.append(markdown(table, escape=False))
     return lines
@@ -122,8 +114,8 @@ def _points_table(results: dict) -> list[str]:
         acc = {d: [a["accuracy"] for p in done for a in p["accuracy"] if a["difficulty"] == d] for d in diffs}
         par = pts[0]["params"]
         rows.append([name, len(pts), f"{par['unique']:,}", f"{par['once']:,}", f"{par['recurrent']:,}",
-                     f"{pts[0]['train_flops']:.3g}", _num(np.mean([p["loss"] for p in done]) if done else None),
-                     *(_num(np.mean(acc[d]) if acc[d] else None) for d in diffs),
+                     f"{pts[0]['train_flops']:.3g}", num(np.mean([p["loss"] for p in done]) if done else None),
+                     *(num(np.mean(acc[d]) if acc[d] else None) for d in diffs),
                      ", ".join(sorted({p["status"] for p in pts}))])
     columns = ["point", "seeds", "N unique", "N once", "N rec", "train FLOPs", "loss", *(f"acc@{d}" for d in diffs),
                "status"]
@@ -135,7 +127,7 @@ def _test_time_frame(results: dict) -> pd.DataFrame:
     rows = []
     for t in results["fits"]["test_time"]:
         f = t.get("fit")
-        cols = [f"{f['params'][k]:.4g} {_iv(f['intervals'][k])}" for k in ("L_inf", "L_0", "tau")] if f else [
+        cols = [f"{f['params'][k]:.4g} {interval(f['intervals'][k])}" for k in ("L_inf", "L_0", "tau")] if f else [
             f"no fit: {'; '.join(t['error'])}", "", ""]
         rows.append([t["width"], f"{t['params']:,}", f"{t['fit_loops'][0]}–{t['fit_loops'][1]}", *cols,
                      f"{f['rmse_log']:.3g}" if f else "", f"{t['loss_best']:.4g} (T={t['best_loops']})",

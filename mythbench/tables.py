@@ -12,6 +12,8 @@ from typing import Any
 
 import pandas as pd
 
+DASH = "—"  # a missing number in a rendered table
+
 
 def _cell(v: Any, escape: bool) -> str:
     text = "" if v is None or (isinstance(v, float) and pd.isna(v)) else str(v)
@@ -37,3 +39,13 @@ def plain(df: pd.DataFrame) -> str:
     widths = [max(len(r[i]) for r in table) for i in range(len(df.columns))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
     return "\n".join([lines[0], "  ".join("-" * w for w in widths), *lines[1:]])
+
+
+def num(v: float | None, spec: str = ".4g") -> str:
+    """A number as a table shows it, or a dash when there is none."""
+    return DASH if v is None else format(v, spec)
+
+
+def interval(iv: dict[str, Any]) -> str:
+    """`[low, high]` of a stored interval, with the reason when an end is unavailable."""
+    return f"[{num(iv.get('low'))}, {num(iv.get('high'))}]" + (f" ({iv['reason']})" if iv.get("reason") else "")
