@@ -6,9 +6,12 @@ cannot (meaning and cross-field rules). From this one description:
 - the validator checks shapes (mythbench/schema.py adds the semantic checks: Wilson intervals and summaries
   recomputed from the counts; mythbench/scale_schema.py does the same for the scale kind, from its own nodes
   built on PROVENANCE and TRAIN below);
-- the writers take their version and kind (`RUN_SCHEMA_VERSION`, `SCALE_SCHEMA_VERSION`), and the harness
-  checks each seed's result against `RUN` before keeping it;
-- the readers (`mythbench.load`, the report, the leaderboard) read through mythbench/results_frame.py;
+- the writers take their version from here (`RUN_SCHEMA_VERSION`, `SCALE_SCHEMA_VERSION`), the harness checks
+  each seed's result against `RUN` before keeping it, and both writers log every schema problem of a file
+  before writing it;
+- the readers: `mythbench.load` and the report read through mythbench/results_frame.py (safejson, then this
+  model's validator unless told not to); the leaderboard validates with `check_submittable` and names the
+  statistics it ranks by `HEADLINE_KEY` / `ORACLE_KEY`;
 - docs/results-schema.md is generated (`python -m mythbench.results_doc --write`; a test keeps it current).
 
 Why frozen dataclass nodes rather than pydantic models: results files arrive from strangers, and the validator
