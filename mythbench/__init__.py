@@ -1,6 +1,20 @@
-"""mythbench: a depth-extrapolation benchmark suite for Recurrent-Depth Transformers."""
+"""mythbench: a depth-extrapolation benchmark suite for Recurrent-Depth Transformers.
 
-from mythbench.model import RDTConfig, RDTOutput, RecurrentDepthTransformer
+`import mythbench` stays light: the model classes (torch) and `load` (pandas) are imported on first use.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["RDTConfig", "RDTOutput", "RecurrentDepthTransformer", "__version__"]
+_LAZY = {"RDTConfig": "mythbench.model", "RDTOutput": "mythbench.model",
+         "RecurrentDepthTransformer": "mythbench.model", "load": "mythbench.results_frame"}
+__all__ = ["RDTConfig", "RDTOutput", "RecurrentDepthTransformer", "__version__", "load"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'mythbench' has no attribute {name!r}")

@@ -12,10 +12,14 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from mythbench.errors import ConfigError
 from mythbench.io import atomic_write_text
+from mythbench.results_model import HEADLINE_KEY, ORACLE_KEY
 from mythbench.safejson import MAX_BYTES
 from mythbench.schema import leaderboard_difficulties
+from mythbench.tables import csv_text, markdown
 
 CSV_NAME, MD_NAME = "leaderboard.csv", "LEADERBOARD.md"
 POINTS = ("train", "2x", "max")
@@ -46,7 +50,7 @@ def board_rows(doc: dict, digest: str, submitter: str, date: str) -> list[dict[s
     task = doc["task"]
     points = leaderboard_difficulties(task["train_difficulties"], task["test_difficulties"])
     v1 = doc["schema_version"] == 1
-    headline, oracle = ("acc_at_train_loops", "best") if v1 else ("headline", "oracle_best")
+    headline, oracle = HEADLINE_KEY[doc["schema_version"]], ORACLE_KEY[doc["schema_version"]]
     rows = []
     for m in doc["models"]:
         summary = {s["difficulty"]: s for s in m["summary"]}
@@ -85,7 +89,7 @@ def _float(text: str) -> float | None:
         return None
 
 
-def _acc(row: dict[str, str], tag: str) -> str:
+def _acc(row: pd.Series, tag: str) -> str:
     vals = [_float(row[f"{k}_{tag}"]) for k in ("acc", "low", "high")]
     if any(v is None for v in vals):
         return md_escape(row[f"acc_{tag}"])
@@ -93,9 +97,24 @@ def _acc(row: dict[str, str], tag: str) -> str:
     return f"{vals[0]:.3f} [{vals[1]:.3f}, {vals[2]:.3f}]" + (f" ({tokens:.3f})" if tokens is not None else "")
 
 
-def _sort_key(row: dict[str, str]) -> tuple:
-    acc_max, acc_2x = _float(row["acc_max"]) or 0.0, _float(row["acc_2x"]) or 0.0
-    return (-acc_max, -acc_2x, row["content_hash"], row["model"])
+def _number(text: str, fmt: str) -> str:
+    value = _float(text)
+    return format(value, fmt) if value is not None else md_escape(text)
+
+
+def _display(row: pd.Series) -> list[str]:
+    """The markdown cells of one board row, every string escaped."""
+    oracle = _number(row["oracle_acc_max"], ".3f") + (
+        f" ({md_escape(row['oracle_loops_max'])})" if row["oracle_loops_max"] else "")
+    commit = md_escape(row["commit"][:12] or "-") + (" (dirty)" if row["dirty"] == "true" else "")
+    return [md_escape(row["model"]), md_escape(row["role"]), _number(row["params_unique"], ",.0f"),
+            _number(row["flops_forward"], ".3g"), md_escape(row["loop_rule"]), *(_acc(row, tag) for tag in POINTS),
+            oracle, md_escape(row["seeds"]), md_escape(row["submitter"]), md_escape(row["date"]), commit]
+
+
+def board_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
+    """The board as a DataFrame of strings in COLUMNS order (the CSV's exact text, nothing parsed)."""
+    return pd.DataFrame(rows, columns=pd.Index(COLUMNS, dtype=object), dtype=object)
 
 
 def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]) -> str:
@@ -111,11 +130,13 @@ def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]
              "[95% bootstrap interval over seeds] (mean per-token accuracy, where recorded). The *oracle* "
              "column is the best loop count at the largest test difficulty chosen on the test labels "
              "themselves: an upper bound, not a result.", ""]
-    groups: dict[tuple[str, str, str], list[dict[str, str]]] = {}
-    for row in rows:
-        groups.setdefault((row["task"], row["task_version"], row["fingerprint"]), []).append(row)
-    for (task, version, fingerprint), group in sorted(groups.items()):
-        first = group[0]
+    board = board_frame(rows)
+    # ranking: best headline at the largest test difficulty, then at 2x; ties by submission and model
+    board["_max"], board["_2x"] = (-board[c].map(lambda t: _float(t) or 0.0) for c in ("acc_max", "acc_2x"))
+    board = board.sort_values(["task", "task_version", "fingerprint", "_max", "_2x", "content_hash", "model"],
+                              kind="stable")
+    for (task, version, fingerprint), group in board.groupby(["task", "task_version", "fingerprint"], sort=False):
+        first = group.iloc[0]
         heads = [f"d={md_escape(first['d_train'])} (train)", f"d={md_escape(first['d_2x'])}",
                  f"d={md_escape(first['d_max'])}"]
         header = ["model", "role", "params", "FLOPs/token", "loop rule", *heads, f"oracle @ {heads[2]} (loops)",
@@ -125,27 +146,17 @@ def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]
             f"**Stale, kept as history:** the current {md_escape(task)} task is "
             + (f"version {current}" if current is not None else "no longer in the suite")
             + "; these results were scored on another test set and are not comparable with it.", ""]
+        table = pd.DataFrame([_display(row) for _, row in group.iterrows()],
+                             columns=pd.Index(header, dtype=object), dtype=object)
         lines += [f"## {md_escape(task)} v{md_escape(version)}", "", *stale,
-                  f"Test set fingerprint {md_escape(fingerprint[:16])}.", "",
-                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        for row in sorted(group, key=_sort_key):
-            params, flops = _float(row["params_unique"]), _float(row["flops_forward"])
-            best = _float(row["oracle_acc_max"])
-            cells = [md_escape(row["model"]), md_escape(row["role"]),
-                     f"{params:,.0f}" if params is not None else md_escape(row["params_unique"]),
-                     f"{flops:.3g}" if flops is not None else md_escape(row["flops_forward"]),
-                     md_escape(row["loop_rule"]), *(_acc(row, tag) for tag in POINTS),
-                     (f"{best:.3f}" if best is not None else md_escape(row["oracle_acc_max"]))
-                     + (f" ({md_escape(row['oracle_loops_max'])})" if row["oracle_loops_max"] else ""),
-                     md_escape(row["seeds"]), md_escape(row["submitter"]), md_escape(row["date"]),
-                     md_escape(row["commit"][:12] or "-") + (" (dirty)" if row["dirty"] == "true" else "")]
-            lines.append("| " + " | ".join(cells) + " |")
-        lines.append("")
+                  f"Test set fingerprint {md_escape(fingerprint[:16])}.", "", markdown(table, escape=False), ""]
     return "\n".join(lines)
 
 
 def read_board(results_dir: Path) -> list[dict[str, str]]:
-    """The leaderboard rows, or ConfigError listing what is wrong with leaderboard.csv."""
+    """The leaderboard rows, or ConfigError listing what is wrong with leaderboard.csv. Parsed with the csv
+    module rather than pandas.read_csv: a hostile board must be refused with the line of each bad record, and
+    every field kept as its exact text."""
     path = Path(results_dir) / CSV_NAME
     if not path.exists():
         return []
@@ -168,9 +179,5 @@ def read_board(results_dir: Path) -> list[dict[str, str]]:
 
 
 def write_board(results_dir: Path, rows: list[dict[str, str]], current_versions: dict[str, int]) -> None:
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    writer.writerows([row[c] for c in COLUMNS] for row in rows)
-    atomic_write_text(results_dir / CSV_NAME, buf.getvalue())
+    atomic_write_text(results_dir / CSV_NAME, csv_text(board_frame(rows)))
     atomic_write_text(results_dir / MD_NAME, render_markdown(rows, current_versions))

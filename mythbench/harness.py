@@ -35,13 +35,14 @@ from mythbench.config import RunConfig, eval_difficulties, to_dict
 from mythbench.errors import ConfigError
 from mythbench.evaluate import evaluate_looped, evaluate_plain, rule_loops, sweep_max_loops
 from mythbench.io import atomic_write_json, atomic_write_text
+from mythbench.results_model import RUN, RUN_SCHEMA_VERSION
 from mythbench.runlock import holds_run_dir
 from mythbench.safejson import read_json_file, walk_problems
-from mythbench.schema import RUN
+from mythbench.schema import check_schema
 from mythbench.stats import summarize_model
 from mythbench.train import TrainOutcome, train_model, write_model_card
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = RUN_SCHEMA_VERSION  # the results model's current run schema
 log = logging.getLogger("mythbench")
 
 
@@ -303,6 +304,8 @@ def run_benchmark(cfg: RunConfig, run_dir: Path, command: str, started: float | 
                        "oracle": "oracle_best: the best loop count chosen on the test labels, not a usable rule"},
         "environment": environment(cfg.device), "seeds": list(cfg.seeds), "models": entries,
     }
+    for problem in check_schema(results):  # the results model checks the writer too; a bug shows here first
+        log.warning("results.json does not validate: %s", problem)
     atomic_write_json(run_dir / "results.json", results)
     build_report(run_dir)
     return results

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -162,10 +162,14 @@ class Arr(Node):
 
 @dataclass(frozen=True)
 class Obj(Node):
-    """An object with required and optional fields; other keys are allowed (forward compatibility)."""
+    """An object with required and optional fields; other keys are allowed (forward compatibility).
+
+    `doc` says, per field, what the shape alone does not (meaning, cross-field rules): the generated reference
+    docs/results-schema.md prints it beside the type the node gives (mythbench/results_doc.py)."""
 
     required: dict[str, Node] = field(default_factory=dict)
     optional: dict[str, Node] = field(default_factory=dict)
+    doc: dict[str, str] = field(default_factory=dict, compare=False)
 
     def check(self, v: Any, path: str, out: list[str]) -> None:
         if not isinstance(v, dict):
@@ -191,3 +195,62 @@ def dicts(v: Any, path: str) -> Iterator[tuple[str, dict]]:
 
 def ints(v: Any) -> list[int]:
     return [x for x in v if is_int(x)] if isinstance(v, list) else []
+
+
+@dataclass(frozen=True)
+class Open(Node):
+    """A finite number strictly above lo (and below hi): losses, whose log the fits take, and levels."""
+
+    lo: float
+    hi: float | None = None
+
+    def check(self, v: Any, path: str, out: list[str]) -> None:
+        Num().check(v, path, out)
+        if is_num(v) and (v <= self.lo or (self.hi is not None and v >= self.hi)):
+            bound = f"> {self.lo:g}" if self.hi is None else f"in ({self.lo:g}, {self.hi:g})"
+            out.append(f"{path}: {show(v)} is not {bound}")
+
+
+@dataclass(frozen=True)
+class Pair(Node):
+    """A two-element array such as [loops, loss] or a [low, high] range (ordered: first <= second)."""
+
+    first: Node
+    second: Node
+    ordered: bool = False
+
+    def check(self, v: Any, path: str, out: list[str]) -> None:
+        if not isinstance(v, list) or len(v) != 2:
+            got = f"{len(v)} entries" if isinstance(v, list) else show(v)
+            out.append(f"{path}: expected an array of 2 entries, got {got}")
+            return
+        self.first.check(v[0], f"{path}[0]", out)
+        self.second.check(v[1], f"{path}[1]", out)
+        if self.ordered and is_num(v[0]) and is_num(v[1]) and v[0] > v[1]:
+            out.append(f"{path}: {show(v[0])} is above {show(v[1])}")
+
+
+@dataclass(frozen=True)
+class Ruled(Node):
+    """A node plus a rule across the fields of the object it checks (run when the value is an object); the
+    rule's docstring is its documentation."""
+
+    node: Node
+    rule: Callable[[dict, str, list[str]], None]
+
+    def check(self, v: Any, path: str, out: list[str]) -> None:
+        self.node.check(v, path, out)
+        if isinstance(v, dict):
+            self.rule(v, path, out)
+
+
+@dataclass(frozen=True)
+class Either(Node):
+    """`present` for an object holding the `marker` key, `absent` otherwise: a fit or the error it raised."""
+
+    marker: str
+    present: Node
+    absent: Node
+
+    def check(self, v: Any, path: str, out: list[str]) -> None:
+        (self.present if isinstance(v, dict) and self.marker in v else self.absent).check(v, path, out)

@@ -1,55 +1,45 @@
 """Tables, Markdown and plots of one run, rebuilt from results.json alone.
 
 Everything here reads only the results file, so any run directory (or a submission) can be
-re-reported without checkpoints, and the report can never disagree with the numbers it shows.
+re-reported without checkpoints, and the report can never disagree with the numbers it shows. The file is
+read by mythbench/results_frame.py; every table is a DataFrame, written as CSV or Markdown by
+mythbench/tables.py; the plots are mythbench/report_plots.py.
 """
 
 from __future__ import annotations
 
-import csv
-import json
-import re
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
-from io import BytesIO, StringIO
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.ticker import MaxNLocator
+import pandas as pd
 
 from mythbench.errors import ConfigError
 from mythbench.io import atomic_write_bytes, atomic_write_text
+from mythbench.report_plots import plots
+from mythbench.results_frame import (
+    CELL_COLUMNS,
+    EARLY_EXIT_COLUMNS,
+    SUMMARY_COLUMNS,
+    cells_frame,
+    complete_runs,
+    early_exit_frame,
+    is_looped,
+    read_results,
+    summary_frame,
+)
 from mythbench.stats import summarize_model, summarize_seeds
+from mythbench.tables import DASH, csv_text, markdown, num, plain
 
-DASH = "—"
-CELL_FIELDS = ["model", "role", "seed", "difficulty", "loops", "n", "correct", "accuracy",
-               "ci_low", "ci_high", "token_accuracy", "loss"]
-EARLY_EXIT_FIELDS = ["model", "role", "seed", "difficulty", "rule", "threshold", "n", "correct",
-                     "accuracy", "ci_low", "ci_high", "mean_loops"]
-_SUMMARY_BLOCKS = [("headline", "headline"), ("acc_train", "acc_at_train_loops"), ("oracle", "oracle_best"),
-                   ("acc_max", "acc_at_max_loops")]
-_STAT_FIELDS = ("mean", "std", "ci_low", "ci_high", "token_accuracy")
-SUMMARY_FIELDS = (["model", "role", "difficulty", "split", "headline_loops"]
-                  + [f"{p}_{s}" for p, _ in _SUMMARY_BLOCKS for s in _STAT_FIELDS]
-                  + ["oracle_loops", "overthinking_drop"])
+CELL_FIELDS, EARLY_EXIT_FIELDS, SUMMARY_FIELDS = CELL_COLUMNS, EARLY_EXIT_COLUMNS, SUMMARY_COLUMNS
 
 
 def load_results(run_dir: Path) -> dict[str, Any]:
-    """Read `run_dir/results.json`; a missing or unreadable file is a user error, not a crash."""
-    path = Path(run_dir) / "results.json"
-    if not path.is_file():
-        raise ConfigError(f"{path} not found: is {run_dir} a run directory?")
-    try:
-        results = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ConfigError(f"{path} is not valid JSON: {err}") from err
+    """Read `run_dir/results.json` (as untrusted data); a missing or unreadable file is a user error."""
+    results = read_results(Path(run_dir) / "results.json", validate=False)
     problems = []
     if not isinstance(results, dict):
-        raise ConfigError(f"{path} must hold a JSON object")
+        raise ConfigError(f"{Path(run_dir) / 'results.json'} must hold a JSON object")
     if results.get("schema_version") != 2:
         problems.append(f"schema_version must be 2, got {results.get('schema_version')!r} (reports of older "
                         "files: use the mythbench version that wrote them)")
@@ -68,12 +58,12 @@ def build_report(run_dir: Path) -> list[Path]:
     results = load_results(run_dir)
     summaries = _summaries(results)
     files: dict[str, str | bytes] = {
-        "cells.csv": _csv(CELL_FIELDS, _cell_rows(results)),
-        "summary.csv": _csv(SUMMARY_FIELDS, _summary_rows(results, summaries)),
-        "early_exit.csv": _csv(EARLY_EXIT_FIELDS, _early_exit_rows(results)),
+        "cells.csv": csv_text(cells_frame(results)),
+        "summary.csv": csv_text(summary_frame(results, summaries)),
+        "early_exit.csv": csv_text(early_exit_frame(results)),
         "report.md": _markdown(results, summaries),
     }
-    files.update(_plots(results, summaries))
+    files.update(plots(results, summaries))
     written = []
     for name, data in files.items():
         write = atomic_write_bytes if isinstance(data, bytes) else atomic_write_text
@@ -85,20 +75,10 @@ def build_report(run_dir: Path) -> list[Path]:
 def format_summary_table(results: dict[str, Any]) -> str:
     """Compact plain-text headline table for the terminal at the end of `mythbench run`."""
     header, rows = _headline(results, _summaries(results))
-    table = [header, *rows]
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in table]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+    return plain(pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object))
 
 
 # ---------------------------------------------------------------- data access
-
-
-def _complete_runs(model: dict[str, Any]) -> list[dict[str, Any]]:
-    """Runs with numbers worth showing, in seed order; diverged runs carry none."""
-    runs = [r for r in model.get("runs", []) if r.get("status") == "complete"]
-    return sorted(runs, key=lambda r: r["seed"])
 
 
 def _summaries(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
@@ -111,54 +91,11 @@ def _summaries(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         raise ConfigError(str(err)) from err
 
 
-def _is_looped(model: dict[str, Any]) -> bool:
-    """Looped (recurrent-depth) models carry train_loops; single-pass baselines carry null."""
-    return model.get("train_loops") is not None
-
-
 def _diverged_seeds(model: dict[str, Any]) -> list[int]:
     return [r["seed"] for r in model.get("runs", []) if r.get("status") == "diverged"]
 
 
-def _cell_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    for m in results["models"]:
-        for run in _complete_runs(m):
-            for cell in run.get("cells", []):
-                yield {"model": m["name"], "role": m.get("role"), "seed": run["seed"], **cell}
-
-
-def _early_exit_rows(results: dict[str, Any]) -> Iterable[dict[str, Any]]:
-    for m in results["models"]:
-        for run in _complete_runs(m):
-            for row in run.get("early_exit") or []:
-                yield {"model": m["name"], "role": m.get("role"), "seed": run["seed"], **row}
-
-
-def _summary_rows(results: dict[str, Any], summaries: dict[str, list]) -> Iterable[dict[str, Any]]:
-    for m in results["models"]:
-        for entry in summaries[m["name"]]:
-            row = {"model": m["name"], "role": m.get("role"), "difficulty": entry["difficulty"],
-                   "split": entry["split"], "headline_loops": (entry.get("headline") or {}).get("loops"),
-                   "oracle_loops": entry["oracle_best"].get("loops"), "overthinking_drop": entry["overthinking_drop"]}
-            for prefix, key in _SUMMARY_BLOCKS:
-                stats = entry.get(key) or {}
-                row.update({f"{prefix}_{s}": stats.get(s) for s in _STAT_FIELDS})
-            yield row
-
-
-def _csv(fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
-    buf = StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(fields), extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return buf.getvalue()
-
-
 # ---------------------------------------------------------------- Markdown
-
-
-def _num(x: float | None, digits: int = 3) -> str:
-    return DASH if x is None else f"{x:.{digits}f}"
 
 
 def _acc(stats: dict[str, Any] | None) -> str:
@@ -169,22 +106,19 @@ def _acc(stats: dict[str, Any] | None) -> str:
     return text + (f" tok {stats['token_accuracy']:.3f}" if "token_accuracy" in stats else "")
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
-
-    return "\n".join([line(header), line(["---"] * len(header)), *(line(r) for r in rows)])
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    return markdown(pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object))
 
 
 def _headline(results: dict[str, Any], summaries: dict[str, list]) -> tuple[list[str], list[list[str]]]:
     """One row per difficulty: every model under the pre-registered loop rule (looped models: at the loop
     count shown), plus each looped model's oracle (best loop count chosen on the test labels) and drop."""
     models = results["models"]
-    looped = [m for m in models if _is_looped(m)]
+    looped = [m for m in models if is_looped(m)]
     by_diff = {m["name"]: {e["difficulty"]: e for e in summaries[m["name"]]} for m in models}
     difficulties = sorted({d for entries in by_diff.values() for d in entries})
     train = set(results.get("task", {}).get("train_difficulties", []))
-    header = ["difficulty", "split", *(m["name"] + (" @loops" if _is_looped(m) else "") for m in models)]
+    header = ["difficulty", "split", *(m["name"] + (" @loops" if is_looped(m) else "") for m in models)]
     for m in looped:
         header += [f"{m['name']} ORACLE best over loops", f"{m['name']} overthinking drop"]
     rows = []
@@ -192,7 +126,7 @@ def _headline(results: dict[str, Any], summaries: dict[str, list]) -> tuple[list
         row = [str(d), "train" if d in train else "test"]
         for m in models:
             headline = by_diff[m["name"]].get(d, {}).get("headline")
-            if not _complete_runs(m):
+            if not complete_runs(m):
                 row.append("diverged" if _diverged_seeds(m) else DASH)
             elif headline and headline.get("loops"):
                 row.append(f"{_acc(headline)} @{headline['loops']}")
@@ -204,23 +138,21 @@ def _headline(results: dict[str, Any], summaries: dict[str, list]) -> tuple[list
                 row += ["diverged" if _diverged_seeds(m) else DASH, DASH]
             else:
                 oracle = entry["oracle_best"]
-                row += [f"{_acc(oracle)} @{oracle['loops']}", _num(entry["overthinking_drop"])]
+                row += [f"{_acc(oracle)} @{oracle['loops']}", num(entry["overthinking_drop"], ".3f")]
         rows.append(row)
     return header, rows
 
 
 def _early_exit_table(results: dict[str, Any]) -> str:
-    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
-    for row in _early_exit_rows(results):
-        groups[(row["model"], row["difficulty"], row["rule"], row.get("threshold"))].append(row)
-    if not groups:
+    exits = early_exit_frame(results)
+    if exits.empty:
         return "_No early-exit results in this file._"
     rows = []
-    for (model, difficulty, rule, threshold), entries in groups.items():
-        stats = summarize_seeds([e["accuracy"] for e in entries], [(e["correct"], e["n"]) for e in entries])
-        mean_loops = float(np.mean([e["mean_loops"] for e in entries]))
-        rows.append([model, str(difficulty), rule, DASH if threshold is None else f"{threshold:g}",
-                     _acc(stats), f"{mean_loops:.2f}", str(len(entries))])
+    keys = ["model", "difficulty", "rule", "threshold"]
+    for (model, difficulty, rule, threshold), group in exits.groupby(keys, sort=False, dropna=False):
+        stats = summarize_seeds(group.accuracy.tolist(), list(zip(group.correct, group.n, strict=True)))
+        rows.append([model, str(difficulty), rule, DASH if pd.isna(threshold) else f"{threshold:g}",
+                     _acc(stats), f"{group.mean_loops.mean():.2f}", str(len(group))])
     return _md_table(["model", "difficulty", "rule", "threshold", "accuracy [95% CI]", "mean loops", "seeds"],
                      rows)
 
@@ -231,13 +163,13 @@ def _diagnostic_cells(diag: dict[str, Any]) -> list[str]:
     changes = [v[-1] for v in (diag.get("state_change") or {}).values() if v]
     loads = [max(r) / (sum(r) / len(r)) for r in diag.get("expert_load") or [] if r and sum(r) > 0]
     halting = [h["mean"] for h in (diag.get("halting") or {}).values() if h and h.get("mean") is not None]
-    return [_num(rho), _num(max(changes) if changes else None, 4), _num(max(loads) if loads else None, 2),
-            _num(float(np.mean(halting)) if halting else None, 2)]
+    return [num(rho, ".3f"), num(max(changes) if changes else None, ".4f"),
+            num(max(loads) if loads else None, ".2f"), num(float(np.mean(halting)) if halting else None, ".2f")]
 
 
 def _diagnostics_table(results: dict[str, Any]) -> str:
     rows = []
-    for m in filter(_is_looped, results["models"]):
+    for m in filter(is_looped, results["models"]):
         for run in sorted(m.get("runs", []), key=lambda r: r["seed"]):
             complete = run.get("status") == "complete"
             values = _diagnostic_cells(run.get("diagnostics") or {}) if complete else [DASH] * 4
@@ -277,7 +209,7 @@ def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
                            f"{f.get('forward', 0):.3g} / {f.get('train', 0):.3g}",
                            str(m.get("train_loops") or DASH), seeds or DASH])
     notes = [f"- `{m['name']}`: seed(s) {', '.join(map(str, _diverged_seeds(m)))} diverged; numbers are "
-             f"over the {len(_complete_runs(m))} complete seed(s)."
+             f"over the {len(complete_runs(m))} complete seed(s)."
              for m in results["models"] if _diverged_seeds(m)]
     header, rows = _headline(results, summaries)
     parts = [
@@ -300,119 +232,3 @@ def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
     return "\n".join(parts)
 
 
-# ---------------------------------------------------------------- plots
-
-
-def _png(fig: Figure) -> bytes:
-    """Render with the Agg canvas directly: no pyplot state, no display needed."""
-    FigureCanvasAgg(fig)
-    buf = BytesIO()
-    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight", metadata={"Software": None})
-    return buf.getvalue()
-
-
-def _loop_grid(model: dict[str, Any]) -> dict[int, dict[int, dict[str, float]]]:
-    """Per (difficulty, loops) stats over complete seeds, only where every complete seed has the cell."""
-    runs = _complete_runs(model)
-    cells: dict[int, dict[int, list]] = defaultdict(lambda: defaultdict(list))
-    for run in runs:
-        for c in run.get("cells", []):
-            if c["loops"] is not None:
-                cells[c["difficulty"]][c["loops"]].append(c)
-    return {d: {k: summarize_seeds([c["accuracy"] for c in v], [(c["correct"], c["n"]) for c in v])
-                for k, v in sorted(by_loops.items()) if len(v) == len(runs)}
-            for d, by_loops in sorted(cells.items())}
-
-
-def _plot_acc_vs_loops(name: str, grid: dict, train: set[int], train_loops: int | None) -> bytes:
-    fig = Figure(figsize=(7, 4.5))
-    ax = fig.add_subplot()
-    for i, (d, by_loops) in enumerate(grid.items()):
-        loops = list(by_loops)
-        color = matplotlib.colormaps["viridis"](i / max(1, len(grid) - 1))
-        mean = [s["mean"] for s in by_loops.values()]
-        ax.plot(loops, mean, "-" if d in train else "--", marker="o", ms=3, color=color,
-                label=f"d={d}" + (" (train)" if d in train else ""))
-        low, high = ([s[k] for s in by_loops.values()] for k in ("ci_low", "ci_high"))
-        ax.fill_between(loops, low, high, color=color, alpha=0.15, linewidth=0)
-    if train_loops is not None:
-        ax.axvline(train_loops, color="0.4", ls=":", label=f"training loops ({train_loops})")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set(xlabel="loops at test time", ylabel="exact-match accuracy", ylim=(-0.02, 1.02),
-           title=f"{name}: accuracy against loops (solid: training difficulties, dashed: test)")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    return _png(fig)
-
-
-def _plot_heatmap(name: str, grid: dict, train: set[int], train_loops: int | None) -> bytes:
-    difficulties = list(grid)
-    loops = sorted({k for by_loops in grid.values() for k in by_loops})
-    acc = np.full((len(difficulties), len(loops)), np.nan)
-    for i, d in enumerate(difficulties):
-        for j, k in enumerate(loops):
-            if k in grid[d]:
-                acc[i, j] = grid[d][k]["mean"]
-    fig = Figure(figsize=(max(5.0, 0.35 * len(loops) + 2), max(3.0, 0.4 * len(difficulties) + 1.5)))
-    ax = fig.add_subplot()
-    image = ax.imshow(acc, aspect="auto", origin="lower", vmin=0, vmax=1, cmap="viridis")
-    fig.colorbar(image, ax=ax, label="exact-match accuracy (mean over seeds)")
-    if acc.size <= 300:
-        for (i, j), v in np.ndenumerate(acc):
-            if not np.isnan(v):
-                ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=6, color="w" if v < 0.6 else "k")
-    if train_loops in loops:
-        j = loops.index(train_loops)
-        for x in (j - 0.5, j + 0.5):
-            ax.axvline(x, color="red", lw=1)
-    ax.set_xticks(range(len(loops)), [str(k) for k in loops], fontsize=7)
-    ax.set_yticks(range(len(difficulties)), [f"{d} (train)" if d in train else str(d) for d in difficulties])
-    ax.set(xlabel="loops at test time (red: training loop count)", ylabel="difficulty",
-           title=f"{name}: accuracy over difficulty × loops")
-    return _png(fig)
-
-
-def _plot_vs_baselines(rdt: dict[str, Any], baselines: list[dict[str, Any]], summaries: dict[str, list],
-                       train: set[int]) -> bytes:
-    name = rdt["name"]
-    series = [(f"{name} at the loop rule's count", name, "headline"),
-              (f"{name} at training loops ({rdt.get('train_loops')})", name, "acc_at_train_loops"),
-              (f"{name} ORACLE best over loops (chosen on test labels)", name, "oracle_best")]
-    series += [(f"{b['name']} ({b.get('role')})", b["name"], "headline") for b in baselines]
-    difficulties = sorted({e["difficulty"] for _, model, _ in series for e in summaries[model]})
-    pos = {d: i for i, d in enumerate(difficulties)}
-    fig = Figure(figsize=(max(6.0, 0.7 * len(difficulties) + 3), 4.5))
-    ax = fig.add_subplot()
-    for i, d in enumerate(d for d in difficulties if d in train):
-        ax.axvspan(pos[d] - 0.5, pos[d] + 0.5, color="0.9", zorder=0,
-                   label="training difficulty" if i == 0 else None)
-    width = 0.6 / max(1, len(series))
-    for k, (label, model, key) in enumerate(series):
-        points = [(pos[e["difficulty"]], e[key]) for e in summaries[model] if e.get(key)]
-        if not points:
-            continue
-        x = np.array([p for p, _ in points]) + (k - (len(series) - 1) / 2) * width
-        mean = np.array([s["mean"] for _, s in points])
-        err = np.array([[s["mean"] - s["ci_low"], s["ci_high"] - s["mean"]] for _, s in points]).T
-        ax.errorbar(x, mean, yerr=np.clip(err, 0, None), fmt="o-", ms=4, capsize=3, label=label)
-    ax.set_xticks(range(len(difficulties)), [str(d) for d in difficulties])
-    ax.set(xlabel="difficulty", ylabel="exact-match accuracy", ylim=(-0.02, 1.02),
-           xlim=(-0.5, len(pos) - 0.5), title=f"{name} against baselines (bars: 95% interval)")
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    return _png(fig)
-
-
-def _plots(results: dict[str, Any], summaries: dict[str, list]) -> dict[str, bytes]:
-    """One plot set per recurrent-depth model with loop cells; the role 'rdt' model gets unsuffixed names."""
-    train = set(results.get("task", {}).get("train_difficulties", []))
-    baselines = [m for m in results["models"] if not _is_looped(m) and summaries[m["name"]]]
-    plots: dict[str, bytes] = {}
-    for m in filter(_is_looped, results["models"]):
-        grid = {d: v for d, v in _loop_grid(m).items() if v}
-        if not grid:
-            continue
-        suffix = "" if m.get("role") == "rdt" and "heatmap.png" not in plots else "_" + re.sub(
-            r"[^A-Za-z0-9_.-]+", "_", m["name"])
-        plots[f"acc_vs_loops{suffix}.png"] = _plot_acc_vs_loops(m["name"], grid, train, m.get("train_loops"))
-        plots[f"heatmap{suffix}.png"] = _plot_heatmap(m["name"], grid, train, m.get("train_loops"))
-        plots[f"rdt_vs_baselines{suffix}.png"] = _plot_vs_baselines(m, baselines, summaries, train)
-    return plots

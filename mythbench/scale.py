@@ -25,15 +25,17 @@ from mythbench.config import RunConfig, to_dict
 from mythbench.errors import ConfigError
 from mythbench.harness import ModelPlan
 from mythbench.io import atomic_write_json, atomic_write_text
+from mythbench.results_model import SCALE_SCHEMA_VERSION
 from mythbench.runlock import holds_run_dir
 from mythbench.safejson import read_json_file, walk_problems
+from mythbench.scale_report import render_markdown, write_plots
+from mythbench.scale_schema import check_scale_v1
 
 LEVEL, FIT_SEED = 0.95, 0
 PROJECT_TO = (770e6, 1.3e9)  # Parcae's sizes: its 770M RDT matches a 1.3B standard transformer (ratio ~1.69)
 POINT_KEYS = ("name", "family", "width", "loops", "seed", "status", "params", "train_flops", "loss")
 log = logging.getLogger("mythbench")
 
-SCALE_SCHEMA_VERSION = 1  # the format of kind 'scale' files (mythbench/scale_schema.py)
 
 
 def width_config(base: Any, width: int, head_dim: int, loops: int) -> Any:
@@ -184,7 +186,6 @@ def _notes(points: list[dict], headline: int) -> list[str]:
 def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None = None) -> dict:
     """Train (or reuse) every ladder point at every seed, fit, write results.json, scale.md and plots. On the
     sweep engine (`--backend`) the points are trained as cells first; this then only reads them."""
-    from mythbench.scale_report import render_markdown, write_plots
     from tasks import get_task
 
     started = time.perf_counter() if started is None else started
@@ -218,6 +219,8 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
         "notes": notes + _notes(points, headline),
     }
     results["wall_time_s"] = round(time.perf_counter() - started, 3)
+    for problem in check_scale_v1(results):  # the results model checks the writer too
+        log.warning("results.json does not validate: %s", problem)
     atomic_write_json(run_dir / "results.json", results)
     atomic_write_text(run_dir / "scale.md", render_markdown(results))
     write_plots(results, run_dir)
@@ -301,8 +304,6 @@ def refit_results(paths: list[Path]) -> dict:
 
 def refit(paths: list[Path]) -> str:
     """`mythbench fit`: the scale tables recomputed from stored results files."""
-    from mythbench.scale_report import render_markdown
-
     return render_markdown(refit_results(paths))
 
 

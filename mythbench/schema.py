@@ -3,7 +3,8 @@
 Why hand-written rather than JSON Schema: results files arrive from strangers, so the messages must name the
 exact place (`models[0].runs[1].cells[3].accuracy: 1.2 is not in [0, 1]`), and the checks that matter most
 are semantic (Wilson intervals recomputed from the counts, summaries consistent with the cells), which a
-JSON Schema cannot express. The documented form of this schema is docs/results-schema.md.
+JSON Schema cannot express. The shapes are the results model (mythbench/results_model.py), from which
+docs/results-schema.md is generated; this module adds the semantic checks and dispatches on (version, kind).
 """
 
 from __future__ import annotations
@@ -13,92 +14,29 @@ from collections.abc import Callable
 from typing import Any
 
 from mythbench.errors import ConfigError
-from mythbench.jsonshape import (
-    Arr,
-    Bool,
-    Enum,
-    Int,
-    Node,
-    Nullable,
-    Num,
-    Obj,
-    Str,
-    dicts,
-    ints,
-    is_int,
-    is_num,
-    show,
+from mythbench.jsonshape import Obj, dicts, ints, is_int, is_num, show
+from mythbench.results_model import (
+    HEADLINE_KEY,
+    LOOP_RULES,
+    MODEL_NAME_RE,
+    PROVENANCE,
+    RUN,
+    RUN_V1,
+    RUN_V2,
+    SCHEMA_VERSIONS,
+    TASK_NAME_RE,
+    TRAIN,
+    check_provenance,
+    duplicates,
 )
 from mythbench.safejson import walk_problems
+from mythbench.scale_schema import check_scale_v1
 from mythbench.stats import wilson_interval
 from mythbench.summary_checks import ACC_TOL, CI_TOL, ModelFacts, check_summary
 
-SCHEMA_VERSIONS = (1, 2)
-LOOP_RULES = ("difficulty", "train")
-TASK_NAME_RE = r"[a-z][a-z0-9_-]{0,63}"
-MODEL_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}"
-ROLE_RE = r"rdt|control|iso-param|iso-flop|ablation:[a-z0-9][a-z0-9_-]{0,47}"
-PARAM_KEYS = ("total", "unique", "active", "once", "recurrent")
-
-_STAT = {"mean": Num(0, 1), "std": Num(0), "ci_low": Num(0, 1), "ci_high": Num(0, 1)}
-_COUNTS = {"n": Int(1), "correct": Int(0), "accuracy": Num(0, 1), "ci_low": Num(0, 1), "ci_high": Num(0, 1)}
-CELL = Obj({"difficulty": Int(1), "loops": Nullable(Int(1)), **_COUNTS, "token_accuracy": Num(0, 1),
-            "loss": Num(0)})
-EARLY_EXIT = Obj({"difficulty": Int(1), "rule": Str(r"[a-z][a-z0-9_]{0,31}"), "threshold": Nullable(Num()),
-                  **_COUNTS, "mean_loops": Num(0)})
-SUMMARY = Obj({"difficulty": Int(1), "split": Enum(("train", "test")),
-               "acc_at_train_loops": Nullable(Obj(_STAT)),
-               "best": Obj({**_STAT, "loops": Nullable(Int(1))}), "acc_at_max_loops": Nullable(Obj(_STAT)),
-               "overthinking_drop": Num(-1, 1)})
-# a training outcome; a scale point stores the same one
-TRAIN = Obj({"steps": Int(0), "tokens": Int(0), "final_loss": Nullable(Num(0)), "wall_time_s": Num(0)})
-RUN = Obj({"seed": Int(0), "status": Enum(("complete", "diverged")), "train": TRAIN, "cells": Arr(CELL)},
-          optional={"early_exit": Arr(EARLY_EXIT),
-                    "diagnostics": Obj(optional={"spectral_radius": Nullable(Num(0, None))})})
-MODEL = Obj({"name": Str(MODEL_NAME_RE, 64), "family": Enum(("rdt", "standard")), "role": Str(ROLE_RE),
-             "model_config": Obj(), "params": Obj({k: Int(0) for k in PARAM_KEYS}),
-             "flops_per_token": Obj({"forward": Num(0), "train": Num(0)}),
-             "train_loops": Nullable(Int(1)), "eval_loops": Nullable(Arr(Int(1), 1)),
-             "runs": Arr(RUN, 1), "summary": Arr(SUMMARY)})
-# The top-level fields every kind of results file carries: what was run, from which code, where and on what.
-PROVENANCE: dict[str, Node] = {
-    "schema_version": Int(), "kind": Str(), "mythbench_version": Str(max_len=64),
-    "git": Obj({"commit": Nullable(Str(r"[0-9a-f]{40}|[0-9a-f]{64}")), "dirty": Nullable(Bool())}),
-    "command": Str(max_len=4096), "created_at": Str(timestamp=True), "wall_time_s": Num(0),
-    "status": Enum(("complete", "incomplete")), "preset": Nullable(Str(max_len=64)), "config": Obj(),
-    "task": Obj({"name": Str(TASK_NAME_RE, 64), "version": Int(1), "fingerprint": Str(r"[0-9a-f]{64}"),
-                 "train_difficulties": Arr(Int(1), 1), "test_difficulties": Arr(Int(1), 1)}),
-    "environment": Obj({"python": Str(), "torch": Str(), "device": Str()},
-                       optional={"numpy": Str(), "platform": Str(), "cpu_count": Nullable(Int(1))}),
-    "seeds": Arr(Int(0), 1),
-}
-RUN_V1 = Obj({**PROVENANCE, "models": Arr(MODEL, 1)})
-
-# Version 2 (tasks v2, evaluation protocol v2): every statistic carries the mean token accuracy; each summary
-# entry has the headline (the loop count of the model's pre-registered rule) and calls the best loop count
-# chosen on test labels `oracle_best`; looped models record their rule; the task records its depth and
-# whether its context grows; the run records its evaluation protocol.
-_STAT_V2 = {**_STAT, "token_accuracy": Num(0, 1)}
-SUMMARY_V2 = Obj({"difficulty": Int(1), "split": Enum(("train", "test")),
-                  "headline": Nullable(Obj({**_STAT_V2, "loops": Nullable(Int(1))})),
-                  "acc_at_train_loops": Nullable(Obj(_STAT_V2)),
-                  "oracle_best": Obj({**_STAT_V2, "loops": Nullable(Int(1))}),
-                  "acc_at_max_loops": Nullable(Obj(_STAT_V2)), "overthinking_drop": Num(-1, 1)})
-LOOP_RULE = Obj({"name": Enum(LOOP_RULES), "loops": Obj()})
-MODEL_V2 = Obj({**MODEL.required, "loop_rule": Nullable(LOOP_RULE), "summary": Arr(SUMMARY_V2)})
-TASK_V2 = Obj({**PROVENANCE["task"].required, "depth_per_difficulty": Int(1),
-               "context_length": Enum(("fixed", "grows"))})
-EVALUATION = Obj({"loop_rule": Enum(LOOP_RULES), "depth_factor": Num(0), "loops_factor": Int(1),
-                  "oracle": Str(max_len=256)})
-RUN_V2 = Obj({**PROVENANCE, "task": TASK_V2, "evaluation": EVALUATION, "models": Arr(MODEL_V2, 1)})
-
-
-def _duplicates(values: list[int], path: str, what: str, out: list[str]) -> None:
-    seen: set[int] = set()
-    for x in values:
-        if x in seen:
-            out.append(f"{path}: duplicate {what} {x}")
-        seen.add(x)
+# names other modules and tests import from here
+__all__ = ["ACC_TOL", "LOOP_RULES", "MODEL_NAME_RE", "PROVENANCE", "RUN", "RUN_V1", "RUN_V2", "TASK_NAME_RE",
+           "TRAIN", "check_provenance", "check_schema", "check_submittable", "leaderboard_difficulties", "validate"]
 
 
 def _check_counts(c: dict, path: str, out: list[str]) -> None:
@@ -134,7 +72,7 @@ def _check_model(m: dict, path: str, doc: dict, out: list[str]) -> None:
         for key in ("train_loops", "eval_loops"):
             if m.get(key) is None:
                 out.append(f"{path}.{key}: required for family 'rdt', got null")
-        _duplicates(info.eval_loops, f"{path}.eval_loops", "loop count", out)
+        duplicates(info.eval_loops, f"{path}.eval_loops", "loop count", out)
         if info.train_loops is not None and info.eval_loops and info.train_loops not in info.eval_loops:
             out.append(f"{path}.train_loops: {info.train_loops} is not in eval_loops")
     elif fam == "standard":
@@ -245,15 +183,6 @@ def _check_cells(cells: Any, path: str, difficulties: set[int], allowed_loops: s
     return table, tokens, cis, set(first)
 
 
-def check_provenance(doc: dict, out: list[str]) -> None:
-    """The rules on PROVENANCE beyond its shape, for every kind: no seed or difficulty listed twice."""
-    _duplicates(ints(doc.get("seeds")), "seeds", "seed", out)
-    task = doc.get("task")
-    if isinstance(task, dict):
-        for key in ("train_difficulties", "test_difficulties"):
-            _duplicates(ints(task.get(key)), f"task.{key}", "difficulty", out)
-
-
 def _check_run(doc: dict, shape: Obj) -> list[str]:
     out: list[str] = []
     shape.check(doc, "", out)
@@ -269,16 +198,10 @@ def _check_run(doc: dict, shape: Obj) -> list[str]:
     return out
 
 
-def _check_scale_v1(doc: dict) -> list[str]:
-    from mythbench.scale_schema import check_scale_v1  # it builds on this module's nodes: imported on use
-
-    return check_scale_v1(doc)
-
-
 # (schema_version, kind) -> validator
 VALIDATORS: dict[tuple[int, str], Callable[[dict], list[str]]] = {
     (1, "run"): lambda doc: _check_run(doc, RUN_V1), (2, "run"): lambda doc: _check_run(doc, RUN_V2),
-    (1, "scale"): _check_scale_v1}
+    (1, "scale"): check_scale_v1}
 
 
 def check_schema(doc: Any) -> list[str]:
@@ -350,7 +273,7 @@ def check_submittable(doc: Any) -> list[str]:
                        f"submission needs at least {MIN_SEEDS} complete seeds per model")
         entries = [s for _, s in dicts(m.get("summary"), "")]
         summary = {s["difficulty"]: s for s in entries if is_int(s.get("difficulty"))}
-        headline = "acc_at_train_loops" if doc.get("schema_version") == 1 else "headline"
+        headline = HEADLINE_KEY[1 if doc.get("schema_version") == 1 else 2]
         for d in dict.fromkeys(wanted):
             if not isinstance(summary.get(d, {}).get(headline), dict):
                 out.append(f"{mp}.summary: no {headline} accuracy for difficulty {d}, which the leaderboard "

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mythbench.jsonshape import dicts, ints, is_int, is_num, join, show
+from mythbench.results_model import ORACLE_KEY
 
 ACC_TOL = 1e-9  # accuracy == correct / n, and summary means == means of the cells
 CI_TOL = 1e-6  # stored Wilson bounds == bounds recomputed from (correct, n)
@@ -36,7 +37,7 @@ class ModelFacts:
 
     @property
     def oracle_key(self) -> str:
-        return "best" if self.version == 1 else "oracle_best"
+        return ORACLE_KEY[1 if self.version == 1 else 2]
 
 
 def check_summary(summary: Any, info: ModelFacts, task: dict, out: list[str], check_values: bool) -> None:

@@ -166,3 +166,30 @@ def test_summarize_model_rejects_undeclared_difficulty() -> None:
 def test_summarize_model_all_diverged_is_empty() -> None:
     entry = {"name": "x", "train_loops": 2, "runs": [{"seed": 0, "status": "diverged", "cells": []}]}
     assert summarize_model(entry, [2], [4]) == []
+
+
+def _wilson_formula(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """The hand-written formula stats.py used before scipy computed the interval."""
+    p, z2 = correct / n, z * z
+    denom = 1.0 + z2 / n
+    center = (p + z2 / (2 * n)) / denom
+    half = (z / denom) * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n))
+    return (0.0 if correct == 0 else max(0.0, center - half)), (1.0 if correct == n else min(1.0, center + half))
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 10, 64, 100, 257, 1000, 4096])
+def test_scipy_wilson_gives_the_numbers_of_the_former_formula(n: int) -> None:
+    for correct in range(0, n + 1, max(1, n // 50)):
+        got, want = wilson_interval(correct, n), _wilson_formula(correct, n)
+        assert got == pytest.approx(want, abs=1e-12), (correct, n)
+    assert wilson_interval(3, 10, z=1.0) == pytest.approx(_wilson_formula(3, 10, z=1.0), abs=1e-12)
+
+
+@pytest.mark.parametrize("values", [[0.1, 0.5, 0.9], [0.3, 0.3], [0.2, 0.4, 0.6, 0.8, 1.0], [0.0, 1.0, 0.5]])
+def test_the_seed_bootstrap_is_scipys_percentile_bootstrap(values: list[float]) -> None:
+    from scipy.stats import bootstrap
+
+    for seed in (0, 1, 7):
+        ci = bootstrap((np.asarray(values),), np.mean, n_resamples=2000, method="percentile", vectorized=True,
+                       rng=np.random.default_rng(seed)).confidence_interval
+        assert bootstrap_mean_interval(values, seed=seed) == pytest.approx((ci.low, ci.high), abs=1e-12)

@@ -1,0 +1,125 @@
+"""The results model: the generated reference is current, load() returns the cells as a DataFrame, the scale
+report draws stored fits without refitting, and the results modules import one way."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from mythbench import fits, results_doc
+from mythbench.errors import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+PARITY = ROOT / "results" / "reference" / "quick" / "parity"
+SCALE = ROOT / "results" / "reference" / "scale" / "parity-quick" / "results.json"
+
+
+def test_the_committed_schema_reference_is_generated_from_the_model() -> None:
+    committed = (ROOT / results_doc.DOC_PATH).read_text(encoding="utf-8")
+    assert committed == results_doc.render(), "stale: run `python -m mythbench.results_doc --write`"
+
+
+def test_load_gives_one_row_per_cell_with_provenance() -> None:
+    import mythbench
+
+    df = mythbench.load(PARITY)
+    doc = json.loads((PARITY / "results.json").read_text())
+    n_cells = sum(len(r["cells"]) for m in doc["models"] for r in m["runs"] if r["status"] == "complete")
+    assert isinstance(df, pd.DataFrame) and len(df) == n_cells
+    assert not df.duplicated(["model", "seed", "difficulty", "loops"]).any()
+    for col in ("task", "task_version", "fingerprint", "commit", "schema_version", "family", "split", "headline"):
+        assert col in df.columns, col
+    assert (df.task == doc["task"]["name"]).all() and str(df.loops.dtype) == "Int64"
+    # the headline cells reproduce the stored summary's headline means
+    model = doc["models"][0]
+    heads = df[df.headline & (df.model == model["name"])].groupby("difficulty").accuracy.mean()
+    for entry in model["summary"]:
+        if entry["headline"] is not None:
+            assert heads[entry["difficulty"]] == pytest.approx(entry["headline"]["mean"], abs=1e-12)
+    assert len(mythbench.load(PARITY / "results.json")) == len(df)
+
+
+def test_load_validates_and_refuses_scale_files(tmp_path: Path) -> None:
+    import mythbench
+
+    doc = json.loads((PARITY / "results.json").read_text())
+    doc["models"][0]["runs"][0]["cells"][0]["accuracy"] = 1.5
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match="accuracy"):
+        mythbench.load(tmp_path)
+    with pytest.raises(ConfigError, match="kind 'scale'"):
+        mythbench.load(SCALE)
+
+
+def test_import_mythbench_and_load_stay_light() -> None:
+    code = ("import sys, mythbench; mythbench.load(sys.argv[1]); "
+            "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules, sorted(sys.modules)")
+    subprocess.run([sys.executable, "-c", code, str(PARITY)], check=True, timeout=120, cwd=ROOT)
+
+
+def test_scale_report_draws_stored_fits_without_refitting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mythbench import fit_engine, scale_report
+
+    def refit(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a report refitted")
+
+    for module, name in ((fits, "fit_power_law"), (fits, "fit_loop_worth"), (fits, "fit_test_time"),
+                         (fit_engine, "fit_law")):
+        monkeypatch.setattr(module, name, refit)
+    doc = json.loads(SCALE.read_text())
+    paths = scale_report.write_plots(doc, tmp_path)
+    assert [p.name for p in paths] == ["scaling.png", "test_time.png", "exponents.png"]
+    assert "Headline" in scale_report.render_markdown(doc)
+
+
+def test_stored_fits_carry_the_band_and_replicates() -> None:
+    import numpy as np
+
+    n = np.geomspace(1e4, 1e6, 6)
+    fit = fits.fit_power_law(n, 1.5 + 30 * n ** -0.4, n_bootstrap=40)
+    out = fit.to_dict()
+    assert len(out["replicates"]["alpha"]) == 40 - out["n_failed"]
+    band = out["band"]
+    assert len(band["x"]) == len(band["low"]) == len(band["high"]) and all(
+        lo <= hi for lo, hi in zip(band["low"], band["high"], strict=True))
+    assert band["x"][0] < n.min() and band["x"][-1] > n.max()
+
+
+RESULTS_MODULES = ("schema", "scale_schema", "results_model", "results_frame", "results_doc", "jsonshape", "safejson",
+                   "board", "leaderboard", "report", "report_plots", "scale_report", "summary_checks", "stats",
+                   "fits", "fit_engine", "tables")
+
+
+@pytest.mark.parametrize("name", RESULTS_MODULES)
+def test_results_modules_import_mythbench_only_at_top_level(name: str) -> None:
+    """No function-local import hides a cycle among the results and analysis modules."""
+    tree = ast.parse((ROOT / "mythbench" / f"{name}.py").read_text())
+    local = [n for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
+             for n in ast.walk(f) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("mythbench")]
+    assert not local, [n.module for n in local]
+
+
+def test_the_scale_report_does_not_import_scale() -> None:
+    code = "import sys, mythbench.scale_report; assert 'mythbench.scale' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=ROOT)
+
+
+def test_refitting_the_committed_scale_results_gives_their_stored_fits() -> None:
+    """The fit engine (scipy's Huber loss, the stored replicates and bands) leaves the committed numbers as
+    they are: `mythbench fit` reproduces every stored fit, plus the replicates and bands files now carry."""
+    from mythbench.scale import refit_results
+
+    def strip(x: object) -> object:
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k not in ("replicates", "band")}
+        return [strip(v) for v in x] if isinstance(x, list) else x
+
+    refit = json.loads(json.dumps(refit_results([SCALE])))
+    assert strip(refit["fits"]) == json.loads(SCALE.read_text())["fits"]
+    assert refit["fits"]["matched_tokens"]["families"]["rdt"]["band"]["x"]
