@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from mythbench.errors import ConfigError
+from mythbench.core.errors import ConfigError
 
 PRESET_DIR = Path(__file__).parent / "presets"
 RECIPES = ("fixed", "parcae", "huginn", "progressive", "tied")

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from tasks.base import Batch, Family, Param, Solution
+from mythbench.tasks.base import Batch, Family, Param, Solution
 
 ASSIGN, QUERY = "=", "?"
 

@@ -14,8 +14,7 @@ from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
-
-from tasks.base import Batch, Family, Param, Solution
+from mythbench.tasks.base import Batch, Family, Param, Solution
 
 SOURCE, SEP, EDGE, UNREACHABLE = "src", "|", "-", "inf"
 

@@ -16,8 +16,7 @@ import string
 from collections.abc import Sequence
 
 import numpy as np
-
-from tasks.base import Batch, Family, Param, Solution
+from mythbench.tasks.base import Batch, Family, Param, Solution
 
 NONE = "~"  # "does not exist": the paper's own symbol
 UNARY_ON, UNARY_OFF = "H", "."

@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from tasks.base import Batch, Family, Param, Solution, count_left_blanks, pad_left
+from mythbench.tasks.base import Batch, Family, Param, Solution, count_left_blanks, pad_left
 
 BLANK = "_"  # the fixed-context variant's left padding: it leaves the parity unchanged, like a 0 bit
 

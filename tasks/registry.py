@@ -10,21 +10,22 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from mythbench.errors import ConfigError
-from tasks.base import Family
-from tasks.chain import Chain
-from tasks.graph import Graph
-from tasks.khop import KHop
-from tasks.parity import Parity
-from tasks.spec import parse_spec, read_yaml
-from tasks.state import State
-from tasks.task import Task
+from mythbench.tasks.base import Family
+from mythbench.tasks.chain import Chain
+from mythbench.tasks.graph import Graph
+from mythbench.tasks.khop import KHop
+from mythbench.tasks.parity import Parity
+from mythbench.tasks.spec import parse_spec, read_yaml
+from mythbench.tasks.state import State
+from mythbench.tasks.task import Task
+
+from mythbench.core.errors import ConfigError
 
 FAMILIES: dict[str, type[Family]] = {f.name: f for f in (Parity, State, KHop, Chain, Graph)}
 
 
 def _spec_dir() -> Path:
-    return Path(str(resources.files("tasks")))
+    return Path(str(resources.files(__package__)))
 
 
 def list_tasks() -> list[str]:

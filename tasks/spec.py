@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from mythbench.tasks.base import Family
+from mythbench.tasks.task import TaskSpec
 
-from mythbench.errors import ConfigError
-from tasks.base import Family
-from tasks.task import TaskSpec
+from mythbench.core.errors import ConfigError
 
 ATTENTION = ("causal", "bidirectional")
 METRICS = ("exact_match",)

@@ -13,8 +13,7 @@ from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
-
-from tasks.base import Batch, Family, Param, Solution, count_left_blanks, pad_left
+from mythbench.tasks.base import Batch, Family, Param, Solution, count_left_blanks, pad_left
 
 GROUPS = ("S3", "A5", "S5")
 BLANK = "_"  # the fixed-context variant's left padding: it leaves the state unchanged, like the identity
