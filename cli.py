@@ -23,7 +23,7 @@ from mythbench.core.errors import ConfigError, MythbenchError
 from mythbench.core.fileio import atomic_write_json
 from mythbench.experiments.scale import refit, run_scale
 from mythbench.experiments.sweep import Run, load_grid, make_backend, run_grid
-from mythbench.models import registry
+from mythbench.models import baseline_registry
 from mythbench.models.accounting import describe_matched
 from mythbench.models.model import RDTConfig
 from mythbench.results.leaderboard import submit as submit_results
@@ -95,7 +95,7 @@ def ls() -> None:
     for line in tasks.describe_tasks():
         typer.echo(f"  {line}")
     typer.echo("baselines:")
-    for line in registry.describe_baselines():
+    for line in baseline_registry.describe_baselines():
         typer.echo(f"  {line}")
     typer.echo("presets:")
     typer.echo("  " + ", ".join(list_presets()))

@@ -13,15 +13,14 @@ from mythbench.baselines.matching import ablation, iso_flop, iso_param
 from mythbench.baselines.standard import StandardTransformer, as_standard
 
 from mythbench.core.errors import ConfigError
-from mythbench.models.model import RDTConfig
-from mythbench.models.registry import (
-    ModelFamily,
+from mythbench.models.baseline_registry import (
     build_baseline,
     describe_baselines,
     register_baseline,
-    register_family,
     register_standard,
 )
+from mythbench.models.model import RDTConfig
+from mythbench.models.registry import ModelFamily, register_family
 
 register_family("standard", ModelFamily(RDTConfig.from_dict, StandardTransformer, looped=False))
 

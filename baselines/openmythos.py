@@ -16,8 +16,9 @@ import dataclasses
 from torch import nn
 
 from mythbench.core.errors import ConfigError
+from mythbench.models.baseline_registry import register_baseline
 from mythbench.models.model import RDTConfig
-from mythbench.models.registry import ModelFamily, register_baseline, register_family
+from mythbench.models.registry import ModelFamily, register_family
 
 INSTALL = "pip install --no-deps open-mythos"
 # RDT switches with the one value OpenMythos supports (it starts the loop from the prelude output)

@@ -23,7 +23,7 @@ from mythbench.analysis import fits
 from mythbench.config import RunConfig, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json, atomic_write_text
-from mythbench.models import registry
+from mythbench.models import baseline_registry
 from mythbench.models.accounting import count_config
 from mythbench.results.safejson import read_json_file, walk_problems
 from mythbench.tasks import get_task
@@ -69,7 +69,7 @@ def plan_ladder(cfg: RunConfig, task: Any) -> list[tuple[ModelPlan, int, int | N
         except ConfigError as e:
             problems += [f"scale.widths: width {w}: {p}" for p in e.problems]
             continue
-        std_family, std = registry.matched_standard(rdts[0])
+        std_family, std = baseline_registry.matched_standard(rdts[0])
         out.append((ModelPlan(f"standard-w{w}", std_family, "scale", std), w, None))
         out += [(ModelPlan(f"rdt-w{w}-r{c.train_loops}", "rdt", "scale", c), w, c.train_loops) for c in rdts]
     if problems:

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mythbench.models import registry
+from mythbench.models import baseline_registry, registry
 
 RECURRENT_PREFIXES = ("recurrent.", "injection.", "act.", "lora.")
 EMBEDDING_PREFIXES = ("embed.", "head.proj.")
@@ -113,8 +113,8 @@ def count_config(family: str, config: Any, **kwargs: Any) -> Accounting:
 
 def describe_matched(rdt_cfg: Any) -> dict[str, Any]:
     """An RDT config's counts and those of every registered baseline matched to it (`mythbench describe`)."""
-    matched = {"rdt": ("rdt", rdt_cfg, "rdt"), **{name: registry.build_baseline(name, rdt_cfg)
-                                                  for name in registry.matched_names()}}
+    matched = {"rdt": ("rdt", rdt_cfg, "rdt"), **{name: baseline_registry.build_baseline(name, rdt_cfg)
+                                                  for name in baseline_registry.matched_names()}}
     rows = []
     for name, (family, cfg, role) in matched.items():
         c = count_config(family, cfg)

@@ -36,7 +36,7 @@ from mythbench.analysis.stats import summarize_model
 from mythbench.config import RunConfig, eval_difficulties, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json, atomic_write_text
-from mythbench.models import accounting, registry
+from mythbench.models import accounting, baseline_registry, registry
 from mythbench.results.safejson import read_json_file, walk_problems
 from mythbench.results.schema import RUN
 from mythbench.tasks import get_task
@@ -76,7 +76,7 @@ def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
     problems = []
     for name in cfg.baselines:
         try:
-            family, bcfg, role = registry.build_baseline(name, rdt_cfg)
+            family, bcfg, role = baseline_registry.build_baseline(name, rdt_cfg)
         except ConfigError as e:
             problems += [f"baselines: {p}" for p in e.problems]
             continue
