@@ -10,6 +10,9 @@ from mythbench.tasks.display import describe_tasks, format_instances, sample_ins
 from mythbench.tasks.registry import FAMILIES, get_task, list_tasks, load_task_file
 from mythbench.tasks.task import TEST_SEED, Task, TaskSpec
 
+# importing a family's module registers it (tasks/registry.py)
+from mythbench.tasks import parity, state, khop, chain, graph  # noqa: E402, F401, I001  isort: skip
+
 __all__ = [
     "FAMILIES",
     "PAD",
