@@ -12,10 +12,11 @@ from importlib import resources
 from pathlib import Path
 
 from mythbench.tasks.base import Family
-from mythbench.tasks.spec import parse_spec, read_yaml
+from mythbench.tasks.spec import parse_spec
 from mythbench.tasks.task import Task
 
 from mythbench.core.errors import ConfigError
+from mythbench.core.yamlio import read_yaml
 
 # name -> family class; each family module registers its class (the package imports every family module)
 FAMILIES: dict[str, type[Family]] = {}
@@ -39,7 +40,7 @@ def list_tasks() -> list[str]:
 def load_task_file(path: str | Path) -> Task:
     """A task from any YAML spec file, validated like the packaged ones; ConfigError lists every problem."""
     path = Path(path)
-    spec, family = parse_spec(read_yaml(path), FAMILIES, str(path))
+    spec, family = parse_spec(read_yaml(path, "task file"), FAMILIES, str(path))
     return Task(spec, family)
 
 

@@ -157,7 +157,7 @@ def _csv(fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> str:
 # ---------------------------------------------------------------- Markdown
 
 
-def _num(x: float | None, digits: int = 3) -> str:
+def _fixed(x: float | None, digits: int = 3) -> str:
     return DASH if x is None else f"{x:.{digits}f}"
 
 
@@ -204,7 +204,7 @@ def _headline(results: dict[str, Any], summaries: dict[str, list]) -> tuple[list
                 row += ["diverged" if _diverged_seeds(m) else DASH, DASH]
             else:
                 oracle = entry["oracle_best"]
-                row += [f"{_acc(oracle)} @{oracle['loops']}", _num(entry["overthinking_drop"])]
+                row += [f"{_acc(oracle)} @{oracle['loops']}", _fixed(entry["overthinking_drop"])]
         rows.append(row)
     return header, rows
 
@@ -231,8 +231,8 @@ def _diagnostic_cells(diag: dict[str, Any]) -> list[str]:
     changes = [v[-1] for v in (diag.get("state_change") or {}).values() if v]
     loads = [max(r) / (sum(r) / len(r)) for r in diag.get("expert_load") or [] if r and sum(r) > 0]
     halting = [h["mean"] for h in (diag.get("halting") or {}).values() if h and h.get("mean") is not None]
-    return [_num(rho), _num(max(changes) if changes else None, 4), _num(max(loads) if loads else None, 2),
-            _num(float(np.mean(halting)) if halting else None, 2)]
+    return [_fixed(rho), _fixed(max(changes) if changes else None, 4), _fixed(max(loads) if loads else None, 2),
+            _fixed(float(np.mean(halting)) if halting else None, 2)]
 
 
 def _diagnostics_table(results: dict[str, Any]) -> str:

@@ -17,15 +17,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mythbench.analysis import fits
+from mythbench.analysis.fits import _num
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_bytes
 
 PARCAE_RATIO = 1.69  # Parcae: a 1.3B standard transformer matches its 770M RDT (1.3B / 770M)
 SCHWETHELM_PHI = 0.46
-
-
-def _num(v: float | None) -> str:
-    return "—" if v is None else f"{v:.4g}"
 
 
 def _iv(iv: dict) -> str:
