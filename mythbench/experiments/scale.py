@@ -36,7 +36,7 @@ PROJECT_TO = (770e6, 1.3e9)  # Parcae's sizes: its 770M RDT matches a 1.3B stand
 POINT_KEYS = ("name", "family", "width", "loops", "seed", "status", "params", "train_flops", "loss")
 log = logging.getLogger("mythbench")
 
-SCALE_SCHEMA_VERSION = 1  # the format of kind 'scale' files (mythbench/scale_schema.py)
+SCALE_SCHEMA_VERSION = 1  # the format of kind 'scale' files (mythbench/results/scale_schema.py)
 
 
 def width_config(base: Any, width: int, head_dim: int, loops: int) -> Any:

@@ -1,7 +1,7 @@
 """Submissions and the leaderboard in results/: submit, verify, render, and the re-scoring comparison.
 
 Layout (paths are built only from a validated task name and a content hash, never from user strings;
-the table itself is mythbench/board.py):
+the table itself is mythbench/results/board.py):
     results/leaderboard.csv                        one row per (submission, model); the source of truth
     results/LEADERBOARD.md                         generated from the CSV, never edited by hand
     results/submissions/<task>/<sha256>.json       the accepted results files, canonical content

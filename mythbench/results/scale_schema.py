@@ -1,8 +1,8 @@
 """The schema of `kind: "scale"` results files (schema_version 1), the ones `mythbench scale` writes.
 
-A scale file carries the same provenance fields as a run file (the very nodes of mythbench/schema.py, so
-the two kinds cannot drift apart), then the ladder's `points` (mythbench/scale.py's `_point`), the scaling
-`fits` (mythbench/fits.py's `to_dict()` / `fit_results`) and `notes`. Points are checked strictly, because
+A scale file carries the same provenance fields as a run file (the very nodes of mythbench/results/schema.py, so
+the two kinds cannot drift apart), then the ladder's `points` (mythbench/experiments/scale.py's `_point`), the scaling
+`fits` (mythbench/analysis/fits.py's `to_dict()` / `fit_results`) and `notes`. Points are checked strictly, because
 every table and fit is computed from them; the fits are derived numbers, so they are checked for shape only:
 the keys each law has, finite numbers or null, intervals with low <= high. The documented form is
 docs/results-schema.md.
