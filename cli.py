@@ -18,7 +18,7 @@ import typer
 from mythbench import tasks
 from mythbench.analysis.report import build_report, format_summary_table
 from mythbench.analysis.scale_report import headline_table
-from mythbench.config import list_presets, parse_overrides, read_mapping, resolve_run_config
+from mythbench.config import list_presets, parse_overrides, read_yaml, resolve_run_config
 from mythbench.core.errors import ConfigError, MythbenchError
 from mythbench.core.fileio import atomic_write_json
 from mythbench.experiments.scale import refit, run_scale
@@ -79,7 +79,7 @@ def _warnings_to_stderr() -> None:
 
 def _rdt_config(config: Path | None, overrides: list[str]) -> Any:
     problems: list[str] = []
-    data = read_mapping(config, problems) if config else {}
+    data = read_yaml(config, problems) if config else {}
     sets = parse_overrides(overrides, problems)
     data = {**data.get("model", data), **sets.pop("model", {}), **sets}  # a run config or bare RDT fields
     if problems:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from mythbench.core.errors import ConfigError
-from mythbench.core.yamlio import read_yaml
+from mythbench.core.yamlio import load_yaml
 
 PRESET_DIR = Path(__file__).parent / "presets"
 RECIPES = ("fixed", "parcae", "huginn", "progressive", "tied")
@@ -207,10 +207,10 @@ def _deep_merge(base: dict, update: dict) -> dict:
     return out
 
 
-def read_mapping(path: Path, problems: list[str]) -> dict:
-    """Parse a YAML mapping (see `read_yaml`); problems are collected, never raised mid-way."""
+def read_yaml(path: Path, problems: list[str]) -> dict:
+    """Parse a YAML mapping (with `load_yaml`); problems are collected, never raised mid-way."""
     try:
-        data = read_yaml(path)
+        data = load_yaml(path)
     except ConfigError as e:
         problems += e.problems
         return {}
@@ -265,11 +265,11 @@ def resolve_run_config(task: str, preset: str = "quick", config_file: Path | Non
     problems: list[str] = []
     if preset not in list_presets():
         raise ConfigError(f"preset {preset!r} is unknown (known: {', '.join(list_presets())})")
-    preset_data = read_mapping(PRESET_DIR / f"{preset}.yaml", problems)
+    preset_data = read_yaml(PRESET_DIR / f"{preset}.yaml", problems)
     per_task = preset_data.pop("tasks", {}) or {}
     data = _deep_merge(preset_data, per_task.get(task, {}))
     if config_file is not None:
-        data = _deep_merge(data, read_mapping(config_file, problems))
+        data = _deep_merge(data, read_yaml(config_file, problems))
     data = _deep_merge(data, {k: v for k, v in cli.items() if v is not None})
     data = _deep_merge(data, parse_overrides(overrides or [], problems))
     data.update(task=task, preset=preset)

@@ -16,7 +16,7 @@ from mythbench.tasks.spec import parse_spec
 from mythbench.tasks.task import Task
 
 from mythbench.core.errors import ConfigError
-from mythbench.core.yamlio import read_yaml
+from mythbench.core.yamlio import load_yaml
 
 # name -> family class; each family module registers its class (the package imports every family module)
 FAMILIES: dict[str, type[Family]] = {}
@@ -40,7 +40,7 @@ def list_tasks() -> list[str]:
 def load_task_file(path: str | Path) -> Task:
     """A task from any YAML spec file, validated like the packaged ones; ConfigError lists every problem."""
     path = Path(path)
-    spec, family = parse_spec(read_yaml(path, "task file"), FAMILIES, str(path))
+    spec, family = parse_spec(load_yaml(path, "task file"), FAMILIES, str(path))
     return Task(spec, family)
 
 

@@ -10,7 +10,7 @@ import yaml
 from mythbench.core.errors import ConfigError
 
 
-def read_yaml(path: Path, what: str = "file") -> Any:
+def load_yaml(path: Path, what: str = "file") -> Any:
     """Parse a YAML file with safe_load, turning every I/O or syntax failure into a ConfigError naming the
     file (`what` names it in the message: "no such task file")."""
     try:

@@ -35,7 +35,7 @@ from typing import Any
 
 from tqdm import tqdm
 
-from mythbench.config import RunConfig, read_mapping, resolve_run_config
+from mythbench.config import RunConfig, read_yaml, resolve_run_config
 from mythbench.core.errors import ConfigError, MythbenchError
 from mythbench.experiments import backends
 from mythbench.experiments.backends import Backend
@@ -77,7 +77,7 @@ def load_grid(path: Path, out: Path | None = None) -> list[Run]:
     """Read, expand and validate a grid file and every run's config; ConfigError lists every problem. (Model
     and baseline problems are found when `prepare` plans the runs, before any directory is made.)"""
     problems: list[str] = []
-    data = read_mapping(path, problems)
+    data = read_yaml(path, problems)
     problems += [f"{k}: unknown key (known: {', '.join(GRID_KEYS)})" for k in data if k not in GRID_KEYS]
     tasks = _str_list(data, "tasks", problems, [])
     if not tasks and isinstance(data.get("tasks", []), list):
