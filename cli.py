@@ -15,6 +15,25 @@ from typing import Any
 
 import typer
 
+from mythbench import tasks
+from mythbench.config import list_presets, parse_overrides, read_yaml, resolve_run_config
+from mythbench.core.errors import ConfigError, MythbenchError
+from mythbench.core.fileio import atomic_write_json
+from mythbench.experiments.scale import refit, run_scale
+from mythbench.experiments.sweep import Run, load_grid, make_backend, run_grid
+from mythbench.models import baseline_registry
+from mythbench.models.accounting import describe_matched
+from mythbench.models.model import RDTConfig
+from mythbench.reports.compare import compare as compare_runs
+from mythbench.reports.report import build_report, format_summary_table
+from mythbench.reports.scale_report import headline_table
+from mythbench.results.leaderboard import submit as submit_results
+from mythbench.results.leaderboard import verify as verify_results
+from mythbench.training import distributed, harness
+from mythbench.training.bench import format_table, run_bench, variants
+from mythbench.training.harness import command_line, run_benchmark
+from mythbench.training.reevaluate import evaluate_checkpoint, rescore_results
+
 BACKEND_HELP = "local (processes on this machine) | ray | slurm (submitit)"
 WORKERS_HELP = "parallel cells (default: one per core; Slurm: array parallelism)"
 RETRIES_HELP = "times a failed or killed cell is run again before it is reported"
@@ -30,8 +49,6 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from mythbench.errors import MythbenchError
-
         try:
             return fn(*args, **kwargs)
         except MythbenchError as e:
@@ -62,10 +79,6 @@ def _warnings_to_stderr() -> None:
 
 
 def _rdt_config(config: Path | None, overrides: list[str]) -> Any:
-    from mythbench.config import parse_overrides, read_yaml
-    from mythbench.errors import ConfigError
-    from mythbench.model import RDTConfig
-
     problems: list[str] = []
     data = read_yaml(config, problems) if config else {}
     sets = parse_overrides(overrides, problems)
@@ -79,15 +92,11 @@ def _rdt_config(config: Path | None, overrides: list[str]) -> Any:
 @reports_errors
 def ls() -> None:
     """List tasks, baselines, model families and presets, one line each."""
-    import baselines
-    import tasks
-    from mythbench.config import list_presets
-
     typer.echo("tasks:")
     for line in tasks.describe_tasks():
         typer.echo(f"  {line}")
     typer.echo("baselines:")
-    for line in baselines.describe_baselines():
+    for line in baseline_registry.describe_baselines():
         typer.echo(f"  {line}")
     typer.echo("presets:")
     typer.echo("  " + ", ".join(list_presets()))
@@ -99,8 +108,6 @@ def describe(config: Path | None = typer.Option(None, "--config", help="YAML wit
              set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. d_model=128"),
              as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Parameter counts, FLOPs per token and max rho(A) of an RDT config and its matched baselines."""
-    from mythbench.accounting import describe_matched
-
     info = describe_matched(_rdt_config(config, set_))
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -125,10 +132,6 @@ def bench(config: Path | None = typer.Option(None, "--config", help="YAML with R
           sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="time the eval loop sweep too"),
           json_out: Path | None = typer.Option(None, "--json", help="also write the results here")) -> None:
     """Train and inference tokens/s, FLOP/s and % of the measured matmul peak, variants side by side."""
-    from mythbench.bench import format_table, run_bench, variants
-    from mythbench.errors import ConfigError
-    from mythbench.io import atomic_write_json
-
     modes = {"off": [False], "on": [True], "both": [False, True]}
     if compile_ not in modes:
         raise ConfigError(f"--compile {compile_!r} is not one of off, on, both")
@@ -145,8 +148,6 @@ def sample(task: str, difficulty: int = typer.Option(..., "--difficulty", "-d"),
            n: int = typer.Option(3, "--n"), split: str = typer.Option("test", "--split"),
            seed: int = typer.Option(0, "--seed"), as_json: bool = typer.Option(False, "--json")) -> None:
     """Print instances of a task: decoded inputs with their targets aligned."""
-    import tasks
-
     instances = tasks.sample_instances(task, difficulty, n=n, split=split, seed=seed)
     typer.echo(json.dumps(instances, indent=2) if as_json else tasks.format_instances(instances))
 
@@ -161,13 +162,7 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
         out: Path | None = typer.Option(None, "--out", help="run directory (default runs/TASK/PRESET)"),
         device: str | None = typer.Option(None, "--device", help="cpu | cuda")) -> None:
     """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory.
-    Under `torchrun --nproc-per-node N -m cli run ...` each model trains data-parallel over N processes."""
-    import tasks
-    from mythbench import distributed
-    from mythbench.config import resolve_run_config
-    from mythbench.harness import command_line, run_benchmark
-    from mythbench.report import format_summary_table
-
+    Under `torchrun --nproc-per-node N -m mythbench.cli run ...` each model trains data-parallel over N processes."""
     names = tasks.list_tasks() if task == "all" else [task]
     configs = [resolve_run_config(name, preset, config, set_, device=device,
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
@@ -177,7 +172,7 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
     for cfg in configs:
         run_dir = Path("runs") / cfg.task / preset if out is None else (out / cfg.task if task == "all" else out)
         if not parallel.is_main:
-            distributed.follow(cfg, run_dir)
+            harness.follow(cfg, run_dir)
             continue
         results = run_benchmark(cfg, run_dir, command_line())
         typer.echo(format_summary_table(results))
@@ -200,13 +195,6 @@ def scale(task: str = typer.Argument(..., help="task name, or 'all'"),
           slurm: list[str] = typer.Option([], "--slurm", help=SLURM_HELP)) -> None:
     """Width ladder of RDTs (loop sweep) and layer-matched standard transformers; scaling fits and N_eq/N.
     With --backend, the ladder points are sweep cells run on that engine."""
-    import tasks
-    from mythbench.config import resolve_run_config
-    from mythbench.harness import command_line
-    from mythbench.scale import run_scale
-    from mythbench.scale_report import headline_table
-    from mythbench.sweep import Run, make_backend, run_grid
-
     names = tasks.list_tasks() if task == "all" else [task]
     configs = [resolve_run_config(name, preset, config, set_, device=device,
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
@@ -235,10 +223,6 @@ def sweep(grid: Path = typer.Argument(..., help="grid file (YAML): tasks, preset
                                                               "out, else runs/sweep/GRID)")) -> None:
     """Run a grid of runs as independent (model, seed) cells on local processes, Ray or Slurm; each run
     directory ends up as `mythbench run` writes it. Finished cells are never recomputed."""
-    from mythbench.harness import command_line
-    from mythbench.report import format_summary_table
-    from mythbench.sweep import load_grid, make_backend, run_grid
-
     runs = load_grid(grid, out)
     engine = make_backend(backend, workers, address, _slurm_options(slurm, runs[0].run_dir.parents[2]), retries)
     for run_, results in zip(runs, run_grid(runs, engine, command_line(), retries), strict=True):
@@ -248,9 +232,6 @@ def sweep(grid: Path = typer.Argument(..., help="grid file (YAML): tasks, preset
 
 def _slurm_options(pairs: list[str], root: Path) -> dict[str, Any]:
     """`--slurm key=value` options for the Slurm backend; job logs go to ROOT/slurm unless `folder` is set."""
-    from mythbench.config import parse_overrides
-    from mythbench.errors import ConfigError
-
     problems: list[str] = []
     options = {"folder": root / "slurm", **parse_overrides(pairs, problems)}
     known = ("partition", "timeout_min", "cpus_per_task", "gpus_per_node", "folder")
@@ -267,15 +248,11 @@ def eval_(checkpoint: Path, task: str = typer.Option(..., "--task"),
           loops: str | None = typer.Option(None, help="max loops (RDT), default 4x training loops"),
           device: str = typer.Option("cpu", "--device")) -> None:
     """Re-evaluate a saved model (a run's models/NAME/seedK directory) on any difficulties and loops."""
-    from mythbench.checkpoint import evaluate_checkpoint
-
     result = evaluate_checkpoint(checkpoint, task, _int_list(difficulties), _int_list(loops), device)
     typer.echo(json.dumps(result, indent=2))
 
 
 def _int_list(text: str | None) -> list[int] | None:
-    from mythbench.errors import ConfigError
-
     if text is None:
         return None
     try:
@@ -288,9 +265,6 @@ def _int_list(text: str | None) -> list[int] | None:
 @reports_errors
 def report(run_dir: Path) -> None:
     """Rebuild tables and plots of a run from its results.json alone."""
-    from mythbench.errors import ConfigError
-    from mythbench.report import build_report
-
     if not (run_dir / "results.json").is_file():
         raise ConfigError(f"{run_dir}: no results.json (is it a run directory?)")
     for path in build_report(run_dir):
@@ -303,8 +277,6 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="run directories of 
             difficulty: list[int] = typer.Option(None, "--difficulty", "-d",
                                                  help="difficulties (repeatable); default: all shared")) -> None:
     """Looped models of several runs side by side (ablation tables): per seed, at the rule and at most loops."""
-    from mythbench.compare import compare as compare_runs
-
     typer.echo(compare_runs(run_dirs, difficulty or None))
 
 
@@ -313,8 +285,6 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="run directories of 
 def submit(results_file: Path, name: str | None = typer.Option(None, "--name", help="submitter"),
            results_dir: Path = typer.Option(Path("results"), "--results-dir")) -> None:
     """Validate a results file and add it to the leaderboard in results/."""
-    from mythbench.leaderboard import submit as submit_results
-
     outcome = submit_results(results_file, results_dir=results_dir, name=name)
     typer.echo(str(outcome))
 
@@ -325,15 +295,7 @@ def verify(path: Path = typer.Argument(Path("results")),
            rescore: Path | None = typer.Option(None, "--rescore", help="results file to re-score"),
            checkpoint: Path | None = typer.Option(None, "--checkpoint", help="its run directory")) -> None:
     """Check results files and the leaderboard; with --rescore, re-evaluate a submitted checkpoint."""
-    from mythbench.errors import ConfigError
-    from mythbench.leaderboard import verify as verify_results
-
-    if rescore is not None:
-        from mythbench.checkpoint import rescore_results
-
-        problems = rescore_results(rescore, checkpoint)
-    else:
-        problems = verify_results(path)
+    problems = rescore_results(rescore, checkpoint) if rescore is not None else verify_results(path)
     if problems:
         raise ConfigError(problems)
     typer.echo("ok")
@@ -343,8 +305,6 @@ def verify(path: Path = typer.Argument(Path("results")),
 @reports_errors
 def fit(results: list[Path]) -> None:
     """Refit scaling laws from stored scale results without training."""
-    from mythbench.scale import refit
-
     typer.echo(refit(results))
 
 

@@ -1,19 +1,26 @@
 """Comparison models for an RDT, found by name: matched standard transformers and ablations.
 
 Each entry maps an RDT config to (family, config, role). Adding a baseline means adding one line here
-(and, for a new architecture, a model family registered below); nothing in `mythbench/` names them.
+(and, for a new architecture, a model family registered below); they are registered in
+`mythbench.models.registry`, and nothing else in `mythbench/` names them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
-from baselines.matching import ablation, iso_flop, iso_param
-from baselines.standard import StandardTransformer, as_standard
-from mythbench.errors import ConfigError
-from mythbench.model import RDTConfig
-from mythbench.registry import ModelFamily, load_plugins, register_family
+from mythbench.baselines.matching import ablation, iso_flop, iso_param
+from mythbench.baselines.standard import StandardTransformer, as_standard
+
+from mythbench.core.errors import ConfigError
+from mythbench.models.baseline_registry import (
+    build_baseline,
+    describe_baselines,
+    register_baseline,
+    register_standard,
+)
+from mythbench.models.model import RDTConfig
+from mythbench.models.registry import ModelFamily, register_family
 
 register_family("standard", ModelFamily(RDTConfig.from_dict, StandardTransformer, looped=False))
 
@@ -44,40 +51,22 @@ BASELINES: dict[str, tuple[str, str, str, Callable[[RDTConfig], RDTConfig]]] = {
 }
 
 
-def register_baseline(name: str, family: str, role: str, description: str,
-                      build: Callable[[RDTConfig], RDTConfig]) -> None:
-    """Add a baseline (a plugin's model family at a config derived from the RDT's) to `mythbench run`."""
-    BASELINES[name] = (family, role, description, build)
+# The matched standard transformers: what `mythbench describe` counts next to the RDT.
+MATCHED = ("iso-param", "iso-flop")
 
-
-def build_baseline(name: str, rdt_cfg: RDTConfig) -> tuple[str, RDTConfig, str]:
-    """(family, config, role) of baseline `name` matched to `rdt_cfg`."""
-    load_plugins()  # plugins may add baselines
-    if name not in BASELINES:
-        raise ConfigError(f"unknown baseline {name!r} (known: {', '.join(BASELINES)})")
-    family, role, _, build = BASELINES[name]
-    return family, build(rdt_cfg), role
+for _name, (_family, _role, _description, _build) in BASELINES.items():
+    register_baseline(_name, _family, _role, _description, _build, matched=_name in MATCHED)
+# The scaling ladder's comparison model: the standard transformer with the RDT's distinct layers.
+register_standard("standard", lambda rdt: as_standard(rdt, rdt.prelude_layers, rdt.recurrent_layers,
+                                                       rdt.coda_layers))
 
 
 def matched_baseline(cfg: RDTConfig, kind: str) -> RDTConfig:
     """The standard-transformer config matched to `cfg`: kind is "iso-param" or "iso-flop"."""
-    if kind not in ("iso-param", "iso-flop"):
+    if kind not in MATCHED:
         raise ConfigError(f"kind must be 'iso-param' or 'iso-flop', got {kind!r}")
     return build_baseline(kind, cfg)[1]
 
 
-def all_matched(rdt_cfg: RDTConfig) -> dict[str, tuple[str, Any, str]]:
-    """The RDT itself and its two matched standard transformers (what `mythbench describe` shows)."""
-    out: dict[str, tuple[str, Any, str]] = {"rdt": ("rdt", rdt_cfg, "rdt")}
-    for name in ("iso-param", "iso-flop"):
-        out[name] = build_baseline(name, rdt_cfg)
-    return out
-
-
-def describe_baselines() -> list[str]:
-    load_plugins()
-    return [f"{name:<14} {desc}" for name, (_, _, desc, _) in BASELINES.items()]
-
-
 __all__ = ["BASELINES", "StandardTransformer", "as_standard", "build_baseline", "register_baseline", "matched_baseline",
-           "all_matched", "describe_baselines"]
+           "describe_baselines"]

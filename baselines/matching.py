@@ -11,10 +11,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from baselines.standard import as_standard
-from mythbench.accounting import count_config
-from mythbench.errors import ConfigError
-from mythbench.model import RDTConfig
+from mythbench.baselines.standard import as_standard
+
+from mythbench.core.errors import ConfigError
+from mythbench.models.accounting import count_config
+from mythbench.models.model import RDTConfig
 
 PARAM_TOLERANCE = 0.02
 FLOP_TOLERANCE = 0.05

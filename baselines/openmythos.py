@@ -15,10 +15,10 @@ import dataclasses
 
 from torch import nn
 
-from baselines import register_baseline
-from mythbench.errors import ConfigError
-from mythbench.model import RDTConfig
-from mythbench.registry import ModelFamily, register_family
+from mythbench.core.errors import ConfigError
+from mythbench.models.baseline_registry import register_baseline
+from mythbench.models.model import RDTConfig
+from mythbench.models.registry import ModelFamily, register_family
 
 INSTALL = "pip install --no-deps open-mythos"
 # RDT switches with the one value OpenMythos supports (it starts the loop from the prelude output)
@@ -26,11 +26,24 @@ FIXED = {"recurrent_layers": 1, "ffn": "moe", "injection": "lti", "router": "sof
          "init_state": "embedding", "tie_embeddings": True}
 
 
+def problems(cfg: RDTConfig) -> list[str]:
+    """Why OpenMythos cannot build a model at `cfg` (empty if it can)."""
+    out = [f"openmythos: {k} must be {v!r}, got {getattr(cfg, k)!r}" for k, v in FIXED.items()
+           if getattr(cfg, k) != v]
+    if cfg.attention not in ("mla", "gqa"):
+        out.append(f"openmythos: attention must be mla or gqa, got {cfg.attention!r}")
+    if cfg.attention == "mla" and cfg.q_latent_dim == 0:
+        out.append("openmythos: q_latent_dim must be > 0 (its MLA always compresses the query)")
+    return out
+
+
 def build_openmythos(cfg: RDTConfig) -> nn.Module:
-    try:
-        from baselines.openmythos_model import OpenMythosRDT
+    try:  # the optional package, imported only here
+        from mythbench.baselines.openmythos_model import OpenMythosRDT
     except ImportError as err:
         raise ConfigError(f"model family openmythos needs the open-mythos package ({err}); {INSTALL}") from err
+    if problems(cfg):
+        raise ConfigError(problems(cfg))
     return OpenMythosRDT(cfg)
 
 

@@ -17,9 +17,7 @@ from types import ModuleType
 import torch
 from torch import Tensor
 
-from baselines.openmythos import FIXED
-from mythbench.errors import ConfigError
-from mythbench.model import RDTConfig, RDTOutput, _relative_change
+from mythbench.models.model import RDTConfig, RDTOutput, _relative_change
 
 
 def _open_mythos_main() -> ModuleType:
@@ -41,16 +39,9 @@ _om = _open_mythos_main()
 MythosConfig, OpenMythos, loop_index_embedding = _om.MythosConfig, _om.OpenMythos, _om.loop_index_embedding
 
 def mythos_config(cfg: RDTConfig) -> MythosConfig:
-    """The OpenMythos config at an RDT config's sizes. act=False means OpenMythos' ACT never exits early
-    (threshold inf: every loop runs; its readout stays its p-weighted sum of states)."""
-    problems = [f"openmythos: {k} must be {v!r}, got {getattr(cfg, k)!r}" for k, v in FIXED.items()
-                if getattr(cfg, k) != v]
-    if cfg.attention not in ("mla", "gqa"):
-        problems.append(f"openmythos: attention must be mla or gqa, got {cfg.attention!r}")
-    if cfg.attention == "mla" and cfg.q_latent_dim == 0:
-        problems.append("openmythos: q_latent_dim must be > 0 (its MLA always compresses the query)")
-    if problems:
-        raise ConfigError(problems)
+    """The OpenMythos config at an RDT config's sizes (checked by `openmythos.problems` before a model is
+    built). act=False means OpenMythos' ACT never exits early (threshold inf: every loop runs; its readout
+    stays its p-weighted sum of states)."""
     return MythosConfig(
         vocab_size=cfg.vocab_size, dim=cfg.d_model, n_heads=cfg.n_heads, n_kv_heads=cfg.n_kv_heads,
         max_seq_len=cfg.max_seq_len, max_loop_iters=cfg.lora_max_loops, prelude_layers=cfg.prelude_layers,

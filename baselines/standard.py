@@ -12,8 +12,9 @@ import dataclasses
 
 from torch import Tensor, nn
 
-from mythbench.layers import Embedder, LMHead, MoE, TransformerBlock
-from mythbench.model import RDTConfig, RDTOutput
+from mythbench.models.ffn import update_balance_bias as _update_balance_bias
+from mythbench.models.layers import Embedder, LMHead, MoE, TransformerBlock
+from mythbench.models.model import RDTConfig, RDTOutput
 
 
 def as_standard(cfg: RDTConfig, prelude: int, middle: int, coda: int, **changes: object) -> RDTConfig:
@@ -57,6 +58,5 @@ class StandardTransformer(nn.Module):
                          halt_steps=None, state_change=zero[None], expert_load=None)
 
     def update_balance_bias(self) -> None:
-        for m in self.modules():
-            if isinstance(m, MoE):
-                m.update_bias()
+        """DeepSeek-V3 aux-loss-free bias step for every MoE layer; call after optimizer.step()."""
+        _update_balance_bias(self)

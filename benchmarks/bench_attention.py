@@ -18,7 +18,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from mythbench.layers import sdpa_narrow_values
+from mythbench.models.layers import sdpa_narrow_values
 
 
 def seconds(fn: Callable[[], None], repeats: int) -> float:

@@ -3,7 +3,7 @@
     python benchmarks/bench_moe_dispatch.py [--threads 1] [--repeats 10] [--skew 1.0]
 
 Padded: assignments scattered into an [n_experts, most loaded expert's count, d] buffer and one bmm per
-weight, so the padding rows are multiplied too. Dropless (`mythbench.layers.Experts`): assignments sorted
+weight, so the padding rows are multiplied too. Dropless (`mythbench.models.ffn.Experts`): assignments sorted
 by expert and each expert's exact slice multiplied (torch's grouped matmul). Shapes are issue 12's config:
 32 x 64 tokens, 8 experts of width 128, top-2, d_model 128; --skew adds to one expert's router score so
 its load grows, as an unbalanced router's does. Variants alternate within each repeat; the speedup is the
@@ -19,7 +19,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from mythbench.layers import Experts
+from mythbench.models.ffn import Experts
 
 
 def padded(experts: Experts, x: torch.Tensor, idx: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,7 @@ import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 
 import numpy as np  # noqa: E402
-
-from tasks import get_task, list_tasks  # noqa: E402
+from mythbench.tasks import get_task, list_tasks  # noqa: E402
 
 
 def rate(make: Callable[[int], np.ndarray], seconds: float) -> float:

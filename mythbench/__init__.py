@@ -9,8 +9,8 @@ import importlib
 from typing import Any
 
 __version__ = "0.1.0"
-_LAZY = {"RDTConfig": "mythbench.model", "RDTOutput": "mythbench.model",
-         "RecurrentDepthTransformer": "mythbench.model", "load": "mythbench.results_frame"}
+_LAZY = {"RDTConfig": "mythbench.models.rdt_config", "RDTOutput": "mythbench.models.model",
+         "RecurrentDepthTransformer": "mythbench.models.model", "load": "mythbench.results.results_frame"}
 __all__ = ["RDTConfig", "RDTOutput", "RecurrentDepthTransformer", "__version__", "load"]
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-from mythbench.errors import ConfigError
+from mythbench.core.errors import ConfigError
+from mythbench.core.yamlio import load_yaml
 
 PRESET_DIR = Path(__file__).parent / "presets"
 RECIPES_FILE = Path(__file__).parent / "recipes.yaml"
@@ -247,17 +248,11 @@ def _deep_merge(base: dict, update: dict) -> dict:
 
 
 def read_yaml(path: Path, problems: list[str]) -> dict:
-    """Parse a YAML mapping with safe_load; problems are collected, never raised mid-way."""
+    """Parse a YAML mapping (with `load_yaml`); problems are collected, never raised mid-way."""
     try:
-        data = yaml.safe_load(Path(path).read_text())
-    except FileNotFoundError:
-        problems.append(f"{path}: no such file")
-        return {}
-    except (OSError, UnicodeDecodeError) as e:
-        problems.append(f"{path}: cannot read ({e})")
-        return {}
-    except yaml.YAMLError as e:
-        problems.append(f"{path}: malformed YAML ({str(e).splitlines()[0]})")
+        data = load_yaml(path)
+    except ConfigError as e:
+        problems += e.problems
         return {}
     if data is None:
         return {}

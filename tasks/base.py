@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from mythbench.errors import ConfigError
+from mythbench.core.errors import ConfigError
 
 PAD = "<pad>"  # id 0 in every vocabulary, so a harness can pad mixed-length batches the same way everywhere
 # id 1 in every vocabulary, first token of every instance, never scored. Without it a causal model gives

@@ -10,12 +10,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from tasks.base import Batch, Family, Param, Solution
+from mythbench.tasks.base import Batch, Family, Param, Solution
+from mythbench.tasks.registry import register_task_family
 
 ASSIGN, QUERY = "=", "?"
 
 
+@register_task_family
 class Chain(Family):
     """`statements` shuffled triples `lhs = rhs`, then `? q =`; only the final `=` is scored (q's value).
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.registry import get_task, list_tasks
+from mythbench.tasks.registry import get_task, list_tasks
 
 UNSCORED = "."
 

@@ -14,12 +14,13 @@ from collections import deque
 from collections.abc import Sequence
 
 import numpy as np
-
-from tasks.base import Batch, Family, Param, Solution
+from mythbench.tasks.base import Batch, Family, Param, Solution
+from mythbench.tasks.registry import register_task_family
 
 SOURCE, SEP, EDGE, UNREACHABLE = "src", "|", "-", "inf"
 
 
+@register_task_family
 class Graph(Family):
     """`src s`, then the edges as `u - v`, `|`, then every node n0..n{N-1}, each scored with its distance.
 

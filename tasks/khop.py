@@ -16,13 +16,14 @@ import string
 from collections.abc import Sequence
 
 import numpy as np
-
-from tasks.base import Batch, Family, Param, Solution
+from mythbench.tasks.base import Batch, Family, Param, Solution
+from mythbench.tasks.registry import register_task_family
 
 NONE = "~"  # "does not exist": the paper's own symbol
 UNARY_ON, UNARY_OFF = "H", "."
 
 
+@register_task_family
 class KHop(Family):
     """Input: k (one token "k<k>", or a unary prefix of max_k slots), then `length` characters.
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-
-from tasks.base import Batch, Family, Param, Solution, count_left_blanks, pad_left
+from mythbench.tasks.base import Batch, Family, Param, Solution, count_left_blanks, pad_left
+from mythbench.tasks.registry import register_task_family
 
 BLANK = "_"  # the fixed-context variant's left padding: it leaves the parity unchanged, like a 0 bit
 
 
+@register_task_family
 class Parity(Family):
     """n random bits; the target at bit i is the XOR of bits 1..i. Difficulty = n.
 

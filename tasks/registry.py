@@ -1,7 +1,8 @@
 """Finding tasks: families by name in code, benchmark tasks by name from the packaged YAML specs.
 
 Adding a task means adding a YAML file here (or passing your own file to `load_task_file`); adding a
-family means one module and one line in FAMILIES. Nothing outside `tasks/` has to change.
+family means one module whose class is decorated with `register_task_family`, imported by the package's
+`__init__`. Nothing outside `tasks/` has to change.
 """
 
 from __future__ import annotations
@@ -10,21 +11,25 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 
-from mythbench.errors import ConfigError
-from tasks.base import Family
-from tasks.chain import Chain
-from tasks.graph import Graph
-from tasks.khop import KHop
-from tasks.parity import Parity
-from tasks.spec import parse_spec, read_yaml
-from tasks.state import State
-from tasks.task import Task
+from mythbench.tasks.base import Family
+from mythbench.tasks.spec import parse_spec
+from mythbench.tasks.task import Task
 
-FAMILIES: dict[str, type[Family]] = {f.name: f for f in (Parity, State, KHop, Chain, Graph)}
+from mythbench.core.errors import ConfigError
+from mythbench.core.yamlio import load_yaml
+
+# name -> family class; each family module registers its class (the package imports every family module)
+FAMILIES: dict[str, type[Family]] = {}
+
+
+def register_task_family(family: type[Family]) -> type[Family]:
+    """Class decorator: a task family registers itself under its `name`."""
+    FAMILIES[family.name] = family
+    return family
 
 
 def _spec_dir() -> Path:
-    return Path(str(resources.files("tasks")))
+    return Path(str(resources.files(__package__)))
 
 
 def list_tasks() -> list[str]:
@@ -35,7 +40,7 @@ def list_tasks() -> list[str]:
 def load_task_file(path: str | Path) -> Task:
     """A task from any YAML spec file, validated like the packaged ones; ConfigError lists every problem."""
     path = Path(path)
-    spec, family = parse_spec(read_yaml(path), FAMILIES, str(path))
+    spec, family = parse_spec(load_yaml(path, "task file"), FAMILIES, str(path))
     return Task(spec, family)
 
 

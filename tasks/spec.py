@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
-import yaml
+from mythbench.tasks.base import Family
+from mythbench.tasks.task import TaskSpec
 
-from mythbench.errors import ConfigError
-from tasks.base import Family
-from tasks.task import TaskSpec
+from mythbench.core.errors import ConfigError
 
 ATTENTION = ("causal", "bidirectional")
 METRICS = ("exact_match",)
@@ -36,25 +34,6 @@ FIELDS: dict[str, tuple[type, bool]] = {
     "description": (str, True),
     "token_format": (str, True),
 }
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse a YAML file, turning every I/O or syntax failure into a ConfigError naming the file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such task file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read task file: {exc}") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        where = ""
-        mark = getattr(exc, "problem_mark", None)
-        if mark is not None:
-            where = f" at line {mark.line + 1}, column {mark.column + 1}"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{path}: malformed YAML{where}: {problem}") from None
 
 
 def parse_spec(raw: Any, families: Mapping[str, type[Family]], source: str) -> tuple[TaskSpec, Family]:

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from functools import cache
 
 import numpy as np
-
-from tasks.base import Batch, Family, Param, Solution, count_left_blanks, pad_left
+from mythbench.tasks.base import Batch, Family, Param, Solution, count_left_blanks, pad_left
+from mythbench.tasks.registry import register_task_family
 
 GROUPS = ("S3", "A5", "S5")
 BLANK = "_"  # the fixed-context variant's left padding: it leaves the state unchanged, like the identity
@@ -45,6 +45,7 @@ def product_table(group: str) -> np.ndarray:
     return table
 
 
+@register_task_family
 class State(Family):
     """A word g_1..g_n of uniform random group elements, one token each; target i is g_1 then ... then g_i.
 

@@ -8,9 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from mythbench.tasks.base import Batch, Family, Solution, in_test_region, stable_hash32
 
-from mythbench.errors import ConfigError
-from tasks.base import Batch, Family, Solution, in_test_region, stable_hash32
+from mythbench.core.errors import ConfigError
 
 SPLIT_IDS = {"train": 0, "test": 1}
 TEST_SEED = 0  # the official test set at difficulty d is generate("test", d, examples["test"], TEST_SEED)

@@ -1,6 +1,6 @@
-"""Fault injection: stop the process at the k-th file-system step of mythbench.io, as a kill would.
+"""Fault injection: stop the process at the k-th file-system step of mythbench.core.fileio, as a kill would.
 
-mythbench.io makes every durable write through its module-level `os`; `FaultyOs` stands in for it, numbers
+mythbench.core.fileio makes every durable write through its module-level `os`; `FaultyOs` stands in for it, numbers
 each step that changes the disk, and at step `crash_at` dies: a write puts down half its bytes first, and
 from then on every step raises without touching the disk, so no cleanup handler can tidy up after the
 "crash". `SimulatedCrash` is a BaseException, so nothing in the code under test catches it.
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import mythbench.io
+import mythbench.core.fileio
 
 
 class SimulatedCrash(BaseException):
@@ -73,11 +73,11 @@ class FaultyOs:
 
 @contextmanager
 def faulty_fs(crash_at: int | None = None) -> Iterator[FaultyOs]:
-    """Route mythbench.io through a FaultyOs for the duration (crash_at=None: only count the steps)."""
+    """Route mythbench.core.fileio through a FaultyOs for the duration (crash_at=None: only count the steps)."""
     fake = FaultyOs(crash_at)
-    real = mythbench.io.os
-    mythbench.io.os = fake  # type: ignore[assignment]
+    real = mythbench.core.fileio.os
+    mythbench.core.fileio.os = fake  # type: ignore[assignment]
     try:
         yield fake
     finally:
-        mythbench.io.os = real
+        mythbench.core.fileio.os = real

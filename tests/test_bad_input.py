@@ -15,14 +15,14 @@ from test_crash_consistency import CFG, _train
 from test_harness import TINY
 from typer.testing import CliRunner
 
-from cli import app
-from mythbench import harness
+from mythbench.cli import app
 from mythbench.config import EvalConfig, resolve_run_config
-from mythbench.errors import ConfigError
-from mythbench.evaluate import exit_indices
-from mythbench.schema import check_schema
-from mythbench.train import TRAIN_STATE, WEIGHTS
-from mythbench.train_checkpoint import MANIFEST, save_checkpoint
+from mythbench.core.errors import ConfigError
+from mythbench.results.schema import check_schema
+from mythbench.training import harness
+from mythbench.training.evaluate import exit_indices
+from mythbench.training.train import TRAIN_STATE, WEIGHTS
+from mythbench.training.train_checkpoint import MANIFEST, save_checkpoint
 
 runner = CliRunner()
 ONE_LOOP = ["model.d_model=16", "model.n_heads=2", "model.train_loops=1", "train.steps=4", "train.batch_size=8",

@@ -6,11 +6,11 @@ import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from mythbench.baselines import BASELINES, StandardTransformer, build_baseline, matched_baseline
 
-from baselines import BASELINES, StandardTransformer, build_baseline, matched_baseline
-from mythbench.accounting import count, count_config
-from mythbench.errors import ConfigError
-from mythbench.model import RDTConfig, RecurrentDepthTransformer
+from mythbench.core.errors import ConfigError
+from mythbench.models.accounting import count, count_config
+from mythbench.models.model import RDTConfig, RecurrentDepthTransformer
 
 configs = st.builds(
     RDTConfig,

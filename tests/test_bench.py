@@ -7,11 +7,11 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
 from mythbench import RDTConfig
-from mythbench.accounting import count_config
-from mythbench.bench import Variant, format_table, run_bench, variants
-from mythbench.errors import ConfigError
+from mythbench.cli import app
+from mythbench.core.errors import ConfigError
+from mythbench.models.accounting import count_config
+from mythbench.training.bench import Variant, format_table, run_bench, variants
 
 CFG = RDTConfig(vocab_size=8, max_seq_len=8, d_model=16, n_heads=2, ffn="moe", n_experts=4, expert_hidden=8,
                 train_loops=2)

@@ -7,7 +7,7 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
+from mythbench.cli import app
 
 runner = CliRunner()
 TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.train_loops=2",

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from cli import app
+from mythbench.cli import app
 from mythbench.config import EvalConfig, ScaleConfig, TrainConfig
-from mythbench.model import RDTConfig
-from mythbench.schema import check_schema
+from mythbench.models.model import RDTConfig
+from mythbench.results.schema import check_schema
 
 runner = CliRunner()
 BASE = ["model.d_model=16", "model.n_heads=2", "model.train_loops=1", "model.ffn=dense", "train.recipe=fixed",

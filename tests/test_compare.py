@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from mythbench.compare import compare
-from mythbench.errors import ConfigError
+from mythbench.core.errors import ConfigError
+from mythbench.reports.compare import compare
 
 
 def write_run(path, accuracy_by_seed: dict[int, float | None], version: int = 2, act: float | None = None):

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mythbench.config import TrainConfig, parse_overrides, resolve_run_config
-from mythbench.errors import ConfigError
-from mythbench.train import difficulty_for_step, loop_schedule, lr_at
+from mythbench.core.errors import ConfigError
+from mythbench.training.train import difficulty_for_step, loop_schedule, lr_at
 
 
 def test_quick_preset_resolves_with_overrides(tmp_path):

@@ -9,14 +9,14 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mythbench.tasks import get_task
 
-import baselines
+from mythbench import baselines
 from mythbench.config import resolve_run_config
-from mythbench.errors import ConfigError
-from mythbench.harness import plan_models
-from mythbench.layers import ShortConv
-from mythbench.model import RDTConfig
-from tasks import get_task
+from mythbench.core.errors import ConfigError
+from mythbench.models.layers import ShortConv
+from mythbench.models.model import RDTConfig
+from mythbench.training.harness import plan_models
 
 
 @settings(max_examples=40, deadline=None)

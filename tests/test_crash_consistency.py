@@ -16,10 +16,10 @@ from faults import SimulatedCrash, faulty_fs
 from test_harness import TINY
 from test_train import copy_batches, tiny
 
-from mythbench import harness
 from mythbench.config import TrainConfig, resolve_run_config
-from mythbench.schema import check_schema
-from mythbench.train import WEIGHTS, train_model
+from mythbench.results.schema import check_schema
+from mythbench.training import harness
+from mythbench.training.train import WEIGHTS, train_model
 
 CFG = TrainConfig(steps=6, batch_size=8, warmup_steps=1, recipe="parcae", checkpoint_every=2)
 

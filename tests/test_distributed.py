@@ -15,10 +15,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from mythbench import distributed, harness
 from mythbench.config import TrainConfig, resolve_run_config
-from mythbench.model import RDTConfig, RecurrentDepthTransformer
-from mythbench.train import recorded_losses, train_model
+from mythbench.models.model import RDTConfig, RecurrentDepthTransformer
+from mythbench.training import distributed, harness
+from mythbench.training.train import recorded_losses, train_model
 
 ROOT = Path(__file__).resolve().parent.parent
 # An RDT with the quick preset's MoE FFN (bias balancing), so the summed balance counts are exercised.
@@ -89,8 +89,8 @@ def test_shards_with_unequal_target_counts_still_train_the_single_process_run(tm
 def test_two_gloo_processes_train_the_single_process_run(tmp_path):
     cfg = resolve_run_config("parity", "quick", None, TINY)
     harness.run_benchmark(cfg, tmp_path / "single", "single")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "cli",
-           "run", "parity", "--out", str(tmp_path / "ddp")]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           "-m", "mythbench.cli", "run", "parity", "--out", str(tmp_path / "ddp")]
     for s in TINY:
         cmd += ["--set", s]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}

@@ -12,7 +12,7 @@ import torch
 
 from mythbench import RDTConfig, RecurrentDepthTransformer
 from mythbench.config import TrainConfig
-from mythbench.train import recorded_losses, train_model
+from mythbench.training.train import recorded_losses, train_model
 
 CFG = RDTConfig(vocab_size=8, d_model=32, n_heads=2, attention="mla", kv_latent_dim=16, rope_head_dim=8,
                 ffn="moe", n_experts=4, expert_hidden=16, lora_rank=2, train_loops=3)

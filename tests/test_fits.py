@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mythbench.errors import ConfigError
-from mythbench.fits import (
+from mythbench.analysis.fits import (
     FitResult,
     equivalence,
     extrapolate_equivalence,
@@ -21,6 +20,7 @@ from mythbench.fits import (
     fit_test_time,
     format_fit_table,
 )
+from mythbench.core.errors import ConfigError
 
 NOISE = 0.015  # multiplicative lognormal noise, like seed-to-seed spread of small runs
 

@@ -8,14 +8,14 @@ import json
 
 import pytest
 from hostile.factory import DELETE, fake_lookup, make_results, mutated
+from mythbench.baselines import matching
 
-from baselines import matching
-from mythbench.accounting import count_config
-from mythbench.board import read_board, render_markdown
-from mythbench.errors import ConfigError
-from mythbench.leaderboard import submit, verify
-from mythbench.model import RDTConfig
-from mythbench.schema import check_schema
+from mythbench.core.errors import ConfigError
+from mythbench.models.accounting import count_config
+from mythbench.models.model import RDTConfig
+from mythbench.results.board import read_board, render_markdown
+from mythbench.results.leaderboard import submit, verify
+from mythbench.results.schema import check_schema
 
 RDT = RDTConfig(vocab_size=8, d_model=32, n_heads=4, train_loops=8)
 

@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from mythbench import harness
 from mythbench.config import EvalConfig, resolve_run_config
-from mythbench.errors import ConfigError
-from mythbench.evaluate import evaluate_looped
-from mythbench.model import RDTConfig, RecurrentDepthTransformer
+from mythbench.core.errors import ConfigError
+from mythbench.models.model import RDTConfig, RecurrentDepthTransformer
+from mythbench.training import harness
+from mythbench.training.evaluate import evaluate_looped
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2",
@@ -56,7 +56,7 @@ def test_same_seed_same_numbers_and_a_complete_run_directory(tmp_path):
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tmp_path):
     reference = _run(tmp_path, "reference")
     out = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "cli", "run", "parity", "--out", str(out)]
+    cmd = [sys.executable, "-m", "mythbench.cli", "run", "parity", "--out", str(out)]
     for s in TINY:
         cmd += ["--set", s]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -145,9 +145,9 @@ def test_one_pass_grid_equals_separate_runs_per_loop_count():
 
 @pytest.mark.slow
 def test_a_three_seed_run_round_trips_into_the_leaderboard_and_one_seed_is_refused(tmp_path):
-    from mythbench.errors import ConfigError
-    from mythbench.leaderboard import submit, verify
-    from mythbench.schema import check_schema
+    from mythbench.core.errors import ConfigError
+    from mythbench.results.leaderboard import submit, verify
+    from mythbench.results.schema import check_schema
 
     one = _run(tmp_path, "one")
     assert check_schema(one) == []
@@ -161,6 +161,6 @@ def test_a_three_seed_run_round_trips_into_the_leaderboard_and_one_seed_is_refus
     assert "parity" in (board / "LEADERBOARD.md").read_text()
     assert verify(board) == []
     # re-scoring the submitted checkpoints on a sample of the test sets agrees with the submission
-    from mythbench.checkpoint import rescore_results
+    from mythbench.training.reevaluate import rescore_results
 
     assert rescore_results(tmp_path / "three" / "results.json", tmp_path / "three", sample=64) == []

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mythbench import RDTConfig, RecurrentDepthTransformer
-from mythbench.layers import Attention, LoRA, MLAttention, RMSNorm, Rotary, TransformerBlock, sdpa_narrow_values
+from mythbench.models.layers import Attention, LoRA, MLAttention, RMSNorm, Rotary, TransformerBlock, sdpa_narrow_values
 
 
 def cfg(**kw) -> RDTConfig:

@@ -5,7 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mythbench.model import ACT
+from mythbench.models.model import ACT
 
 
 def graves_weights(p: list[float], T: int, threshold: float) -> tuple[list[float], int, float]:

@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from mythbench import RDTConfig
-from mythbench.errors import ConfigError
+from mythbench.core.errors import ConfigError
 
 
 def test_default_is_valid_and_small():

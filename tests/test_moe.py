@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mythbench import RDTConfig, RecurrentDepthTransformer
-from mythbench.layers import Experts, MoE
+from mythbench.models.ffn import Experts, MoE
 
 
 def naive_experts(experts: Experts, x: torch.Tensor, idx: torch.Tensor, gates: torch.Tensor) -> torch.Tensor:

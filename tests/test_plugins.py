@@ -10,10 +10,11 @@ import sys
 import pytest
 import torch
 
-from mythbench import RDTConfig, registry
-from mythbench.accounting import count_config
+from mythbench import RDTConfig
 from mythbench.config import resolve_run_config
-from mythbench.errors import ConfigError
+from mythbench.core.errors import ConfigError
+from mythbench.models import registry
+from mythbench.models.accounting import count_config
 
 HAS_OPEN_MYTHOS = importlib.util.find_spec("open_mythos") is not None
 needs_open_mythos = pytest.mark.skipif(not HAS_OPEN_MYTHOS, reason="pip install --no-deps open-mythos")
@@ -24,8 +25,8 @@ OM = dict(vocab_size=16, max_seq_len=12, d_model=32, n_heads=2, attention="mla",
 
 def test_a_plugin_named_by_import_path_registers_its_family(tmp_path, monkeypatch):
     (tmp_path / "toy_plugin.py").write_text(
-        "from mythbench.model import RDTConfig, RecurrentDepthTransformer\n"
-        "from mythbench.registry import ModelFamily, register_family\n"
+        "from mythbench.models.model import RDTConfig, RecurrentDepthTransformer\n"
+        "from mythbench.models.registry import ModelFamily, register_family\n"
         "register_family('toy', ModelFamily(RDTConfig.from_dict, RecurrentDepthTransformer, looped=True))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv(registry.PLUGIN_ENV, "toy_plugin")
@@ -38,7 +39,7 @@ def test_a_plugin_named_by_import_path_registers_its_family(tmp_path, monkeypatc
 
 def test_openmythos_without_the_package_says_how_to_install(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *args: None)
-    monkeypatch.delitem(sys.modules, "baselines.openmythos_model", raising=False)
+    monkeypatch.delitem(sys.modules, "mythbench.baselines.openmythos_model", raising=False)
     with pytest.raises(ConfigError, match="pip install --no-deps open-mythos"):
         registry.build_model("openmythos", OM)
 
@@ -87,7 +88,7 @@ def test_accounting_counts_openmythos_routed_experts_as_sparse():
 @needs_open_mythos
 @pytest.mark.slow
 def test_mythbench_run_trains_and_evaluates_openmythos(tmp_path):
-    from mythbench import harness
+    from mythbench.training import harness
 
     cfg = resolve_run_config("parity", "quick", None, [
         "model.d_model=16", "model.n_heads=2", "model.train_loops=2", "train.steps=6", "train.batch_size=4",

@@ -7,11 +7,11 @@ import dataclasses
 import shutil
 
 import pytest
+from mythbench.tasks import list_tasks
 
 from mythbench import config
 from mythbench.config import BUDGET_KEYS, list_presets, resolve_run_config
-from mythbench.errors import ConfigError
-from tasks import list_tasks
+from mythbench.core.errors import ConfigError
 
 
 def what_is_trained(task: str, preset: str) -> dict:

@@ -12,9 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mythbench.config import TrainConfig
-from mythbench.errors import ConfigError
-from mythbench.model import RDTConfig, RecurrentDepthTransformer
-from mythbench.train import difficulty_for_step, loop_schedule, masked_loss, train_model, training_loss
+from mythbench.core.errors import ConfigError
+from mythbench.models.model import RDTConfig, RecurrentDepthTransformer
+from mythbench.training.train import difficulty_for_step, loop_schedule, masked_loss, train_model, training_loss
 
 
 @settings(max_examples=60, deadline=None)

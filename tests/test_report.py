@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from mythbench.errors import ConfigError
-from mythbench.report import CELL_FIELDS, build_report, format_summary_table
-from mythbench.stats import summarize_model, wilson_interval
+from mythbench.analysis.stats import summarize_model, wilson_interval
+from mythbench.core.errors import ConfigError
+from mythbench.reports.report import CELL_FIELDS, build_report, format_summary_table
 
 FINGERPRINT = "ab" * 32
 N = 20

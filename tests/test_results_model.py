@@ -12,8 +12,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mythbench import fits, results_doc
-from mythbench.errors import ConfigError
+from mythbench.analysis import fits
+from mythbench.core.errors import ConfigError
+from mythbench.results import results_doc
 
 ROOT = Path(__file__).resolve().parent.parent
 PARITY = ROOT / "results" / "reference" / "quick" / "parity"
@@ -22,7 +23,7 @@ SCALE = ROOT / "results" / "reference" / "scale" / "parity-quick" / "results.jso
 
 def test_the_committed_schema_reference_is_generated_from_the_model() -> None:
     committed = (ROOT / results_doc.DOC_PATH).read_text(encoding="utf-8")
-    assert committed == results_doc.render(), "stale: run `python -m mythbench.results_doc --write`"
+    assert committed == results_doc.render(), "stale: run `python -m mythbench.results.results_doc --write`"
 
 
 def test_load_gives_one_row_per_cell_with_provenance() -> None:
@@ -113,7 +114,7 @@ def test_the_scale_report_does_not_import_scale() -> None:
 def test_refitting_the_committed_scale_results_gives_their_stored_fits() -> None:
     """The fit engine (scipy's Huber loss, the stored replicates and bands) leaves the committed numbers as
     they are: `mythbench fit` reproduces every stored fit, plus the replicates and bands files now carry."""
-    from mythbench.scale import refit_results
+    from mythbench.experiments.scale import refit_results
 
     def strip(x: object) -> object:
         if isinstance(x, dict):

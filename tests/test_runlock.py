@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from cli import app
-from mythbench.errors import ConfigError
-from mythbench.runlock import LOCK_NAME, run_dir_lock
+from mythbench.cli import app
+from mythbench.core.errors import ConfigError
+from mythbench.training.runlock import LOCK_NAME, run_dir_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,7 +33,7 @@ def test_a_second_writer_is_refused_naming_the_process_that_holds_the_directory(
 
 def test_the_lock_of_a_killed_process_is_taken_over_and_named(tmp_path, caplog):
     run_dir = tmp_path / "run"
-    script = ("import os, signal, sys; from mythbench.runlock import run_dir_lock\n"
+    script = ("import os, signal, sys; from mythbench.training.runlock import run_dir_lock\n"
               "with run_dir_lock(sys.argv[1]): os.kill(os.getpid(), signal.SIGKILL)")
     dead = subprocess.run([sys.executable, "-c", script, str(run_dir)], cwd=ROOT,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
@@ -48,7 +48,7 @@ def test_the_lock_of_a_killed_process_is_taken_over_and_named(tmp_path, caplog):
 
 def test_a_live_holder_in_another_process_is_named_and_its_lock_kept(tmp_path):
     run_dir = tmp_path / "run"
-    script = ("import sys, time; from mythbench.runlock import run_dir_lock\n"
+    script = ("import sys, time; from mythbench.training.runlock import run_dir_lock\n"
               "with run_dir_lock(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)")
     proc = subprocess.Popen([sys.executable, "-c", script, str(run_dir)], cwd=ROOT, stdout=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -10,17 +10,15 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from mythbench.baselines.standard import as_standard
+from mythbench.tasks import get_task
 from typer.testing import CliRunner
 
-from baselines.standard import as_standard
-from cli import app
-from mythbench import harness
-from mythbench.accounting import count_config
+from mythbench.cli import app
 from mythbench.config import resolve_run_config
-from mythbench.errors import ConfigError
-from mythbench.io import atomic_write_json
-from mythbench.model import RDTConfig
-from mythbench.scale import (
+from mythbench.core.errors import ConfigError
+from mythbench.core.fileio import atomic_write_json
+from mythbench.experiments.scale import (
     compute_fits,
     plan_ladder,
     point_run_config,
@@ -29,7 +27,9 @@ from mythbench.scale import (
     run_scale,
     width_config,
 )
-from tasks import get_task
+from mythbench.models.accounting import count_config
+from mythbench.models.model import RDTConfig
+from mythbench.training import harness
 
 TINY = ["scale.widths=[8,16,24,32,40]", "scale.head_dim=8", "scale.steps=6", "scale.loop_counts=[1,2]",
         "scale.n_bootstrap=20", "train.batch_size=8", "train.warmup_steps=2", "eval.loops_factor=2",

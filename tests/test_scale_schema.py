@@ -23,14 +23,14 @@ from hostile.paths import all_paths, dotted, leaf, required_paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mythbench.errors import ConfigError
-from mythbench.jsonshape import Node, Obj
-from mythbench.leaderboard import submit, verify
-from mythbench.safejson import content_hash, parse_json_bytes
-from mythbench.scale import compute_fits
-from mythbench.scale_schema import SCALE_V1
-from mythbench.schema import PROVENANCE, check_schema, check_submittable
-from mythbench.stats import wilson_interval
+from mythbench.analysis.stats import wilson_interval
+from mythbench.core.errors import ConfigError
+from mythbench.experiments.scale import compute_fits
+from mythbench.results.jsonshape import Node, Obj
+from mythbench.results.leaderboard import submit, verify
+from mythbench.results.safejson import content_hash, parse_json_bytes
+from mythbench.results.scale_schema import SCALE_V1
+from mythbench.results.schema import PROVENANCE, check_schema, check_submittable
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "results-schema.md"
 TRAIN_D, TEST_D = (2, 4), (6, 8)
@@ -244,7 +244,8 @@ def test_the_schema_document_names_every_scale_field() -> None:
 
 
 def test_the_scale_schema_imports_on_its_own() -> None:
-    code = "import mythbench.scale_schema as s, mythbench.schema as r; assert r.check_schema([]) and s.SCALE_V1"
+    code = ("import mythbench.results.scale_schema as s, mythbench.results.schema as r; "
+            "assert r.check_schema([]) and s.SCALE_V1")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

@@ -14,11 +14,11 @@ from hostile.paths import all_paths, dotted, leaf, required_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mythbench.errors import ConfigError
-from mythbench.jsonshape import Arr, Nullable, Obj
-from mythbench.leaderboard import TaskIdentity
-from mythbench.safejson import canonical_json, content_hash, json_depth, parse_json_bytes, walk_problems
-from mythbench.schema import RUN_V2, check_schema, check_submittable, leaderboard_difficulties, validate
+from mythbench.core.errors import ConfigError
+from mythbench.results.jsonshape import Arr, Nullable, Obj
+from mythbench.results.leaderboard import TaskIdentity
+from mythbench.results.safejson import canonical_json, content_hash, json_depth, parse_json_bytes, walk_problems
+from mythbench.results.schema import RUN_V2, check_schema, check_submittable, leaderboard_difficulties, validate
 
 BASE = make_results()
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "results-schema.md"

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mythbench.stats import bootstrap_mean_interval, summarize_model, summarize_seeds, wilson_interval
+from mythbench.analysis.stats import bootstrap_mean_interval, summarize_model, summarize_seeds, wilson_interval
 
 
 @pytest.mark.parametrize(

@@ -14,11 +14,11 @@ import pytest
 from hostile.corpus import CASES
 from hostile.factory import TOY, fake_lookup, make_results
 
-from mythbench.board import COLUMNS, CSV_NAME, MD_NAME, md_escape, read_board, render_markdown
-from mythbench.errors import ConfigError
-from mythbench.leaderboard import compare_rescore, submit
-from mythbench.leaderboard import verify as verify_results
-from mythbench.safejson import content_hash
+from mythbench.core.errors import ConfigError
+from mythbench.results.board import COLUMNS, CSV_NAME, MD_NAME, md_escape, read_board, render_markdown
+from mythbench.results.leaderboard import compare_rescore, submit
+from mythbench.results.leaderboard import verify as verify_results
+from mythbench.results.safejson import content_hash
 
 
 def verify(path: Path) -> list[str]:
@@ -154,7 +154,7 @@ def test_default_lookup_is_the_task_suite(tmp_path: Path, monkeypatch: pytest.Mo
         asked.append(name)
         return types.SimpleNamespace(spec=spec, fingerprint=lambda: TOY.fingerprint)
 
-    monkeypatch.setitem(sys.modules, "tasks", types.SimpleNamespace(get_task=get_task))
+    monkeypatch.setitem(sys.modules, "mythbench.tasks", types.SimpleNamespace(get_task=get_task))
     submit(write(tmp_path / "r.json", make_results()), tmp_path / "results")
     assert set(asked) == {"toy"} and read_board(tmp_path / "results")[0]["submitter"] == "anonymous"
 

@@ -13,16 +13,16 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mythbench.tasks import get_task
 from typer.testing import CliRunner
 
-from cli import app
-from mythbench import harness
-from mythbench.cells import plan_cells, run_cell
+from mythbench.cli import app
 from mythbench.config import resolve_run_config
-from mythbench.errors import ConfigError
-from mythbench.scale import plan_ladder, point_run_config, run_scale
-from mythbench.sweep import CellsFailed, execute, load_grid, prepare, run_grid
-from tasks import get_task
+from mythbench.core.errors import ConfigError
+from mythbench.experiments.cells import plan_cells, run_cell
+from mythbench.experiments.scale import plan_ladder, point_run_config, run_scale
+from mythbench.experiments.sweep import CellsFailed, execute, load_grid, prepare, run_grid
+from mythbench.training import harness
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=4",
@@ -168,7 +168,7 @@ def test_local_sweep_with_a_killed_worker_writes_what_the_serial_run_writes_and_
 @pytest.mark.slow
 def test_ray_sweep_with_a_killed_worker_completes_with_the_serial_results(tmp_path, serial, monkeypatch, caplog):
     pytest.importorskip("ray")
-    from mythbench.backends import RayBackend
+    from mythbench.experiments.backends import RayBackend
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     runs = load_grid(_grid(tmp_path))
@@ -186,7 +186,7 @@ def test_ray_sweep_with_a_killed_worker_completes_with_the_serial_results(tmp_pa
 @pytest.mark.slow
 def test_submitit_local_executor_sweep_gives_the_serial_results(tmp_path, serial, monkeypatch):
     pytest.importorskip("submitit")
-    from mythbench.backends import SlurmBackend
+    from mythbench.experiments.backends import SlurmBackend
 
     monkeypatch.setenv("PYTHONPATH", str(ROOT))
     runs = load_grid(_grid(tmp_path))

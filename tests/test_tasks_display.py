@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
-
-from tasks import describe_tasks, format_instances, get_task, list_tasks, sample_instances
+from mythbench.tasks import describe_tasks, format_instances, get_task, list_tasks, sample_instances
 
 
 def test_describe_tasks_one_line_each_with_difficulties():

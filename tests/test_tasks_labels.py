@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from tasks import FAMILIES, PAD, Batch, Family, get_task, list_tasks
-from tasks.base import BOS
+from mythbench.tasks import FAMILIES, PAD, Batch, Family, get_task, list_tasks
+from mythbench.tasks.base import BOS
 
 PER_DIFFICULTY = 300  # x (train + test split) x 8-11 difficulties: thousands of instances per task
 

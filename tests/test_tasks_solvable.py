@@ -13,11 +13,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from mythbench.baselines.standard import StandardTransformer, as_standard
+from mythbench.tasks import Task, get_task, list_tasks
 
-from baselines.standard import StandardTransformer, as_standard
-from mythbench.errors import ConfigError
-from mythbench.model import RDTConfig, RecurrentDepthTransformer
-from tasks import Task, get_task, list_tasks
+from mythbench.core.errors import ConfigError
+from mythbench.models.model import RDTConfig, RecurrentDepthTransformer
 
 PER_DIFFICULTY = 3
 SAME = 1e-6  # outputs closer than this are identical: equal-by-construction ones differ by < 1e-7 (the RDT
@@ -109,7 +109,7 @@ def test_the_unseen_token_check_catches_khop_v1():
 
 def test_no_positions_with_bidirectional_attention_is_refused():
     from mythbench.config import resolve_run_config
-    from mythbench.harness import plan_models
+    from mythbench.training.harness import plan_models
 
     cfg = resolve_run_config("chain", overrides=["model.positional=none"])
     with pytest.raises(ConfigError, match="bidirectional"):

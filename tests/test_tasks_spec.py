@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from mythbench.tasks import FAMILIES, get_task, list_tasks, load_task_file
+from mythbench.tasks.base import in_test_region
 
-from mythbench.errors import ConfigError
-from tasks import FAMILIES, get_task, list_tasks, load_task_file
-from tasks.base import in_test_region
+from mythbench.core.errors import ConfigError
 
 SPEC_DIR = Path(__file__).resolve().parents[1] / "tasks"
 

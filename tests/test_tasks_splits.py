@@ -11,10 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-
-from tasks import TEST_SEED, get_task, list_tasks, load_task_file
-from tasks.base import in_test_region
-from tasks.task import CHUNK
+from mythbench.tasks import TEST_SEED, get_task, list_tasks, load_task_file
+from mythbench.tasks.base import in_test_region
+from mythbench.tasks.task import CHUNK
 
 SPEC_DIR = Path(__file__).resolve().parents[1] / "tasks"
 

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from mythbench.config import TrainConfig
-from mythbench.model import RDTConfig, RecurrentDepthTransformer
-from mythbench.train import TRAIN_STATE, WEIGHTS, load_weights, train_model
-from mythbench.train_checkpoint import load_latest
+from mythbench.models.model import RDTConfig, RecurrentDepthTransformer
+from mythbench.training.train import TRAIN_STATE, WEIGHTS, load_weights, train_model
+from mythbench.training.train_checkpoint import load_latest
 
 
 def saved_state(ckpt_dir) -> dict:

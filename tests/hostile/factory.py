@@ -13,11 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from mythbench.analysis.stats import summarize_model, wilson_interval
 from mythbench.config import TrainConfig
-from mythbench.errors import ConfigError
-from mythbench.evaluate import rule_loops
-from mythbench.leaderboard import TaskIdentity
-from mythbench.stats import summarize_model, wilson_interval
+from mythbench.core.errors import ConfigError
+from mythbench.results.leaderboard import TaskIdentity
+from mythbench.training.evaluate import rule_loops
 
 TOY = TaskIdentity(name="toy", version=3, fingerprint=hashlib.sha256(b"toy v3 test set").hexdigest(),
                    train_difficulties=(2, 4), test_difficulties=(4, 6, 8, 12))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mythbench.jsonshape import Arr, Node, Obj
-from mythbench.scale_schema import Either, Pair
+from mythbench.results.jsonshape import Arr, Node, Obj
+from mythbench.results.scale_schema import Either, Pair
 
 
 def dotted(path: tuple) -> str:

@@ -1,0 +1,84 @@
+"""A cell: one (model, seed) of one run directory, the unit of work `mythbench run` does in its loop.
+
+Cells are what the sweep engine ships to worker processes, Ray workers or Slurm jobs. A cell carries the
+model plan and config the serial path would use, and a worker calls the very same
+`harness.train_and_evaluate` with them; its per-seed `result.json` marks it done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import platform
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mythbench.config import RunConfig
+from mythbench.experiments import scale
+from mythbench.tasks import get_task
+from mythbench.training import harness
+from mythbench.training.harness import ModelPlan
+
+log = logging.getLogger("mythbench")
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One model at one seed of the run in `run_dir`, identified by those three; it carries the planned model
+    and the config it trains with, so a worker does not plan (matching baselines takes seconds)."""
+
+    run_dir: str
+    model: str
+    seed: int
+    plan: ModelPlan = field(compare=False, repr=False)
+    cfg: RunConfig = field(compare=False, repr=False)
+
+    @property
+    def label(self) -> str:
+        return f"{self.run_dir}:{self.model}:seed{self.seed}"
+
+    @property
+    def result_path(self) -> Path:
+        return Path(self.run_dir) / "models" / self.model / f"seed{self.seed}" / "result.json"
+
+    def done(self) -> bool:
+        return self.result_path.exists()
+
+
+def plan_cells(kind: str, cfg: RunConfig, run_dir: Path, task: Any) -> list[Cell]:
+    """Every cell of a run, in the order the serial path trains them (model by model, seed by seed): the
+    models `mythbench run` plans (kind "run"), or the width ladder of `mythbench scale` with the point
+    config its points train with (kind "scale")."""
+    if kind == "scale":
+        plans, train_cfg = [plan for plan, _, _ in scale.plan_ladder(cfg, task)], scale.point_run_config(cfg)[0]
+    else:
+        plans, train_cfg = harness.plan_models(cfg, task), cfg
+    return [Cell(str(run_dir), plan.name, seed, plan, train_cfg) for plan in plans for seed in cfg.seeds]
+
+
+def run_cell(cell: Cell) -> str:
+    """Train and evaluate one cell in this process (any backend's worker); return its status.
+
+    The worker refuses to compute for a run directory prepared by other source code (a cluster node with
+    another checkout), since its results would be mixed into a run they do not belong to. Per-step progress
+    bars are silenced: parallel cells would interleave them; the engine shows one bar over cells instead."""
+    run_dir = Path(cell.run_dir)
+    stored = (run_dir / "code.sha256").read_text().strip()
+    if stored != harness.code_fingerprint():
+        raise RuntimeError(f"{cell.label}: this worker runs other source code than the one that prepared "
+                           f"{run_dir} (sha256 {stored[:12]}…); install the same checkout on every worker")
+    task = get_task(cell.cfg.task)
+    handler = logging.FileHandler(run_dir / "log.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    try:
+        log.info("%s seed %d: cell started in process %d on %s", cell.model, cell.seed, os.getpid(),
+                 platform.node())
+        with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+            return harness.train_and_evaluate(cell.plan, cell.seed, cell.cfg, task, run_dir)["status"]
+    finally:
+        log.removeHandler(handler)
+        handler.close()

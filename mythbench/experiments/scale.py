@@ -1,0 +1,309 @@
+"""`mythbench scale`: a width ladder of RDTs and their layer-matched standard transformers, scaling fits and
+the parameter-matched comparison (how many standard parameters one RDT parameter is worth).
+
+Every point (family, width, training loops, seed) is one `harness.train_and_evaluate` call stored under
+`RUN_DIR/models/<point>/seed<k>/`, so a killed ladder resumes where it stopped. Both families train on the
+same batches (same TrainConfig and seeds). The loss of a point is the token cross-entropy on held-out test
+instances at the evaluated training difficulties (an RDT at its training loop count), averaged over them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+import mythbench
+from mythbench.analysis import fits
+from mythbench.config import RunConfig, to_dict
+from mythbench.core.errors import ConfigError
+from mythbench.core.fileio import atomic_write_json, atomic_write_text
+from mythbench.models import baseline_registry
+from mythbench.models.accounting import count_config
+from mythbench.reports.scale_report import render_markdown, write_plots
+from mythbench.results.results_model import SCALE_SCHEMA_VERSION
+from mythbench.results.safejson import read_json_file, walk_problems
+from mythbench.results.scale_schema import check_scale_v1
+from mythbench.tasks import get_task
+from mythbench.training import harness
+from mythbench.training.harness import ModelPlan
+from mythbench.training.runlock import holds_run_dir
+
+LEVEL, FIT_SEED = 0.95, 0
+PROJECT_TO = (770e6, 1.3e9)  # Parcae's sizes: its 770M RDT matches a 1.3B standard transformer (ratio ~1.69)
+POINT_KEYS = ("name", "family", "width", "loops", "seed", "status", "params", "train_flops", "loss")
+log = logging.getLogger("mythbench")
+
+
+
+def width_config(base: Any, width: int, head_dim: int, loops: int) -> Any:
+    """The base RDT config at `width` and `loops`: n_heads = width // head_dim; FFN, expert and latent widths
+    scale with width (FFN widths kept even and >= 2), so every ladder point has the same shape. Per-loop
+    tables (LoRA adapters, router loop rows) get one row per training loop: N counts no parameter training
+    never reaches, and inference past r reuses the last row."""
+    f = width / base.d_model
+    even = lambda x: max(2, 2 * round(x * f / 2))  # noqa: E731
+    n_heads = max(1, width // head_dim)
+    kv_heads = max(1, round(base.n_kv_heads * n_heads / base.n_heads))
+    while n_heads % kv_heads:
+        kv_heads -= 1
+    return dataclasses.replace(
+        base, d_model=width, n_heads=n_heads, n_kv_heads=kv_heads if base.attention == "gqa" else base.n_kv_heads,
+        ffn_hidden=even(base.ffn_hidden), expert_hidden=even(base.expert_hidden),
+        kv_latent_dim=max(1, round(base.kv_latent_dim * f)),
+        q_latent_dim=max(1, round(base.q_latent_dim * f)) if base.q_latent_dim else 0, train_loops=loops,
+        lora_max_loops=loops, router_max_loops=loops)
+
+
+def plan_ladder(cfg: RunConfig, task: Any) -> list[tuple[ModelPlan, int, int | None]]:
+    """(plan, width, training loops) for every point: per width the standard transformer with the RDT's
+    distinct layers (Parcae pairing, P/R/C against P+R+C layers), then the RDT at each loop count."""
+    base = harness.plan_models(dataclasses.replace(cfg, baselines=[]), task)[0].config
+    out, problems = [], []
+    for w in sorted(set(cfg.scale.widths)):
+        try:
+            rdts = [width_config(base, w, cfg.scale.head_dim, r) for r in sorted(set(cfg.scale.loop_counts))]
+        except ConfigError as e:
+            problems += [f"scale.widths: width {w}: {p}" for p in e.problems]
+            continue
+        std_family, std = baseline_registry.matched_standard(rdts[0])
+        out.append((ModelPlan(f"standard-w{w}", std_family, "scale", std), w, None))
+        out += [(ModelPlan(f"rdt-w{w}-r{c.train_loops}", "rdt", "scale", c), w, c.train_loops) for c in rdts]
+    if problems:
+        raise ConfigError(problems)
+    return out
+
+
+def point_run_config(cfg: RunConfig) -> tuple[RunConfig, list[str]]:
+    """The config every point trains with: scale.steps (warmup scaled alike), and the `tied` recipe replaced
+    by `fixed`, since the loop-worth law's r must be the loop count a model trained at, not the difficulty."""
+    train, notes = cfg.train, []
+    if cfg.scale.steps:
+        warmup = min(cfg.scale.steps - 1, round(train.warmup_steps * cfg.scale.steps / train.steps))
+        train = dataclasses.replace(train, steps=cfg.scale.steps, warmup_steps=warmup)
+        notes.append(f"every point trains {cfg.scale.steps} steps (scale.steps; warmup {warmup})")
+    if train.recipe == "tied":
+        train = dataclasses.replace(train, recipe="fixed")
+        notes.append("the task's `tied` recipe (loops = difficulty) is replaced by `fixed` (loops = r), so that "
+                     "r in the loop sweep is the number of loops each RDT trained with")
+    return dataclasses.replace(cfg, train=train), notes
+
+
+def _point(plan: ModelPlan, width: int, loops: int | None, seed: int, result: dict, cfg: RunConfig,
+           task: Any) -> dict:
+    """One ladder point as stored in results.json: counts, compute, loss and accuracies."""
+    train_d = set(task.spec.train_difficulties)
+    context = float(np.mean([task.seq_len(d) for d in train_d]))
+    grad = cfg.train.bwd_loops if cfg.train.recipe in ("parcae", "huginn") else None
+    acc = count_config(plan.family, plan.config, grad_loops=grad, context=round(context))
+    tokens = int(result["train"]["tokens"])
+    cells = result["cells"]
+    at = lambda t: {c["difficulty"]: c for c in cells if c["loops"] == t}  # noqa: E731
+    trained = at(loops)
+    point = {"name": plan.name, "family": plan.family, "width": width, "loops": loops, "seed": seed,
+             "status": result["status"], "n_heads": plan.config.n_heads,
+             "params": {"unique": acc.params_unique, "once": acc.params_once, "recurrent": acc.params_recurrent},
+             "flops_train_per_token": acc.flops_train, "tokens": tokens, "train_flops": acc.flops_train * tokens,
+             "train": result["train"], "loss": None, "loss_by_loops": None, "accuracy": []}
+    if result["status"] != "complete" or not cells:
+        return point
+    losses = [c["loss"] for d, c in trained.items() if d in train_d]
+    point["loss"] = float(np.mean(losses)) if losses else None
+    last = at(max(c["loops"] for c in cells)) if loops is not None else {}
+    if loops is not None:
+        point["loss_by_loops"] = [[t, float(np.mean([c["loss"] for d, c in at(t).items() if d in train_d]))]
+                                  for t in sorted({c["loops"] for c in cells})]
+    for d, c in sorted(trained.items()):
+        entry = {"difficulty": d, "split": "train" if d in train_d else "test", "accuracy": c["accuracy"],
+                 "ci_low": c["ci_low"], "ci_high": c["ci_high"]}
+        if d in last:
+            entry["accuracy_max_loops"] = last[d]["accuracy"]
+        point["accuracy"].append(entry)
+    return point
+
+
+def _fit_or_error(points: list[dict], **kw: Any) -> dict:
+    try:
+        return fits.fit_results(points, level=LEVEL, seed=FIT_SEED, **kw)
+    except ConfigError as e:
+        return {"comparison": kw["comparison"], "error": e.problems}
+
+
+def _test_time(pts: list[dict], n_bootstrap: int) -> dict:
+    """The saturating test-time law fitted over the falling part of the loss-vs-inference-loops curve (T up to
+    the loop count of lowest mean loss, at least 3 points): past it the loss may rise again (overthinking),
+    which the law cannot describe, so that rise is reported beside the fit instead of bending it."""
+    loops = [t for t, _ in pts[0]["loss_by_loops"]]
+    mean = np.mean([[v for _, v in p["loss_by_loops"]] for p in pts], axis=0)
+    best = int(np.argmin(mean))
+    t_fit = loops[min(max(best, 2), len(loops) - 1)]
+    entry = {"width": pts[0]["width"], "params": pts[0]["params"]["unique"], "train_loops": pts[0]["loops"],
+             "fit_loops": [loops[0], t_fit], "best_loops": loops[best], "loss_best": float(mean[best]),
+             "max_loops": loops[-1], "loss_max_loops": float(mean[-1])}
+    keep = [(t, v) for p in pts for t, v in p["loss_by_loops"] if t <= t_fit]
+    try:
+        entry["fit"] = fits.fit_test_time([t for t, _ in keep], [v for _, v in keep], n_bootstrap=n_bootstrap,
+                                          level=LEVEL, seed=FIT_SEED).to_dict()
+    except ConfigError as e:
+        entry["error"] = e.problems
+    return entry
+
+
+def compute_fits(points: list[dict], n_bootstrap: int, headline: int) -> dict:
+    """Both comparisons and the test-time curves from stored points alone (what `mythbench fit` reruns)."""
+    ok = [p for p in points if p["status"] == "complete" and p["loss"] is not None]
+    rdt = lambda p: p["family"] == "rdt"  # noqa: E731
+    tokens = [{"family": p["family"], "params": p["params"]["unique"], "loops": p["loops"], "seed": p["seed"],
+               "loss": p["loss"], **({"n_once": p["params"]["once"], "n_rec": p["params"]["recurrent"]}
+                                     if rdt(p) else {})} for p in ok]
+    flops = [{"family": p["family"], "params": p["train_flops"], "loops": p["loops"], "seed": p["seed"],
+              "loss": p["loss"]} for p in ok if not rdt(p) or p["loops"] == headline]
+    test_time = [_test_time([p for p in ok if rdt(p) and p["loops"] == headline and p["width"] == w], n_bootstrap)
+                 for w in sorted({p["width"] for p in ok if rdt(p) and p["loops"] == headline})]
+    return {"matched_tokens": _fit_or_error(tokens, n_bootstrap=n_bootstrap, comparison="matched-tokens",
+                                            rdt_loops=headline, project_to=PROJECT_TO),
+            "matched_flops": _fit_or_error(flops, n_bootstrap=n_bootstrap, comparison="matched-FLOPs",
+                                           rdt_loops=headline, project_to=()),
+            "test_time": test_time}
+
+
+def _notes(points: list[dict], headline: int) -> list[str]:
+    bad = [f"{p['name']} seed {p['seed']}" for p in points if p["status"] != "complete" or p["loss"] is None]
+    notes = [f"the RDT law and both comparisons use the RDT at r = {headline} training loops (the largest "
+             "of scale.loop_counts); model.train_loops is replaced by each r of the loop sweep",
+             "the 'L(T)' rows of the matched-token fits are loss against *training* loops at fixed N (points "
+             "of the loop sweep); the test-time curve against *inference* loops is the separate table"]
+    if bad:
+        notes.append(f"diverged, recorded and excluded from every fit: {', '.join(bad)}")
+    return notes
+
+
+@holds_run_dir
+def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None = None) -> dict:
+    """Train (or reuse) every ladder point at every seed, fit, write results.json, scale.md and plots. On the
+    sweep engine (`--backend`) the points are trained as cells first; this then only reads them."""
+    started = time.perf_counter() if started is None else started
+    task = get_task(cfg.task)
+    ladder = plan_ladder(cfg, task)
+    pcfg, notes = point_run_config(cfg)
+    harness.prepare_run_dir(run_dir, cfg)
+    handler = logging.FileHandler(run_dir / "log.txt")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    try:
+        log.info("command: %s", command)
+        points = [_point(plan, w, r, s, harness.train_and_evaluate(plan, s, pcfg, task, run_dir), pcfg, task)
+                  for plan, w, r in ladder for s in cfg.seeds]
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    headline = max(cfg.scale.loop_counts)
+    results = {
+        "schema_version": SCALE_SCHEMA_VERSION, "kind": "scale", "mythbench_version": mythbench.__version__,
+        "git": harness.git_state(), "command": command,
+        "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "wall_time_s": None,
+        "status": "complete", "preset": cfg.preset, "config": to_dict(cfg),
+        "task": {"name": task.spec.name, "version": task.spec.version, "fingerprint": task.fingerprint(),
+                 "train_difficulties": task.spec.train_difficulties,
+                 "test_difficulties": task.spec.test_difficulties},
+        "environment": harness.environment(cfg.device), "seeds": list(cfg.seeds),
+        "scale": {"headline_loops": headline, "n_bootstrap": cfg.scale.n_bootstrap, "level": LEVEL,
+                  "train": to_dict(pcfg.train), "eval": to_dict(pcfg.eval)},
+        "points": points, "fits": compute_fits(points, cfg.scale.n_bootstrap, headline),
+        "notes": notes + _notes(points, headline),
+    }
+    results["wall_time_s"] = round(time.perf_counter() - started, 3)
+    for problem in check_scale_v1(results):  # the results model checks the writer too
+        log.warning("results.json does not validate: %s", problem)
+    atomic_write_json(run_dir / "results.json", results)
+    atomic_write_text(run_dir / "scale.md", render_markdown(results))
+    write_plots(results, run_dir)
+    return results
+
+
+def _check_scale_doc(doc: Any, where: str) -> list[str]:
+    """Every reason `doc` is not a usable scale results file, each prefixed with `where`."""
+    if not isinstance(doc, dict):
+        return [f"{where}: expected a JSON object, got {type(doc).__name__}"]
+    if doc.get("kind") != "scale":
+        return [f"{where}: kind is {doc.get('kind')!r}, not 'scale' (a results file of `mythbench scale`)"]
+    out = [f"{where}: {p}" for p in walk_problems(doc)]
+    if doc.get("schema_version") != SCALE_SCHEMA_VERSION:
+        out.append(f"{where}: schema_version {doc.get('schema_version')!r} is not {SCALE_SCHEMA_VERSION}")
+    scale, task = doc.get("scale"), doc.get("task")
+    if not isinstance(scale, dict) or not all(isinstance(scale.get(k), int) for k in ("headline_loops",
+                                                                                       "n_bootstrap")):
+        out.append(f"{where}: scale.headline_loops and scale.n_bootstrap must be integers")
+    if not isinstance(task, dict) or not all(k in task for k in ("name", "version", "fingerprint")):
+        out.append(f"{where}: task must name name, version and fingerprint")
+    points = doc.get("points")
+    if not isinstance(points, list) or not points:
+        return out + [f"{where}: points must be a non-empty list"]
+    for i, p in enumerate(points):
+        missing = [k for k in POINT_KEYS if not isinstance(p, dict) or k not in p]
+        if missing:
+            out.append(f"{where}: points[{i}]: missing {', '.join(missing)}")
+        elif not isinstance(p["params"], dict) or not all(k in p["params"] for k in ("unique", "once",
+                                                                                      "recurrent")):
+            out.append(f"{where}: points[{i}].params must hold unique, once and recurrent")
+        elif p["family"] == "rdt" and p["loss"] is not None and not isinstance(p.get("loss_by_loops"), list):
+            out.append(f"{where}: points[{i}]: an rdt point needs loss_by_loops")
+    return out
+
+
+def load_scale_results(paths: list[Path]) -> list[dict]:
+    """Read and check scale results files; ConfigError lists every problem in every file."""
+    docs, problems = [], [] if paths else ["no results files given"]
+    for path in paths:
+        if not Path(path).exists():
+            problems.append(f"{path}: no such file")
+            continue
+        try:
+            doc = read_json_file(Path(path))
+        except ConfigError as e:
+            problems += [f"{path}: {p}" for p in e.problems]
+            continue
+        except OSError as e:
+            problems.append(f"{path}: cannot read ({e.strerror or e})")
+            continue
+        found = _check_scale_doc(doc, str(path))
+        problems += found
+        if not found:
+            docs.append(doc)
+    if not problems and docs:
+        first = docs[0]
+        for path, d in zip(paths[1:], docs[1:], strict=True):
+            for key, what in ((("task", "name"), "task"), (("task", "version"), "task version"),
+                              (("task", "fingerprint"), "test-set fingerprint"),
+                              (("scale", "train"), "training config (token budget)")):
+                if d[key[0]].get(key[1]) != first[key[0]].get(key[1]):
+                    problems.append(f"{path}: {what} differs from {paths[0]}'s; their points cannot share a fit")
+    if problems:
+        raise ConfigError(problems)
+    return docs
+
+
+def refit_results(paths: list[Path]) -> dict:
+    """The first file's results with every file's points pooled and the fits recomputed (no training)."""
+    docs = load_scale_results(paths)
+    points = [p for d in docs for p in d["points"]]
+    scale = docs[0]["scale"]
+    out = {**docs[0], "points": points,
+           "fits": compute_fits(points, scale["n_bootstrap"], scale["headline_loops"]),
+           "notes": _notes(points, scale["headline_loops"])}
+    if len(docs) > 1:
+        out["notes"].append(f"points pooled from {len(docs)} files: {', '.join(map(str, paths))}")
+    return out
+
+
+def refit(paths: list[Path]) -> str:
+    """`mythbench fit`: the scale tables recomputed from stored results files."""
+    return render_markdown(refit_results(paths))
+
+
+__all__ = ["compute_fits", "load_scale_results", "plan_ladder", "refit", "refit_results", "run_scale", "width_config"]

@@ -1,0 +1,234 @@
+"""Tables, Markdown and plots of one run, rebuilt from results.json alone.
+
+Everything here reads only the results file, so any run directory (or a submission) can be
+re-reported without checkpoints, and the report can never disagree with the numbers it shows. The file is
+read by mythbench/results_frame.py; every table is a DataFrame, written as CSV or Markdown by
+mythbench/tables.py; the plots are mythbench/report_plots.py.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from mythbench.analysis.stats import summarize_model, summarize_seeds
+from mythbench.analysis.tables import DASH, csv_text, markdown, num, plain
+from mythbench.core.errors import ConfigError
+from mythbench.core.fileio import atomic_write_bytes, atomic_write_text
+from mythbench.reports.report_plots import plots
+from mythbench.results.results_frame import (
+    CELL_COLUMNS,
+    EARLY_EXIT_COLUMNS,
+    SUMMARY_COLUMNS,
+    cells_frame,
+    complete_runs,
+    early_exit_frame,
+    is_looped,
+    read_results,
+    summary_frame,
+)
+
+CELL_FIELDS, EARLY_EXIT_FIELDS, SUMMARY_FIELDS = CELL_COLUMNS, EARLY_EXIT_COLUMNS, SUMMARY_COLUMNS
+
+
+def load_results(run_dir: Path) -> dict[str, Any]:
+    """Read `run_dir/results.json` (as untrusted data); a missing or unreadable file is a user error."""
+    results = read_results(Path(run_dir) / "results.json", validate=False)
+    problems = []
+    if not isinstance(results, dict):
+        raise ConfigError(f"{Path(run_dir) / 'results.json'} must hold a JSON object")
+    if results.get("schema_version") != 2:
+        problems.append(f"schema_version must be 2, got {results.get('schema_version')!r} (reports of older "
+                        "files: use the mythbench version that wrote them)")
+    if results.get("kind", "run") != "run":
+        problems.append(f"report builds run reports; this file has kind {results.get('kind')!r}")
+    if not isinstance(results.get("models"), list):
+        problems.append("'models' must be a list")
+    if problems:
+        raise ConfigError(problems)
+    return results
+
+
+def build_report(run_dir: Path) -> list[Path]:
+    """Write cells/summary/early-exit CSVs, report.md and PNG plots into `run_dir`; return the paths."""
+    run_dir = Path(run_dir)
+    results = load_results(run_dir)
+    summaries = _summaries(results)
+    files: dict[str, str | bytes] = {
+        "cells.csv": csv_text(cells_frame(results)),
+        "summary.csv": csv_text(summary_frame(results, summaries)),
+        "early_exit.csv": csv_text(early_exit_frame(results)),
+        "report.md": _markdown(results, summaries),
+    }
+    files.update(plots(results, summaries))
+    written = []
+    for name, data in files.items():
+        write = atomic_write_bytes if isinstance(data, bytes) else atomic_write_text
+        write(run_dir / name, data)  # type: ignore[operator]
+        written.append(run_dir / name)
+    return written
+
+
+def format_summary_table(results: dict[str, Any]) -> str:
+    """Compact plain-text headline table for the terminal at the end of `mythbench run`."""
+    header, rows = _headline(results, _summaries(results))
+    return plain(pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object))
+
+
+# ---------------------------------------------------------------- data access
+
+
+def _summaries(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Stored per-model summary, or one recomputed from the cells when the file lacks it."""
+    task = results.get("task", {})
+    train, test = task.get("train_difficulties", []), task.get("test_difficulties", [])
+    try:
+        return {m["name"]: m.get("summary") or summarize_model(m, train, test) for m in results["models"]}
+    except ValueError as err:  # an inconsistent file is bad input, reported like any other
+        raise ConfigError(str(err)) from err
+
+
+def _diverged_seeds(model: dict[str, Any]) -> list[int]:
+    return [r["seed"] for r in model.get("runs", []) if r.get("status") == "diverged"]
+
+
+# ---------------------------------------------------------------- Markdown
+
+
+def _acc(stats: dict[str, Any] | None) -> str:
+    """Exact match [95% interval], then the per-token accuracy where the file has it."""
+    if not stats:
+        return DASH
+    text = f"{stats['mean']:.3f} [{stats['ci_low']:.3f}, {stats['ci_high']:.3f}]"
+    return text + (f" tok {stats['token_accuracy']:.3f}" if "token_accuracy" in stats else "")
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    return markdown(pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object))
+
+
+def _headline(results: dict[str, Any], summaries: dict[str, list]) -> tuple[list[str], list[list[str]]]:
+    """One row per difficulty: every model under the pre-registered loop rule (looped models: at the loop
+    count shown), plus each looped model's oracle (best loop count chosen on the test labels) and drop."""
+    models = results["models"]
+    looped = [m for m in models if is_looped(m)]
+    by_diff = {m["name"]: {e["difficulty"]: e for e in summaries[m["name"]]} for m in models}
+    difficulties = sorted({d for entries in by_diff.values() for d in entries})
+    train = set(results.get("task", {}).get("train_difficulties", []))
+    header = ["difficulty", "split", *(m["name"] + (" @loops" if is_looped(m) else "") for m in models)]
+    for m in looped:
+        header += [f"{m['name']} ORACLE best over loops", f"{m['name']} overthinking drop"]
+    rows = []
+    for d in difficulties:
+        row = [str(d), "train" if d in train else "test"]
+        for m in models:
+            headline = by_diff[m["name"]].get(d, {}).get("headline")
+            if not complete_runs(m):
+                row.append("diverged" if _diverged_seeds(m) else DASH)
+            elif headline and headline.get("loops"):
+                row.append(f"{_acc(headline)} @{headline['loops']}")
+            else:
+                row.append(_acc(headline))
+        for m in looped:
+            entry = by_diff[m["name"]].get(d)
+            if entry is None:
+                row += ["diverged" if _diverged_seeds(m) else DASH, DASH]
+            else:
+                oracle = entry["oracle_best"]
+                row += [f"{_acc(oracle)} @{oracle['loops']}", num(entry["overthinking_drop"], ".3f")]
+        rows.append(row)
+    return header, rows
+
+
+def _early_exit_table(results: dict[str, Any]) -> str:
+    exits = early_exit_frame(results)
+    if exits.empty:
+        return "_No early-exit results in this file._"
+    rows = []
+    keys = ["model", "difficulty", "rule", "threshold"]
+    for (model, difficulty, rule, threshold), group in exits.groupby(keys, sort=False, dropna=False):
+        stats = summarize_seeds(group.accuracy.tolist(), list(zip(group.correct, group.n, strict=True)))
+        rows.append([model, str(difficulty), rule, DASH if pd.isna(threshold) else f"{threshold:g}",
+                     _acc(stats), f"{group.mean_loops.mean():.2f}", str(len(group))])
+    return _md_table(["model", "difficulty", "rule", "threshold", "accuracy [95% CI]", "mean loops", "seeds"],
+                     rows)
+
+
+def _diagnostic_cells(diag: dict[str, Any]) -> list[str]:
+    """Scalars a reader can scan: contraction, convergence at the last loop, expert balance, halting."""
+    rho = diag.get("spectral_radius")
+    changes = [v[-1] for v in (diag.get("state_change") or {}).values() if v]
+    loads = [max(r) / (sum(r) / len(r)) for r in diag.get("expert_load") or [] if r and sum(r) > 0]
+    halting = [h["mean"] for h in (diag.get("halting") or {}).values() if h and h.get("mean") is not None]
+    return [num(rho, ".3f"), num(max(changes) if changes else None, ".4f"),
+            num(max(loads) if loads else None, ".2f"), num(float(np.mean(halting)) if halting else None, ".2f")]
+
+
+def _diagnostics_table(results: dict[str, Any]) -> str:
+    rows = []
+    for m in filter(is_looped, results["models"]):
+        for run in sorted(m.get("runs", []), key=lambda r: r["seed"]):
+            complete = run.get("status") == "complete"
+            values = _diagnostic_cells(run.get("diagnostics") or {}) if complete else [DASH] * 4
+            rows.append([m["name"], str(run["seed"]), run.get("status", DASH), *values])
+    if not rows:
+        return "_No recurrent-depth models in this file._"
+    return _md_table(["model", "seed", "status", "max ρ(Ā)", "‖Δh‖/‖h‖ at last loop (max over difficulties)",
+                      "expert load max/mean", "halting mean loop"], rows)
+
+
+def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
+    task, git, env = results.get("task", {}), results.get("git") or {}, results.get("environment") or {}
+    evaluation = results.get("evaluation") or {}
+    max_loops = max((max(m.get("eval_loops") or [1]) for m in results["models"]), default=1)
+    commit = git.get("commit") or "unknown"
+    wall = results.get("wall_time_s")
+    provenance = [
+        ["task", f"{task.get('name', DASH)} v{task.get('version', DASH)}"],
+        ["test-set fingerprint", f"`{task.get('fingerprint', DASH)}`"],
+        ["command", f"`{results.get('command', DASH)}`"],
+        ["git commit", f"`{commit}`" + (" (dirty tree)" if git.get("dirty") else "")],
+        ["mythbench version", str(results.get("mythbench_version", DASH))],
+        ["preset", str(results.get("preset") or DASH)],
+        ["seeds", ", ".join(str(s) for s in results.get("seeds", []))],
+        ["environment", ", ".join(f"{k} {v}" for k, v in env.items()) or DASH],
+        ["created", str(results.get("created_at", DASH))],
+        ["wall time", DASH if wall is None else f"{wall:.1f} s"],
+        ["status", str(results.get("status", DASH))],
+    ]
+    model_rows = []
+    for m in results["models"]:
+        p, f = m.get("params") or {}, m.get("flops_per_token") or {}
+        seeds = ", ".join(f"{r['seed']}: {r.get('status')}" for r in sorted(m.get("runs", []),
+                                                                            key=lambda r: r["seed"]))
+        model_rows.append([m["name"], m.get("role", DASH), m.get("family", DASH),
+                           f"{p.get('unique', 0):,} / {p.get('active', 0):,}",
+                           f"{f.get('forward', 0):.3g} / {f.get('train', 0):.3g}",
+                           str(m.get("train_loops") or DASH), seeds or DASH])
+    notes = [f"- `{m['name']}`: seed(s) {', '.join(map(str, _diverged_seeds(m)))} diverged; numbers are "
+             f"over the {len(complete_runs(m))} complete seed(s)."
+             for m in results["models"] if _diverged_seeds(m)]
+    header, rows = _headline(results, summaries)
+    parts = [
+        f"# mythbench report: {task.get('name', DASH)}", "",
+        _md_table(["field", "value"], provenance), "",
+        "## Models", "",
+        _md_table(["model", "role", "family", "params unique / active", "FLOPs/token fwd / train",
+                   "train loops", "seeds"], model_rows), "",
+        "## Accuracy by difficulty", "",
+        f"Exact match under the pre-registered loop rule `{evaluation.get('loop_rule', DASH)}` (looped "
+        "models: at the loop count after @, fixed before scoring): mean over complete seeds [95% interval: "
+        "bootstrap over seeds, Wilson for a single seed], then the mean per-token accuracy (tok). "
+        f"Loops evaluated: 1 to {max_loops}. The ORACLE column picks the best loop count on the test labels "
+        "themselves: an upper bound no user can apply, never a result. The overthinking drop is the oracle "
+        "minus the accuracy at the largest loop count.", "",
+        _md_table(header, rows), "", *notes, *([""] if notes else []),
+        "## Adaptive early exit", "", _early_exit_table(results), "",
+        "## Diagnostics", "", _diagnostics_table(results), "",
+    ]
+    return "\n".join(parts)
+
+

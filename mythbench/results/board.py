@@ -1,0 +1,183 @@
+"""The leaderboard table: its rows, computed from a submittable results document, as CSV and as markdown.
+
+leaderboard.csv is the source of truth (floats written with repr, so it reproduces the stored numbers
+exactly); LEADERBOARD.md is generated from it, with every string escaped whatever the CSV holds.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mythbench.core.errors import ConfigError
+from mythbench.core.fileio import atomic_write_text
+from mythbench.results.results_model import HEADLINE_KEY, ORACLE_KEY
+from mythbench.results.safejson import MAX_BYTES
+from mythbench.results.schema import leaderboard_difficulties
+from mythbench.analysis.tables import csv_text, markdown
+
+CSV_NAME, MD_NAME = "leaderboard.csv", "LEADERBOARD.md"
+POINTS = ("train", "2x", "max")
+COLUMNS = ("task", "task_version", "fingerprint", "model", "family", "role", "params_unique", "params_total",
+           "params_active", "flops_forward", "train_loops", "loop_rule",
+           *(f"{c}_{p}" for p in POINTS for c in ("d", "acc", "low", "high", "tok")),
+           "oracle_acc_max", "oracle_loops_max", "seeds", "submitter", "date", "commit", "dirty", "content_hash")
+# Columns recomputed from the stored results file; submitter and date exist only on the board.
+DERIVED = tuple(c for c in COLUMNS if c not in ("submitter", "date"))
+
+
+def _text(v: Any) -> str:
+    """One CSV cell; floats as repr so the board round-trips exactly and verify can compare strings."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    return repr(v) if isinstance(v, float) else str(v)
+
+
+def board_rows(doc: dict, digest: str, submitter: str, date: str) -> list[dict[str, str]]:
+    """The leaderboard rows of one submittable results document, one per model.
+
+    Accuracy is the headline: under the run's pre-registered loop rule (schema 2), or at the training loop
+    count for schema 1 files, whose runs had no other rule. The oracle (best loop count chosen on the test
+    labels) is its own, labelled column.
+    """
+    task = doc["task"]
+    points = leaderboard_difficulties(task["train_difficulties"], task["test_difficulties"])
+    v1 = doc["schema_version"] == 1
+    headline, oracle = HEADLINE_KEY[doc["schema_version"]], ORACLE_KEY[doc["schema_version"]]
+    rows = []
+    for m in doc["models"]:
+        summary = {s["difficulty"]: s for s in m["summary"]}
+        row: dict[str, Any] = {
+            "task": task["name"], "task_version": task["version"], "fingerprint": task["fingerprint"],
+            "model": m["name"], "family": m["family"], "role": m["role"],
+            "params_unique": m["params"]["unique"], "params_total": m["params"]["total"],
+            "params_active": m["params"]["active"],
+            "flops_forward": m["flops_per_token"]["forward"], "train_loops": m["train_loops"],
+            "loop_rule": "train" if v1 else doc["evaluation"]["loop_rule"]}
+        for tag, d in zip(POINTS, points, strict=True):
+            stat = summary[d][headline]
+            row |= {f"d_{tag}": d, f"acc_{tag}": stat["mean"], f"low_{tag}": stat["ci_low"],
+                    f"high_{tag}": stat["ci_high"], f"tok_{tag}": stat.get("token_accuracy")}
+        best = summary[points[2]][oracle]
+        seeds = sorted(r["seed"] for r in m["runs"] if r["status"] == "complete")
+        row |= {"oracle_acc_max": best["mean"], "oracle_loops_max": best["loops"],
+                "seeds": " ".join(map(str, seeds)), "submitter": submitter, "date": date,
+                "commit": doc["git"]["commit"], "dirty": doc["git"]["dirty"], "content_hash": digest}
+        rows.append({c: _text(row[c]) for c in COLUMNS})
+    return rows
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#!~])")
+
+
+def md_escape(text: str) -> str:
+    """Inert table-cell text: markup characters backslash-escaped, and no line break can end the row."""
+    return _MD_SPECIAL.sub(r"\\\1", re.sub(r"[\x00-\x1f\x7f\u2028\u2029]+", " ", text))
+
+
+def _float(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _acc(row: pd.Series, tag: str) -> str:
+    vals = [_float(row[f"{k}_{tag}"]) for k in ("acc", "low", "high")]
+    if any(v is None for v in vals):
+        return md_escape(row[f"acc_{tag}"])
+    tokens = _float(row[f"tok_{tag}"])
+    return f"{vals[0]:.3f} [{vals[1]:.3f}, {vals[2]:.3f}]" + (f" ({tokens:.3f})" if tokens is not None else "")
+
+
+def _number(text: str, fmt: str) -> str:
+    value = _float(text)
+    return format(value, fmt) if value is not None else md_escape(text)
+
+
+def _display(row: pd.Series) -> list[str]:
+    """The markdown cells of one board row, every string escaped."""
+    oracle = _number(row["oracle_acc_max"], ".3f") + (
+        f" ({md_escape(row['oracle_loops_max'])})" if row["oracle_loops_max"] else "")
+    commit = md_escape(row["commit"][:12] or "-") + (" (dirty)" if row["dirty"] == "true" else "")
+    return [md_escape(row["model"]), md_escape(row["role"]), _number(row["params_unique"], ",.0f"),
+            _number(row["flops_forward"], ".3g"), md_escape(row["loop_rule"]), *(_acc(row, tag) for tag in POINTS),
+            oracle, md_escape(row["seeds"]), md_escape(row["submitter"]), md_escape(row["date"]), commit]
+
+
+def board_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
+    """The board as a DataFrame of strings in COLUMNS order (the CSV's exact text, nothing parsed)."""
+    return pd.DataFrame(rows, columns=pd.Index(COLUMNS, dtype=object), dtype=object)
+
+
+def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]) -> str:
+    """LEADERBOARD.md from the CSV rows: one table per (task, version, test set), best headline accuracy at
+    the largest test difficulty first; results of different task versions are never ranked together, and a
+    table of a version that is not the task's current one is marked stale (kept as history). Every string is
+    escaped, whatever the CSV holds."""
+    lines = ["# mythbench leaderboard", "",
+             "Generated from `leaderboard.csv` by `mythbench submit`; do not edit it by hand "
+             "(`mythbench verify` checks it).",
+             "Accuracy is exact match under the run's pre-registered loop rule (*train*: the model's training "
+             "loop count; *difficulty*: loops in proportion to the difficulty, as trained): mean over seeds "
+             "[95% bootstrap interval over seeds] (mean per-token accuracy, where recorded). The *oracle* "
+             "column is the best loop count at the largest test difficulty chosen on the test labels "
+             "themselves: an upper bound, not a result.", ""]
+    board = board_frame(rows)
+    # ranking: best headline at the largest test difficulty, then at 2x; ties by submission and model
+    board["_max"], board["_2x"] = (-board[c].map(lambda t: _float(t) or 0.0) for c in ("acc_max", "acc_2x"))
+    board = board.sort_values(["task", "task_version", "fingerprint", "_max", "_2x", "content_hash", "model"],
+                              kind="stable")
+    for (task, version, fingerprint), group in board.groupby(["task", "task_version", "fingerprint"], sort=False):
+        first = group.iloc[0]
+        heads = [f"d={md_escape(first['d_train'])} (train)", f"d={md_escape(first['d_2x'])}",
+                 f"d={md_escape(first['d_max'])}"]
+        header = ["model", "role", "params", "FLOPs/token", "loop rule", *heads, f"oracle @ {heads[2]} (loops)",
+                  "seeds", "submitter", "date", "commit"]
+        current = current_versions.get(task)
+        stale = [] if str(current) == version else [
+            f"**Stale, kept as history:** the current {md_escape(task)} task is "
+            + (f"version {current}" if current is not None else "no longer in the suite")
+            + "; these results were scored on another test set and are not comparable with it.", ""]
+        table = pd.DataFrame([_display(row) for _, row in group.iterrows()],
+                             columns=pd.Index(header, dtype=object), dtype=object)
+        lines += [f"## {md_escape(task)} v{md_escape(version)}", "", *stale,
+                  f"Test set fingerprint {md_escape(fingerprint[:16])}.", "", markdown(table, escape=False), ""]
+    return "\n".join(lines)
+
+
+def read_board(results_dir: Path) -> list[dict[str, str]]:
+    """The leaderboard rows, or ConfigError listing what is wrong with leaderboard.csv. Parsed with the csv
+    module rather than pandas.read_csv: a hostile board must be refused with the line of each bad record, and
+    every field kept as its exact text."""
+    path = Path(results_dir) / CSV_NAME
+    if not path.exists():
+        return []
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_BYTES + 1)
+        text = data.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{CSV_NAME}: cannot be read as UTF-8 text ({e})") from None
+    if len(data) > MAX_BYTES:
+        raise ConfigError(f"{CSV_NAME}: larger than {MAX_BYTES:,} bytes")
+    records = list(csv.reader(io.StringIO(text, newline="")))
+    if not records or tuple(records[0]) != COLUMNS:
+        raise ConfigError(f"{CSV_NAME}: the header is not the expected columns {', '.join(COLUMNS)}")
+    bad = [f"{CSV_NAME}: line {i}: {len(r)} fields, expected {len(COLUMNS)}"
+           for i, r in enumerate(records[1:], 2) if len(r) != len(COLUMNS)]
+    if bad:
+        raise ConfigError(bad)
+    return [dict(zip(COLUMNS, r, strict=True)) for r in records[1:]]
+
+
+def write_board(results_dir: Path, rows: list[dict[str, str]], current_versions: dict[str, int]) -> None:
+    atomic_write_text(results_dir / CSV_NAME, csv_text(board_frame(rows)))
+    atomic_write_text(results_dir / MD_NAME, render_markdown(rows, current_versions))

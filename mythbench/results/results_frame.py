@@ -1,0 +1,136 @@
+"""Reading results.json into pandas: the one reader behind `mythbench.load`, the report and the tables.
+
+`load(path)` takes a run directory or a results.json and returns a tidy DataFrame of cells, one row per
+model x seed x difficulty x loops, with the provenance that tells results apart (task, version, test-set
+fingerprint, commit, preset, schema version). Files are read as untrusted data (mythbench/safejson.py: bounded
+size and depth, no NaN) and, by default, validated against the results model before any number is used.
+Importing this module pulls in pandas and scipy (the validator), never torch or matplotlib.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from mythbench.core.errors import ConfigError
+from mythbench.results.safejson import read_json_file
+from mythbench.results.schema import check_schema
+
+CELL_COLUMNS = ["model", "role", "seed", "difficulty", "loops", "n", "correct", "accuracy", "ci_low", "ci_high",
+                "token_accuracy", "loss"]
+EARLY_EXIT_COLUMNS = ["model", "role", "seed", "difficulty", "rule", "threshold", "n", "correct", "accuracy",
+                      "ci_low", "ci_high", "mean_loops"]
+SUMMARY_BLOCKS = [("headline", "headline"), ("acc_train", "acc_at_train_loops"), ("oracle", "oracle_best"),
+                  ("acc_max", "acc_at_max_loops")]
+STAT_FIELDS = ("mean", "std", "ci_low", "ci_high", "token_accuracy")
+SUMMARY_COLUMNS = (["model", "role", "difficulty", "split", "headline_loops"]
+                   + [f"{p}_{s}" for p, _ in SUMMARY_BLOCKS for s in STAT_FIELDS]
+                   + ["oracle_loops", "overthinking_drop"])
+PROVENANCE_COLUMNS = ["task", "task_version", "fingerprint", "schema_version", "preset", "commit", "dirty"]
+INT_COLUMNS = ("seed", "difficulty", "loops", "n", "correct", "train_loops", "task_version", "schema_version",
+               "headline_loops", "oracle_loops")
+
+
+def results_path(path: Path | str) -> Path:
+    """`path` itself if it is a file, else the results.json inside the run directory `path`."""
+    path = Path(path)
+    return path / "results.json" if path.is_dir() else path
+
+
+def read_results(path: Path | str, validate: bool = True) -> dict[str, Any]:
+    """A results document from a run directory or file; ConfigError if missing, unreadable or (validate)
+    not valid under its schema, with every problem listed."""
+    file = results_path(path)
+    if not file.is_file():
+        raise ConfigError(f"{file} not found: is {Path(path)} a run directory or a results.json?")
+    doc = read_json_file(file)
+    if validate:
+        problems = check_schema(doc)
+        if problems:
+            raise ConfigError([f"{file}: {p}" for p in problems])
+    return doc
+
+
+def typed(df: pd.DataFrame) -> pd.DataFrame:
+    """Integer columns as pandas' nullable Int64 (a standard model's loops stay missing, not 4.0)."""
+    for col in INT_COLUMNS:
+        if col in df.columns:
+            df[col] = pd.array([None if v is None or v != v else int(v) for v in df[col]], dtype="Int64")
+    return df
+
+
+def complete_runs(model: dict[str, Any]) -> list[dict[str, Any]]:
+    """Runs with numbers worth showing, in seed order; diverged runs carry none."""
+    return sorted((r for r in model.get("runs", []) if r.get("status") == "complete"), key=lambda r: r["seed"])
+
+
+def cells_frame(doc: dict[str, Any], provenance: bool = False) -> pd.DataFrame:
+    """The cells of every complete run (CELL_COLUMNS), plus with `provenance` the family, split, training loop
+    count, whether the cell is the headline (the model's pre-registered loop count there; schema 1: the
+    training loop count) and the file's provenance columns."""
+    task, git = doc.get("task") or {}, doc.get("git") or {}
+    train = set(task.get("train_difficulties") or [])
+    rows = []
+    for m in doc["models"]:
+        rule = (m.get("loop_rule") or {}).get("loops") or {}
+        if doc.get("schema_version") == 1:  # version 1's only rule: the training loop count
+            rule = {str(c["difficulty"]): m.get("train_loops") for r in m.get("runs", []) for c in r.get("cells", [])}
+        for run in complete_runs(m):
+            for cell in run.get("cells", []):
+                row = {"model": m["name"], "role": m.get("role"), "seed": run["seed"], **cell}
+                if provenance:
+                    d, loops = cell["difficulty"], cell["loops"]
+                    row |= {"family": m.get("family"), "split": "train" if d in train else "test",
+                            "train_loops": m.get("train_loops"),
+                            "headline": loops is None or rule.get(str(d)) == loops,
+                            "task": task.get("name"), "task_version": task.get("version"),
+                            "fingerprint": task.get("fingerprint"), "schema_version": doc.get("schema_version"),
+                            "preset": doc.get("preset"), "commit": git.get("commit"), "dirty": git.get("dirty")}
+                rows.append(row)
+    extra = ["family", "split", "train_loops", "headline", *PROVENANCE_COLUMNS] if provenance else []
+    return typed(pd.DataFrame(rows, columns=CELL_COLUMNS + extra))
+
+
+def early_exit_frame(doc: dict[str, Any]) -> pd.DataFrame:
+    rows = [{"model": m["name"], "role": m.get("role"), "seed": run["seed"], **e}
+            for m in doc["models"] for run in complete_runs(m) for e in run.get("early_exit") or []]
+    return typed(pd.DataFrame(rows, columns=EARLY_EXIT_COLUMNS))
+
+
+def summary_frame(doc: dict[str, Any], summaries: dict[str, list[dict[str, Any]]]) -> pd.DataFrame:
+    """One row per model and difficulty: the headline, train-loop, oracle and max-loop statistics side by side.
+    `summaries` maps model name to its summary entries (stored, or recomputed by the report)."""
+    rows = []
+    for m in doc["models"]:
+        for entry in summaries[m["name"]]:
+            row = {"model": m["name"], "role": m.get("role"), "difficulty": entry["difficulty"],
+                   "split": entry["split"], "headline_loops": (entry.get("headline") or {}).get("loops"),
+                   "oracle_loops": entry["oracle_best"].get("loops"), "overthinking_drop": entry["overthinking_drop"]}
+            for prefix, key in SUMMARY_BLOCKS:
+                stats = entry.get(key) or {}
+                row |= {f"{prefix}_{s}": stats.get(s) for s in STAT_FIELDS}
+            rows.append(row)
+    return typed(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
+
+
+def load(path: Path | str, validate: bool = True) -> pd.DataFrame:
+    """The cells of a run directory or results.json as a tidy DataFrame: one row per model x seed x difficulty
+    x loops (complete runs only), with family, split, train_loops, `headline` (the cell is at the model's
+    pre-registered loop count) and the provenance columns task, task_version, fingerprint, schema_version,
+    preset, commit and dirty. For example, the headline accuracy per model and difficulty:
+
+        df = mythbench.load("results/reference/quick/parity")
+        df[df.headline].groupby(["model", "difficulty"]).accuracy.mean()
+    """
+    doc = read_results(path, validate=validate)
+    if doc.get("kind") != "run":
+        raise ConfigError(f"{results_path(path)}: kind {doc.get('kind')!r}; load() reads run results "
+                          "(a scale file's points are under doc['points'])")
+    return cells_frame(doc, provenance=True)
+
+
+def is_looped(model: dict[str, Any]) -> bool:
+    """Looped (recurrent-depth) models carry train_loops; single-pass baselines carry null."""
+    return model.get("train_loops") is not None

@@ -1,0 +1,196 @@
+"""Evaluation of the difficulty x loops grid, early exit and diagnostics.
+
+The RDT is run once per chunk to the largest loop count with `all_loops=True`; every loop count's readout
+comes out of that single pass. Chunks bound memory at the largest difficulty.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mythbench.analysis.stats import wilson_interval
+from mythbench.config import EvalConfig, TrainConfig
+
+NOT_APPLICABLE = {"kl": "not applicable: compares consecutive loops, and only one loop was evaluated"}
+
+
+def sweep_max_loops(train_loops: int, hardest_test_depth: int, cfg: EvalConfig) -> int:
+    """The largest loop count evaluated: loops_factor x the training count, and at least depth_factor x what
+    the hardest test difficulty needs, so a model doing one step per loop can be seen to get there."""
+    return max(cfg.loops_factor * train_loops, math.ceil(cfg.depth_factor * hardest_test_depth))
+
+
+def rule_loops(rule: str, difficulties: list[int], hardest_train: int, train_loops: int, train: TrainConfig,
+               max_loops: int) -> dict[int, int]:
+    """The headline loop count per difficulty under a pre-registered rule (EvalConfig.loop_rule).
+
+    "difficulty": the loop count the model trained with at its hardest training difficulty (the tied
+    recipe's ceil(loops_per_difficulty * d), otherwise its training loop count), scaled in proportion to d.
+    "train": the training loop count everywhere. Clamped to the evaluated range 1..max_loops.
+    """
+    if rule == "train":
+        return {d: min(train_loops, max_loops) for d in difficulties}
+    at_hardest = math.ceil(train.loops_per_difficulty * hardest_train) if train.recipe == "tied" else train_loops
+    return {d: min(max_loops, max(1, math.ceil(at_hardest * d / hardest_train))) for d in difficulties}
+
+
+@dataclass
+class _Tally:
+    """Running sums for one (difficulty, loops) cell."""
+
+    correct: int = 0
+    n: int = 0
+    token_correct: int = 0
+    tokens: int = 0
+    loss_sum: float = 0.0
+
+    def add(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Accumulate one chunk; return per-sequence exact-match (for early-exit bookkeeping)."""
+        right = (logits.argmax(-1) == targets) & mask
+        exact = (right | ~mask).all(-1)
+        self.correct += int(exact.sum())
+        self.n += exact.numel()
+        self.token_correct += int(right.sum())
+        self.tokens += int(mask.sum())
+        self.loss_sum += float(F.cross_entropy(logits[mask].float(), targets[mask], reduction="sum"))
+        return exact
+
+    def cell(self, difficulty: int, loops: int | None) -> dict:
+        low, high = wilson_interval(self.correct, self.n)
+        return {"difficulty": difficulty, "loops": loops, "n": self.n, "correct": self.correct,
+                "accuracy": self.correct / self.n, "ci_low": low, "ci_high": high,
+                "token_accuracy": self.token_correct / max(1, self.tokens),
+                "loss": self.loss_sum / max(1, self.tokens)}
+
+
+@dataclass
+class _ExitTally:
+    correct: int = 0
+    n: int = 0
+    loops_sum: float = 0.0
+
+    def add(self, exact: torch.Tensor, loops_used: torch.Tensor) -> None:
+        self.correct += int(exact.sum())
+        self.n += exact.numel()
+        self.loops_sum += float(loops_used.float().sum())
+
+
+@dataclass
+class _Diagnostics:
+    state_change: list[np.ndarray] = field(default_factory=list)
+    expert_load: list[np.ndarray] = field(default_factory=list)
+    halt_steps: list[np.ndarray] = field(default_factory=list)
+
+
+def first_below(values: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Index (0-based, over the loop axis 0) of the first value below threshold; the last index if none."""
+    below = values < threshold
+    last = torch.full(values.shape[1:], values.shape[0] - 1, dtype=torch.long)
+    hit = below.any(0)
+    return torch.where(hit, below.float().argmax(0), last)
+
+
+def exit_indices(logits: torch.Tensor, mask: torch.Tensor, state_change: torch.Tensor | None,
+                 cfg: EvalConfig) -> dict[str, torch.Tensor]:
+    """Per-sequence loop index at which each early-exit rule stops, from the per-loop readouts.
+
+    logits [T, B, S, V]; state_change [T, B] (relative ||h_t - h_{t-1}|| / ||h_{t-1}||).
+    Thresholds come from the config: fixed in advance, never chosen on test difficulties.
+    """
+    logp = logits.float().log_softmax(-1)
+    m = mask.float()
+
+    def per_seq(x: torch.Tensor) -> torch.Tensor:  # mean over each sequence's scored positions
+        return (x * m).sum(-1) / m.sum(-1).clamp_min(1)
+
+    rules: dict[str, torch.Tensor] = {}
+    if len(logits) >= 2:  # KL compares consecutive loops: not applicable to one loop (see NOT_APPLICABLE)
+        kl = (logp[1:].exp() * (logp[1:] - logp[:-1])).sum(-1)  # KL(p_t || p_{t-1}) per position
+        kl_seq = torch.cat([torch.full_like(per_seq(kl[:1]), float("inf")), per_seq(kl)])
+        rules["kl"] = first_below(kl_seq, cfg.kl_threshold)
+    confidence = logp.exp().amax(-1)
+    min_conf = torch.where(mask, confidence, torch.ones_like(confidence)).amin(-1)  # [T, B]
+    rules["confidence"] = first_below(-min_conf, -cfg.confidence_threshold)
+    if state_change is not None:
+        rules["delta_h"] = first_below(state_change, cfg.delta_h_threshold)
+    return rules
+
+
+@torch.inference_mode()
+def evaluate_looped(model: torch.nn.Module, batches: Callable[[int], tuple[np.ndarray, ...]],
+                    difficulties: list[int], max_loops: int, cfg: EvalConfig,
+                    device: str = "cpu") -> dict:
+    """Cells for every (difficulty, loops in 1..max_loops), early exit per difficulty, diagnostics."""
+    model.eval()
+    cells, exits, diag = [], [], {"state_change": {}, "halting": {}, "expert_load": None}
+    load_sum: np.ndarray | None = None
+    act = bool(getattr(model.cfg, "act", False))
+    for d in difficulties:
+        tallies = [_Tally() for _ in range(max_loops)]
+        exit_tallies: dict[str, _ExitTally] = {}
+        per_diff = _Diagnostics()
+        tokens, targets, mask = (torch.as_tensor(a) for a in batches(d))
+        for start in range(0, len(tokens), cfg.chunk_size):
+            sl = slice(start, start + cfg.chunk_size)
+            tok, tgt, msk = tokens[sl].to(device), targets[sl].to(device), mask[sl].to(device)
+            out = model.forward_detailed(tok, loops=max_loops, all_loops=True)
+            logits = out.logits.cpu()
+            tgt, msk = tgt.cpu(), msk.cpu()
+            exact = torch.stack([tallies[t].add(logits[t], tgt, msk) for t in range(max_loops)])  # [T, B]
+            rules = exit_indices(logits, msk, out.seq_state_change.cpu(), cfg)
+            if act:  # ACT's own readout is the last one (halted positions are frozen); loops = halting step
+                rules_used = {"act": (torch.full_like(rules["confidence"], max_loops - 1),
+                                      out.halt_steps.float().mean(-1).cpu())}
+            else:
+                rules_used = {}
+            rules_used.update({r: (idx, idx + 1) for r, idx in rules.items()})
+            for rule, (idx, loops_used) in rules_used.items():
+                chosen = exact.gather(0, idx[None]).squeeze(0)
+                exit_tallies.setdefault(rule, _ExitTally()).add(chosen, loops_used)
+            per_diff.state_change.append(out.seq_state_change.cpu().numpy())
+            if out.halt_steps is not None:
+                per_diff.halt_steps.append(out.halt_steps.float().mean(-1).cpu().numpy())
+            if out.expert_load is not None:
+                chunk_load = out.expert_load.cpu().numpy() * len(tok)
+                load_sum = chunk_load if load_sum is None else load_sum + chunk_load
+        cells += [t.cell(d, i + 1) for i, t in enumerate(tallies)]
+        thresholds = {"act": getattr(model.cfg, "act_threshold", None), "kl": cfg.kl_threshold,
+                      "confidence": cfg.confidence_threshold, "delta_h": cfg.delta_h_threshold}
+        for rule, et in exit_tallies.items():
+            low, high = wilson_interval(et.correct, et.n)
+            exits.append({"difficulty": d, "rule": rule, "threshold": thresholds[rule], "n": et.n,
+                          "correct": et.correct, "accuracy": et.correct / et.n, "ci_low": low,
+                          "ci_high": high, "mean_loops": et.loops_sum / et.n})
+        diag["state_change"][str(d)] = np.concatenate(per_diff.state_change, 1).mean(1).tolist()
+        if per_diff.halt_steps:
+            steps = np.concatenate(per_diff.halt_steps)
+            hist = np.histogram(steps, bins=max_loops, range=(0.5, max_loops + 0.5))[0]
+            diag["halting"][str(d)] = {"mean": float(steps.mean()), "hist": hist.tolist()}
+    if load_sum is not None:
+        diag["expert_load"] = (load_sum / load_sum.sum(-1, keepdims=True)).tolist()
+    if max_loops < 2:
+        diag["early_exit_not_applicable"] = NOT_APPLICABLE
+    return {"cells": cells, "early_exit": exits, "diagnostics": diag}
+
+
+@torch.inference_mode()
+def evaluate_plain(model: torch.nn.Module, batches: Callable[[int], tuple[np.ndarray, ...]],
+                   difficulties: list[int], cfg: EvalConfig, device: str = "cpu") -> dict:
+    """Cells for a model without loops (standard transformer baselines)."""
+    model.eval()
+    cells = []
+    for d in difficulties:
+        tally = _Tally()
+        tokens, targets, mask = (torch.as_tensor(a) for a in batches(d))
+        for start in range(0, len(tokens), cfg.chunk_size):
+            sl = slice(start, start + cfg.chunk_size)
+            logits = model(tokens[sl].to(device)).cpu()
+            tally.add(logits, targets[sl], mask[sl])
+        cells.append(tally.cell(d, None))
+    return {"cells": cells, "early_exit": [], "diagnostics": {}}
