@@ -14,6 +14,7 @@ from mythbench.tasks import get_task
 from mythbench import baselines
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
+from mythbench.models import baseline_registry
 from mythbench.models.layers import ShortConv
 from mythbench.models.model import RDTConfig
 from mythbench.training.harness import plan_models
@@ -42,7 +43,7 @@ def test_the_convolution_is_the_same_at_every_position():
 
 def test_the_control_differs_from_the_rdt_only_in_its_declared_fields():
     rdt = RDTConfig(attention="mla", ffn="moe", lora_rank=4, act=True, d_model=32, n_heads=4, train_loops=7)
-    family, control, role = baselines.build_baseline("control", rdt)
+    family, control, role = baseline_registry.build_baseline("control", rdt)
     assert (family, role) == ("rdt", "control")
     differ = {f.name for f in dataclasses.fields(rdt) if getattr(rdt, f.name) != getattr(control, f.name)}
     assert differ == set(baselines.CONTROL)
@@ -51,8 +52,8 @@ def test_the_control_differs_from_the_rdt_only_in_its_declared_fields():
 
 def test_no_positions_on_a_bidirectional_task_needs_the_convolution(monkeypatch):
     task = get_task("graph")
-    monkeypatch.setitem(baselines.BASELINES, "no-pos", ("rdt", "ablation:no-pos", "test only",
-                                                        lambda c: dataclasses.replace(c, positional="none")))
+    monkeypatch.setitem(baseline_registry._BASELINES, "no-pos", baseline_registry.Baseline(
+        "rdt", "ablation:no-pos", "test only", lambda c: dataclasses.replace(c, positional="none")))
     with pytest.raises(ConfigError, match="baselines: no-pos") as err:
         plan_models(resolve_run_config("graph", overrides=["baselines=[control, no-pos]"]), task)
     assert "control" not in str(err.value)

@@ -77,3 +77,21 @@ def test_a_max_difficulty_below_every_training_difficulty_is_refused(tmp_path):
     model = RecurrentDepthTransformer(RDTConfig(vocab_size=6, d_model=16, n_heads=2, ffn_hidden=32))
     with pytest.raises(ConfigError, match="max_difficulty"):
         train_model(model, lambda d, n, s: None, [4, 5], TrainConfig(max_difficulty=3), 0, tmp_path)
+
+
+def test_a_model_without_loops_gets_no_loop_terms_and_one_pass():
+    torch.manual_seed(0)
+    model = RecurrentDepthTransformer(RDTConfig(vocab_size=6, d_model=16, n_heads=2, ffn_hidden=32))
+    tokens, targets, mask = torch.randint(0, 6, (3, 7)), torch.randint(0, 6, (3, 7)), torch.ones(3, 7, dtype=torch.bool)
+    calls = []
+
+    def forward(*args, **kwargs):
+        calls.append(kwargs)
+        return model.forward_detailed(*args, **kwargs)
+
+    cfg = TrainConfig(recipe="tied", progressive=True, readout_loss="tail")
+    with torch.no_grad():
+        loss = training_loss(forward, tokens, targets, mask, loops=5, grad_loops=None, cfg=cfg, step=0, seed=0,
+                             ponder_weight=0.0, difficulty=5, looped=False)
+        torch.testing.assert_close(loss, masked_loss(model(tokens, loops=5), targets, mask))
+    assert len(calls) == 1 and "all_loops" not in calls[0]

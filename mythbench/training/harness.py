@@ -126,7 +126,7 @@ def train_cell(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, run_dir: P
         model, lambda d, n, s: _training_arrays(task.generate("train", d, n, s)), task.spec.train_difficulties,
         cfg.train, seed, seed_dir, device=cfg.device, train_loops=getattr(plan.config, "train_loops", 1),
         ponder_weight=getattr(plan.config, "ponder_weight", 0.0) if getattr(plan.config, "act", False) else 0.0,
-        desc=f"{task.spec.name}:{plan.name}:s{seed}")
+        desc=f"{task.spec.name}:{plan.name}:s{seed}", looped=family.looped)
     return model, outcome
 
 

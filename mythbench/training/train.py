@@ -7,6 +7,7 @@ its baselines train on identical examples.
 
 from __future__ import annotations
 
+import functools
 import io
 import math
 import time
@@ -106,16 +107,18 @@ def readout_task_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.T
 
 def training_loss(forward: Callable[..., Any], tokens: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor,
                   loops: int, grad_loops: int | None, cfg: TrainConfig, step: int, seed: int,
-                  ponder_weight: float, difficulty: int = 0) -> torch.Tensor:
-    """Task loss + MoE auxiliary loss + ACT ponder cost, plus the DT-nets progressive term if asked."""
-    if cfg.readout_loss == "tail":
+                  ponder_weight: float, difficulty: int = 0, looped: bool = True) -> torch.Tensor:
+    """Task loss + MoE auxiliary loss + ACT ponder cost, plus the DT-nets progressive term if asked. The
+    terms over loops (tail of readouts, progressive) apply to looped models only: a model without a loop
+    axis would compute the same loss twice."""
+    if cfg.readout_loss == "tail" and looped:
         out = forward(tokens, loops=loops, grad_loops=grad_loops, all_loops=True)
         task_loss = readout_task_loss(out.logits, targets, mask, min(loops, tied_loops(difficulty, cfg)))
     else:
         out = forward(tokens, loops=loops, grad_loops=grad_loops)
         task_loss = masked_loss(out.logits, targets, mask)
     loss = task_loss + out.aux_loss + ponder_weight * out.ponder_cost
-    if cfg.uses_progressive and loops > 1:
+    if looped and cfg.uses_progressive and loops > 1:
         # Bansal et al.: n loops without gradient, then k with; the loss is on the output after n + k.
         rng = step_rng(seed, step, 2)
         n = int(rng.integers(0, loops))
@@ -171,7 +174,7 @@ def _restore(found: Checkpoint, model: torch.nn.Module, opt: torch.optim.Optimiz
 def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], tuple[np.ndarray, ...]],
                 difficulties: list[int], cfg: TrainConfig, seed: int, ckpt_dir: Path,
                 device: str = "cpu", train_loops: int = 1, ponder_weight: float = 0.0,
-                desc: str = "train") -> TrainOutcome:
+                desc: str = "train", looped: bool = True) -> TrainOutcome:
     """Train (or resume training) `model`; `sample_batch(difficulty, n, seed)` gives tokens, targets, mask.
     Under torchrun each rank trains on its shard of every batch (see mythbench.training.distributed); rank 0 saves."""
     parallel = distributed.current()
@@ -188,7 +191,8 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
     if found is not None:
         start, tokens, losses, elapsed = _restore(found, model, opt)
     # compile the method the loss calls (torch.compile(model) would only wrap `forward`)
-    compute_loss = parallel.loss(model, maybe_compile(model.forward_detailed, cfg.compile), training_loss)
+    compute_loss = parallel.loss(model, maybe_compile(model.forward_detailed, cfg.compile),
+                                 functools.partial(training_loss, looped=looped))
     t0 = time.perf_counter() - elapsed
     model.train()
     bar = tqdm(range(start, cfg.steps), desc=desc, initial=start, total=cfg.steps, leave=False,
