@@ -95,3 +95,25 @@ def test_a_model_without_loops_gets_no_loop_terms_and_one_pass():
                              ponder_weight=0.0, difficulty=5, looped=False)
         torch.testing.assert_close(loss, masked_loss(model(tokens, loops=5), targets, mask))
     assert len(calls) == 1 and "all_loops" not in calls[0]
+
+
+def test_the_progressive_term_at_weight_one_is_the_whole_loss_in_one_pass():
+    torch.manual_seed(0)
+    model = RecurrentDepthTransformer(RDTConfig(vocab_size=6, d_model=16, n_heads=2, ffn_hidden=32))
+    tokens, targets, mask = torch.randint(0, 6, (3, 7)), torch.randint(0, 6, (3, 7)), torch.ones(3, 7, dtype=torch.bool)
+    calls = []
+
+    def forward(*args, **kwargs):
+        calls.append(kwargs)
+        return model.forward_detailed(*args, **kwargs)
+
+    args = dict(loops=6, grad_loops=None, step=3, seed=0, ponder_weight=0.0, difficulty=6)
+    with torch.no_grad():
+        whole = training_loss(forward, tokens, targets, mask, cfg=TrainConfig(progressive=True, progressive_alpha=1.0),
+                              **args)
+        (prog,) = calls
+        half = training_loss(model.forward_detailed, tokens, targets, mask,
+                             cfg=TrainConfig(progressive=True, progressive_alpha=0.5), **args)
+        plain = masked_loss(model(tokens, loops=6), targets, mask)
+    torch.testing.assert_close(whole, masked_loss(model(tokens, loops=prog["loops"]), targets, mask))
+    torch.testing.assert_close(half, 0.5 * plain + 0.5 * whole)

@@ -111,21 +111,25 @@ def training_loss(forward: Callable[..., Any], tokens: torch.Tensor, targets: to
     """Task loss + MoE auxiliary loss + ACT ponder cost, plus the DT-nets progressive term if asked. The
     terms over loops (tail of readouts, progressive) apply to looped models only: a model without a loop
     axis would compute the same loss twice."""
-    if cfg.readout_loss == "tail" and looped:
-        out = forward(tokens, loops=loops, grad_loops=grad_loops, all_loops=True)
-        task_loss = readout_task_loss(out.logits, targets, mask, min(loops, tied_loops(difficulty, cfg)))
-    else:
-        out = forward(tokens, loops=loops, grad_loops=grad_loops)
-        task_loss = masked_loss(out.logits, targets, mask)
-    loss = task_loss + out.aux_loss + ponder_weight * out.ponder_cost
-    if looped and cfg.uses_progressive and loops > 1:
+    progressive = looped and cfg.uses_progressive and loops > 1
+    weight = cfg.progressive_alpha if progressive else 0.0
+    loss = torch.zeros((), device=tokens.device)
+    if weight < 1:  # at weight 1 the plain pass would not count: skip it
+        if cfg.readout_loss == "tail" and looped:
+            out = forward(tokens, loops=loops, grad_loops=grad_loops, all_loops=True)
+            task_loss = readout_task_loss(out.logits, targets, mask, min(loops, tied_loops(difficulty, cfg)))
+        else:
+            out = forward(tokens, loops=loops, grad_loops=grad_loops)
+            task_loss = masked_loss(out.logits, targets, mask)
+        loss = (1 - weight) * (task_loss + out.aux_loss + ponder_weight * out.ponder_cost)
+    if progressive:
         # Bansal et al.: n loops without gradient, then k with; the loss is on the output after n + k.
         rng = step_rng(seed, step, 2)
         n = int(rng.integers(0, loops))
         k = int(rng.integers(1, loops - n + 1))
         prog = forward(tokens, loops=n + k, grad_loops=k)
-        prog_loss = masked_loss(prog.logits, targets, mask) + prog.aux_loss + ponder_weight * prog.ponder_cost
-        loss = (1 - cfg.progressive_alpha) * loss + cfg.progressive_alpha * prog_loss
+        loss = loss + weight * (masked_loss(prog.logits, targets, mask) + prog.aux_loss
+                                + ponder_weight * prog.ponder_cost)
     return loss
 
 
