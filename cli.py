@@ -6,6 +6,7 @@ in one message listing every problem and exit status 2, never a traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -16,14 +17,13 @@ from typing import Any
 import typer
 
 from mythbench import tasks
-from mythbench.config import list_presets, parse_overrides, read_yaml, resolve_run_config
+from mythbench.config import list_presets, parse_overrides, resolve_run_config
 from mythbench.core.errors import ConfigError, MythbenchError
 from mythbench.core.fileio import atomic_write_json
 from mythbench.experiments.scale import refit, run_scale
 from mythbench.experiments.sweep import Run, load_grid, make_backend, run_grid
 from mythbench.models import baseline_registry
 from mythbench.models.accounting import describe_matched
-from mythbench.models.model import RDTConfig
 from mythbench.reports.compare import compare as compare_runs
 from mythbench.reports.report import build_report, format_summary_table
 from mythbench.reports.scale_report import headline_table
@@ -78,14 +78,10 @@ def _warnings_to_stderr() -> None:
         log.addHandler(_StderrWarnings())
 
 
-def _rdt_config(config: Path | None, overrides: list[str]) -> Any:
-    problems: list[str] = []
-    data = read_yaml(config, problems) if config else {}
-    sets = parse_overrides(overrides, problems)
-    data = {**data.get("model", data), **sets.pop("model", {}), **sets}  # a run config or bare RDT fields
-    if problems:
-        raise ConfigError(problems)
-    return RDTConfig.from_dict(data)
+def _rdt_config(task: str, preset: str, config: Path | None, overrides: list[str]) -> Any:
+    """The RDT config `mythbench run TASK` would train, from the same keys spelled the same way."""
+    cfg = resolve_run_config(task, preset, config, overrides)
+    return harness.plan_models(dataclasses.replace(cfg, baselines=[]), tasks.get_task(task))[0].config
 
 
 @app.command("ls")
@@ -104,11 +100,13 @@ def ls() -> None:
 
 @app.command()
 @reports_errors
-def describe(config: Path | None = typer.Option(None, "--config", help="YAML with RDT config fields"),
-             set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. d_model=128"),
+def describe(task: str = typer.Option("parity", "--task", help="the task whose sizes the models take"),
+             preset: str = typer.Option("quick", "--preset"),
+             config: Path | None = typer.Option(None, "--config", help="YAML run config, as for run"),
+             set_: list[str] = typer.Option([], "--set", help="override as for run, e.g. model.d_model=128"),
              as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """Parameter counts, FLOPs per token and max rho(A) of an RDT config and its matched baselines."""
-    info = describe_matched(_rdt_config(config, set_))
+    """Parameter counts, FLOPs per token and max rho(A) of the RDT `run` would train and its matched baselines."""
+    info = describe_matched(_rdt_config(task, preset, config, set_))
     if as_json:
         typer.echo(json.dumps(info, indent=2))
         return
@@ -121,8 +119,10 @@ def describe(config: Path | None = typer.Option(None, "--config", help="YAML wit
 
 @app.command()
 @reports_errors
-def bench(config: Path | None = typer.Option(None, "--config", help="YAML with RDT config fields"),
-          set_: list[str] = typer.Option([], "--set", help="key=value override, as for describe"),
+def bench(task: str = typer.Option("parity", "--task", help="the task whose sizes the models take"),
+          preset: str = typer.Option("quick", "--preset"),
+          config: Path | None = typer.Option(None, "--config", help="YAML run config, as for run"),
+          set_: list[str] = typer.Option([], "--set", help="override as for run, e.g. model.d_model=128"),
           family: list[str] = typer.Option(["rdt"], "--family", help="model family; repeat to compare"),
           dtype: list[str] = typer.Option(["fp32"], "--dtype", help="fp32 | bf16 (autocast); repeatable"),
           compile_: str = typer.Option("off", "--compile", help="off | on | both"),
@@ -135,8 +135,8 @@ def bench(config: Path | None = typer.Option(None, "--config", help="YAML with R
     modes = {"off": [False], "on": [True], "both": [False, True]}
     if compile_ not in modes:
         raise ConfigError(f"--compile {compile_!r} is not one of off, on, both")
-    result = run_bench(_rdt_config(config, set_), variants(family, dtype, modes[compile_]), batch, seq, loops,
-                       threads, repeats, sweep=sweep)
+    result = run_bench(_rdt_config(task, preset, config, set_), variants(family, dtype, modes[compile_]), batch, seq,
+                       loops, threads, repeats, sweep=sweep)
     typer.echo(format_table(result))
     if json_out is not None:
         atomic_write_json(json_out, result)

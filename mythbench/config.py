@@ -21,6 +21,7 @@ import yaml
 
 from mythbench.core.errors import ConfigError
 from mythbench.core.yamlio import load_yaml
+from mythbench.models.rdt_config import RDTConfig
 
 PRESET_DIR = Path(__file__).parent / "presets"
 RECIPES_FILE = Path(__file__).parent / "recipes.yaml"
@@ -160,7 +161,8 @@ class RunConfig:
     preset: str = "quick"
     seeds: list[int] = field(default_factory=lambda: [0])
     device: str = "cpu"
-    model: dict[str, Any] = field(default_factory=dict)  # RDTConfig fields; vocab and length come from the task
+    # the RDT under test; vocab_size, max_seq_len and causal are set from the task when models are planned
+    model: RDTConfig = field(default_factory=RDTConfig)
     baselines: list[str] = field(default_factory=lambda: ["iso-param", "iso-flop"])
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -234,7 +236,11 @@ def _build(cls: type, data: Any, where: str, problems: list[str]) -> Any:
         value = _coerce(data[key], hints[key], f"{where}{'.' if where else ''}{key}", problems)
         if len(problems) == n_before:
             kwargs[key] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ConfigError as err:  # a config class that validates itself (RDTConfig): every problem, with its path
+        problems += [f"{where}.{p}" if where else p for p in err.problems]
+        return cls()
 
 
 def _deep_merge(base: dict, update: dict) -> dict:
@@ -336,8 +342,7 @@ def resolve_run_config(task: str, preset: str = "quick", config_file: Path | Non
     data = _deep_merge(data, parse_overrides(overrides or [], problems))
     data.update(task=task, preset=preset)
     config = _build(RunConfig, data, "", problems)
-    if not problems:
-        problems += config.problems()
+    problems += config.problems()  # fields that failed above kept their defaults: nothing is reported twice
     if problems:
         raise ConfigError(problems)
     return config

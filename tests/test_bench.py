@@ -46,7 +46,7 @@ def test_bad_options_are_reported():
 
 def test_cli_prints_the_table_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
-    sets = [a for kv in ["vocab_size=8", "max_seq_len=8", "d_model=16", "n_heads=2", "train_loops=2"]
+    sets = [a for kv in ["model.d_model=16", "model.n_heads=2", "model.train_loops=2", "model.positional=learned"]
             for a in ("--set", kv)]
     res = CliRunner().invoke(app, ["bench", *sets, "--batch", "2", "--seq", "8", "--threads", "1",
                                    "--repeats", "1", "--no-sweep", "--json", str(out)])

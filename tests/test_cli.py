@@ -24,7 +24,7 @@ def test_help_and_ls():
 
 
 def test_describe_json_reports_matched_baselines():
-    out = runner.invoke(app, ["describe", "--json", "--set", "d_model=32", "--set", "ffn=moe"])
+    out = runner.invoke(app, ["describe", "--json", "--set", "model.d_model=32", "--set", "model.ffn=moe"])
     assert out.exit_code == 0, out.output
     rows = {r["role"]: r for r in json.loads(out.stdout)["models"]}
     assert set(rows) == {"rdt", "iso-param", "iso-flop"}
@@ -38,7 +38,8 @@ def test_describe_json_reports_matched_baselines():
     (["run", "parity", "--set", "model.attention=xx", "--set", "model.d_model=30"],
      ["model.attention", "model.d_model"]),
     (["run", "parity", "--config", "/nonexistent.yaml"], ["no such file"]),
-    (["describe", "--set", "top_k=9"], ["top_k"]),
+    (["describe", "--set", "model.top_k=9"], ["model.top_k"]),
+    (["describe", "--set", "d_model=32"], ["d_model: unknown key"]),
     (["sample", "parity", "--difficulty", "0"], ["difficulty 0 is outside"]),
     (["eval", "/nonexistent", "--task", "parity"], ["missing"]),
     (["report", "/nonexistent"], ["no results.json"]),

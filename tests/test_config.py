@@ -18,7 +18,7 @@ def test_quick_preset_resolves_with_overrides(tmp_path):
     cfg_file.write_text("train:\n  steps: 123\nmodel:\n  d_model: 32\n")
     cfg = resolve_run_config("parity", "quick", cfg_file, ["train.lr=0.01", "model.n_heads=2"])
     assert cfg.train.steps == 123 and cfg.train.lr == 0.01
-    assert cfg.model["d_model"] == 32 and cfg.model["n_heads"] == 2
+    assert cfg.model.d_model == 32 and cfg.model.n_heads == 2
     assert cfg.task == "parity" and cfg.preset == "quick"
 
 

@@ -19,7 +19,7 @@ def what_is_trained(task: str, preset: str) -> dict:
     cfg = resolve_run_config(task, preset)
     train_budget, eval_budget = BUDGET_KEYS["train"], BUDGET_KEYS["eval"]
     return {
-        "model": {k: v for k, v in cfg.model.items() if k not in BUDGET_KEYS["model"]},
+        "model": {k: v for k, v in dataclasses.asdict(cfg.model).items() if k not in BUDGET_KEYS["model"]},
         "baselines": cfg.baselines,
         "train": {k: v for k, v in dataclasses.asdict(cfg.train).items() if k not in train_budget},
         "eval": {k: v for k, v in dataclasses.asdict(cfg.eval).items() if k not in eval_budget},

@@ -61,12 +61,10 @@ class ModelPlan:
 
 def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
     """The RDT built from the run config and the task, then every requested baseline matched to it."""
-    rdt_family = registry.get_family("rdt")
     lengths = [task.seq_len(d) for d in task.spec.train_difficulties + task.spec.test_difficulties]
-    model_dict = {**cfg.model, "vocab_size": task.vocab_size, "max_seq_len": max(lengths),
-                  "causal": task.spec.attention == "causal"}
     try:
-        rdt_cfg = rdt_family.config_from_dict(model_dict)
+        rdt_cfg = dataclasses.replace(cfg.model, vocab_size=task.vocab_size, max_seq_len=max(lengths),
+                                      causal=task.spec.attention == "causal")
     except ConfigError as e:
         raise ConfigError([f"model.{p}" for p in e.problems]) from None
     plans = [ModelPlan("rdt", "rdt", "rdt", rdt_cfg)]
