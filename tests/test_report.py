@@ -222,3 +222,14 @@ def test_missing_or_corrupt_results_is_config_error(tmp_path: Path) -> None:
     (tmp_path / "results.json").write_text("{not json")
     with pytest.raises(ConfigError, match="not valid JSON"):
         build_report(tmp_path)
+
+
+def test_every_seed_is_shown_next_to_the_mean(tmp_path: Path) -> None:
+    """Seed s of the toy RDT has s fewer correct; the baseline's seed 1 diverged and is named, not dropped."""
+    build_report(_write(tmp_path, make_results()))
+    headline = (tmp_path / "report.md").read_text().split("## Accuracy by difficulty")[1].split("##")[0]
+    row = next(line for line in headline.splitlines() if line.startswith("| 5 | test |"))
+    loops = int(row.split("@")[1].split()[0])
+    seed0, seed1 = RDT_TABLE[5][loops - 1] / N, (RDT_TABLE[5][loops - 1] - 1) / N
+    assert f"(seeds {seed0:.2f} / {seed1:.2f})" in row
+    assert "/ diverged)" in row

@@ -106,6 +106,20 @@ def _acc(stats: dict[str, Any] | None) -> str:
     return text + (f" tok {stats['token_accuracy']:.3f}" if "token_accuracy" in stats else "")
 
 
+def _per_seed(model: dict[str, Any], difficulty: int, loops: int | None) -> str:
+    """Each seed's exact match at this cell, in seed order, when there is more than one seed: a failing seed
+    is visible next to the mean, never averaged away (a diverged seed is named)."""
+    if len(model["runs"]) < 2:
+        return ""
+    parts = []
+    for run in model["runs"]:
+        cell = next((c for c in run.get("cells", []) if c["difficulty"] == difficulty and c.get("loops") == loops),
+                    None)
+        parts.append(run["status"] if run["status"] != "complete" else DASH if cell is None
+                     else f"{cell['accuracy']:.2f}")
+    return " (seeds " + " / ".join(parts) + ")"
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return markdown(pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object))
 
@@ -129,9 +143,9 @@ def _headline(results: dict[str, Any], summaries: dict[str, list]) -> tuple[list
             if not complete_runs(m):
                 row.append("diverged" if _diverged_seeds(m) else DASH)
             elif headline and headline.get("loops"):
-                row.append(f"{_acc(headline)} @{headline['loops']}")
+                row.append(f"{_acc(headline)} @{headline['loops']}{_per_seed(m, d, headline['loops'])}")
             else:
-                row.append(_acc(headline))
+                row.append(_acc(headline) + (_per_seed(m, d, None) if headline else ""))
         for m in looped:
             entry = by_diff[m["name"]].get(d)
             if entry is None:
@@ -221,7 +235,8 @@ def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
         "## Accuracy by difficulty", "",
         f"Exact match under the pre-registered loop rule `{evaluation.get('loop_rule', DASH)}` (looped "
         "models: at the loop count after @, fixed before scoring): mean over complete seeds [95% interval: "
-        "bootstrap over seeds, Wilson for a single seed], then the mean per-token accuracy (tok). "
+        "bootstrap over seeds, Wilson for a single seed], then the mean per-token accuracy (tok), then, with "
+        "several seeds, each seed's exact match in seed order. "
         f"Loops evaluated: 1 to {max_loops}. The ORACLE column picks the best loop count on the test labels "
         "themselves: an upper bound no user can apply, never a result. The overthinking drop is the oracle "
         "minus the accuracy at the largest loop count.", "",
