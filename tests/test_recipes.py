@@ -79,15 +79,22 @@ def test_a_max_difficulty_below_every_training_difficulty_is_refused(tmp_path):
         train_model(model, lambda d, n, s: None, [4, 5], TrainConfig(max_difficulty=3), 0, tmp_path)
 
 
-def test_a_model_without_loops_gets_no_loop_terms_and_one_pass():
+def counted_model():
+    """A tiny RDT, one batch, and its forward_detailed wrapped to record the keyword arguments of every call."""
     torch.manual_seed(0)
     model = RecurrentDepthTransformer(RDTConfig(vocab_size=6, d_model=16, n_heads=2, ffn_hidden=32))
     tokens, targets, mask = torch.randint(0, 6, (3, 7)), torch.randint(0, 6, (3, 7)), torch.ones(3, 7, dtype=torch.bool)
-    calls = []
+    calls: list[dict] = []
 
     def forward(*args, **kwargs):
         calls.append(kwargs)
         return model.forward_detailed(*args, **kwargs)
+
+    return model, tokens, targets, mask, forward, calls
+
+
+def test_a_model_without_loops_gets_no_loop_terms_and_one_pass():
+    model, tokens, targets, mask, forward, calls = counted_model()
 
     cfg = TrainConfig(recipe="tied", progressive=True, readout_loss="tail")
     with torch.no_grad():
@@ -98,14 +105,7 @@ def test_a_model_without_loops_gets_no_loop_terms_and_one_pass():
 
 
 def test_the_progressive_term_at_weight_one_is_the_whole_loss_in_one_pass():
-    torch.manual_seed(0)
-    model = RecurrentDepthTransformer(RDTConfig(vocab_size=6, d_model=16, n_heads=2, ffn_hidden=32))
-    tokens, targets, mask = torch.randint(0, 6, (3, 7)), torch.randint(0, 6, (3, 7)), torch.ones(3, 7, dtype=torch.bool)
-    calls = []
-
-    def forward(*args, **kwargs):
-        calls.append(kwargs)
-        return model.forward_detailed(*args, **kwargs)
+    model, tokens, targets, mask, forward, calls = counted_model()
 
     args = dict(loops=6, grad_loops=None, step=3, seed=0, ponder_weight=0.0, difficulty=6)
     with torch.no_grad():
