@@ -21,7 +21,7 @@ def write_run(path, accuracy_by_seed: dict[int, float | None], version: int = 2,
                  for d in (4, 8) for loops in (4, 8, 16)]
         halting = {"8": {"mean": act}} if act is not None else {}
         runs.append({"seed": seed, "status": "complete", "cells": cells, "diagnostics": {"halting": halting}})
-    model = {"name": "control", "role": "control", "eval_loops": [1, 4, 8, 16],
+    model = {"name": "control", "role": "control", "eval_loops": [1, 4, 8, 16], "train_loops": 4,
              "loop_rule": {"name": "difficulty", "loops": {"4": 4, "8": 8}}, "runs": runs}
     results = {"schema_version": 2, "kind": "run", "task": {"name": "parity", "version": version},
                "config": {"train": {"recipe": "tied", "progressive": True}}, "models": [model]}
@@ -34,7 +34,8 @@ def test_every_seed_is_shown_and_a_failed_seed_is_named(tmp_path):
     a = write_run(tmp_path / "a", {0: 1.0, 1: 0.5, 2: None}, act=3.5)
     table = compare([a], [8])
     row = next(line for line in table.splitlines() if line.startswith("| a |"))
-    assert "0.75 @8 (1.00 / 0.50)" in row and "0.50 / 0.25 @16" in row and "3.50" in row
+    assert "0.75 @8 (1.00 / 0.50)" in row and "0.50 / 0.25 @4" in row and "0.50 / 0.25 @16" in row
+    assert "3.50" in row
     assert "s2 diverged" in row and "tied + progressive" in row
 
 
