@@ -83,6 +83,9 @@ class TrainConfig:
             p.append(f"train.readout_loss: {self.readout_loss!r} is not one of {', '.join(READOUT_LOSSES)}")
         elif self.readout_loss == "tail" and self.recipe != "tied":
             p.append("train.readout_loss: 'tail' needs train.recipe 'tied' (the tail starts at the tied count)")
+        elif self.readout_loss == "tail" and self.uses_progressive and self.progressive_alpha == 1:
+            p.append("train.readout_loss: 'tail' has no effect at train.progressive_alpha 1 (the loss is the "
+                     "progressive term alone)")
         if self.loop_jitter and self.recipe != "tied":
             p.append("train.loop_jitter: only the 'tied' recipe samples loops around its tied count")
         if not 0 <= self.warmup_steps < max(self.steps, 1):

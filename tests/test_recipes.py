@@ -50,6 +50,8 @@ def test_recipe_switches_that_need_the_tied_schedule_are_refused_without_it():
     problems = TrainConfig(recipe="parcae", readout_loss="tail", loop_jitter=0.5).problems()
     assert any("readout_loss" in p for p in problems) and any("loop_jitter" in p for p in problems)
     assert any("'middle'" in p for p in TrainConfig(readout_loss="middle").problems())
+    ignored = TrainConfig(recipe="tied", readout_loss="tail", progressive=True, progressive_alpha=1.0).problems()
+    assert any("no effect" in p for p in ignored)
 
 
 @pytest.mark.parametrize("recipe", ["tied", "parcae"])

@@ -78,7 +78,8 @@ def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
         plans.append(ModelPlan(name, family, role, bcfg))
     for plan in plans:
         c = plan.config
-        if getattr(c, "positional", None) == "none" and not getattr(c, "conv_kernel", 0) and not c.causal:
+        if getattr(c, "positional", None) == "none" and not getattr(c, "conv_kernel", 0) and not getattr(
+                c, "causal", True):
             where = "model" if plan.role == "rdt" else f"baselines: {plan.name}"
             problems.append(f"{where}: positional 'none' without a convolution reads each instance of the "
                             f"bidirectional task {task.spec.name!r} as a bag of tokens (attention is then "

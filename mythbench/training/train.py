@@ -98,10 +98,7 @@ def masked_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor)
 
 
 def readout_task_loss(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor, first: int) -> torch.Tensor:
-    """Mean task loss over the readouts after loops first..T of an all-loops pass ([T, B, S, V] logits);
-    a model without a loop axis gives one [B, S, V] readout."""
-    if logits.dim() == 3:
-        return masked_loss(logits, targets, mask)
+    """Mean task loss over the readouts after loops first..T of an all-loops pass ([T, B, S, V] logits)."""
     return torch.stack([masked_loss(r, targets, mask) for r in logits[first - 1:]]).mean()
 
 
