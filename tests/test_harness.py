@@ -46,6 +46,7 @@ def test_same_seed_same_numbers_and_a_complete_run_directory(tmp_path):
                  "models/iso-param/seed0/config.json"):
         assert (run_dir / name).exists(), name
     assert a["status"] == "complete" and a["task"]["fingerprint"]
+    assert a["environment"]["torch_threads"] == torch.get_num_threads()  # results depend on it
     rdt = next(m for m in a["models"] if m["name"] == "rdt")
     assert rdt["eval_loops"] == [1, 2, 3, 4]
     assert {c["loops"] for c in rdt["runs"][0]["cells"]} == {1, 2, 3, 4}

@@ -99,7 +99,8 @@ PROVENANCE: dict[str, Node] = {
     "status": Enum(("complete", "incomplete")), "preset": Nullable(Str(max_len=64)), "config": Obj(),
     "task": TASK,
     "environment": Obj({"python": Str(), "torch": Str(), "device": Str()},
-                       optional={"numpy": Str(), "platform": Str(), "cpu_count": Nullable(Int(1))},
+                       optional={"numpy": Str(), "platform": Str(), "cpu_count": Nullable(Int(1)),
+                                 "torch_threads": Int(1)},
                        doc={"device": "other keys are allowed"}),
     "seeds": Arr(Int(0), 1),
 }

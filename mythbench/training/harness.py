@@ -90,8 +90,10 @@ def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
 
 
 def environment(device: str) -> dict[str, Any]:
+    """Where the run ran; `torch_threads` too, since float summation order (so the result) depends on it."""
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "platform": platform.platform(), "device": device, "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
             "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") else None}
 
 
