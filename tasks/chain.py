@@ -1,8 +1,12 @@
 """Variable binding: follow a chain of assignments (x7 = x3, x3 = x9, x9 = 5) to the query's value.
 
 Pointer chasing with a fixed point: once the value is reached nothing changes, so extra loops cannot
-overshoot. The context always holds the same number of statements; the query's chain uses `difficulty`
-of them and distractor chains fill the rest, so the benchmark varies depth, not length.
+overshoot. By default the context always holds the same number of statements; the query's chain uses
+`difficulty` of them and distractor chains fill the rest, so the benchmark varies depth, not length.
+With `statements_per_hop` the number of statements grows with the difficulty instead, so easy instances
+are short: a content lookup among few statements is learned in hundreds of steps, among 12 or more it
+was not learned at all on this project's budgets (docs/tuning.md), and training on short instances is
+the known way past that plateau.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ ASSIGN, QUERY = "=", "?"
 
 @register_task_family
 class Chain(Family):
-    """`statements` shuffled triples `lhs = rhs`, then `? q =`; only the final `=` is scored (q's value).
+    """Shuffled statements `lhs = rhs`, then `? q =`, or statements `lhs rhs`, then `? q`; only the last
+    position is scored (q's value). Without the assign token the query is one more statement (`?` is
+    assigned q), so answering it is the same lookup as resolving any statement's rhs.
 
     Every variable is assigned exactly once and every chain ends in a value, so q has one answer,
     reached after exactly `difficulty` hops. Distractor chains break after each statement with
@@ -34,15 +40,28 @@ class Chain(Family):
         "statements": Param(64, "assignments per instance (the fixed context)", minimum=1),
         "variables": Param(80, "distinct variable names x0..x{variables-1}", minimum=1),
         "values": Param(10, "distinct values 0..values-1", minimum=2),
+        "statements_per_hop": Param(
+            0, "if > 0: an instance of difficulty d holds statements_per_hop * d statements (the context "
+            "grows with d) and `statements` is not used", minimum=0),
+        "assign_token": Param(True, 'write each statement "lhs = rhs" (true) or "lhs rhs" (false)'),
     }
 
     def check_combination(self) -> list[str]:
-        if self.params["variables"] < self.params["statements"]:
+        if self.params["statements_per_hop"] == 0 and self.params["variables"] < self.params["statements"]:
             return [
                 f"params: variables ({self.params['variables']}) must be at least statements "
                 f"({self.params['statements']}): every statement assigns a different variable"
             ]
         return []
+
+    def statements(self, difficulty: int) -> int:
+        per_hop = self.params["statements_per_hop"]
+        return per_hop * difficulty if per_hop else self.params["statements"]
+
+    @property
+    def width(self) -> int:
+        """Tokens per statement."""
+        return 3 if self.params["assign_token"] else 2
 
     def build_vocab(self) -> list[str]:
         names = [f"x{i}" for i in range(self.params["variables"])]
@@ -50,13 +69,14 @@ class Chain(Family):
         return [ASSIGN, QUERY, *names, *values]
 
     def difficulty_range(self) -> tuple[int, int]:
-        return 1, self.params["statements"]
+        per_hop = self.params["statements_per_hop"]
+        return 1, self.params["variables"] // per_hop if per_hop else self.params["statements"]
 
     def body_len(self, difficulty: int) -> int:
-        return 3 * self.params["statements"] + 3
+        return self.width * (self.statements(difficulty) + 1)
 
     def sample_body(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
-        m, v, d = self.params["statements"], self.params["variables"], difficulty
+        m, v, d, w = self.statements(difficulty), self.params["variables"], difficulty, self.width
         first_var, first_value = self.id("x0"), self.id("0")
         # Slot s assigns variable names[s]; slots 0..d-1 are the query chain, the rest distractors.
         names = rng.permuted(np.broadcast_to(np.arange(v), (n, v)), axis=1)[:, :m]
@@ -70,13 +90,14 @@ class Chain(Family):
         lhs = names + first_var
 
         order = rng.permuted(np.broadcast_to(np.arange(m), (n, m)), axis=1)
-        tokens = np.empty((n, 3 * m + 3), dtype=np.int64)
-        tokens[:, 0 : 3 * m : 3] = np.take_along_axis(lhs, order, axis=1)
-        tokens[:, 1 : 3 * m : 3] = self.id(ASSIGN)
-        tokens[:, 2 : 3 * m : 3] = np.take_along_axis(rhs, order, axis=1)
-        tokens[:, 3 * m] = self.id(QUERY)
-        tokens[:, 3 * m + 1] = lhs[:, 0]
-        tokens[:, 3 * m + 2] = self.id(ASSIGN)
+        tokens = np.empty((n, w * (m + 1)), dtype=np.int64)
+        tokens[:, 0 : w * m : w] = np.take_along_axis(lhs, order, axis=1)
+        tokens[:, 1 : w * m : w] = self.id(ASSIGN)  # the rhs overwrites these without the assign token
+        tokens[:, w - 1 : w * m : w] = np.take_along_axis(rhs, order, axis=1)
+        tokens[:, w * m] = self.id(QUERY)
+        tokens[:, w * m + 1] = lhs[:, 0]
+        if w == 3:
+            tokens[:, w * m + 2] = self.id(ASSIGN)
         targets = np.zeros_like(tokens)
         targets[:, -1] = values[:, d - 1]
         mask = np.zeros(tokens.shape, dtype=bool)
@@ -88,29 +109,30 @@ class Chain(Family):
         hops = np.take_along_axis(end_at - slot, order, axis=1) + 1
         resolved = np.take_along_axis(np.take_along_axis(values, end_at, axis=1), order, axis=1)
         supervised = mask.copy()
-        supervised[:, 2 : 3 * m : 3] = hops <= d
-        targets[:, 2 : 3 * m : 3] = np.where(hops <= d, resolved, 0)
+        supervised[:, w - 1 : w * m : w] = hops <= d
+        targets[:, w - 1 : w * m : w] = np.where(hops <= d, resolved, 0)
         return Batch(tokens, targets, mask, supervised)
 
     def solve_body(self, tokens: Sequence[str]) -> Solution:
         """Read the assignments into a dict, then follow them from the query; hints = variables visited."""
-        *body, query_mark, query, last = tokens
-        if query_mark != QUERY or last != ASSIGN or len(body) % 3:
-            raise ValueError("chain: expected statements 'lhs = rhs' followed by '? q ='")
+        w = self.width
+        body, (query_mark, query, *last) = tokens[:-w], tokens[-w:]
+        if query_mark != QUERY or last != [ASSIGN] * (w - 2) or len(body) % w:
+            raise ValueError("chain: expected statements followed by the query '? q =' ('? q' without '=')")
         binding: dict[str, str] = {}
-        for i in range(0, len(body), 3):
-            lhs, eq, rhs = body[i : i + 3]
-            if eq != ASSIGN or lhs in binding:
-                raise ValueError(f"chain: malformed or repeated assignment {lhs} {eq} {rhs}")
+        for i in range(0, len(body), w):
+            lhs, rhs = body[i], body[i + w - 1]
+            if (w == 3 and body[i + 1] != ASSIGN) or lhs in binding or ASSIGN in (lhs, rhs):
+                raise ValueError(f"chain: malformed or repeated assignment {' '.join(body[i : i + w])}")
             binding[lhs] = rhs
         visited = _follow(binding, query)
         depth = len(visited) - 1
         targets: list[str | None] = [None] * (len(tokens) - 1) + [visited[-1]]
         supervision = list(targets)
-        for i in range(0, len(body), 3):
+        for i in range(0, len(body), w):
             path = _follow(binding, body[i])
             if len(path) - 1 <= depth:
-                supervision[i + 2] = path[-1]
+                supervision[i + w - 1] = path[-1]
         return Solution(targets=targets, difficulty=depth, hints=visited, supervision=supervision)
 
 

@@ -55,6 +55,9 @@ def test_labels_match_solver_at_every_difficulty(name):
         ("parity", {"context": 20}, [1, 7, 20]),
         ("state", {"group": "S3", "context": 9}, [1, 9]),
         ("chain", {"statements": 8, "variables": 8, "values": 2}, [1, 4, 8]),
+        ("chain", {"statements": 8, "variables": 8, "values": 2, "assign_token": False}, [1, 4, 8]),
+        ("chain", {"variables": 12, "statements_per_hop": 3, "assign_token": False}, [1, 2, 4]),
+        ("chain", {"variables": 12, "statements_per_hop": 1}, [1, 6, 12]),
         ("graph", {"nodes": 8, "extra_edges": 3, "cap": 2}, [1, 3, 5]),
         ("graph", {"nodes": 64, "extra_edges": 40, "cap": 30}, [1, 30, 61]),
     ],
@@ -119,6 +122,15 @@ def test_chain_context_is_fixed_and_only_answer_scored():
     assert lengths == {1 + 3 * task.family.params["statements"] + 3}
     batch = task.generate("test", 24, 50, 0)
     assert batch.mask.sum(axis=1).tolist() == [1] * 50 and batch.mask[:, -1].all()
+
+
+def test_chain_grows_holds_four_statements_per_hop():
+    """chain-grows: 4d statements and the query, two tokens each, so an instance is 8d + 3 tokens."""
+    task = get_task("chain-grows")
+    for d in task.spec.train_difficulties + task.spec.test_difficulties:
+        batch = task.generate("test", d, 20, 0)
+        assert batch.tokens.shape[1] == 1 + 2 * (4 * d + 1)
+        assert task.family.solve(task.decode(batch.tokens[0])).difficulty == d
 
 
 def test_chain_training_supervision_is_dense_but_never_deeper_than_the_difficulty():
