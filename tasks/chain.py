@@ -33,6 +33,7 @@ class Chain(Family):
     Training is densely supervised: the rhs of every statement whose lhs reaches its value within
     `difficulty` hops is a training target too (that value). One scored position per 195 tokens gave
     too little signal to leave chance; the cap keeps training examples no deeper than their difficulty.
+    With `copy_targets` false, statements whose rhs is already a value are not targets (nothing to look up).
     """
 
     name = "chain"
@@ -44,6 +45,9 @@ class Chain(Family):
             0, "if > 0: an instance of difficulty d holds statements_per_hop * d statements (the context "
             "grows with d) and `statements` is not used", minimum=0),
         "assign_token": Param(True, 'write each statement "lhs = rhs" (true) or "lhs rhs" (false)'),
+        "copy_targets": Param(
+            True, "supervise in training statements whose rhs is already a value too (a copy of the input); "
+            "false keeps only the lookups, whose gradient the copies otherwise dilute"),
     }
 
     def check_combination(self) -> list[str]:
@@ -109,8 +113,9 @@ class Chain(Family):
         hops = np.take_along_axis(end_at - slot, order, axis=1) + 1
         resolved = np.take_along_axis(np.take_along_axis(values, end_at, axis=1), order, axis=1)
         supervised = mask.copy()
-        supervised[:, w - 1 : w * m : w] = hops <= d
-        targets[:, w - 1 : w * m : w] = np.where(hops <= d, resolved, 0)
+        trained = (hops <= d) & (hops >= (1 if self.params["copy_targets"] else 2))
+        supervised[:, w - 1 : w * m : w] = trained
+        targets[:, w - 1 : w * m : w] = np.where(trained, resolved, 0)
         return Batch(tokens, targets, mask, supervised)
 
     def solve_body(self, tokens: Sequence[str]) -> Solution:
@@ -129,9 +134,10 @@ class Chain(Family):
         depth = len(visited) - 1
         targets: list[str | None] = [None] * (len(tokens) - 1) + [visited[-1]]
         supervision = list(targets)
+        shortest = 1 if self.params["copy_targets"] else 2
         for i in range(0, len(body), w):
             path = _follow(binding, body[i])
-            if len(path) - 1 <= depth:
+            if shortest <= len(path) - 1 <= depth:
                 supervision[i + w - 1] = path[-1]
         return Solution(targets=targets, difficulty=depth, hints=visited, supervision=supervision)
 

@@ -57,6 +57,7 @@ def test_labels_match_solver_at_every_difficulty(name):
         ("chain", {"statements": 8, "variables": 8, "values": 2}, [1, 4, 8]),
         ("chain", {"statements": 8, "variables": 8, "values": 2, "assign_token": False}, [1, 4, 8]),
         ("chain", {"variables": 12, "statements_per_hop": 3, "assign_token": False}, [1, 2, 4]),
+        ("chain", {"variables": 12, "statements_per_hop": 3, "copy_targets": False}, [1, 2, 4]),
         ("chain", {"variables": 12, "statements_per_hop": 1}, [1, 6, 12]),
         ("graph", {"nodes": 8, "extra_edges": 3, "cap": 2}, [1, 3, 5]),
         ("graph", {"nodes": 64, "extra_edges": 40, "cap": 30}, [1, 30, 61]),
