@@ -17,7 +17,7 @@ from mythbench.results import results_doc
 
 ROOT = Path(__file__).resolve().parent.parent
 PARITY = ROOT / "results" / "reference" / "quick" / "parity"
-SCALE = ROOT / "results" / "reference" / "scale" / "parity-quick" / "results.json"
+SCALE = ROOT / "results" / "reference" / "history" / "scale-parity-v1-quick" / "results.json"
 
 
 def test_the_committed_schema_reference_is_generated_from_the_model() -> None:
