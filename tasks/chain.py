@@ -4,9 +4,8 @@ Pointer chasing with a fixed point: once the value is reached nothing changes, s
 overshoot. By default the context always holds the same number of statements; the query's chain uses
 `difficulty` of them and distractor chains fill the rest, so the benchmark varies depth, not length.
 With `statements_per_hop` the number of statements grows with the difficulty instead, so easy instances
-are short: a content lookup among few statements is learned in hundreds of steps, among 12 or more it
-was not learned at all on this project's budgets (docs/tuning.md), and training on short instances is
-the known way past that plateau.
+are short and hold few trivially copied targets next to their lookups (chain itself was never learned,
+not even its one-hop lookup; docs/tuning.md).
 """
 
 from __future__ import annotations
@@ -59,6 +58,7 @@ class Chain(Family):
         return []
 
     def statements(self, difficulty: int) -> int:
+        """Statements in an instance of this difficulty."""
         per_hop = self.params["statements_per_hop"]
         return per_hop * difficulty if per_hop else self.params["statements"]
 
@@ -96,7 +96,8 @@ class Chain(Family):
         order = rng.permuted(np.broadcast_to(np.arange(m), (n, m)), axis=1)
         tokens = np.empty((n, w * (m + 1)), dtype=np.int64)
         tokens[:, 0 : w * m : w] = np.take_along_axis(lhs, order, axis=1)
-        tokens[:, 1 : w * m : w] = self.id(ASSIGN)  # the rhs overwrites these without the assign token
+        if w == 3:
+            tokens[:, 1 : w * m : w] = self.id(ASSIGN)
         tokens[:, w - 1 : w * m : w] = np.take_along_axis(rhs, order, axis=1)
         tokens[:, w * m] = self.id(QUERY)
         tokens[:, w * m + 1] = lhs[:, 0]
