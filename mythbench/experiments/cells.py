@@ -48,14 +48,14 @@ class Cell:
 
 
 def plan_cells(kind: str, cfg: RunConfig, run_dir: Path, task: Any) -> list[Cell]:
-    """Every cell of a run, in the order the serial path trains them (model by model, seed by seed): the
-    models `mythbench run` plans (kind "run"), or the width ladder of `mythbench scale` with the point
-    config its points train with (kind "scale")."""
+    """Every cell of a run, in the order the serial path trains them: the models `mythbench run` plans (kind
+    "run"), model by model, seed by seed; or the width ladder of `mythbench scale` with the config its points
+    train with (kind "scale"), seed by seed, so that an interrupted ladder holds whole ladders of seeds."""
     if kind == "scale":
         plans, train_cfg = [plan for plan, _, _ in scale.plan_ladder(cfg, task)], scale.point_run_config(cfg)[0]
-    else:
-        plans, train_cfg = harness.plan_models(cfg, task), cfg
-    return [Cell(str(run_dir), plan.name, seed, plan, train_cfg) for plan in plans for seed in cfg.seeds]
+        return [Cell(str(run_dir), plan.name, seed, plan, train_cfg) for seed in cfg.seeds for plan in plans]
+    plans = harness.plan_models(cfg, task)
+    return [Cell(str(run_dir), plan.name, seed, plan, cfg) for plan in plans for seed in cfg.seeds]
 
 
 def run_cell(cell: Cell) -> str:

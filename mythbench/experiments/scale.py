@@ -2,9 +2,10 @@
 the parameter-matched comparison (how many standard parameters one RDT parameter is worth).
 
 Every point (family, width, training loops, seed) is one `harness.train_and_evaluate` call stored under
-`RUN_DIR/models/<point>/seed<k>/`, so a killed ladder resumes where it stopped. Both families train on the
-same batches (same TrainConfig and seeds). The loss of a point is the token cross-entropy on held-out test
-instances at the evaluated training difficulties (an RDT at its training loop count), averaged over them.
+`RUN_DIR/models/<point>/seed<k>/`, seed by seed, so a killed ladder resumes where it stopped and holds the
+whole ladder of every seed it finished. Both families train on the same batches (same TrainConfig and
+seeds). The loss of a point is the token cross-entropy on held-out test instances at the evaluated training
+difficulties (an RDT at its training loop count), averaged over them.
 """
 
 from __future__ import annotations
@@ -198,7 +199,7 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
     try:
         log.info("command: %s", command)
         points = [_point(plan, w, r, s, harness.train_and_evaluate(plan, s, pcfg, task, run_dir), pcfg, task)
-                  for plan, w, r in ladder for s in cfg.seeds]
+                  for s in cfg.seeds for plan, w, r in ladder]
     finally:
         log.removeHandler(handler)
         handler.close()
