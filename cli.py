@@ -192,7 +192,9 @@ def scale(task: str = typer.Argument(..., help="task name, or 'all'"),
           workers: int | None = typer.Option(None, "--workers", help=WORKERS_HELP),
           address: str | None = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
           retries: int = typer.Option(2, "--retries", help=RETRIES_HELP),
-          slurm: list[str] = typer.Option([], "--slurm", help=SLURM_HELP)) -> None:
+          slurm: list[str] = typer.Option([], "--slurm", help=SLURM_HELP),
+          partial: bool = typer.Option(False, "--partial", help="train nothing: write the tables and fits of "
+                                       "the points stored so far (an interrupted ladder)")) -> None:
     """Width ladder of RDTs (loop sweep) and layer-matched standard transformers; scaling fits and N_eq/N.
     With --backend, the ladder points are sweep cells run on that engine."""
     names = tasks.list_tasks() if task == "all" else [task]
@@ -201,8 +203,10 @@ def scale(task: str = typer.Argument(..., help="task name, or 'all'"),
     _warnings_to_stderr()
     runs = [Run("scale", cfg, Path("runs") / "scale" / cfg.task / preset if out is None
                 else (out / cfg.task if task == "all" else out)) for cfg in configs]
+    if partial and backend is not None:
+        raise ConfigError("--partial trains nothing, so it takes no --backend")
     if backend is None:
-        results = [run_scale(r.cfg, r.run_dir, command_line()) for r in runs]
+        results = [run_scale(r.cfg, r.run_dir, command_line(), train=not partial) for r in runs]
     else:
         engine = make_backend(backend, workers, address, _slurm_options(slurm, runs[0].run_dir.parent), retries)
         results = run_grid(runs, engine, command_line(), retries)

@@ -29,6 +29,7 @@ from mythbench.experiments.scale import (
 )
 from mythbench.models.accounting import count_config
 from mythbench.models.model import RDTConfig
+from mythbench.results.scale_schema import check_scale_v1
 from mythbench.training import harness
 
 TINY = ["scale.widths=[8,16,24,32,40]", "scale.head_dim=8", "scale.steps=6", "scale.loop_counts=[1,2]",
@@ -191,6 +192,31 @@ def test_tiny_ladder_end_to_end_resumes_and_refits_to_the_same_numbers(tmp_path,
     assert compute_fits(stored["points"], 20, 2) == stored["fits"]
     result = CliRunner().invoke(app, ["fit", str(run_dir / "results.json")])
     assert result.exit_code == 0 and "Headline" in result.output
+
+    # An interrupted ladder, prepared by other code: --partial reports the stored points, trains nothing
+    # and claims nothing.
+    for name in ("standard-w40", "rdt-w40-r2"):
+        (run_dir / "models" / name / "seed0" / "result.json").unlink()
+    (run_dir / "code.sha256").write_text("0" * 64 + "\n")
+    args = ["scale", "parity", "--out", str(run_dir), "--partial", *[a for s in TINY for a in ("--set", s)]]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    partial = json.loads((run_dir / "results.json").read_text())
+    assert partial["status"] == "incomplete" and len(partial["points"]) == 13
+    assert partial["points"] == [p for p in first["points"] if p["name"] not in ("standard-w40", "rdt-w40-r2")]
+    assert any("not trained yet: standard-w40 seed 0, rdt-w40-r2 seed 0" in n and "000000000000" in n
+               for n in partial["notes"])
+    assert check_scale_v1(partial) == []
+    assert (run_dir / "code.sha256").read_text() == "0" * 64 + "\n"
+
+
+def test_partial_refuses_a_directory_without_a_ladder_and_a_backend(tmp_path):
+    args = ["scale", "parity", "--out", str(tmp_path / "none"), "--partial", *[a for s in TINY for a in ("--set", s)]]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2 and "holds no ladder" in result.output
+    assert not (tmp_path / "none").exists()
+    result = CliRunner().invoke(app, [*args, "--backend", "local"])
+    assert result.exit_code == 2 and "takes no --backend" in result.output
 
 
 def test_a_changed_ladder_does_not_mix_into_an_existing_scale_dir(tmp_path):

@@ -184,22 +184,55 @@ def _notes(points: list[dict], headline: int) -> list[str]:
     return notes
 
 
+def _stored_points(cfg: RunConfig, run_dir: Path, ladder: list, pcfg: RunConfig, task: Any) -> tuple[list, list]:
+    """The ladder's points already trained in `run_dir` (by whatever code prepared it; nothing is trained),
+    and the names of those still missing. Refuses a directory that holds no ladder or another config."""
+    problems = harness.run_dir_problems(run_dir, cfg, code=None)
+    if not (run_dir / "config.yaml").exists():
+        problems.append(f"{run_dir} holds no ladder (no config.yaml): nothing to assemble")
+    if problems:
+        raise ConfigError(problems)
+    points, missing = [], []
+    for s in cfg.seeds:
+        for plan, w, r in ladder:
+            path = run_dir / "models" / plan.name / f"seed{s}" / "result.json"
+            if path.exists():
+                points.append(_point(plan, w, r, s, harness.stored_result(path), pcfg, task))
+            else:
+                missing.append(f"{plan.name} seed {s}")
+    return points, missing
+
+
 @holds_run_dir
-def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None = None) -> dict:
+def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None = None,
+              train: bool = True) -> dict:
     """Train (or reuse) every ladder point at every seed, fit, write results.json, scale.md and plots. On the
-    sweep engine (`--backend`) the points are trained as cells first; this then only reads them."""
+    sweep engine (`--backend`) the points are trained as cells first; this then only reads them. With
+    `train=False` (`--partial`) nothing is trained: the files cover the points stored so far (an interrupted
+    ladder's report), with status `incomplete` and the missing points named in the notes."""
     started = time.perf_counter() if started is None else started
     task = get_task(cfg.task)
     ladder = plan_ladder(cfg, task)
     pcfg, notes = point_run_config(cfg)
-    harness.prepare_run_dir(run_dir, cfg)
+    missing: list[str] = []
+    if train:
+        harness.prepare_run_dir(run_dir, cfg)
+    else:
+        points, missing = _stored_points(cfg, run_dir, ladder, pcfg, task)
+        if not points:
+            raise ConfigError(f"{run_dir}: no ladder point is trained yet; nothing to assemble")
+        stored_code = (run_dir / "code.sha256").read_text().strip()
+        notes.append(f"incomplete: {len(points)} of {len(points) + len(missing)} points trained, computed by "
+                     f"source sha256 {stored_code[:12]}…; not trained yet: {', '.join(missing) or 'none'}; "
+                     "the same command without --partial, from a checkout of that code, trains them")
     handler = logging.FileHandler(run_dir / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     try:
         log.info("command: %s", command)
-        points = [_point(plan, w, r, s, harness.train_and_evaluate(plan, s, pcfg, task, run_dir), pcfg, task)
-                  for s in cfg.seeds for plan, w, r in ladder]
+        if train:
+            points = [_point(plan, w, r, s, harness.train_and_evaluate(plan, s, pcfg, task, run_dir), pcfg, task)
+                      for s in cfg.seeds for plan, w, r in ladder]
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -208,7 +241,7 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
         "schema_version": SCALE_SCHEMA_VERSION, "kind": "scale", "mythbench_version": mythbench.__version__,
         "git": harness.git_state(), "command": command,
         "created_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "wall_time_s": None,
-        "status": "complete", "preset": cfg.preset, "config": to_dict(cfg),
+        "status": "incomplete" if missing else "complete", "preset": cfg.preset, "config": to_dict(cfg),
         "task": {"name": task.spec.name, "version": task.spec.version, "fingerprint": task.fingerprint(),
                  "train_difficulties": task.spec.train_difficulties,
                  "test_difficulties": task.spec.test_difficulties},

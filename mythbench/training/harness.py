@@ -136,7 +136,7 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
     done = run_dir / "models" / plan.name / f"seed{seed}" / "result.json"
     if done.exists():
         log.info("%s seed %d: already done, reusing %s", plan.name, seed, done)
-        return _stored_result(done)
+        return stored_result(done)
     family = registry.get_family(plan.family)
     train_loops = getattr(plan.config, "train_loops", 1)
     model, outcome = train_cell(plan, seed, cfg, task, run_dir)
@@ -173,7 +173,7 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
     return result
 
 
-def _stored_result(path: Path) -> dict:
+def stored_result(path: Path) -> dict:
     """A per-seed result an earlier run wrote (atomically): one that is not what this code writes was
     tampered with or damaged, and is refused rather than reused or silently recomputed."""
     try:
@@ -244,22 +244,28 @@ def code_fingerprint(roots: list[Path] | None = None) -> str:
     return digest.hexdigest()
 
 
+def run_dir_problems(run_dir: Path, cfg: RunConfig, code: str | None) -> list[str]:
+    """Why `run_dir` cannot be resumed with `cfg`: it holds a run with another config, or (unless `code` is
+    None) results computed by source code other than `code`."""
+    stored, stored_code = run_dir / "config.yaml", run_dir / "code.sha256"
+    problems = []
+    if stored.exists() and stored.read_bytes() != yaml.safe_dump(to_dict(cfg), sort_keys=True).encode():
+        problems.append(f"{run_dir} holds a run with a different config")
+    if code is not None and stored_code.exists() and stored_code.read_bytes().strip() != code.encode():
+        problems.append(f"{run_dir} holds results computed by different code (source sha256 "
+                        f"{stored_code.read_bytes().strip()[:12].decode(errors='replace')}…, now {code[:12]}…)")
+    return problems
+
+
 def prepare_run_dir(run_dir: Path, cfg: RunConfig) -> None:
     """Create the run directory, or check that an existing one holds this very config and was computed by
     this very code (then resume). Per-seed results from other code are never reused."""
-    resolved = yaml.safe_dump(to_dict(cfg), sort_keys=True)
     code = code_fingerprint()
-    stored, stored_code = run_dir / "config.yaml", run_dir / "code.sha256"
-    problems = []
-    if stored.exists() and stored.read_bytes() != resolved.encode():
-        problems.append(f"{run_dir} holds a run with a different config")
-    if stored_code.exists() and stored_code.read_bytes().strip() != code.encode():
-        problems.append(f"{run_dir} holds results computed by different code (source sha256 "
-                        f"{stored_code.read_bytes().strip()[:12].decode(errors='replace')}…, now {code[:12]}…)")
+    problems = run_dir_problems(run_dir, cfg, code)
     if problems:
         raise ConfigError([*problems, "pass --out to start a new run (or delete the directory)"])
-    atomic_write_text(stored, resolved)
-    atomic_write_text(stored_code, code + "\n")
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=True))
+    atomic_write_text(run_dir / "code.sha256", code + "\n")
 
 
 def follow(cfg: RunConfig, run_dir: Path) -> None:
