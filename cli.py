@@ -290,7 +290,7 @@ def submit(results_file: Path, name: str | None = typer.Option(None, "--name", h
            results_dir: Path = typer.Option(Path("results"), "--results-dir")) -> None:
     """Validate a results file and add it to the leaderboard in results/."""
     outcome = submit_results(results_file, results_dir=results_dir, name=name)
-    typer.echo(str(outcome))
+    typer.echo(outcome.describe())
 
 
 @app.command()

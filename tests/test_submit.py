@@ -45,6 +45,16 @@ def board(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     return root / "results", base
 
 
+def test_an_accepted_submission_is_described_row_by_row(tmp_path: Path) -> None:
+    doc = make_results(rng_seed=2)
+    outcome = submit(write(tmp_path / "r.json", doc), tmp_path / "results", "bob", fake_lookup)
+    text = outcome.describe()
+    assert text.startswith(f"accepted: {doc['task']['name']} results from bob (content hash "
+                           f"{outcome.content_hash[:12]}")
+    assert str(outcome.stored) in text and "SubmitOutcome(" not in text
+    assert [line.split(" (")[0].strip() for line in text.splitlines()[1:]] == [m["name"] for m in doc["models"]]
+
+
 def test_corpus_has_at_least_40_distinct_cases() -> None:
     assert len(CASES) >= 40
     assert len({c.id for c in CASES}) == len(CASES)

@@ -80,6 +80,14 @@ class SubmitOutcome:
     stored: Path
     rows: list[dict[str, str]]
 
+    def describe(self) -> str:
+        """What `mythbench submit` prints: where the file went and one line per leaderboard row it added."""
+        lines = [f"accepted: {self.task} results from {self.submitter} (content hash {self.content_hash[:12]}…), "
+                 f"stored as {self.stored}; {len(self.rows)} leaderboard rows added:"]
+        lines += [f"  {r['model']} ({r['role']}, {r['family']}): {r['params_unique']} parameters, seeds {r['seeds']}"
+                  for r in self.rows]
+        return "\n".join(lines)
+
 
 def check_submitter(name: Any) -> list[str]:
     """A submitter name goes into the CSV and the markdown table, so it is short, printable and inert."""
