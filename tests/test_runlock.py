@@ -31,6 +31,18 @@ def test_a_second_writer_is_refused_naming_the_process_that_holds_the_directory(
     assert not run_dir.exists(), "the directory the lock created, still empty, is left behind"
 
 
+def test_a_sweep_is_refused_while_one_of_its_run_directories_is_held(tmp_path):
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(f"tasks: [parity]\nseeds: [0]\nbaselines: []\nset: [train.steps=2, train.warmup_steps=0]\n"
+                    f"out: {tmp_path / 'out'}\n")
+    run_dir = tmp_path / "out" / "parity" / "quick" / "default"
+    with run_dir_lock(run_dir):
+        out = CliRunner().invoke(app, ["sweep", str(grid), "--workers", "1"])
+        assert [p.name for p in run_dir.iterdir()] == [LOCK_NAME], "the refused sweep wrote into the directory"
+    assert out.exit_code == 2, out.output
+    assert f"is in use by process {os.getpid()}" in out.output and "Traceback" not in out.output
+
+
 def test_the_lock_of_a_killed_process_is_taken_over_and_named(tmp_path, caplog):
     run_dir = tmp_path / "run"
     script = ("import os, signal, sys; from mythbench.training.runlock import run_dir_lock\n"

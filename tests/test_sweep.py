@@ -139,7 +139,7 @@ def _kill_when_training(run_dir: Path, seed: int, killed: list[int]) -> None:
     """SIGKILL the worker process of (rdt, seed) once it has checkpointed and before it finishes."""
     seed_dir, log_file = run_dir / "models" / "rdt" / f"seed{seed}", run_dir / "log.txt"
     marker = f"rdt seed {seed}: cell started in process "
-    deadline = time.time() + 180
+    deadline = time.time() + 900  # generous: on a loaded machine the first checkpoint comes late
     while time.time() < deadline and not (seed_dir / "result.json").exists():
         if any(seed_dir.glob("ckpt-*")) and log_file.exists():
             pids = [int(line.split(marker)[1].split()[0]) for line in log_file.read_text().splitlines()

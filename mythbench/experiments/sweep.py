@@ -23,6 +23,7 @@ the serial path, which then only reads the stored per-seed results.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -43,6 +44,7 @@ from mythbench.experiments.cells import Cell, plan_cells
 from mythbench.experiments.scale import run_scale
 from mythbench.tasks import get_task
 from mythbench.training.harness import prepare_run_dir, run_benchmark
+from mythbench.training.runlock import run_dir_lock
 
 GRID_KEYS = ("tasks", "presets", "seeds", "baselines", "variants", "widths", "set", "config", "out")
 log = logging.getLogger("mythbench")
@@ -171,8 +173,11 @@ def run_grid(runs: list[Run], backend: Backend, command: str, retries: int = 2) 
     """Every cell of every run on `backend`, then each run's results.json and tables as the serial path
     writes them. Raises CellsFailed (after assembling the runs that are complete) if a cell kept failing."""
     started = time.perf_counter()
-    try:
-        failed = execute(prepare(runs), backend, retries)
+    try:  # the sweep holds its run directories while cells run (workers write there on its behalf)
+        with contextlib.ExitStack() as held:
+            for run in runs:
+                held.enter_context(run_dir_lock(run.run_dir))
+            failed = execute(prepare(runs), backend, retries)
     finally:
         backend.close()
     broken = {Path(c.run_dir) for c in failed}
