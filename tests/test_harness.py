@@ -47,6 +47,7 @@ def test_same_seed_same_numbers_and_a_complete_run_directory(tmp_path):
         assert (run_dir / name).exists(), name
     assert a["status"] == "complete" and a["task"]["fingerprint"]
     assert a["environment"]["torch_threads"] == torch.get_num_threads()  # results depend on it
+    assert {r["train"]["torch_threads"] for m in a["models"] for r in m["runs"]} == {torch.get_num_threads()}
     rdt = next(m for m in a["models"] if m["name"] == "rdt")
     assert rdt["eval_loops"] == [1, 2, 3, 4]
     assert {c["loops"] for c in rdt["runs"][0]["cells"]} == {1, 2, 3, 4}

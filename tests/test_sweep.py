@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from mythbench.tasks import get_task
 from typer.testing import CliRunner
@@ -19,6 +20,7 @@ from typer.testing import CliRunner
 from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
+from mythbench.experiments.backends import worker_threads
 from mythbench.experiments.cells import plan_cells, run_cell
 from mythbench.experiments.scale import plan_ladder, point_run_config, run_scale
 from mythbench.experiments.sweep import CellsFailed, execute, load_grid, prepare, run_grid
@@ -125,6 +127,14 @@ def test_a_failing_cell_is_retried_a_bounded_number_of_times_then_reported(tmp_p
     assert len(stub.calls) == 3 and all(len(c) == 2 for c in stub.calls)
     assert set(failed) == set(cells) and all("worker died" in e for e in failed.values())
     assert "failed: WorkerCrashedError" in CellsFailed(failed).problems[0]
+
+
+def test_local_workers_share_the_cores_within_the_threads_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
+    assert [worker_threads(w) for w in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # OMP_NUM_THREADS=1: a worker never uses more
+    assert [worker_threads(w) for w in (1, 2, 8)] == [1, 1, 1]
 
 
 def test_a_worker_of_other_source_code_refuses_to_compute(tmp_path):

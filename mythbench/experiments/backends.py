@@ -17,6 +17,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
 
+import torch
+
 import mythbench
 from mythbench.core.errors import ConfigError
 from mythbench.experiments.cells import Cell, run_cell
@@ -35,22 +37,27 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
-def _init_worker(threads: int) -> None:
-    import torch
+def worker_threads(workers: int) -> int:
+    """Threads per local worker: the cores shared evenly, never more than this process may use (a limit set
+    with OMP_NUM_THREADS or torch.set_num_threads holds in the workers too)."""
+    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) // workers))
 
+
+def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
 @dataclass
 class LocalBackend:
-    """A pool of `workers` spawned processes on this machine, the cores shared evenly between them. A worker
-    that dies (killed, out of memory) breaks the pool: every cell it had not finished is reported failed and
-    the engine's next round starts a fresh pool, where finished cells are skipped."""
+    """A pool of `workers` spawned processes on this machine, the cores shared evenly between them
+    (`worker_threads`). A worker that dies (killed, out of memory) breaks the pool: every cell it had not
+    finished is reported failed and the engine's next round starts a fresh pool, where finished cells are
+    skipped."""
 
     workers: int = max(1, (os.cpu_count() or 1))
 
     def run(self, cells: list[Cell]) -> Iterator[Outcome]:
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = worker_threads(self.workers)
         with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_init_worker,
                                  initargs=(threads,)) as pool:
             futures: dict[Future, Cell] = {pool.submit(run_cell, c): c for c in cells}

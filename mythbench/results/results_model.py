@@ -66,7 +66,9 @@ SUMMARY = Obj({"difficulty": Int(1), "split": Enum(("train", "test")),
               doc={"best": "version 1's name of `oracle_best`",
                    "overthinking_drop": "`best.mean − acc_at_max_loops.mean` within 1e-9"})
 # a training outcome; a scale point stores the same one
-TRAIN = Obj({"steps": Int(0), "tokens": Int(0), "final_loss": Nullable(Num(0)), "wall_time_s": Num(0)})
+TRAIN = Obj({"steps": Int(0), "tokens": Int(0), "final_loss": Nullable(Num(0)), "wall_time_s": Num(0)},
+            optional={"torch_threads": Int(1)},
+            doc={"torch_threads": "the threads of the process that trained this seed (a sweep worker's own)"})
 RUN = Obj({"seed": Int(0), "status": Enum(("complete", "diverged")), "train": TRAIN, "cells": Arr(CELL)},
           optional={"early_exit": Arr(EARLY_EXIT),
                     "diagnostics": Obj(optional={"spectral_radius": Nullable(Num(0, None))})},

@@ -12,7 +12,7 @@ import io
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -42,10 +42,12 @@ class TrainOutcome:
     tokens: int
     final_loss: float | None
     wall_time_s: float
+    # the threads of the process that trained (a sweep worker's own): float summation order depends on it
+    torch_threads: int = field(default_factory=torch.get_num_threads)
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "tokens": self.tokens, "final_loss": self.final_loss,
-                "wall_time_s": round(self.wall_time_s, 3)}
+                "wall_time_s": round(self.wall_time_s, 3), "torch_threads": self.torch_threads}
 
 
 def step_rng(seed: int, step: int, stream: int) -> np.random.Generator:
