@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -135,6 +137,39 @@ def test_local_workers_share_the_cores_within_the_threads_this_process_may_use(m
     assert [worker_threads(w) for w in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
     monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # OMP_NUM_THREADS=1: a worker never uses more
     assert [worker_threads(w) for w in (1, 2, 8)] == [1, 1, 1]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
+def test_a_local_worker_dies_with_its_sweep(tmp_path):
+    script = tmp_path / "pool.py"
+    script.write_text(
+        "import os, time\nfrom concurrent.futures import ProcessPoolExecutor\nfrom multiprocessing import get_context\n"
+        "from mythbench.experiments.backends import _init_worker\n"
+        "if __name__ == '__main__':\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=get_context('spawn'), initializer=_init_worker, initargs=(1,))\n"
+        "    print(pool.submit(os.getpid).result(), flush=True)\n"
+        "    pool.submit(time.sleep, 120)\n"
+        "    time.sleep(120)\n")
+    sweep = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    worker = int(sweep.stdout.readline())
+    sweep.kill()
+    sweep.wait()
+    deadline = time.time() + 30
+    while time.time() < deadline and _alive(worker):
+        time.sleep(0.1)
+    orphan = _alive(worker)
+    if orphan:
+        os.kill(worker, signal.SIGKILL)
+    assert not orphan, "the worker of a killed sweep trains on as an orphan"
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a zombie nobody reaped has finished)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def test_a_worker_of_other_source_code_refuses_to_compute(tmp_path):

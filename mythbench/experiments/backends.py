@@ -8,7 +8,10 @@ extras (`pip install -e ".[sweep]"`), imported only when their backend is asked 
 
 from __future__ import annotations
 
+import ctypes
 import os
+import signal
+import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
@@ -24,6 +27,7 @@ from mythbench.core.errors import ConfigError
 from mythbench.experiments.cells import Cell, run_cell
 
 BACKENDS = ("local", "ray", "slurm")
+PR_SET_PDEATHSIG = 1  # prctl(2) option: the signal this process gets when its parent dies
 Outcome = tuple[Cell, "str | None"]
 
 
@@ -44,7 +48,11 @@ def worker_threads(workers: int) -> int:
 
 
 def _init_worker(threads: int) -> None:
+    """Set the worker's threads; on Linux also ask the kernel to SIGKILL it when the sweep that started it
+    dies, so that a killed sweep leaves no orphan training on (which a resumed sweep would race)."""
     torch.set_num_threads(threads)
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
