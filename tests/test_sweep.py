@@ -241,6 +241,15 @@ def test_submitit_local_executor_sweep_gives_the_serial_results(tmp_path, serial
     assert list((tmp_path / "jobs").glob("*_log.out")), "no submitit job ran"
 
 
+def test_a_ladder_runs_seed_by_seed_so_an_interrupted_one_holds_whole_seeds(tmp_path):
+    cfg = resolve_run_config("parity", "quick", None, ["scale.widths=[8,16,24,32,40]", "scale.loop_counts=[2]"],
+                             seeds=[0, 1])
+    cells = plan_cells("scale", cfg, tmp_path, get_task("parity"))
+    assert [c.seed for c in cells] == [0] * 10 + [1] * 10
+    assert [c.model for c in cells[:10]] == [c.model for c in cells[10:]]
+    assert [c.model for c in cells[:2]] == ["standard-w8", "rdt-w8-r2"]
+
+
 @pytest.mark.slow
 def test_a_scale_ladder_on_the_engine_is_the_serial_ladder(tmp_path, monkeypatch):
     tiny = ["scale.widths=[8,16,24,32,40]", "scale.head_dim=8", "scale.steps=3", "scale.loop_counts=[2]",
