@@ -221,10 +221,12 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
         points, missing = _stored_points(cfg, run_dir, ladder, pcfg, task)
         if not points:
             raise ConfigError(f"{run_dir}: no ladder point is trained yet; nothing to assemble")
-        stored_code = (run_dir / "code.sha256").read_text().strip()
-        notes.append(f"incomplete: {len(points)} of {len(points) + len(missing)} points trained, computed by "
-                     f"source sha256 {stored_code[:12]}…; not trained yet: {', '.join(missing) or 'none'}; "
-                     "the same command without --partial, from a checkout of that code, trains them")
+        if missing:
+            code_file = run_dir / "code.sha256"
+            code = code_file.read_text().strip()[:12] + "…" if code_file.exists() else "unknown"
+            notes.append(f"incomplete: {len(points)} of {len(points) + len(missing)} points trained, computed by "
+                         f"source sha256 {code}; not trained yet: {', '.join(missing)}; the same command "
+                         "without --partial, from a checkout of that code, trains them")
     handler = logging.FileHandler(run_dir / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
