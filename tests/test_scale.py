@@ -29,6 +29,7 @@ from mythbench.experiments.scale import (
 )
 from mythbench.models.accounting import count_config
 from mythbench.models.model import RDTConfig
+from mythbench.reports.scale_report import standard_monotone
 from mythbench.results.scale_schema import check_scale_v1
 from mythbench.training import harness
 
@@ -122,6 +123,25 @@ def test_fits_recover_the_known_ratio_and_phi_and_skip_diverged_points(tmp_path)
     assert [t["best_loops"] for t in out["fits"]["test_time"]] == [10] * 6
     text = refit([path])
     assert "EXTRAPOLATION" in text and "Matched training FLOPs" in text and "φ" in text
+
+
+def test_ladder_check_names_every_width_where_the_standard_loss_rises(tmp_path):
+    """The report leads with whether the standard losses fall with width: the fits mean nothing otherwise."""
+    doc = _synthetic()
+    assert standard_monotone(doc["points"])[0] is True
+    for p in doc["points"]:
+        if p["name"] in ("standard-w24", "standard-w48"):
+            p["loss"] = 1.0  # above every narrower width's loss
+    path = tmp_path / "results.json"
+    atomic_write_json(path, doc)
+    ok, sentence = standard_monotone(doc["points"])
+    assert ok is False and "w24 1 >= w16" in sentence and "w48 1 >= w32" in sentence
+    assert sentence.count(">=") == 2  # w32 and w64 fall again: not listed
+    out = refit_results([path])
+    assert f"ladder check: {sentence}" in out["notes"]
+    text = refit([path])
+    assert text.index("do NOT fall monotonically") < text.index("## Headline")
+    assert "| 24 | 1 [1, 1] |" in text
 
 
 def test_refit_lists_every_problem_with_its_file(tmp_path):

@@ -26,7 +26,7 @@ from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json, atomic_write_text
 from mythbench.models import baseline_registry
 from mythbench.models.accounting import count_config
-from mythbench.reports.scale_report import render_markdown, write_plots
+from mythbench.reports.scale_report import render_markdown, standard_monotone, write_plots
 from mythbench.results.results_model import SCALE_SCHEMA_VERSION
 from mythbench.results.safejson import read_json_file, walk_problems
 from mythbench.results.scale_schema import check_scale_v1
@@ -181,7 +181,7 @@ def _notes(points: list[dict], headline: int) -> list[str]:
              "of the loop sweep); the test-time curve against *inference* loops is the separate table"]
     if bad:
         notes.append(f"diverged, recorded and excluded from every fit: {', '.join(bad)}")
-    return notes
+    return [*notes, f"ladder check: {standard_monotone(points)[1]}"]
 
 
 def _stored_points(cfg: RunConfig, run_dir: Path, ladder: list, pcfg: RunConfig, task: Any) -> tuple[list, list]:

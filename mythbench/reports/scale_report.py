@@ -9,6 +9,7 @@ bands were stored are drawn without them: `mythbench fit` recomputes them).
 
 from __future__ import annotations
 
+import itertools
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,43 @@ def points_frame(results: dict, family: str | None = None, loops: Any = "any") -
             and (family is None or p["family"] == family) and (loops == "any" or p["loops"] == loops)]
     return pd.DataFrame(rows, columns=["name", "family", "width", "loops", "seed", "n_unique", "train_flops", "loss",
                                        "loss_by_loops"])
+
+
+def width_trend(points: list[dict]) -> pd.DataFrame:
+    """Loss over seeds (mean, min, max) per family, training loop count and width: the ladder the fits read."""
+    frame = points_frame({"points": points})
+    frame["model"] = [f"rdt r={int(r)}" if f == "rdt" else f for f, r in zip(frame.family, frame.loops, strict=True)]
+    frame["order"] = [-1 if f == "standard" else int(r) for f, r in zip(frame.family, frame.loops, strict=True)]
+    return (frame.groupby(["order", "model", "width"], sort=True).loss.agg(["mean", "min", "max"]).reset_index()
+            .drop(columns="order"))
+
+
+def standard_monotone(points: list[dict]) -> tuple[bool | None, str]:
+    """Whether the standard transformers' seed-mean losses fall at every step up in width, and a sentence
+    saying so. A standard law fitted to a ladder that does not fall with width (seed noise or too short a
+    training run) reads noise as N_eq/N, so the report puts this check first. None: under two widths."""
+    std = width_trend(points).query("model == 'standard'")
+    if len(std) < 2:
+        return None, "fewer than two standard widths: no trend to check"
+    means = [(int(w), float(m)) for w, m in zip(std.width, std["mean"], strict=True)]
+    rises = [f"w{w1} {m1:.4g} >= w{w0} {m0:.4g}" for (w0, m0), (w1, m1) in itertools.pairwise(means) if m1 >= m0]
+    listed = ", ".join(f"w{w} {m:.4g}" for w, m in means)
+    if not rises:
+        return True, f"the standard transformers' seed-mean losses fall monotonically with width ({listed})"
+    return False, (f"the standard transformers' seed-mean losses do NOT fall monotonically with width "
+                   f"({listed}; rises: {'; '.join(rises)}); the standard law is fitted to a ladder the seeds do not "
+                   "order, so N_eq/N and φ do not answer the question (train longer or add seeds)")
+
+
+def _ladder_section(results: dict) -> list[str]:
+    trend = width_trend(results["points"])
+    table = trend.assign(loss=[f"{m:.4g} [{lo:.4g}, {hi:.4g}]" for m, lo, hi in
+                               zip(trend["mean"], trend["min"], trend["max"], strict=True)])
+    table = (table.pivot(index="width", columns="model", values="loss")
+             .reindex(columns=list(dict.fromkeys(trend.model))).fillna("—").reset_index())
+    _, sentence = standard_monotone(results["points"])
+    return ["## Ladder check: held-out loss by width (mean over seeds [min, max])", "",
+            f"**{sentence[0].upper()}{sentence[1:]}.**", "", markdown(table, escape=False)]
 
 
 def headline_table(results: dict) -> list[str]:
@@ -142,7 +180,7 @@ def render_markdown(results: dict) -> str:
     lines = [f"# Scaling: {results['task']['name']} ({results.get('preset')} preset)", "",
              f"`{results.get('command')}` — {results.get('created_at')}, commit {git.get('commit')} "
              f"(dirty: {git.get('dirty')}), wall time {results.get('wall_time_s')} s, seeds {results.get('seeds')}",
-             "", *headline_table(results), "",
+             "", *_ladder_section(results), "", *headline_table(results), "",
              f"## Test-time curve: loss against inference loops (RDT at r = {results['scale']['headline_loops']})",
              "", "L(T) = L_inf + (L_0 − L_inf)·exp(−T/τ), fitted over the falling part of the curve (T up to the "
              "loop count of lowest loss, at least 3 points); past it the loss may rise again (overthinking), "
