@@ -2,6 +2,9 @@
 
 Bad input of any kind (unknown task, malformed YAML, unknown key, out-of-range value, missing file) ends
 in one message listing every problem and exit status 2, never a traceback.
+
+Each command imports the library it calls, so `mythbench --help` and the light commands load neither torch
+nor scipy (tests/test_cli.py checks it).
 """
 
 from __future__ import annotations
@@ -16,23 +19,9 @@ from typing import Any
 
 import typer
 
-from mythbench import tasks
 from mythbench.config import list_presets, parse_overrides, resolve_run_config
 from mythbench.core.errors import ConfigError, MythbenchError
 from mythbench.core.fileio import atomic_write_json
-from mythbench.experiments.scale import refit, run_scale
-from mythbench.experiments.sweep import Run, load_grid, make_backend, run_grid
-from mythbench.models import baseline_registry
-from mythbench.models.accounting import describe_matched
-from mythbench.reports.compare import compare as compare_runs
-from mythbench.reports.report import build_report, format_summary_table
-from mythbench.reports.scale_report import headline_table
-from mythbench.results.leaderboard import submit as submit_results
-from mythbench.results.leaderboard import verify as verify_results
-from mythbench.training import distributed, harness
-from mythbench.training.bench import format_table, run_bench, variants
-from mythbench.training.harness import command_line, run_benchmark
-from mythbench.training.reevaluate import evaluate_checkpoint, rescore_results
 
 BACKEND_HELP = "local (processes on this machine) | ray | slurm (submitit)"
 WORKERS_HELP = "parallel cells (default: one per core; Slurm: array parallelism)"
@@ -80,6 +69,9 @@ def _warnings_to_stderr() -> None:
 
 def _rdt_config(task: str, preset: str, config: Path | None, overrides: list[str]) -> Any:
     """The RDT config `mythbench run TASK` would train, from the same keys spelled the same way."""
+    from mythbench import tasks
+    from mythbench.training import harness
+
     cfg = resolve_run_config(task, preset, config, overrides)
     return harness.plan_models(dataclasses.replace(cfg, baselines=[]), tasks.get_task(task))[0].config
 
@@ -88,6 +80,9 @@ def _rdt_config(task: str, preset: str, config: Path | None, overrides: list[str
 @reports_errors
 def ls() -> None:
     """List tasks, baselines, model families and presets, one line each."""
+    from mythbench import tasks
+    from mythbench.models import baseline_registry
+
     typer.echo("tasks:")
     for line in tasks.describe_tasks():
         typer.echo(f"  {line}")
@@ -106,6 +101,8 @@ def describe(task: str = typer.Option("parity", "--task", help="the task whose s
              set_: list[str] = typer.Option([], "--set", help="override as for run, e.g. model.d_model=128"),
              as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
     """Parameter counts, FLOPs per token and max rho(A) of the RDT `run` would train and its matched baselines."""
+    from mythbench.models.accounting import describe_matched
+
     info = describe_matched(_rdt_config(task, preset, config, set_))
     if as_json:
         typer.echo(json.dumps(info, indent=2))
@@ -132,6 +129,8 @@ def bench(task: str = typer.Option("parity", "--task", help="the task whose size
           sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="time the eval loop sweep too"),
           json_out: Path | None = typer.Option(None, "--json", help="also write the results here")) -> None:
     """Train and inference tokens/s, FLOP/s and % of the measured matmul peak, variants side by side."""
+    from mythbench.training.bench import format_table, run_bench, variants
+
     modes = {"off": [False], "on": [True], "both": [False, True]}
     if compile_ not in modes:
         raise ConfigError(f"--compile {compile_!r} is not one of off, on, both")
@@ -148,6 +147,8 @@ def sample(task: str, difficulty: int = typer.Option(..., "--difficulty", "-d"),
            n: int = typer.Option(3, "--n"), split: str = typer.Option("test", "--split"),
            seed: int = typer.Option(0, "--seed"), as_json: bool = typer.Option(False, "--json")) -> None:
     """Print instances of a task: decoded inputs with their targets aligned."""
+    from mythbench import tasks
+
     instances = tasks.sample_instances(task, difficulty, n=n, split=split, seed=seed)
     typer.echo(json.dumps(instances, indent=2) if as_json else tasks.format_instances(instances))
 
@@ -163,6 +164,10 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
         device: str | None = typer.Option(None, "--device", help="cpu | cuda")) -> None:
     """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory.
     Under `torchrun --nproc-per-node N -m mythbench.cli run ...` each model trains data-parallel over N processes."""
+    from mythbench import tasks
+    from mythbench.reports.report import format_summary_table
+    from mythbench.training import distributed, harness
+
     names = tasks.list_tasks() if task == "all" else [task]
     configs = [resolve_run_config(name, preset, config, set_, device=device,
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
@@ -174,7 +179,7 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
         if not parallel.is_main:
             harness.follow(cfg, run_dir)
             continue
-        results = run_benchmark(cfg, run_dir, command_line())
+        results = harness.run_benchmark(cfg, run_dir, harness.command_line())
         typer.echo(format_summary_table(results))
         typer.echo(f"run directory: {run_dir}")
 
@@ -197,6 +202,12 @@ def scale(task: str = typer.Argument(..., help="task name, or 'all'"),
                                        "the points stored so far (an interrupted ladder)")) -> None:
     """Width ladder of RDTs (loop sweep) and layer-matched standard transformers; scaling fits and N_eq/N.
     With --backend, the ladder points are sweep cells run on that engine."""
+    from mythbench import tasks
+    from mythbench.experiments.scale import run_scale
+    from mythbench.experiments.sweep import Run, make_backend, run_grid
+    from mythbench.reports.scale_report import headline_table
+    from mythbench.training.harness import command_line
+
     names = tasks.list_tasks() if task == "all" else [task]
     configs = [resolve_run_config(name, preset, config, set_, device=device,
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
@@ -227,6 +238,10 @@ def sweep(grid: Path = typer.Argument(..., help="grid file (YAML): tasks, preset
                                                               "out, else runs/sweep/GRID)")) -> None:
     """Run a grid of runs as independent (model, seed) cells on local processes, Ray or Slurm; each run
     directory ends up as `mythbench run` writes it. Finished cells are never recomputed."""
+    from mythbench.experiments.sweep import load_grid, make_backend, run_grid
+    from mythbench.reports.report import format_summary_table
+    from mythbench.training.harness import command_line
+
     runs = load_grid(grid, out)
     engine = make_backend(backend, workers, address, _slurm_options(slurm, runs[0].run_dir.parents[2]), retries)
     for run_, results in zip(runs, run_grid(runs, engine, command_line(), retries), strict=True):
@@ -252,6 +267,8 @@ def eval_(checkpoint: Path, task: str = typer.Option(..., "--task"),
           loops: str | None = typer.Option(None, help="max loops (RDT), default 4x training loops"),
           device: str = typer.Option("cpu", "--device")) -> None:
     """Re-evaluate a saved model (a run's models/NAME/seedK directory) on any difficulties and loops."""
+    from mythbench.training.reevaluate import evaluate_checkpoint
+
     result = evaluate_checkpoint(checkpoint, task, _int_list(difficulties), _int_list(loops), device)
     typer.echo(json.dumps(result, indent=2))
 
@@ -269,6 +286,8 @@ def _int_list(text: str | None) -> list[int] | None:
 @reports_errors
 def report(run_dir: Path) -> None:
     """Rebuild tables and plots of a run from its results.json alone."""
+    from mythbench.reports.report import build_report
+
     if not (run_dir / "results.json").is_file():
         raise ConfigError(f"{run_dir}: no results.json (is it a run directory?)")
     for path in build_report(run_dir):
@@ -281,6 +300,8 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="run directories of 
             difficulty: list[int] = typer.Option(None, "--difficulty", "-d",
                                                  help="difficulties (repeatable); default: all shared")) -> None:
     """Looped models of several runs side by side (ablation tables): per seed, at the rule and at most loops."""
+    from mythbench.reports.compare import compare as compare_runs
+
     typer.echo(compare_runs(run_dirs, difficulty or None))
 
 
@@ -289,6 +310,8 @@ def compare(run_dirs: list[Path] = typer.Argument(..., help="run directories of 
 def submit(results_file: Path, name: str | None = typer.Option(None, "--name", help="submitter"),
            results_dir: Path = typer.Option(Path("results"), "--results-dir")) -> None:
     """Validate a results file and add it to the leaderboard in results/."""
+    from mythbench.results.leaderboard import submit as submit_results
+
     outcome = submit_results(results_file, results_dir=results_dir, name=name)
     typer.echo(outcome.describe())
 
@@ -299,6 +322,9 @@ def verify(path: Path = typer.Argument(Path("results")),
            rescore: Path | None = typer.Option(None, "--rescore", help="results file to re-score"),
            checkpoint: Path | None = typer.Option(None, "--checkpoint", help="its run directory")) -> None:
     """Check results files and the leaderboard; with --rescore, re-evaluate a submitted checkpoint."""
+    from mythbench.results.leaderboard import verify as verify_results
+    from mythbench.training.reevaluate import rescore_results
+
     problems = rescore_results(rescore, checkpoint) if rescore is not None else verify_results(path)
     if problems:
         raise ConfigError(problems)
@@ -309,6 +335,8 @@ def verify(path: Path = typer.Argument(Path("results")),
 @reports_errors
 def fit(results: list[Path]) -> None:
     """Refit scaling laws from stored scale results without training."""
+    from mythbench.experiments.scale import refit
+
     typer.echo(refit(results))
 
 

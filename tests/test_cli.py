@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 from typer.testing import CliRunner
@@ -21,6 +23,16 @@ def test_help_and_ls():
     assert out.exit_code == 0
     for word in ("parity", "state", "khop", "chain", "graph", "iso-param", "iso-flop", "quick", "standard"):
         assert word in out.stdout
+
+
+def test_help_loads_neither_torch_nor_scipy():
+    """`mythbench --help` is instant: the commands import the library they call (a fresh interpreter, since
+    this test process has long imported everything)."""
+    code = ("import sys; from mythbench.cli import app; from typer.testing import CliRunner; "
+            "assert CliRunner().invoke(app, ['--help']).exit_code == 0; "
+            "print(sorted(m for m in ('torch', 'scipy', 'pandas', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_describe_json_reports_matched_baselines():

@@ -37,6 +37,9 @@ LOCAL_ALLOWED = {
     ("mythbench.results.leaderboard", "mythbench.tasks"):
         "the default task lookup is resolved when a submission is checked (tests substitute the suite)",
 }
+# The command line is the top layer and nothing imports it, so its commands may import what they call
+# locally (no cycle can hide there): `mythbench --help` then loads neither torch nor scipy.
+LOCAL_ANYTHING = ("mythbench.cli",)
 
 
 def _modules() -> dict[str, Path]:
@@ -169,6 +172,7 @@ def test_the_core_never_names_a_plugin() -> None:
 
 
 def test_no_function_local_import_of_a_project_module_outside_the_allow_list() -> None:
-    local = {(m, t) for m in MODULES for t, is_local in GRAPH[m] if is_local and t != m}
+    assert [m for m in MODULES for t, _ in GRAPH[m] if t in LOCAL_ANYTHING] == []
+    local = {(m, t) for m in MODULES if m not in LOCAL_ANYTHING for t, is_local in GRAPH[m] if is_local and t != m}
     assert local - set(LOCAL_ALLOWED) == set()
     assert set(LOCAL_ALLOWED) - local == set(), "an allow-list entry no longer needed: remove it"
