@@ -126,10 +126,12 @@ def test_fits_recover_the_known_ratio_and_phi_and_skip_diverged_points(tmp_path)
 
 
 def test_ladder_check_names_every_width_where_the_standard_loss_rises(tmp_path):
-    """The report leads with whether the standard losses fall with width: the fits mean nothing otherwise."""
+    """The report leads with whether the standard losses fall with width (the fits mean nothing otherwise)
+    and states the points' summed training time beside the wall time of the command that assembled them."""
     doc = _synthetic()
     assert standard_monotone(doc["points"])[0] is True
     for p in doc["points"]:
+        p["train"] = {"wall_time_s": 2.0}
         if p["name"] in ("standard-w24", "standard-w48"):
             p["loss"] = 1.0  # above every narrower width's loss
     path = tmp_path / "results.json"
@@ -142,6 +144,7 @@ def test_ladder_check_names_every_width_where_the_standard_loss_rises(tmp_path):
     text = refit([path])
     assert text.index("do NOT fall monotonically") < text.index("## Headline")
     assert "| 24 | 1 [1, 1] |" in text
+    assert f"summed over them, wherever and whenever they ran: {2 * len(doc['points'])} s)" in text
 
 
 def test_refit_lists_every_problem_with_its_file(tmp_path):

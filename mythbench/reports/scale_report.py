@@ -177,9 +177,12 @@ def _test_time_frame(results: dict) -> pd.DataFrame:
 def render_markdown(results: dict) -> str:
     """scale.md: provenance, headline, test-time curve, points, fit details and notes."""
     git = results.get("git") or {}
+    trained = sum((p.get("train") or {}).get("wall_time_s") or 0.0 for p in results["points"])
     lines = [f"# Scaling: {results['task']['name']} ({results.get('preset')} preset)", "",
              f"`{results.get('command')}` — {results.get('created_at')}, commit {git.get('commit')} "
-             f"(dirty: {git.get('dirty')}), wall time {results.get('wall_time_s')} s, seeds {results.get('seeds')}",
+             f"(dirty: {git.get('dirty')}), wall time of this command {results.get('wall_time_s')} s (training "
+             f"of the points, summed over them, wherever and whenever they ran: {trained:.0f} s), "
+             f"seeds {results.get('seeds')}",
              "", *_ladder_section(results), "", *headline_table(results), "",
              f"## Test-time curve: loss against inference loops (RDT at r = {results['scale']['headline_loops']})",
              "", "L(T) = L_inf + (L_0 − L_inf)·exp(−T/τ), fitted over the falling part of the curve (T up to the "
