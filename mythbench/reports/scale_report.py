@@ -62,8 +62,9 @@ def width_trend(points: list[dict]) -> pd.DataFrame:
 
 def standard_monotone(points: list[dict]) -> tuple[bool | None, str]:
     """Whether the standard transformers' seed-mean losses fall at every step up in width, and a sentence
-    saying so. A standard law fitted to a ladder that does not fall with width (seed noise or too short a
-    training run) reads noise as N_eq/N, so the report puts this check first. None: under two widths."""
+    saying so. A standard law fitted to a ladder that does not fall with width (seed noise, too short a
+    training run, or one learning rate for every width) reads that as N_eq/N, so the report puts this check
+    first. None: under two widths."""
     std = width_trend(points).query("model == 'standard'")
     if len(std) < 2:
         return None, "fewer than two standard widths: no trend to check"
@@ -73,8 +74,9 @@ def standard_monotone(points: list[dict]) -> tuple[bool | None, str]:
     if not rises:
         return True, f"the standard transformers' seed-mean losses fall monotonically with width ({listed})"
     return False, (f"the standard transformers' seed-mean losses do NOT fall monotonically with width "
-                   f"({listed}; rises: {'; '.join(rises)}); the standard law is fitted to a ladder the seeds do not "
-                   "order, so N_eq/N and φ do not answer the question (train longer or add seeds)")
+                   f"({listed}; rises: {'; '.join(rises)}); the standard law is fitted to points that do not fall with "
+                   "width, so N_eq/N and φ do not answer the question (causes to rule out: seed noise, too short "
+                   "a training run, a learning rate wrong for some widths)")
 
 
 def _ladder_section(results: dict) -> list[str]:
