@@ -140,6 +140,9 @@ class ScaleConfig:
     loop_counts: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # RDT training loops (loop-worth law)
     n_bootstrap: int = 200
     steps: int = 0  # training steps per ladder point; 0 = train.steps (a CPU ladder needs fewer)
+    # gamma: a point of width w trains at lr = train.lr * (min(widths) / w) ** gamma. 0 = one lr for every
+    # width; 1 = muP's Adam rule (hidden-layer updates shrink as 1/width), so wide points are not over-stepped
+    lr_width_exponent: float = 0.0
 
     def problems(self) -> list[str]:
         p = []
@@ -153,6 +156,8 @@ class ScaleConfig:
             p.append(f"scale.n_bootstrap: {self.n_bootstrap} must be >= 20")
         if self.steps < 0:
             p.append(f"scale.steps: {self.steps} must be >= 0 (0 = use train.steps)")
+        if not 0 <= self.lr_width_exponent <= 2:
+            p.append(f"scale.lr_width_exponent: {self.lr_width_exponent} must be in [0, 2] (1 = lr ~ 1/width)")
         return p
 
 

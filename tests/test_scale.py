@@ -18,6 +18,7 @@ from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json
+from mythbench.experiments.cells import plan_cells
 from mythbench.experiments.scale import (
     compute_fits,
     plan_ladder,
@@ -26,6 +27,7 @@ from mythbench.experiments.scale import (
     refit_results,
     run_scale,
     width_config,
+    width_lr,
 )
 from mythbench.models.accounting import count_config
 from mythbench.models.model import RDTConfig
@@ -34,8 +36,8 @@ from mythbench.results.scale_schema import check_scale_v1
 from mythbench.training import harness
 
 TINY = ["scale.widths=[8,16,24,32,40]", "scale.head_dim=8", "scale.steps=6", "scale.loop_counts=[1,2]",
-        "scale.n_bootstrap=20", "train.batch_size=8", "train.warmup_steps=2", "eval.loops_factor=2",
-        "eval.depth_factor=0", "eval.train_points=2"]
+        "scale.n_bootstrap=20", "scale.lr_width_exponent=1", "train.batch_size=8", "train.warmup_steps=2",
+        "eval.loops_factor=2", "eval.depth_factor=0", "eval.train_points=2"]
 E, A, ALPHA, PHI, ONCE = 0.2, 20.0, 0.4, 0.5, 0.3  # the synthetic laws: rdt N_eq/N = ONCE + (1-ONCE)*r^PHI
 
 
@@ -76,6 +78,25 @@ def test_points_train_with_scale_steps_and_loops_that_are_r():
     assert len(notes) == 2
     with pytest.raises(ConfigError, match="scale.steps"):
         resolve_run_config("parity", "quick", None, ["scale.steps=-1"])
+
+
+def test_each_point_trains_at_its_widths_learning_rate_on_both_paths(tmp_path):
+    cfg = resolve_run_config("parity", "quick", None, ["scale.widths=[16,24,32,48,64]", "scale.lr_width_exponent=1"])
+    lr = cfg.train.lr
+    assert [width_lr(cfg, w) for w in (16, 32, 64)] == pytest.approx([lr, lr / 2, lr / 4])
+    assert point_run_config(cfg)[0].train.lr == lr  # the ladder's base config keeps train.lr
+    assert point_run_config(cfg, 64)[0].train.lr == pytest.approx(lr / 4)
+    note = point_run_config(cfg)[1][-1]
+    assert "scale.lr_width_exponent" in note and all(f"w{w} " in note for w in cfg.scale.widths)
+    cells = plan_cells("scale", cfg, tmp_path, get_task("parity"))  # the sweep engine's cells
+    assert len(cells) == 5 * (1 + len(cfg.scale.loop_counts))
+    for cell in cells:
+        assert cell.cfg.train.lr == pytest.approx(lr * 16 / cell.plan.config.d_model), cell.model
+    flat = resolve_run_config("parity", "quick", None, ["scale.widths=[16,24,32,48,64]"])
+    assert {c.cfg.train.lr for c in plan_cells("scale", flat, tmp_path, get_task("parity"))} == {flat.train.lr}
+    assert not any("lr_width_exponent" in n for n in point_run_config(flat)[1])
+    with pytest.raises(ConfigError, match="scale.lr_width_exponent"):
+        resolve_run_config("parity", "quick", None, ["scale.lr_width_exponent=-1"])
 
 
 def _synthetic(seed: int = 0, loops: tuple[int, ...] = (1, 2, 4), diverged: bool = False) -> dict:
@@ -203,6 +224,8 @@ def test_tiny_ladder_end_to_end_resumes_and_refits_to_the_same_numbers(tmp_path,
     assert rdt["params"]["unique"] == rdt["params"]["once"] + rdt["params"]["recurrent"]
     std = next(p for p in stored["points"] if p["name"] == "standard-w16")
     assert std["tokens"] == rdt["tokens"] > 0  # the same data for both families
+    assert {p["name"]: p["lr"] for p in stored["points"] if p["width"] == 32} == pytest.approx(
+        {"standard-w32": cfg.train.lr / 4, "rdt-w32-r1": cfg.train.lr / 4, "rdt-w32-r2": cfg.train.lr / 4})
     assert "matched-tokens" in (run_dir / "scale.md").read_text()
 
     def no_training(*args, **kwargs):

@@ -52,8 +52,9 @@ def plan_cells(kind: str, cfg: RunConfig, run_dir: Path, task: Any) -> list[Cell
     "run"), model by model, seed by seed; or the width ladder of `mythbench scale` with the config its points
     train with (kind "scale"), seed by seed, so that an interrupted ladder holds whole ladders of seeds."""
     if kind == "scale":
-        plans, train_cfg = [plan for plan, _, _ in scale.plan_ladder(cfg, task)], scale.point_run_config(cfg)[0]
-        return [Cell(str(run_dir), plan.name, seed, plan, train_cfg) for seed in cfg.seeds for plan in plans]
+        ladder = scale.plan_ladder(cfg, task)
+        return [Cell(str(run_dir), plan.name, seed, plan, scale.point_run_config(cfg, width)[0])
+                for seed in cfg.seeds for plan, width, _ in ladder]
     plans = harness.plan_models(cfg, task)
     return [Cell(str(run_dir), plan.name, seed, plan, cfg) for plan in plans for seed in cfg.seeds]
 

@@ -80,9 +80,11 @@ def plan_ladder(cfg: RunConfig, task: Any) -> list[tuple[ModelPlan, int, int | N
     return out
 
 
-def point_run_config(cfg: RunConfig) -> tuple[RunConfig, list[str]]:
-    """The config every point trains with: scale.steps (warmup scaled alike), and the `tied` recipe replaced
-    by `fixed`, since the loop-worth law's r must be the loop count a model trained at, not the difficulty."""
+def point_run_config(cfg: RunConfig, width: int | None = None) -> tuple[RunConfig, list[str]]:
+    """The config a point of `width` trains with (None: the ladder's base, before the per-width learning
+    rate): scale.steps (warmup scaled alike), lr scaled by (min width / width) ** scale.lr_width_exponent, and
+    the `tied` recipe replaced by `fixed`, since the loop-worth law's r must be the loop count a model
+    trained at, not the difficulty."""
     train, notes = cfg.train, []
     if cfg.scale.steps:
         warmup = min(cfg.scale.steps - 1, round(train.warmup_steps * cfg.scale.steps / train.steps))
@@ -92,12 +94,24 @@ def point_run_config(cfg: RunConfig) -> tuple[RunConfig, list[str]]:
         train = dataclasses.replace(train, recipe="fixed")
         notes.append("the task's `tied` recipe (loops = difficulty) is replaced by `fixed` (loops = r), so that "
                      "r in the loop sweep is the number of loops each RDT trained with")
+    if cfg.scale.lr_width_exponent:
+        rates = ", ".join(f"w{w} {width_lr(cfg, w):.3g}" for w in sorted(set(cfg.scale.widths)))
+        notes.append(f"learning rate per width, train.lr x (min width / width)^{cfg.scale.lr_width_exponent:g} "
+                     f"(scale.lr_width_exponent), the same for both families: {rates}")
+    if width is not None:
+        train = dataclasses.replace(train, lr=width_lr(cfg, width))
     return dataclasses.replace(cfg, train=train), notes
+
+
+def width_lr(cfg: RunConfig, width: int) -> float:
+    """The peak learning rate of the ladder's points at `width`."""
+    return cfg.train.lr * (min(cfg.scale.widths) / width) ** cfg.scale.lr_width_exponent
 
 
 def _point(plan: ModelPlan, width: int, loops: int | None, seed: int, result: dict, cfg: RunConfig,
            task: Any) -> dict:
-    """One ladder point as stored in results.json: counts, compute, loss and accuracies."""
+    """One ladder point as stored in results.json: counts, compute, learning rate, loss and accuracies; `cfg`
+    is the config the point trained with."""
     train_d = set(task.spec.train_difficulties)
     context = float(np.mean([task.seq_len(d) for d in train_d]))
     grad = cfg.train.bwd_loops if cfg.train.recipe in ("parcae", "huginn") else None
@@ -110,7 +124,7 @@ def _point(plan: ModelPlan, width: int, loops: int | None, seed: int, result: di
              "status": result["status"], "n_heads": plan.config.n_heads,
              "params": {"unique": acc.params_unique, "once": acc.params_once, "recurrent": acc.params_recurrent},
              "flops_train_per_token": acc.flops_train, "tokens": tokens, "train_flops": acc.flops_train * tokens,
-             "train": result["train"], "loss": None, "loss_by_loops": None, "accuracy": []}
+             "lr": cfg.train.lr, "train": result["train"], "loss": None, "loss_by_loops": None, "accuracy": []}
     if result["status"] != "complete" or not cells:
         return point
     losses = [c["loss"] for d, c in trained.items() if d in train_d]
@@ -184,7 +198,7 @@ def _notes(points: list[dict], headline: int) -> list[str]:
     return [*notes, f"ladder check: {standard_monotone(points)[1]}"]
 
 
-def _stored_points(cfg: RunConfig, run_dir: Path, ladder: list, pcfg: RunConfig, task: Any) -> tuple[list, list]:
+def _stored_points(cfg: RunConfig, run_dir: Path, ladder: list, task: Any) -> tuple[list, list]:
     """The ladder's points already trained in `run_dir` (by whatever code prepared it; nothing is trained),
     and the names of those still missing. Refuses a directory that holds no ladder or another config."""
     problems = harness.run_dir_problems(run_dir, cfg, code=None)
@@ -197,7 +211,7 @@ def _stored_points(cfg: RunConfig, run_dir: Path, ladder: list, pcfg: RunConfig,
         for plan, w, r in ladder:
             path = run_dir / "models" / plan.name / f"seed{s}" / "result.json"
             if path.exists():
-                points.append(_point(plan, w, r, s, harness.stored_result(path), pcfg, task))
+                points.append(_point(plan, w, r, s, harness.stored_result(path), point_run_config(cfg, w)[0], task))
             else:
                 missing.append(f"{plan.name} seed {s}")
     return points, missing
@@ -218,7 +232,7 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
     if train:
         harness.prepare_run_dir(run_dir, cfg)
     else:
-        points, missing = _stored_points(cfg, run_dir, ladder, pcfg, task)
+        points, missing = _stored_points(cfg, run_dir, ladder, task)
         if not points:
             raise ConfigError(f"{run_dir}: no ladder point is trained yet; nothing to assemble")
         if missing:
@@ -233,8 +247,12 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
     try:
         log.info("command: %s", command)
         if train:
-            points = [_point(plan, w, r, s, harness.train_and_evaluate(plan, s, pcfg, task, run_dir), pcfg, task)
-                      for s in cfg.seeds for plan, w, r in ladder]
+            points = []
+            for s in cfg.seeds:
+                for plan, w, r in ladder:
+                    wcfg = point_run_config(cfg, w)[0]
+                    result = harness.train_and_evaluate(plan, s, wcfg, task, run_dir)
+                    points.append(_point(plan, w, r, s, result, wcfg, task))
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -319,9 +337,18 @@ def load_scale_results(paths: list[Path]) -> list[dict]:
                               (("scale", "train"), "training config (token budget)")):
                 if d[key[0]].get(key[1]) != first[key[0]].get(key[1]):
                     problems.append(f"{path}: {what} differs from {paths[0]}'s; their points cannot share a fit")
+            if _lr_exponent(d) != _lr_exponent(first):
+                problems.append(f"{path}: scale.lr_width_exponent differs from {paths[0]}'s (another learning "
+                                "rate per width); their points cannot share a fit")
     if problems:
         raise ConfigError(problems)
     return docs
+
+
+def _lr_exponent(doc: dict) -> float:
+    """scale.lr_width_exponent of a results file (files written before the key existed used one lr)."""
+    scale = doc.get("config", {}).get("scale", {}) if isinstance(doc.get("config"), dict) else {}
+    return scale.get("lr_width_exponent", 0.0) if isinstance(scale, dict) else 0.0
 
 
 def refit_results(paths: list[Path]) -> dict:
@@ -342,4 +369,5 @@ def refit(paths: list[Path]) -> str:
     return render_markdown(refit_results(paths))
 
 
-__all__ = ["compute_fits", "load_scale_results", "plan_ladder", "refit", "refit_results", "run_scale", "width_config"]
+__all__ = ["compute_fits", "load_scale_results", "plan_ladder", "refit", "refit_results", "run_scale", "width_config",
+           "width_lr"]

@@ -160,12 +160,14 @@ POINT = Obj({"name": Str(MODEL_NAME_RE, 64), "family": Enum(FAMILIES), "width": 
              "params": Obj({"unique": Int(0), "once": Int(0), "recurrent": Int(0)}),
              "flops_train_per_token": Num(0), "tokens": Int(0), "train_flops": Num(0), "train": TRAIN,
              "loss": Nullable(Open(0)), "loss_by_loops": Nullable(Arr(Pair(Int(1), Open(0)), 1)),
-             "accuracy": Arr(ACCURACY)},
+             "accuracy": Arr(ACCURACY)}, optional={"lr": Open(0)},
             doc={"name": "as a model name, e.g. `standard-w32`, `rdt-w32-r4`; a (`name`, `seed`) pair occurs once",
                  "width": "`d_model` of the point", "loops": "the training loop count r; required for `rdt`, "
                  "null for `standard`", "seed": "listed in the top-level `seeds`",
                  "params": "`unique = once + recurrent`; `recurrent` 0 for `standard`",
                  "tokens": "training tokens, equal to `train.tokens`",
+                 "lr": "the peak learning rate the point trained with (`scale.lr_width_exponent` sets it per "
+                       "width); absent in files written before it was recorded",
                  "train_flops": "`flops_train_per_token × tokens` (relative tolerance 1e-9)",
                  "train": "the training outcome, as a run's `train`",
                  "loss": "held-out token cross-entropy at the training difficulties (an RDT at r loops); null when "
