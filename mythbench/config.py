@@ -356,5 +356,15 @@ def resolve_run_config(task: str, preset: str = "quick", config_file: Path | Non
     return config
 
 
+def run_config_from_dict(data: Any) -> RunConfig:
+    """A stored config (a run's or a ladder's `config`) rebuilt and validated; ConfigError names every problem."""
+    problems: list[str] = []
+    config = _build(RunConfig, data, "", problems)
+    problems += config.problems()
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
 def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)

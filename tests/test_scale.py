@@ -234,7 +234,8 @@ def test_tiny_ladder_end_to_end_resumes_and_refits_to_the_same_numbers(tmp_path,
     monkeypatch.setattr(harness, "train_model", no_training)
     second = run_scale(cfg, run_dir, "test")
     assert second["points"] == first["points"] and second["fits"] == first["fits"]
-    assert refit_results([run_dir / "results.json"])["fits"] == stored["fits"]
+    refitted = refit_results([run_dir / "results.json"])
+    assert refitted["fits"] == stored["fits"] and refitted["notes"] == stored["notes"]
     assert compute_fits(stored["points"], 20, 2) == stored["fits"]
     result = CliRunner().invoke(app, ["fit", str(run_dir / "results.json")])
     assert result.exit_code == 0 and "Headline" in result.output

@@ -21,7 +21,7 @@ import numpy as np
 
 import mythbench
 from mythbench.analysis import fits
-from mythbench.config import RunConfig, to_dict
+from mythbench.config import RunConfig, run_config_from_dict, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json, atomic_write_text
 from mythbench.models import baseline_registry
@@ -356,9 +356,11 @@ def refit_results(paths: list[Path]) -> dict:
     docs = load_scale_results(paths)
     points = [p for d in docs for p in d["points"]]
     scale = docs[0]["scale"]
+    stored = docs[0].get("config")  # the notes on how the points trained come from the ladder's config
+    recipe_notes = point_run_config(run_config_from_dict(stored))[1] if stored is not None else []
     out = {**docs[0], "points": points,
            "fits": compute_fits(points, scale["n_bootstrap"], scale["headline_loops"]),
-           "notes": _notes(points, scale["headline_loops"])}
+           "notes": recipe_notes + _notes(points, scale["headline_loops"])}
     if len(docs) > 1:
         out["notes"].append(f"points pooled from {len(docs)} files: {', '.join(map(str, paths))}")
     return out
