@@ -119,6 +119,9 @@ class EvalConfig:
     delta_h_threshold: float = 1e-2
     kl_threshold: float = 1e-3
     confidence_threshold: float = 0.99
+    # also score the model on the task's validation split at its evaluated training difficulties and training
+    # loop count (result["validation"]): what a hyperparameter is chosen on, never the test instances
+    validation: bool = False
 
     def problems(self) -> list[str]:
         p = _positive(self, ["loops_factor", "chunk_size", "delta_h_threshold", "kl_threshold"])
@@ -143,6 +146,10 @@ class ScaleConfig:
     # gamma: a point of width w trains at lr = train.lr * (min(widths) / w) ** gamma. 0 = one lr for every
     # width; 1 = muP's Adam rule (hidden-layer updates shrink as 1/width), so wide points are not over-stepped
     lr_width_exponent: float = 0.0
+    # multipliers of each width's learning rate: with more than one, every point trains at each, and the one of
+    # lowest seed-mean validation loss (the task's validation split, never its test instances) is reported,
+    # per family, width and loop count
+    lr_grid: list[float] = field(default_factory=lambda: [1.0])
 
     def problems(self) -> list[str]:
         p = []
@@ -158,6 +165,9 @@ class ScaleConfig:
             p.append(f"scale.steps: {self.steps} must be >= 0 (0 = use train.steps)")
         if not 0 <= self.lr_width_exponent <= 2:
             p.append(f"scale.lr_width_exponent: {self.lr_width_exponent} must be in [0, 2] (1 = lr ~ 1/width)")
+        if not self.lr_grid or len(set(self.lr_grid)) < len(self.lr_grid) or not all(
+                0 < m <= 10 for m in self.lr_grid):
+            p.append(f"scale.lr_grid: need distinct learning-rate multipliers in (0, 10], got {self.lr_grid}")
         return p
 
 

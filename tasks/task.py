@@ -12,7 +12,7 @@ from mythbench.tasks.base import Batch, Family, Solution, in_test_region, stable
 
 from mythbench.core.errors import ConfigError
 
-SPLIT_IDS = {"train": 0, "test": 1}
+SPLIT_IDS = {"train": 0, "test": 1, "validation": 2}
 TEST_SEED = 0  # the official test set at difficulty d is generate("test", d, examples["test"], TEST_SEED)
 CHUNK = 2048  # rows per generator call: bounds memory (graph builds [n, N, N] arrays) and fixes RNG use
 _MAX_EMPTY_ROUNDS = 64
@@ -43,9 +43,11 @@ class Task:
 
     Disjointness: instance space is split in two halves by a hash of the input tokens
     (`tasks.base.in_test_region`). At every test difficulty, test batches come from the test half only
-    and training batches from the other half only. At other difficulties both splits draw from the
+    and training and validation batches from the other half only. At other difficulties both splits draw from the
     whole space (from different random streams): tiny instance spaces (parity with 2 bits) keep their
-    natural distribution, and no test set is defined there. Lengths (parity, state) or the difficulty
+    natural distribution, and no test set is defined there. The validation split is a third stream drawn
+    like training data, so that choosing a hyperparameter on it never reads the test instances a result
+    reports. Lengths (parity, state) or the difficulty
     itself (khop's k, chain length, BFS depth) differ between difficulties, so instances of different
     difficulties never coincide.
     """
@@ -92,7 +94,7 @@ class Task:
         """`n` instances of `difficulty` from `split`; the same arguments always give the same bytes."""
         problems = []
         if split not in SPLIT_IDS:
-            problems.append(f"split: {split!r} is not one of train, test")
+            problems.append(f"split: {split!r} is not one of {', '.join(SPLIT_IDS)}")
         if not _is_int(n) or n < 0:
             problems.append(f"n: expected a non-negative integer, got {n!r}")
         if not _is_int(seed) or seed < 0:
@@ -103,12 +105,16 @@ class Task:
         rng = np.random.default_rng(
             [int(seed), SPLIT_IDS[split], int(difficulty), stable_hash32(self.spec.family)]
         )
-        want = (split == "test") if difficulty in self.spec.test_difficulties else None
+        want = (split == "test") if difficulty in self.spec.test_difficulties else None  # validation: train half
         return self._draw(rng, int(difficulty), int(n), want)
 
     def test_batch(self, difficulty: int) -> Batch:
         """The official evaluation set at `difficulty`; at the test difficulties, what the fingerprint covers."""
         return self.generate("test", difficulty, self.spec.examples["test"], TEST_SEED)
+
+    def validation_batch(self, difficulty: int) -> Batch:
+        """Held-out instances for choosing hyperparameters, as many as the test set; never test instances."""
+        return self.generate("validation", difficulty, self.spec.examples["test"], TEST_SEED)
 
     def fingerprint(self) -> str:
         """sha256 over name, version and the official test set (shapes + little-endian bytes) per difficulty.

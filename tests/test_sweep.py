@@ -241,13 +241,17 @@ def test_submitit_local_executor_sweep_gives_the_serial_results(tmp_path, serial
     assert list((tmp_path / "jobs").glob("*_log.out")), "no submitit job ran"
 
 
-def test_a_ladder_runs_seed_by_seed_so_an_interrupted_one_holds_whole_seeds(tmp_path):
-    cfg = resolve_run_config("parity", "quick", None, ["scale.widths=[8,16,24,32,40]", "scale.loop_counts=[2]"],
-                             seeds=[0, 1])
+def test_a_ladder_trains_the_standard_gate_first_then_rdts_seed_by_seed(tmp_path):
+    cfg = resolve_run_config("parity", "quick", None, ["scale.widths=[8,16,24,32,40]", "scale.loop_counts=[2]",
+                                                       "scale.lr_grid=[1,0.5]"], seeds=[0, 1])
     cells = plan_cells("scale", cfg, tmp_path, get_task("parity"))
-    assert [c.seed for c in cells] == [0] * 10 + [1] * 10
-    assert [c.model for c in cells[:10]] == [c.model for c in cells[10:]]
-    assert [c.model for c in cells[:2]] == ["standard-w8", "rdt-w8-r2"]
+    std = [f"standard-w{w}-lrx{m}" for w in (8, 16, 24, 32, 40) for m in (1, 0.5)]
+    rdt = [f"rdt-w{w}-r2-lrx{m}" for w in (8, 16, 24, 32, 40) for m in (1, 0.5)]
+    assert [(c.model, c.seed) for c in cells] == ([(m, s) for s in (0, 1) for m in std]
+                                                 + [(m, s) for s in (0, 1) for m in rdt])
+    lrs = {c.model: c.cfg.train.lr for c in cells}
+    assert lrs["standard-w8-lrx0.5"] == lrs["rdt-w40-r2-lrx0.5"] == cfg.train.lr / 2
+    assert all(c.cfg.eval.validation for c in cells)
 
 
 @pytest.mark.slow

@@ -66,9 +66,9 @@ def test_unknown_task_names_the_known_ones():
 def test_generate_rejects_bad_arguments_all_at_once():
     task = get_task("khop")
     with pytest.raises(ConfigError) as err:
-        task.generate("validation", 17, -1, True)
+        task.generate("dev", 17, -1, True)
     text = "\n".join(err.value.problems)
-    for needle in ("split: 'validation'", "n: expected a non-negative integer", "seed: expected",
+    for needle in ("split: 'dev' is not one of train, test, validation", "n: expected a non-negative integer", "seed: expected",
                    "difficulty 17 is outside the supported range [1, 8]"):
         assert needle in text
     with pytest.raises(ConfigError, match="outside the supported range"):

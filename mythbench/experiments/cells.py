@@ -50,11 +50,10 @@ class Cell:
 def plan_cells(kind: str, cfg: RunConfig, run_dir: Path, task: Any) -> list[Cell]:
     """Every cell of a run, in the order the serial path trains them: the models `mythbench run` plans (kind
     "run"), model by model, seed by seed; or the width ladder of `mythbench scale` with the config its points
-    train with (kind "scale"), seed by seed, so that an interrupted ladder holds whole ladders of seeds."""
+    train with (kind "scale"), in `scale.ladder_order`."""
     if kind == "scale":
-        ladder = scale.plan_ladder(cfg, task)
-        return [Cell(str(run_dir), plan.name, seed, plan, scale.point_run_config(cfg, width)[0])
-                for seed in cfg.seeds for plan, width, _ in ladder]
+        return [Cell(str(run_dir), plan.name, seed, plan, scale.point_run_config(cfg, width, lr_scale)[0])
+                for seed, (plan, width, _, lr_scale) in scale.ladder_order(cfg, task)]
     plans = harness.plan_models(cfg, task)
     return [Cell(str(run_dir), plan.name, seed, plan, cfg) for plan in plans for seed in cfg.seeds]
 

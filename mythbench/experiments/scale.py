@@ -2,8 +2,9 @@
 the parameter-matched comparison (how many standard parameters one RDT parameter is worth).
 
 Every point (family, width, training loops, seed) is one `harness.train_and_evaluate` call stored under
-`RUN_DIR/models/<point>/seed<k>/`, seed by seed, so a killed ladder resumes where it stopped and holds the
-whole ladder of every seed it finished. Both families train on the same batches (same TrainConfig and
+`RUN_DIR/models/<point>/seed<k>/`, so a killed ladder resumes where it stopped (`ladder_order` says in
+which order). With several multipliers in scale.lr_grid, every point trains at each and the one of lowest
+validation loss is reported (`select_lr`). Both families train on the same batches (same TrainConfig and
 seeds). The loss of a point is the token cross-entropy on held-out test instances at the evaluated training
 difficulties (an RDT at its training loop count), averaged over them.
 """
@@ -80,11 +81,27 @@ def plan_ladder(cfg: RunConfig, task: Any) -> list[tuple[ModelPlan, int, int | N
     return out
 
 
-def point_run_config(cfg: RunConfig, width: int | None = None) -> tuple[RunConfig, list[str]]:
+def grid_ladder(cfg: RunConfig, task: Any) -> list[tuple[ModelPlan, int, int | None, float]]:
+    """(plan, width, loops, lr multiplier) for every point of `plan_ladder` at every multiplier of
+    scale.lr_grid; with more than one, the point's name says its multiplier (`standard-w32-lrx0.5`)."""
+    grid = cfg.scale.lr_grid
+    return [(dataclasses.replace(plan, name=f"{plan.name}-lrx{m:g}") if len(grid) > 1 else plan, w, r, m)
+            for plan, w, r in plan_ladder(cfg, task) for m in grid]
+
+
+def ladder_order(cfg: RunConfig, task: Any) -> list[tuple[int, tuple[ModelPlan, int, int | None, float]]]:
+    """(seed, point) in training order: the standard transformers of every seed first, since the ladder check
+    reads them before any fit, then the RDTs seed by seed, so an interrupted ladder holds whole seeds."""
+    ladder = grid_ladder(cfg, task)
+    return ([(s, p) for s in cfg.seeds for p in ladder if p[0].family != "rdt"]
+            + [(s, p) for s in cfg.seeds for p in ladder if p[0].family == "rdt"])
+
+
+def point_run_config(cfg: RunConfig, width: int | None = None, lr_scale: float = 1.0) -> tuple[RunConfig, list[str]]:
     """The config a point of `width` trains with (None: the ladder's base, before the per-width learning
-    rate): scale.steps (warmup scaled alike), lr scaled by (min width / width) ** scale.lr_width_exponent, and
-    the `tied` recipe replaced by `fixed`, since the loop-worth law's r must be the loop count a model
-    trained at, not the difficulty."""
+    rate): scale.steps (warmup scaled alike), lr scaled by (min width / width) ** scale.lr_width_exponent and
+    by the point's multiplier of scale.lr_grid, the `tied` recipe replaced by `fixed`, since the loop-worth
+    law's r must be the loop count a model trained at, not the difficulty, and the validation split scored."""
     train, notes = cfg.train, []
     if cfg.scale.steps:
         warmup = min(cfg.scale.steps - 1, round(train.warmup_steps * cfg.scale.steps / train.steps))
@@ -98,9 +115,14 @@ def point_run_config(cfg: RunConfig, width: int | None = None) -> tuple[RunConfi
         rates = ", ".join(f"w{w} {width_lr(cfg, w):.3g}" for w in sorted(set(cfg.scale.widths)))
         notes.append(f"learning rate per width, train.lr x (min width / width)^{cfg.scale.lr_width_exponent:g} "
                      f"(scale.lr_width_exponent), the same for both families: {rates}")
+    if len(cfg.scale.lr_grid) > 1:
+        notes.append("every point trains at each learning-rate multiplier of scale.lr_grid "
+                     f"({', '.join(f'{m:g}' for m in cfg.scale.lr_grid)}); per family, width and loop count the "
+                     "one of lowest seed-mean loss on the task's validation split is reported and fitted (table "
+                     "`lr_selection`), so no choice reads the test instances a point's loss comes from")
     if width is not None:
-        train = dataclasses.replace(train, lr=width_lr(cfg, width))
-    return dataclasses.replace(cfg, train=train), notes
+        train = dataclasses.replace(train, lr=width_lr(cfg, width) * lr_scale)
+    return dataclasses.replace(cfg, train=train, eval=dataclasses.replace(cfg.eval, validation=True)), notes
 
 
 def width_lr(cfg: RunConfig, width: int) -> float:
@@ -127,6 +149,8 @@ def _point(plan: ModelPlan, width: int, loops: int | None, seed: int, result: di
              "lr": cfg.train.lr, "train": result["train"], "loss": None, "loss_by_loops": None, "accuracy": []}
     if result["status"] != "complete" or not cells:
         return point
+    if result.get("validation"):
+        point["validation_loss"] = float(np.mean([c["loss"] for c in result["validation"]]))
     losses = [c["loss"] for d, c in trained.items() if d in train_d]
     point["loss"] = float(np.mean(losses)) if losses else None
     last = at(max(c["loops"] for c in cells)) if loops is not None else {}
@@ -140,6 +164,29 @@ def _point(plan: ModelPlan, width: int, loops: int | None, seed: int, result: di
             entry["accuracy_max_loops"] = last[d]["accuracy"]
         point["accuracy"].append(entry)
     return point
+
+
+def select_lr(points: list[dict], grid: list[float]) -> tuple[list[dict], list[dict]]:
+    """The points at the learning rate of lowest seed-mean validation loss per (family, width, loops), and the
+    table of every candidate. Candidates are compared on the seeds all of them have trained (an interrupted
+    ladder); a diverged seed scores infinity, so a rate that diverges is chosen only if every rate does."""
+    if len(grid) < 2:
+        return points, []
+    groups: dict[tuple, dict[float, list[dict]]] = {}
+    for p in points:
+        groups.setdefault((p["family"], p["width"], p["loops"]), {}).setdefault(p["lr"], []).append(p)
+    chosen, table = [], []
+    for (family, width, loops), by_lr in groups.items():
+        seeds = set.intersection(*({p["seed"] for p in pts} for pts in by_lr.values()))
+        score = {lr: float(np.mean([p.get("validation_loss", np.inf) if p["status"] == "complete" else np.inf
+                                    for p in pts if p["seed"] in seeds])) if seeds else np.inf
+                 for lr, pts in by_lr.items()}
+        best = min(score, key=lambda lr: score[lr]) if seeds and len(by_lr) == len(grid) else None
+        chosen += by_lr[best] if best is not None else []
+        table += [{"family": family, "width": width, "loops": loops, "lr": lr, "seeds": sorted(seeds),
+                   "validation_loss": score[lr] if np.isfinite(score[lr]) else None, "chosen": lr == best}
+                  for lr in sorted(by_lr)]
+    return chosen, sorted(table, key=lambda c: (c["family"] == "rdt", c["loops"] or 0, c["width"], c["lr"]))
 
 
 def _fit_or_error(points: list[dict], **kw: Any) -> dict:
@@ -207,13 +254,12 @@ def _stored_points(cfg: RunConfig, run_dir: Path, ladder: list, task: Any) -> tu
     if problems:
         raise ConfigError(problems)
     points, missing = [], []
-    for s in cfg.seeds:
-        for plan, w, r in ladder:
-            path = run_dir / "models" / plan.name / f"seed{s}" / "result.json"
-            if path.exists():
-                points.append(_point(plan, w, r, s, harness.stored_result(path), point_run_config(cfg, w)[0], task))
-            else:
-                missing.append(f"{plan.name} seed {s}")
+    for s, (plan, w, r, m) in ladder:
+        path = run_dir / "models" / plan.name / f"seed{s}" / "result.json"
+        if path.exists():
+            points.append(_point(plan, w, r, s, harness.stored_result(path), point_run_config(cfg, w, m)[0], task))
+        else:
+            missing.append(f"{plan.name} seed {s}")
     return points, missing
 
 
@@ -226,7 +272,7 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
     ladder's report), with status `incomplete` and the missing points named in the notes."""
     started = time.perf_counter() if started is None else started
     task = get_task(cfg.task)
-    ladder = plan_ladder(cfg, task)
+    ladder = ladder_order(cfg, task)
     pcfg, notes = point_run_config(cfg)
     missing: list[str] = []
     if train:
@@ -248,15 +294,15 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
         log.info("command: %s", command)
         if train:
             points = []
-            for s in cfg.seeds:
-                for plan, w, r in ladder:
-                    wcfg = point_run_config(cfg, w)[0]
-                    result = harness.train_and_evaluate(plan, s, wcfg, task, run_dir)
-                    points.append(_point(plan, w, r, s, result, wcfg, task))
+            for s, (plan, w, r, m) in ladder:
+                wcfg = point_run_config(cfg, w, m)[0]
+                points.append(_point(plan, w, r, s, harness.train_and_evaluate(plan, s, wcfg, task, run_dir), wcfg,
+                                     task))
     finally:
         log.removeHandler(handler)
         handler.close()
     headline = max(cfg.scale.loop_counts)
+    points, selection = select_lr(points, cfg.scale.lr_grid)
     results = {
         "schema_version": SCALE_SCHEMA_VERSION, "kind": "scale", "mythbench_version": mythbench.__version__,
         "git": harness.git_state(), "command": command,
@@ -269,7 +315,7 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
         "scale": {"headline_loops": headline, "n_bootstrap": cfg.scale.n_bootstrap, "level": LEVEL,
                   "train": to_dict(pcfg.train), "eval": to_dict(pcfg.eval)},
         "points": points, "fits": compute_fits(points, cfg.scale.n_bootstrap, headline),
-        "notes": notes + _notes(points, headline),
+        "notes": notes + _notes(points, headline), **({"lr_selection": selection} if selection else {}),
     }
     results["wall_time_s"] = round(time.perf_counter() - started, 3)
     for problem in check_scale_v1(results):  # the results model checks the writer too
@@ -371,5 +417,5 @@ def refit(paths: list[Path]) -> str:
     return render_markdown(refit_results(paths))
 
 
-__all__ = ["compute_fits", "load_scale_results", "plan_ladder", "refit", "refit_results", "run_scale", "width_config",
-           "width_lr"]
+__all__ = ["compute_fits", "grid_ladder", "ladder_order", "load_scale_results", "plan_ladder", "refit", "refit_results",
+           "run_scale", "select_lr", "width_config", "width_lr"]

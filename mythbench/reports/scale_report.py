@@ -176,6 +176,22 @@ def _test_time_frame(results: dict) -> pd.DataFrame:
                                        "lowest loss (at T)", "loss at T max"])
 
 
+def _lr_selection_table(results: dict) -> list[str]:
+    """Every candidate learning rate of `scale.lr_grid` and its validation loss; empty without a grid."""
+    rows = results.get("lr_selection")
+    if not rows:
+        return []
+    frame = pd.DataFrame([{"model": "standard" if r["family"] == "standard" else f"rdt r={r['loops']}",
+                           "width": r["width"], "lr": f"{r['lr']:.3g}", "seeds": len(r["seeds"]),
+                           "validation loss": "diverged" if r["validation_loss"] is None
+                           else f"{r['validation_loss']:.4g}", "chosen": "yes" if r["chosen"] else ""}
+                          for r in rows])
+    return ["## Learning rate chosen on the validation split", "",
+            "Every point trained at each candidate; the candidate of lowest seed-mean loss on the task's "
+            "validation split (training difficulties, instances apart from the test ones) is the one reported.",
+            "", markdown(frame, escape=False), ""]
+
+
 def render_markdown(results: dict) -> str:
     """scale.md: provenance, headline, test-time curve, points, fit details and notes."""
     git = results.get("git") or {}
@@ -191,7 +207,7 @@ def render_markdown(results: dict) -> str:
              "loop count of lowest loss, at least 3 points); past it the loss may rise again (overthinking), "
              "which the law does not describe: the last columns show it.", "",
              markdown(_test_time_frame(results), escape=False)]
-    lines += ["", *_points_table(results), "", "## Fit details", ""]
+    lines += ["", *_lr_selection_table(results), *_points_table(results), "", "## Fit details", ""]
     for key in ("matched_tokens", "matched_flops"):
         f = results["fits"][key]
         if key == "matched_flops":

@@ -268,7 +268,8 @@ def render() -> str:
     summary_v1 = _Writer()
     summary_v1.lines += ["### `models[].summary[]` (version 1)", "", *summary_v1.table(SUMMARY), ""]
     assert RUN_V1.required["models"].item.required["summary"].item is SUMMARY  # type: ignore[attr-defined]
-    scale_only = Obj({k: v for k, v in SCALE_V1.required.items() if k not in PROVENANCE}, doc=SCALE_V1.doc)
+    scale_only = Obj({k: v for k, v in SCALE_V1.required.items() if k not in PROVENANCE},
+                     optional=SCALE_V1.optional, doc=SCALE_V1.doc)
     parts = [INTRO.replace("{kinds}", kinds), *_object_sections(RUN_V2, ""), RUN_RULES, SUBMISSIONS,
              *summary_v1.lines,
              SCALE.format(provenance=", ".join(f"`{k}`" for k in PROVENANCE)),

@@ -71,12 +71,15 @@ TRAIN = Obj({"steps": Int(0), "tokens": Int(0), "final_loss": Nullable(Num(0)), 
             doc={"torch_threads": "the threads of the process that trained this seed (a sweep worker's own)"})
 RUN = Obj({"seed": Int(0), "status": Enum(("complete", "diverged")), "train": TRAIN, "cells": Arr(CELL)},
           optional={"early_exit": Arr(EARLY_EXIT),
-                    "diagnostics": Obj(optional={"spectral_radius": Nullable(Num(0, None))})},
+                    "diagnostics": Obj(optional={"spectral_radius": Nullable(Num(0, None))}),
+                    "validation": Arr(CELL)},
           doc={"seed": "listed in the top-level `seeds`; no seed occurs twice in a model",
                "status": "`diverged`: the loss became non-finite; no numbers",
                "cells": "non-empty for a complete run; all complete runs of a model cover the same (difficulty, "
                         "loops) grid",
-               "early_exit": "empty for `standard`", "diagnostics": "free-form beside `spectral_radius`"})
+               "early_exit": "empty for `standard`", "diagnostics": "free-form beside `spectral_radius`",
+               "validation": "`eval.validation`: cells on the validation split at the evaluated training "
+                             "difficulties, at the training loop count (null loops for `standard`)"})
 MODEL = Obj({"name": Str(MODEL_NAME_RE, 64), "family": Enum(FAMILIES), "role": Str(ROLE_RE),
              "model_config": Obj(), "params": Obj({k: Int(0) for k in PARAM_KEYS}),
              "flops_per_token": Obj({"forward": Num(0), "train": Num(0)}),

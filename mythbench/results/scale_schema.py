@@ -160,7 +160,7 @@ POINT = Obj({"name": Str(MODEL_NAME_RE, 64), "family": Enum(FAMILIES), "width": 
              "params": Obj({"unique": Int(0), "once": Int(0), "recurrent": Int(0)}),
              "flops_train_per_token": Num(0), "tokens": Int(0), "train_flops": Num(0), "train": TRAIN,
              "loss": Nullable(Open(0)), "loss_by_loops": Nullable(Arr(Pair(Int(1), Open(0)), 1)),
-             "accuracy": Arr(ACCURACY)}, optional={"lr": Open(0)},
+             "accuracy": Arr(ACCURACY)}, optional={"lr": Open(0), "validation_loss": Open(0)},
             doc={"name": "as a model name, e.g. `standard-w32`, `rdt-w32-r4`; a (`name`, `seed`) pair occurs once",
                  "width": "`d_model` of the point", "loops": "the training loop count r; required for `rdt`, "
                  "null for `standard`", "seed": "listed in the top-level `seeds`",
@@ -168,6 +168,8 @@ POINT = Obj({"name": Str(MODEL_NAME_RE, 64), "family": Enum(FAMILIES), "width": 
                  "tokens": "training tokens, equal to `train.tokens`",
                  "lr": "the peak learning rate the point trained with (`scale.lr_width_exponent` sets it per "
                        "width); absent in files written before it was recorded",
+                 "validation_loss": "token cross-entropy on the task's validation split at the evaluated training "
+                                    "difficulties (an RDT at r loops): what `scale.lr_grid` chooses on",
                  "train_flops": "`flops_train_per_token × tokens` (relative tolerance 1e-9)",
                  "train": "the training outcome, as a run's `train`",
                  "loss": "held-out token cross-entropy at the training difficulties (an RDT at r loops); null when "
@@ -182,9 +184,17 @@ SCALE = Obj({"headline_loops": Int(1), "n_bootstrap": Int(0), "level": LEVEL, "t
 FITS = Obj({"matched_tokens": COMPARISON, "matched_flops": COMPARISON, "test_time": Arr(CURVE)},
            doc={"matched_tokens": "N = unique parameters", "matched_flops": "N = training FLOPs",
                 "test_time": "one curve per width at r = `scale.headline_loops`: loss against *inference* loops"})
+LR_CANDIDATE = Obj({"family": Enum(FAMILIES), "width": Int(1), "loops": Nullable(Int(1)), "lr": Open(0),
+                    "seeds": Arr(Int(0)), "validation_loss": Nullable(Num(0)), "chosen": Bool()},
+                   doc={"lr": "one candidate peak learning rate of (`family`, `width`, `loops`)",
+                        "seeds": "the seeds every candidate of the group has trained; the mean is over them",
+                        "validation_loss": "seed-mean validation loss; null when a seed diverged",
+                        "chosen": "the candidate whose points are in `points`; at most one per group"})
 SCALE_V1 = Obj({**PROVENANCE, "scale": SCALE, "points": Arr(POINT, 1), "fits": FITS, "notes": Arr(TEXT)},
+               optional={"lr_selection": Arr(LR_CANDIDATE)},
                doc={**PROVENANCE_DOC, "points": "one per (model, seed)", "fits": "derived from the points",
-                    "notes": "how to read the fits"})
+                    "notes": "how to read the fits",
+                    "lr_selection": "`scale.lr_grid` with several multipliers: every candidate learning rate"})
 
 
 def _check_point(p: dict, path: str, train: set[int], test: set[int], out: list[str]) -> None:
@@ -269,6 +279,13 @@ def check_scale_v1(doc: dict) -> list[str]:
     if is_int(headline) and rdt_loops and headline != max(rdt_loops):
         out.append(f"scale.headline_loops: {headline} is not the largest training loop count of the rdt "
                    f"points, {max(rdt_loops)}")
+    chosen: dict[tuple, str] = {}
+    for cp, c in dicts(doc.get("lr_selection"), "lr_selection"):
+        group = (c.get("family"), c.get("width"), c.get("loops"))
+        if c.get("chosen") is True and group in chosen:
+            out.append(f"{cp}: a second chosen learning rate for {show(list(group))} (also {chosen[group]})")
+        elif c.get("chosen") is True:
+            chosen[group] = cp
     fits = doc.get("fits") if isinstance(doc.get("fits"), dict) else {}
     for cp, c in dicts(fits.get("test_time"), "fits.test_time"):
         if is_int(headline) and is_int(c.get("train_loops")) and c["train_loops"] != headline:

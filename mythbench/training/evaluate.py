@@ -181,8 +181,8 @@ def evaluate_looped(model: torch.nn.Module, batches: Callable[[int], tuple[np.nd
 
 @torch.inference_mode()
 def evaluate_plain(model: torch.nn.Module, batches: Callable[[int], tuple[np.ndarray, ...]],
-                   difficulties: list[int], cfg: EvalConfig, device: str = "cpu") -> dict:
-    """Cells for a model without loops (standard transformer baselines)."""
+                   difficulties: list[int], cfg: EvalConfig, device: str = "cpu", loops: int | None = None) -> dict:
+    """Cells for a model without loops (standard transformer baselines), or for a looped one at `loops` only."""
     model.eval()
     cells = []
     for d in difficulties:
@@ -190,7 +190,8 @@ def evaluate_plain(model: torch.nn.Module, batches: Callable[[int], tuple[np.nda
         tokens, targets, mask = (torch.as_tensor(a) for a in batches(d))
         for start in range(0, len(tokens), cfg.chunk_size):
             sl = slice(start, start + cfg.chunk_size)
-            logits = model(tokens[sl].to(device)).cpu()
+            chunk = tokens[sl].to(device)
+            logits = (model(chunk) if loops is None else model(chunk, loops=loops)).cpu()
             tally.add(logits, targets[sl], mask[sl])
-        cells.append(tally.cell(d, None))
+        cells.append(tally.cell(d, loops))
     return {"cells": cells, "early_exit": [], "diagnostics": {}}

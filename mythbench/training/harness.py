@@ -157,6 +157,11 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
             evaluation["diagnostics"]["spectral_radius"] = model.spectral_radius()
         else:
             evaluation = evaluate_plain(model, batches, difficulties, cfg.eval, cfg.device)
+        if cfg.eval.validation:
+            evaluation["validation"] = evaluate_plain(
+                model, lambda d: _arrays(task.validation_batch(d)),
+                [d for d in difficulties if d in task.spec.train_difficulties], cfg.eval, cfg.device,
+                loops=train_loops if family.looped else None)["cells"]
         nonfinite = walk_problems(evaluation)
         if nonfinite:  # outputs overflowed: the numbers cannot be scored (nor written as JSON)
             log.warning("%s seed %d: evaluation gave non-finite numbers (%s); recorded as diverged",
