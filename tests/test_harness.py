@@ -17,7 +17,7 @@ from mythbench.config import EvalConfig, resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.models.model import RDTConfig, RecurrentDepthTransformer
 from mythbench.training import harness
-from mythbench.training.evaluate import evaluate_looped
+from mythbench.training.evaluate import evaluate_looped, evaluate_plain
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2",
@@ -143,6 +143,22 @@ def test_one_pass_grid_equals_separate_runs_per_loop_count():
             pred = model(tokens, loops=cell["loops"]).argmax(-1)
         exact = ((pred == targets) | ~mask).all(-1)
         assert cell["correct"] == int(exact.sum()) and cell["n"] == 40
+
+
+def test_scoring_at_one_loop_count_equals_that_cell_of_the_one_pass_grid():
+    """The validation split is scored at the training loop count alone (evaluate_plain with loops); it must be
+    the same number the grid gives there, so validation and test losses are comparable."""
+    torch.manual_seed(1)
+    model = RecurrentDepthTransformer(RDTConfig(vocab_size=6, d_model=16, n_heads=2, train_loops=3)).eval()
+    tokens, targets = torch.randint(0, 6, (24, 9)), torch.randint(0, 6, (24, 9))
+    mask = torch.rand(24, 9) < 0.6
+    batches = lambda d: (tokens.numpy(), targets.numpy(), mask.numpy())  # noqa: E731
+    grid = evaluate_looped(model, batches, [4], 5, EvalConfig(chunk_size=10))["cells"]
+    for loops in (1, 3, 5):
+        (alone,) = evaluate_plain(model, batches, [4], EvalConfig(chunk_size=7), loops=loops)["cells"]
+        (cell,) = [c for c in grid if c["loops"] == loops]
+        assert alone["loops"] == loops and alone["correct"] == cell["correct"]
+        assert alone["loss"] == pytest.approx(cell["loss"], rel=1e-5)
 
 
 @pytest.mark.slow

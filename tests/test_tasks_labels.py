@@ -41,7 +41,7 @@ def test_labels_match_solver_at_every_difficulty(name):
     difficulties = sorted(set(task.spec.train_difficulties) | set(task.spec.test_difficulties))
     assert max(task.spec.test_difficulties) in difficulties
     for d in difficulties:
-        for split, seed in (("train", 11), ("test", 12)):
+        for split, seed in (("train", 11), ("test", 12), ("validation", 13)):
             check_against_solver(task.family, task.generate(split, d, PER_DIFFICULTY, seed), d)
 
 

@@ -67,6 +67,22 @@ def test_test_instances_never_in_training_data(name):
         assert not rows(test.tokens) & rows(train.tokens)
 
 
+@pytest.mark.parametrize("name", list_tasks())
+def test_validation_is_its_own_stream_and_never_holds_test_instances(name):
+    """Choosing a hyperparameter on the validation split must not read the test set: at the test difficulties
+    it lies in the training half (no row in common with the test set), and elsewhere it is a stream of its own."""
+    task = get_task(name)
+    for d in task.spec.test_difficulties:
+        validation = task.validation_batch(d)
+        assert len(validation) == task.spec.examples["test"] and not in_test_region(validation.tokens).any()
+        assert not rows(validation.tokens) & rows(task.test_batch(d).tokens)
+    d = max(set(task.spec.train_difficulties) - set(task.spec.test_difficulties))
+    validation = task.validation_batch(d)
+    assert as_bytes(validation) == as_bytes(task.generate("validation", d, task.spec.examples["test"], TEST_SEED))
+    assert as_bytes(validation) != as_bytes(task.generate("test", d, task.spec.examples["test"], TEST_SEED))
+    assert as_bytes(validation) != as_bytes(task.generate("train", d, task.spec.examples["test"], TEST_SEED))
+
+
 def test_parity_16_overlap_difficulty_is_disjoint_despite_small_space():
     """2^16 instances: 60000 training draws would hit most of a naive test set; here they hit none."""
     task = get_task("parity")
