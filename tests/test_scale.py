@@ -21,6 +21,7 @@ from mythbench.core.fileio import atomic_write_json
 from mythbench.experiments.cells import plan_cells
 from mythbench.experiments.scale import (
     compute_fits,
+    grid_ladder,
     plan_ladder,
     point_run_config,
     refit,
@@ -320,6 +321,17 @@ def test_a_ladder_with_a_learning_rate_grid_reports_the_rate_of_lowest_validatio
     assert "Learning rate chosen on the validation split" in (run_dir / "scale.md").read_text()
     refitted = refit_results([run_dir / "results.json"])
     assert refitted["lr_selection"] == results["lr_selection"] and refitted["fits"] == results["fits"]
+
+
+def test_partial_refuses_a_grid_ladder_with_no_group_whose_candidates_are_all_trained(tmp_path):
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "scale.lr_grid=[1,0.5]"])
+    harness.prepare_run_dir(tmp_path, cfg)
+    plan, width, _, lr_scale = next(p for p in grid_ladder(cfg, get_task("parity")) if p[0].family == "standard")
+    harness.train_and_evaluate(plan, 0, point_run_config(cfg, width, lr_scale)[0], get_task("parity"), tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(ConfigError, match="at every candidate rate"):
+        run_scale(cfg, tmp_path, "test", train=False)
+    assert "results.json" not in before and not (tmp_path / "results.json").exists()
 
 
 def test_partial_refuses_a_directory_without_a_ladder_and_a_backend(tmp_path):

@@ -279,8 +279,9 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
         harness.prepare_run_dir(run_dir, cfg)
     else:
         points, missing = _stored_points(cfg, run_dir, ladder, task)
-        if not points:
-            raise ConfigError(f"{run_dir}: no ladder point is trained yet; nothing to assemble")
+        if not select_lr(points, cfg.scale.lr_grid)[0]:
+            raise ConfigError(f"{run_dir}: no ladder point is trained yet (with scale.lr_grid: at every candidate "
+                              "rate of one family, width and loop count); nothing to assemble")
         if missing:
             code_file = run_dir / "code.sha256"
             code = code_file.read_text().strip()[:12] + "…" if code_file.exists() else "unknown"
