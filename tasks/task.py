@@ -43,13 +43,12 @@ class Task:
 
     Disjointness: instance space is split in two halves by a hash of the input tokens
     (`tasks.base.in_test_region`). At every test difficulty, test batches come from the test half only
-    and training and validation batches from the other half only. At other difficulties both splits draw from the
-    whole space (from different random streams): tiny instance spaces (parity with 2 bits) keep their
-    natural distribution, and no test set is defined there. The validation split is a third stream drawn
-    like training data, so that choosing a hyperparameter on it never reads the test instances a result
-    reports. Lengths (parity, state) or the difficulty
-    itself (khop's k, chain length, BFS depth) differ between difficulties, so instances of different
-    difficulties never coincide.
+    and training and validation batches from the other half only. At other difficulties every split draws
+    from the whole space (from different random streams): tiny instance spaces (parity with 2 bits) keep
+    their natural distribution, and no test set is defined there. The validation split is a third stream
+    drawn like training data, so that choosing a hyperparameter on it never reads the test instances a
+    result reports. Lengths (parity, state) or the difficulty itself (khop's k, chain length, BFS depth)
+    differ between difficulties, so instances of different difficulties never coincide.
     """
 
     def __init__(self, spec: TaskSpec, family: Family):

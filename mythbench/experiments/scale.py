@@ -178,10 +178,9 @@ def select_lr(points: list[dict], grid: list[float]) -> tuple[list[dict], list[d
     chosen, table = [], []
     for (family, width, loops), by_lr in groups.items():
         seeds = set.intersection(*({p["seed"] for p in pts} for pts in by_lr.values()))
-        score = {lr: float(np.mean([p.get("validation_loss", np.inf) if p["status"] == "complete" else np.inf
-                                    for p in pts if p["seed"] in seeds])) if seeds else np.inf
-                 for lr, pts in by_lr.items()}
-        best = min(score, key=lambda lr: score[lr]) if seeds and len(by_lr) == len(grid) else None
+        score = {lr: float(np.mean([p.get("validation_loss", np.inf) for p in pts if p["seed"] in seeds]))
+                 if seeds else np.inf for lr, pts in by_lr.items()}  # a diverged point has no validation_loss
+        best = min(score, key=score.__getitem__) if seeds and len(by_lr) == len(grid) else None
         chosen += by_lr[best] if best is not None else []
         table += [{"family": family, "width": width, "loops": loops, "lr": lr, "seeds": sorted(seeds),
                    "validation_loss": score[lr] if np.isfinite(score[lr]) else None, "chosen": lr == best}
