@@ -74,7 +74,7 @@ class TrainConfig:
     def problems(self) -> list[str]:
         p = _positive(self, ["steps", "batch_size", "lr", "bwd_loops", "checkpoint_every",
                              "loops_per_difficulty", "grad_clip"])
-        p += _in_range(self, {"weight_decay": (0, 10), "min_lr_ratio": (0, 1), "huginn_sigma": (0, 5),
+        p += _in_range(self, {"lr": (0, 10), "weight_decay": (0, 10), "min_lr_ratio": (0, 1), "huginn_sigma": (0, 5),
                               "progressive_alpha": (0, 1), "curriculum_fraction": (0, 1),
                               "loop_jitter": (0, 16)})
         if self.max_difficulty < 0:
