@@ -18,6 +18,11 @@ class Parity(Family):
     With `context` = 0 the instance is the n bits (depth and length grow together). With `context` = C
     every instance is C tokens: C - n blanks, then the n bits, and only the bits are scored, so a harder
     instance needs more sequential steps in the same context.
+
+    With `bits` = "biased" each instance first draws its own probability p ~ U(0, 1) of a 1, which makes
+    the number of ones among the first i bits uniform on 0..i at every i. Fair bits put it near i/2: a
+    model that maps the count of ones to a bit then sees counts like 12 of 16 (2.8%) too rarely to learn
+    them reliably, and its held-out loss measures which rare counts a seed happened to learn, not capacity.
     """
 
     name = "parity"
@@ -25,6 +30,8 @@ class Parity(Family):
     params_schema = {
         "context": Param(0, "fixed body length (blanks, then the bits); 0 = as long as the bits", minimum=0,
                          maximum=MAX_BITS),
+        "bits": Param("fair", "fair: each bit is 1 with probability 1/2; biased: each instance draws its own "
+                      "probability p ~ U(0, 1), so every count of ones is equally likely", choices=("fair", "biased")),
     }
 
     def build_vocab(self) -> list[str]:
@@ -37,7 +44,10 @@ class Parity(Family):
         return self.params["context"] or difficulty
 
     def sample_body(self, rng: np.random.Generator, difficulty: int, n: int) -> Batch:
-        bits = rng.integers(0, 2, size=(n, difficulty), dtype=np.int64)
+        if self.params["bits"] == "biased":
+            bits = (rng.random((n, difficulty)) < rng.random((n, 1))).astype(np.int64)
+        else:
+            bits = rng.integers(0, 2, size=(n, difficulty), dtype=np.int64)
         prefix = np.bitwise_xor.accumulate(bits, axis=1)
         zero = self.id("0")  # ids of "0" and "1" are consecutive
         blank = self.id(BLANK) if self.params["context"] else 0

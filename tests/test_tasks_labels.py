@@ -158,3 +158,16 @@ def test_fixed_context_variants_pad_with_blanks_that_change_nothing():
                 body = [BOS] + tokens[len(tokens) - d:]
                 assert c.solve(body).targets[1:] == f.solve(tokens).targets[-d:]
                 assert f.solve(tokens).targets[: len(tokens) - d] == [None] * (len(tokens) - d)
+
+
+def test_biased_parity_makes_every_count_of_ones_equally_likely():
+    """parity-biased: p ~ U(0, 1) per instance makes the ones-count of every prefix uniform on 0..i, where
+    fair bits (parity) make a count 4 away from i/2 rare; the labels are parity's (checked above)."""
+    biased, fair = get_task("parity-biased"), get_task("parity")
+    one = biased.family.id("1")
+    assert one == fair.family.id("1") and biased.vocab == fair.vocab
+    for task, uniform in ((biased, True), (fair, False)):
+        bits = task.generate("train", 12, 13_000, 0).tokens[:, 1:] == one  # 12 is not a test length: unfiltered
+        for i in (4, 12):
+            counts = np.bincount(bits[:, :i].sum(axis=1), minlength=i + 1) / len(bits)
+            assert (np.abs(counts - 1 / (i + 1)).max() < 0.15 / (i + 1)) == uniform, (task.name, i, counts)

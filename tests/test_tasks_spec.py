@@ -36,7 +36,8 @@ def problems_of(path: Path) -> str:
 
 def test_suite_is_the_designed_tasks():
     """Five families; parity and state also in a fixed-context variant (depth without length)."""
-    assert list_tasks() == ["chain", "chain-grows", "graph", "khop", "parity", "parity-fixed", "state", "state-fixed"]
+    assert list_tasks() == ["chain", "chain-grows", "graph", "khop", "parity", "parity-biased", "parity-fixed",
+                            "state", "state-fixed"]
     assert set(FAMILIES) == {get_task(n).spec.family for n in list_tasks()}
 
 
