@@ -335,7 +335,7 @@ def verify(path: Path = typer.Argument(Path("results")),
 @reports_errors
 def fit(results: list[Path]) -> None:
     """Refit scaling laws from stored scale results without training."""
-    from mythbench.experiments.scale import refit
+    from mythbench.experiments.refit import refit
 
     typer.echo(refit(results))
 

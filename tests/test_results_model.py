@@ -100,7 +100,7 @@ def test_the_scale_report_does_not_import_scale() -> None:
 def test_refitting_the_committed_scale_results_gives_their_stored_fits() -> None:
     """The fit engine (scipy's Huber loss, the stored replicates and bands) leaves the committed numbers as
     they are: `mythbench fit` reproduces every stored fit, plus the replicates and bands files now carry."""
-    from mythbench.experiments.scale import refit_results
+    from mythbench.experiments.refit import refit_results
 
     def strip(x: object) -> object:
         if isinstance(x, dict):

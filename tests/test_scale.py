@@ -19,13 +19,12 @@ from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json
 from mythbench.experiments.cells import plan_cells
+from mythbench.experiments.refit import refit, refit_results
 from mythbench.experiments.scale import (
     compute_fits,
     grid_ladder,
     plan_ladder,
     point_run_config,
-    refit,
-    refit_results,
     run_scale,
     select_lr,
     width_config,

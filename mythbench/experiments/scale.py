@@ -22,14 +22,13 @@ import numpy as np
 
 import mythbench
 from mythbench.analysis import fits
-from mythbench.config import RunConfig, run_config_from_dict, to_dict
+from mythbench.config import RunConfig, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json, atomic_write_text
 from mythbench.models import baseline_registry
 from mythbench.models.accounting import count_config
 from mythbench.reports.scale_report import render_markdown, standard_monotone, write_plots
 from mythbench.results.results_model import SCALE_SCHEMA_VERSION
-from mythbench.results.safejson import read_json_file, walk_problems
 from mythbench.results.scale_schema import check_scale_v1
 from mythbench.tasks import get_task
 from mythbench.training import harness
@@ -38,7 +37,6 @@ from mythbench.training.runlock import holds_run_dir
 
 LEVEL, FIT_SEED = 0.95, 0
 PROJECT_TO = (770e6, 1.3e9)  # Parcae's sizes: its 770M RDT matches a 1.3B standard transformer (ratio ~1.69)
-POINT_KEYS = ("name", "family", "width", "loops", "seed", "status", "params", "train_flops", "loss")
 log = logging.getLogger("mythbench")
 
 
@@ -233,7 +231,7 @@ def compute_fits(points: list[dict], n_bootstrap: int, headline: int) -> dict:
             "test_time": test_time}
 
 
-def _notes(points: list[dict], headline: int) -> list[str]:
+def ladder_notes(points: list[dict], headline: int) -> list[str]:
     bad = [f"{p['name']} seed {p['seed']}" for p in points if p["status"] != "complete" or p["loss"] is None]
     notes = [f"the RDT law and both comparisons use the RDT at r = {headline} training loops (the largest "
              "of scale.loop_counts); model.train_loops is replaced by each r of the loop sweep",
@@ -315,7 +313,7 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
         "scale": {"headline_loops": headline, "n_bootstrap": cfg.scale.n_bootstrap, "level": LEVEL,
                   "train": to_dict(pcfg.train), "eval": to_dict(pcfg.eval)},
         "points": points, "fits": compute_fits(points, cfg.scale.n_bootstrap, headline),
-        "notes": notes + _notes(points, headline), **({"lr_selection": selection} if selection else {}),
+        "notes": notes + ladder_notes(points, headline), **({"lr_selection": selection} if selection else {}),
     }
     results["wall_time_s"] = round(time.perf_counter() - started, 3)
     for problem in check_scale_v1(results):  # the results model checks the writer too
@@ -326,96 +324,5 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
     return results
 
 
-def _check_scale_doc(doc: Any, where: str) -> list[str]:
-    """Every reason `doc` is not a usable scale results file, each prefixed with `where`."""
-    if not isinstance(doc, dict):
-        return [f"{where}: expected a JSON object, got {type(doc).__name__}"]
-    if doc.get("kind") != "scale":
-        return [f"{where}: kind is {doc.get('kind')!r}, not 'scale' (a results file of `mythbench scale`)"]
-    out = [f"{where}: {p}" for p in walk_problems(doc)]
-    if doc.get("schema_version") != SCALE_SCHEMA_VERSION:
-        out.append(f"{where}: schema_version {doc.get('schema_version')!r} is not {SCALE_SCHEMA_VERSION}")
-    scale, task = doc.get("scale"), doc.get("task")
-    if not isinstance(scale, dict) or not all(isinstance(scale.get(k), int) for k in ("headline_loops",
-                                                                                       "n_bootstrap")):
-        out.append(f"{where}: scale.headline_loops and scale.n_bootstrap must be integers")
-    if not isinstance(task, dict) or not all(k in task for k in ("name", "version", "fingerprint")):
-        out.append(f"{where}: task must name name, version and fingerprint")
-    points = doc.get("points")
-    if not isinstance(points, list) or not points:
-        return out + [f"{where}: points must be a non-empty list"]
-    for i, p in enumerate(points):
-        missing = [k for k in POINT_KEYS if not isinstance(p, dict) or k not in p]
-        if missing:
-            out.append(f"{where}: points[{i}]: missing {', '.join(missing)}")
-        elif not isinstance(p["params"], dict) or not all(k in p["params"] for k in ("unique", "once",
-                                                                                      "recurrent")):
-            out.append(f"{where}: points[{i}].params must hold unique, once and recurrent")
-        elif p["family"] == "rdt" and p["loss"] is not None and not isinstance(p.get("loss_by_loops"), list):
-            out.append(f"{where}: points[{i}]: an rdt point needs loss_by_loops")
-    return out
-
-
-def load_scale_results(paths: list[Path]) -> list[dict]:
-    """Read and check scale results files; ConfigError lists every problem in every file."""
-    docs, problems = [], [] if paths else ["no results files given"]
-    for path in paths:
-        if not Path(path).exists():
-            problems.append(f"{path}: no such file")
-            continue
-        try:
-            doc = read_json_file(Path(path))
-        except ConfigError as e:
-            problems += [f"{path}: {p}" for p in e.problems]
-            continue
-        except OSError as e:
-            problems.append(f"{path}: cannot read ({e.strerror or e})")
-            continue
-        found = _check_scale_doc(doc, str(path))
-        problems += found
-        if not found:
-            docs.append(doc)
-    if not problems and docs:
-        first = docs[0]
-        for path, d in zip(paths[1:], docs[1:], strict=True):
-            for key, what in ((("task", "name"), "task"), (("task", "version"), "task version"),
-                              (("task", "fingerprint"), "test-set fingerprint"),
-                              (("scale", "train"), "training config (token budget)")):
-                if d[key[0]].get(key[1]) != first[key[0]].get(key[1]):
-                    problems.append(f"{path}: {what} differs from {paths[0]}'s; their points cannot share a fit")
-            if _lr_exponent(d) != _lr_exponent(first):
-                problems.append(f"{path}: scale.lr_width_exponent differs from {paths[0]}'s (another learning "
-                                "rate per width); their points cannot share a fit")
-    if problems:
-        raise ConfigError(problems)
-    return docs
-
-
-def _lr_exponent(doc: dict) -> float:
-    """scale.lr_width_exponent of a results file (files written before the key existed used one lr)."""
-    scale = doc.get("config", {}).get("scale", {}) if isinstance(doc.get("config"), dict) else {}
-    return scale.get("lr_width_exponent", 0.0) if isinstance(scale, dict) else 0.0
-
-
-def refit_results(paths: list[Path]) -> dict:
-    """The first file's results with every file's points pooled and the fits recomputed (no training)."""
-    docs = load_scale_results(paths)
-    points = [p for d in docs for p in d["points"]]
-    scale = docs[0]["scale"]
-    stored = docs[0].get("config")  # the notes on how the points trained come from the ladder's config
-    recipe_notes = point_run_config(run_config_from_dict(stored))[1] if stored is not None else []
-    out = {**docs[0], "points": points,
-           "fits": compute_fits(points, scale["n_bootstrap"], scale["headline_loops"]),
-           "notes": recipe_notes + _notes(points, scale["headline_loops"])}
-    if len(docs) > 1:
-        out["notes"].append(f"points pooled from {len(docs)} files: {', '.join(map(str, paths))}")
-    return out
-
-
-def refit(paths: list[Path]) -> str:
-    """`mythbench fit`: the scale tables recomputed from stored results files."""
-    return render_markdown(refit_results(paths))
-
-
-__all__ = ["compute_fits", "grid_ladder", "ladder_order", "load_scale_results", "plan_ladder", "refit", "refit_results",
+__all__ = ["compute_fits", "grid_ladder", "ladder_order", "plan_ladder",
            "run_scale", "select_lr", "width_config", "width_lr"]
