@@ -6,6 +6,7 @@ writes, and fits computed from them by the real `compute_fits`.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -203,7 +204,8 @@ def test_a_broken_field_is_reported_with_its_path(path: tuple, value: Any, messa
     (("points", -1, "loss"), 1.0, "points[20].loss: must be null for a diverged point"),
     (("points", -1, "seed"), 0, "points[20]: duplicate point 'rdt-w40-r4' at seed 0 (also points[19])"),
     (("points", 0, "seed"), 5, "points[0].seed: 5 is not listed in the top-level seeds"),
-    (("scale", "headline_loops"), 2, "scale.headline_loops: 2 is not the largest training loop count"),
+    (("scale", "headline_loops"), 2, "scale.headline_loops: 2 is below the largest training loop count"),
+    (("config", "scale", "loop_counts"), [1, 2], "scale.headline_loops: 4 is not the largest of config.scale"),
     (("seeds",), [0, 1, 1], "seeds: duplicate seed 1"),
     (("task", "fingerprint"), "abc", "task.fingerprint: 'abc' does not match"),
     (("environment", "python"), DELETE, "environment.python: required field is missing"),
@@ -211,6 +213,16 @@ def test_a_broken_field_is_reported_with_its_path(path: tuple, value: Any, messa
 def test_semantic_rules(path: tuple, value: Any, message: str) -> None:
     problems = check_schema(mutated(DOC, path, value))
     assert any(message in p for p in problems), problems
+
+
+def test_a_partial_ladder_without_points_at_its_largest_loop_count_is_valid() -> None:
+    """An interrupted ladder may hold rdt points at r = 2 only; its headline is still the configured largest."""
+    doc = copy.deepcopy(DOC)
+    doc["config"]["scale"]["loop_counts"] = list(LOOPS)
+    doc["points"] = [p for p in doc["points"] if p["loops"] != max(LOOPS)]
+    doc["fits"] = compute_fits(doc["points"], 20, max(LOOPS))
+    doc["notes"], doc["status"] = [], "incomplete"
+    assert check_schema(doc) == []
 
 
 def test_kind_and_version_are_checked_first() -> None:

@@ -276,8 +276,14 @@ def check_scale_v1(doc: dict) -> list[str]:
             rdt_loops.add(p["loops"])
     scale = doc.get("scale") if isinstance(doc.get("scale"), dict) else {}
     headline = scale.get("headline_loops")
-    if is_int(headline) and rdt_loops and headline != max(rdt_loops):
-        out.append(f"scale.headline_loops: {headline} is not the largest training loop count of the rdt "
+    # the ladder's largest loop count: a partial ladder may not have trained any point at it yet
+    config = doc.get("config") if isinstance(doc.get("config"), dict) else {}
+    configured = ints(config.get("scale", {}).get("loop_counts")) if isinstance(config.get("scale"), dict) else []
+    if is_int(headline) and configured and headline != max(configured):
+        out.append(f"scale.headline_loops: {headline} is not the largest of config.scale.loop_counts, "
+                   f"{max(configured)}")
+    elif is_int(headline) and rdt_loops and headline < max(rdt_loops):
+        out.append(f"scale.headline_loops: {headline} is below the largest training loop count of the rdt "
                    f"points, {max(rdt_loops)}")
     chosen: dict[tuple, str] = {}
     for cp, c in dicts(doc.get("lr_selection"), "lr_selection"):
