@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mythbench.tasks import FAMILIES, PAD, Batch, Family, get_task, list_tasks
-from mythbench.tasks.base import BOS
+from mythbench.tasks.base import BOS, in_test_region
 
 PER_DIFFICULTY = 300  # x (train + test split) x 8-11 difficulties: thousands of instances per task
 
@@ -171,3 +171,15 @@ def test_biased_parity_makes_every_count_of_ones_equally_likely():
         for i in (4, 12):
             counts = np.bincount(bits[:, :i].sum(axis=1), minlength=i + 1) / len(bits)
             assert (np.abs(counts - 1 / (i + 1)).max() < 0.15 / (i + 1)) == uniform, (task.name, i, counts)
+
+
+def test_biased_parity_trains_every_state_a_test_instance_reaches():
+    """A biased instance is often all zeros or all ones; at a training length that is also a test length,
+    the one string with n ones (or none) must lie in the training half, or the state "n ones at position
+    n" is never trained while biased test sets hold it often (version 2, n = 16: 12% of the test set)."""
+    task = get_task("parity-biased")
+    zero, one, bos = (task.family.id(t) for t in ("0", "1", BOS))
+    constant = lambda n: np.array([[bos] + [zero] * n, [bos] + [one] * n])  # noqa: E731
+    shared = set(task.spec.train_difficulties) & set(task.spec.test_difficulties)
+    assert shared and not any(in_test_region(constant(n)).any() for n in shared)
+    assert in_test_region(constant(16)).tolist() == [False, True]  # the check catches version 2
