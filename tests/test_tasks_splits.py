@@ -76,7 +76,7 @@ def test_validation_is_its_own_stream_and_never_holds_test_instances(name):
         validation = task.validation_batch(d)
         assert len(validation) == task.spec.examples["test"] and not in_test_region(validation.tokens).any()
         assert not rows(validation.tokens) & rows(task.test_batch(d).tokens)
-    # a training difficulty that is not a test difficulty, if the task has one (parity-biased trains at 16 only)
+    # a training difficulty that is not a test difficulty, if the task has one (parity-biased trains at 21 only)
     d = max(set(task.spec.train_difficulties) - set(task.spec.test_difficulties) or task.spec.train_difficulties)
     validation = task.validation_batch(d)
     assert as_bytes(validation) == as_bytes(task.generate("validation", d, task.spec.examples["test"], TEST_SEED))

@@ -76,8 +76,8 @@ def standard_monotone(points: list[dict]) -> tuple[bool | None, str]:
     return False, (f"the standard transformers' seed-mean losses do NOT fall monotonically with width "
                    f"({listed}; rises: {'; '.join(rises)}); the standard law is fitted to points that do not fall with "
                    "width, so N_eq/N and φ do not answer the question (causes to rule out: seed noise, too short "
-                   "a training run, a learning rate wrong for some widths, a held-out loss set by instances the task "
-                   "makes rare — parity's fair bits make counts of ones far from n/2 rare: see parity-biased)")
+                   "a training run, a learning rate wrong for some widths, a held-out loss set by states the training "
+                   "distribution makes rare or never shows)")
 
 
 def _ladder_section(results: dict) -> list[str]:
