@@ -40,8 +40,10 @@ print(f"A: bias_update_rate {rates[0]}, B: {rates[1]}")
 print("width seed   held-out A / B      validation A / B    rise A / B")
 for width in yaml.safe_load((runs[0] / "config.yaml").read_text())["scale"]["widths"]:
     a_dirs, b_dirs = seed_dirs(runs[0], width), seed_dirs(runs[1], width)
-    pairs = [(losses(a_dirs[s]), losses(b_dirs[s])) for s in sorted(a_dirs.keys() & b_dirs.keys())]
-    for s, (a, b) in zip(sorted(a_dirs.keys() & b_dirs.keys()), pairs):
+    pairs = []
+    for s in sorted(a_dirs.keys() & b_dirs.keys()):
+        a, b = losses(a_dirs[s]), losses(b_dirs[s])
+        pairs.append((a, b))
         rise = " / ".join("-" if x[2] is None else f"{x[2]:.3f}" for x in (a, b))
         print(f"w{width:<4d} {s[4:]:>4s}   {a[0]:.4f} / {b[0]:.4f}    {a[1]:.4f} / {b[1]:.4f}    {rise}")
     if pairs:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import torch
 from mythbench.tasks import get_task
+
 from mythbench.training.reevaluate import load_checkpoint
 
 torch.set_num_threads(1)
