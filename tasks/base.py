@@ -151,6 +151,12 @@ class Family(ABC):
         """Problems that involve several parameters at once (each one alone is already checked)."""
         return []
 
+    def kept_for_training(self, tokens: np.ndarray) -> np.ndarray:
+        """Which instances (rows of input tokens, BOS first) stay out of the test half at a training
+        difficulty whatever their hash: instances so probable that the training stream shows each many
+        times, which the hash split would otherwise make test-only. None by default."""
+        return np.zeros(tokens.shape[0], dtype=bool)
+
     def id(self, token: str) -> int:
         return self.ids[token]
 

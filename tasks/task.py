@@ -42,13 +42,15 @@ class Task:
     """Generates train and test batches for one spec; test instances never occur in training data.
 
     Disjointness: instance space is split in two halves by a hash of the input tokens
-    (`tasks.base.in_test_region`). At every test difficulty, test batches come from the test half only
-    and training and validation batches from the other half only. At other difficulties every split draws
-    from the whole space (from different random streams): tiny instance spaces (parity with 2 bits) keep
-    their natural distribution, and no test set is defined there. The validation split is a third stream
-    drawn like training data, so that choosing a hyperparameter on it never reads the test instances a
-    result reports. Lengths (parity, state) or the difficulty itself (khop's k, chain length, BFS depth)
-    differ between difficulties, so instances of different difficulties never coincide.
+    (`tasks.base.in_test_region`), less the instances the family keeps for training at a training
+    difficulty (`Family.kept_for_training`; see `in_test_half`). At every test difficulty, test batches
+    come from the test half only and training and validation batches from the other half only. At other
+    difficulties every split draws from the whole space (from different random streams): tiny instance
+    spaces (parity with 2 bits) keep their natural distribution, and no test set is defined there. The
+    validation split is a third stream drawn like training data, so that choosing a hyperparameter on it
+    never reads the test instances a result reports. Lengths (parity, state) or the difficulty itself
+    (khop's k, chain length, BFS depth) differ between difficulties, so instances of different
+    difficulties never coincide.
     """
 
     def __init__(self, spec: TaskSpec, family: Family):
@@ -107,6 +109,13 @@ class Task:
         want = (split == "test") if difficulty in self.spec.test_difficulties else None  # validation: train half
         return self._draw(rng, int(difficulty), int(n), want)
 
+    def in_test_half(self, tokens: np.ndarray, difficulty: int) -> np.ndarray:
+        """Whether each instance at `difficulty` may be a test instance (and so is never training data)."""
+        region = in_test_region(tokens)
+        if difficulty in self.spec.train_difficulties:
+            region &= ~self.family.kept_for_training(tokens)
+        return region
+
     def test_batch(self, difficulty: int) -> Batch:
         """The official evaluation set at `difficulty`; at the test difficulties, what the fingerprint covers."""
         return self.generate("test", difficulty, self.spec.examples["test"], TEST_SEED)
@@ -142,7 +151,7 @@ class Task:
             size = min(CHUNK, need if want is None else 2 * need + 16)
             batch = self.family.sample(rng, difficulty, size)
             if want is not None:
-                batch = batch.rows(np.flatnonzero(in_test_region(batch.tokens) == want))
+                batch = batch.rows(np.flatnonzero(self.in_test_half(batch.tokens, difficulty) == want))
                 empty_rounds = 0 if len(batch) else empty_rounds + 1
                 if empty_rounds >= _MAX_EMPTY_ROUNDS:
                     side = "test" if want else "train"

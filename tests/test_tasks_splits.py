@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
 import os
 import subprocess
 import sys
@@ -12,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from mythbench.tasks import TEST_SEED, get_task, list_tasks, load_task_file
-from mythbench.tasks.base import in_test_region
+from mythbench.tasks.base import BOS, in_test_region
 from mythbench.tasks.task import CHUNK
 
 SPEC_DIR = Path(__file__).resolve().parents[1] / "tasks"
@@ -61,9 +63,9 @@ def test_test_instances_never_in_training_data(name):
     task = get_task(name)
     for d in task.spec.test_difficulties:
         test = task.test_batch(d)
-        assert in_test_region(test.tokens).all()
+        assert task.in_test_half(test.tokens, d).all() and in_test_region(test.tokens).all()
         train = task.generate("train", d, 2000 if name == "parity" else 300, 99)
-        assert not in_test_region(train.tokens).any()
+        assert not task.in_test_half(train.tokens, d).any()
         assert not rows(test.tokens) & rows(train.tokens)
 
 
@@ -74,7 +76,7 @@ def test_validation_is_its_own_stream_and_never_holds_test_instances(name):
     task = get_task(name)
     for d in task.spec.test_difficulties:
         validation = task.validation_batch(d)
-        assert len(validation) == task.spec.examples["test"] and not in_test_region(validation.tokens).any()
+        assert len(validation) == task.spec.examples["test"] and not task.in_test_half(validation.tokens, d).any()
         assert not rows(validation.tokens) & rows(task.test_batch(d).tokens)
     # a training difficulty that is not a test difficulty, if the task has one (parity-biased trains at 21 only)
     d = max(set(task.spec.train_difficulties) - set(task.spec.test_difficulties) or task.spec.train_difficulties)
@@ -103,6 +105,51 @@ def test_tiny_space_is_partitioned_exactly(tmp_path):
     assert not train & test and len(train | test) == 16
     # Away from test difficulties nothing is filtered: training sees all 8 three-bit strings.
     assert len(rows(task.generate("train", 3, 500, 0).tokens)) == 8
+
+
+def near_constant_strings(n: int, most_unlike: int) -> np.ndarray:
+    """Every n-bit string with at most `most_unlike` bits unlike its majority bit, as 0/1 rows."""
+    rows_ = [np.zeros(n, np.int64)]
+    for k in range(1, most_unlike + 1):
+        for ones in itertools.combinations(range(n), k):
+            row = np.zeros(n, np.int64)
+            row[list(ones)] = 1
+            rows_.append(row)
+    low = np.stack(rows_)
+    return np.concatenate([low, 1 - low])
+
+
+def test_biased_parity_keeps_near_constant_strings_of_the_training_length_for_training():
+    """Version 4: at n = 21 (train and test length) the strings with at most 3 bits unlike the rest are never
+    test instances, whatever their hash, and training batches do draw those the hash puts in the test half;
+    at the test-only lengths they are test instances like any other string."""
+    task = get_task("parity-biased")
+    zero, one, bos = (task.family.id(t) for t in ("0", "1", BOS))
+
+    def as_tokens(bits: np.ndarray) -> np.ndarray:
+        return np.concatenate([np.full((len(bits), 1), bos), np.where(bits == 1, one, zero)], axis=1)
+
+    def unlike(tokens: np.ndarray) -> np.ndarray:
+        ones = (tokens == one).sum(axis=1)
+        return np.minimum(ones, tokens.shape[1] - 1 - ones)
+
+    (n,) = task.spec.train_difficulties
+    kept = as_tokens(near_constant_strings(n, 3))
+    assert len(kept) == 2 * sum(math.comb(n, k) for k in range(4))
+    assert not task.in_test_half(kept, n).any()
+    hashed_to_test = rows(kept[in_test_region(kept) & (unlike(kept) == 1)])
+    assert hashed_to_test  # the rule matters: 1^20 0 is one of them
+    assert hashed_to_test & rows(task.generate("train", n, 20000, 0).tokens)
+    assert unlike(task.test_batch(n).tokens).min() == 4
+    assert (unlike(task.test_batch(32).tokens) <= 3).mean() > 0.2  # p ~ U(0, 1): about 8 / 33 of them
+    assert task.in_test_half(as_tokens(near_constant_strings(32, 1)), 32).any()
+
+
+def test_fair_parity_keeps_nothing_back():
+    task = get_task("parity")
+    tokens = task.generate("train", 16, 500, 0).tokens
+    assert task.family.params["train_near_constant"] == -1 and not task.family.kept_for_training(tokens).any()
+    assert (task.in_test_half(tokens, 16) == in_test_region(tokens)).all()
 
 
 def test_train_at_non_test_difficulty_is_unfiltered():
