@@ -124,6 +124,8 @@ def test_family_and_params_problems(tmp_path):
     assert "context_length: declared 'fixed', but family 'parity' with these params has 2 tokens" in text
     text = problems_of(write(tmp_path, spec_dict("chain") | {"params": {"statements": 90}}))
     assert "variables (80) must be at least statements (90)" in text
+    text = problems_of(write(tmp_path, spec_dict("graph") | {"params": {"nodes": 8, "extra_edges": 20}}))
+    assert "params.extra_edges: 20 extra edges do not fit a graph of 8 nodes" in text
     assert "params: expected a mapping, got list" in problems_of(
         write(tmp_path, spec_dict("graph") | {"params": [1, 2]})
     )
