@@ -61,6 +61,8 @@ def test_labels_match_solver_at_every_difficulty(name):
         ("chain", {"variables": 12, "statements_per_hop": 1}, [1, 6, 12]),
         ("graph", {"nodes": 8, "extra_edges": 3, "cap": 2}, [1, 2, 3]),
         ("graph", {"nodes": 64, "extra_edges": 40, "cap": 30}, [1, 30, 40]),
+        ("zipf", {"alphabet": 2, "key_len": 1, "queries": 1, "max_k": 1, "alpha": 0.0}, [1]),
+        ("zipf", {"alphabet": 5, "key_len": 4, "queries": 3, "max_k": 6, "table_seed": 7}, [1, 3, 6]),
     ],
 )
 def test_parameter_variants_match_solver(family, params, difficulties):
