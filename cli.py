@@ -145,7 +145,9 @@ def bench(task: str = typer.Option("parity", "--task", help="the task whose size
 @reports_errors
 def sample(task: str, difficulty: int = typer.Option(..., "--difficulty", "-d"),
            n: int = typer.Option(3, "--n"), split: str = typer.Option("test", "--split"),
-           seed: int = typer.Option(0, "--seed"), as_json: bool = typer.Option(False, "--json")) -> None:
+           seed: int = typer.Option(0, "--seed"),
+           as_json: bool = typer.Option(False, "--json", help="per instance: input, target (scored at test), "
+                                        "training_target (trained on), hints")) -> None:
     """Print instances of a task: decoded inputs with their targets aligned."""
     from mythbench import tasks
 

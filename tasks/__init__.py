@@ -11,7 +11,7 @@ from mythbench.tasks.registry import FAMILIES, get_task, list_tasks, load_task_f
 from mythbench.tasks.task import TEST_SEED, Task, TaskSpec
 
 # importing a family's module registers it (tasks/registry.py)
-from mythbench.tasks import parity, state, khop, chain, graph  # noqa: E402, F401, I001  isort: skip
+from mythbench.tasks import parity, state, khop, chain, graph, zipf  # noqa: E402, F401, I001  isort: skip
 
 __all__ = [
     "FAMILIES",

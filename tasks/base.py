@@ -157,6 +157,12 @@ class Family(ABC):
         times, which the hash split would otherwise make test-only. None by default."""
         return np.zeros(tokens.shape[0], dtype=bool)
 
+    def loss_floor(self, difficulty: int) -> float:
+        """The Bayes-optimal expected loss per scored token at `difficulty`, in nats: no model goes below
+        it, so a scaling fit can be of the excess loss L - H. 0 unless a family's labels carry noise: every
+        label is then a function of the instance's input."""
+        return 0.0
+
     def id(self, token: str) -> int:
         return self.ids[token]
 

@@ -36,7 +36,8 @@ def describe_tasks() -> list[str]:
 def sample_instances(
     name: str, difficulty: int, n: int = 3, split: str = "test", seed: int = 0
 ) -> list[dict[str, Any]]:
-    """Decoded instances: input tokens, targets (None where not scored), and the solver's hints."""
+    """Decoded instances: input tokens, the targets scored at test and the training targets (None
+    elsewhere; chain trains on more positions than it scores), and the solver's hints."""
     task = get_task(name)
     batch = task.generate(split, difficulty, n, seed)
     out = []
@@ -54,6 +55,8 @@ def sample_instances(
                 "attention": task.spec.attention,
                 "input": tokens,
                 "target": [t if scored else None for t, scored in zip(targets, batch.mask[i], strict=True)],
+                "training_target": [t if trained else None
+                                    for t, trained in zip(targets, batch.supervised[i], strict=True)],
                 "hints": solution.hints,
             }
         )

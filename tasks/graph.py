@@ -6,6 +6,12 @@ only join nodes of the same or adjacent layers, so distance = layer and the ecce
 A decoy component built the same way (layered, as deep as it can be up to D) supplies unreachable
 nodes that look locally like reachable ones: telling a far reachable node from a decoy node needs the
 whole path to the source, which is what makes depth matter.
+
+Every instance lists the same number of distinct edges. Extra edges may join nodes at most one layer
+apart in the source's component, or any two decoy nodes (all unreachable whatever joins them), and
+`difficulty_range` stops at the largest D where every layout has room for all of them (`min_room`).
+Version 2 of the graph task repeated spanning-tree edges where room ran out: at D = 24, 576 of 600 test
+instances repeated an edge, a pattern no training instance had.
 """
 
 from __future__ import annotations
@@ -35,23 +41,46 @@ class Graph(Family):
     name = "graph"
     params_schema = {
         "nodes": Param(48, "nodes per instance", minimum=8, maximum=1000),
-        "extra_edges": Param(16, "edges beyond the two spanning trees (same or adjacent layers)", minimum=1),
+        "extra_edges": Param(16, "edges beyond the two spanning trees, each keeping every distance (min_room)",
+                             minimum=1),
         "cap": Param(6, "distances >= cap share the token '<cap>+'", minimum=1),
     }
-
-    def check_combination(self) -> list[str]:
-        nodes, extra = self.params["nodes"], self.params["extra_edges"]
-        if extra > nodes * (nodes - 1) // 2:
-            return [f"params.extra_edges: {extra} is more than a graph of {nodes} nodes can hold"]
-        return []
 
     def build_vocab(self) -> list[str]:
         n, cap = self.params["nodes"], self.params["cap"]
         distances = [str(d) for d in range(cap)] + [f"{cap}+", UNREACHABLE]
         return [SOURCE, SEP, EDGE, *[f"n{i}" for i in range(n)], *distances]
 
+    def check_combination(self) -> list[str]:
+        nodes, extra = self.params["nodes"], self.params["extra_edges"]
+        if self.min_room(1) < extra:
+            return [f"params.extra_edges: {extra} extra edges do not fit a graph of {nodes} nodes at difficulty 1 "
+                    f"(room for {self.min_room(1)})"]
+        return []
+
+    def decoy_sizes(self, difficulty: int) -> tuple[int, int]:
+        """Smallest and largest decoy component: at least 2 nodes, at most a quarter of the graph, and
+        never so many that the source's D + 1 layers lose a node."""
+        return 2, min(self.params["nodes"] // 4, self.params["nodes"] - difficulty - 1)
+
+    def min_room(self, difficulty: int) -> int:
+        """The fewest distance-preserving non-tree pairs any layout at `difficulty` has: room for extra edges.
+
+        The source's component has one spine node per layer and s spare nodes in layers 1..D, which give at
+        least 2s - 1 pairs at most one layer apart that are not tree edges (s >= 1; the minimum puts one or
+        two spares in layer D); a decoy of k nodes has C(k, 2) - (k - 1) non-tree pairs, all allowed.
+        """
+        lo, hi = self.decoy_sizes(difficulty)
+        rooms = [max(0, 2 * (self.params["nodes"] - k - difficulty - 1) - 1) + (k - 1) * (k - 2) // 2
+                 for k in range(lo, hi + 1)]
+        return min(rooms, default=-1)
+
     def difficulty_range(self) -> tuple[int, int]:
-        return 1, self.params["nodes"] - 3  # at least 2 decoy nodes besides the D+1 layers
+        extra = self.params["extra_edges"]
+        hi = 1
+        while hi + 1 <= self.params["nodes"] - 3 and self.min_room(hi + 1) >= extra:
+            hi += 1
+        return 1, hi
 
     def edges(self) -> int:
         return self.params["nodes"] - 2 + self.params["extra_edges"]
@@ -63,7 +92,8 @@ class Graph(Family):
         nodes, cap, depth = self.params["nodes"], self.params["cap"], difficulty
         slot = np.arange(nodes, dtype=np.int64)
         # Slots 0..R-1 form the source's component (slot 0 = source), slots R.. the decoy (first = its root).
-        decoys = rng.integers(2, min(nodes // 4, nodes - depth - 1) + 1, size=(n, 1), dtype=np.int64)
+        fewest, most = self.decoy_sizes(depth)
+        decoys = rng.integers(fewest, most + 1, size=(n, 1), dtype=np.int64)
         reach = nodes - decoys
         decoy_depth = np.minimum(depth, decoys - 1)
         spread = rng.random((n, nodes))
@@ -115,17 +145,18 @@ class Graph(Family):
     def _extra_edges(
         self, rng: np.random.Generator, comp: np.ndarray, layer: np.ndarray, tree_a: np.ndarray, tree_b: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        """The `extra_edges` highest random scores among allowed pairs: a < b, same component, layers at
-        most 1 apart, not a tree edge (so BFS distances stay equal to layers).
+        """The `extra_edges` highest random scores among allowed pairs: a < b, same component, not a tree
+        edge, and in the source's component layers at most 1 apart (so BFS distances stay equal to layers).
 
-        Disallowed pairs score below every allowed one; rows with too few allowed pairs repeat tree edges
-        instead, so the edge count, and with it the token length, never varies.
+        Disallowed pairs score below every allowed one; `min_room` guarantees every row enough allowed
+        pairs, so each chosen pair is allowed and the edges are distinct.
         """
         n, nodes = layer.shape
         extra = self.params["extra_edges"]
         slot = np.arange(nodes)
         rows = np.arange(n)[:, None]
-        allowed = (comp[:, :, None] == comp[:, None, :]) & (np.abs(layer[:, :, None] - layer[:, None, :]) <= 1)
+        near = np.abs(layer[:, :, None] - layer[:, None, :]) <= 1
+        allowed = (comp[:, :, None] == comp[:, None, :]) & (near | (comp[:, :, None] == 1))
         allowed &= slot[:, None] < slot[None, :]
         allowed[rows, tree_a, tree_b] = False
         allowed[rows, tree_b, tree_a] = False
@@ -133,11 +164,8 @@ class Graph(Family):
         # Scores are distinct almost surely, so the chosen set (sorted) does not depend on how
         # argpartition breaks ties.
         top = np.sort(np.argpartition(-score, extra - 1, axis=1)[:, :extra], axis=1).astype(np.int64)
-        good = np.take_along_axis(score, top, axis=1) >= 1.0
-        repeat = rng.integers(0, nodes - 2, size=(n, extra), dtype=np.int64)
-        extra_a = np.where(good, top // nodes, np.take_along_axis(tree_a, repeat, axis=1))
-        extra_b = np.where(good, top % nodes, np.take_along_axis(tree_b, repeat, axis=1))
-        return extra_a, extra_b
+        assert (np.take_along_axis(score, top, axis=1) >= 1.0).all(), "min_room promised room for every extra edge"
+        return top // nodes, top % nodes
 
     @staticmethod
     def _parents(rng: np.random.Generator, key: np.ndarray) -> np.ndarray:

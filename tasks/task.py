@@ -83,6 +83,12 @@ class Task:
         sweep (which goes to twice the depth of the hardest test difficulty)."""
         return self.spec.depth_per_difficulty * difficulty
 
+    def loss_floor(self, difficulty: int) -> float:
+        """The least expected loss per scored token (nats) any model can reach at `difficulty`
+        (`Family.loss_floor`): the H of a scaling fit of L - H."""
+        self._check_difficulty(difficulty)
+        return self.family.loss_floor(difficulty)
+
     def decode(self, ids: Sequence[int] | np.ndarray) -> list[str]:
         vocab = self.family.vocab
         return [vocab[int(i)] for i in ids]

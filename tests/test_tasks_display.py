@@ -30,7 +30,17 @@ def test_sample_instances_are_decoded_and_solved(name):
         assert inst["input"] == task.decode(batch.tokens[i])
         assert [t is not None for t in inst["target"]] == batch.mask[i].tolist()
         assert inst["target"] == task.solve(inst["input"]).targets
+        assert inst["training_target"] == task.solve(inst["input"]).training_targets()
         assert inst["hints"]
+
+
+def test_sample_shows_chains_dense_training_targets():
+    """chain trains on every statement's value within d hops but scores only the answer: both are shown."""
+    (inst,) = sample_instances("chain", 6, n=1, split="train")
+    scored = [i for i, t in enumerate(inst["target"]) if t is not None]
+    trained = [i for i, t in enumerate(inst["training_target"]) if t is not None]
+    assert scored == [len(inst["input"]) - 1] and set(scored) < set(trained) and len(trained) > 6
+    assert all(inst["training_target"][i] == inst["target"][i] for i in scored)
 
 
 def test_format_puts_each_input_token_above_its_target():

@@ -59,8 +59,10 @@ def test_labels_match_solver_at_every_difficulty(name):
         ("chain", {"variables": 12, "statements_per_hop": 3, "assign_token": False}, [1, 2, 4]),
         ("chain", {"variables": 12, "statements_per_hop": 3, "copy_targets": False}, [1, 2, 4]),
         ("chain", {"variables": 12, "statements_per_hop": 1}, [1, 6, 12]),
-        ("graph", {"nodes": 8, "extra_edges": 3, "cap": 2}, [1, 3, 5]),
-        ("graph", {"nodes": 64, "extra_edges": 40, "cap": 30}, [1, 30, 61]),
+        ("graph", {"nodes": 8, "extra_edges": 3, "cap": 2}, [1, 2, 3]),
+        ("graph", {"nodes": 64, "extra_edges": 40, "cap": 30}, [1, 30, 40]),
+        ("zipf", {"alphabet": 2, "key_len": 1, "queries": 1, "max_k": 1, "alpha": 0.0}, [1]),
+        ("zipf", {"alphabet": 5, "key_len": 4, "queries": 3, "max_k": 6, "table_seed": 7}, [1, 3, 6]),
     ],
 )
 def test_parameter_variants_match_solver(family, params, difficulties):
@@ -115,6 +117,34 @@ def test_graph_instances_have_unreachable_nodes_and_fixed_size():
         unreachable = (batch.targets == inf).sum(axis=1)
         assert unreachable.min() >= 2
         assert batch.mask.sum(axis=1).tolist() == [task.family.params["nodes"]] * 200
+
+
+def distinct_edges(family: Family, tokens: np.ndarray) -> np.ndarray:
+    """Distinct undirected edges per instance (u - v and v - u are one edge)."""
+    edges = tokens[:, 3 : 3 + 3 * family.edges()]
+    u, v = edges[:, 0::3], edges[:, 2::3]
+    pairs = np.minimum(u, v) * len(family.vocab) + np.maximum(u, v)
+    return np.array([len(set(row.tolist())) for row in pairs])
+
+
+@pytest.mark.parametrize("params", [{}, {"nodes": 8, "extra_edges": 3, "cap": 2},
+                                    {"nodes": 64, "extra_edges": 40, "cap": 30}])
+def test_graph_lists_its_declared_number_of_distinct_edges_at_every_difficulty(params):
+    """Version 2 repeated tree edges where a deep graph had no room for its extra edges (576 of 600
+    instances at d = 24): every difficulty of the family's range now has room at every layout."""
+    family = FAMILIES["graph"](params) if params else get_task("graph").family
+    lo, hi = family.difficulty_range()
+    for d in range(lo, hi + 1):
+        batch = family.sample(np.random.default_rng(d), d, 300)
+        assert (distinct_edges(family, batch.tokens) == family.edges()).all(), f"d={d}"
+    extra = family.params["extra_edges"]
+    assert all(family.min_room(d) >= extra for d in range(lo, hi + 1)) and family.min_room(hi + 1) < extra
+
+
+def test_graph_spec_reaches_its_largest_test_difficulty_with_room():
+    task = get_task("graph")
+    assert task.family.difficulty_range()[1] == max(task.spec.test_difficulties) == 24
+    assert (distinct_edges(task.family, task.test_batch(24).tokens) == task.family.edges()).all()
 
 
 def test_chain_context_is_fixed_and_only_answer_scored():

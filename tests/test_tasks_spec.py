@@ -35,9 +35,10 @@ def problems_of(path: Path) -> str:
 
 
 def test_suite_is_the_designed_tasks():
-    """Five families; parity and state also in a fixed-context variant (depth without length)."""
+    """Six families; parity and state also in a fixed-context variant (depth without length), zipf as
+    storage (recall) and composition (hops) of one table."""
     assert list_tasks() == ["chain", "chain-grows", "graph", "khop", "parity", "parity-biased", "parity-fixed",
-                            "state", "state-fixed"]
+                            "state", "state-fixed", "zipf-hops", "zipf-recall"]
     assert set(FAMILIES) == {get_task(n).spec.family for n in list_tasks()}
 
 
@@ -47,8 +48,9 @@ def test_packaged_spec_is_consistent_with_its_docs(name):
     spec = task.spec
     assert spec.name == name and spec.version >= 1 and spec.metric == "exact_match"
     assert spec.attention in ("causal", "bidirectional") and spec.seeds
-    # khop asks about depth efficiency inside its training range (its spec says so); the rest extrapolate
-    assert max(spec.train_difficulties) < max(spec.test_difficulties) or name == "khop"
+    # khop asks about depth efficiency inside its training range and zipf-recall about storage (their specs
+    # say so); the rest extrapolate
+    assert max(spec.train_difficulties) < max(spec.test_difficulties) or name in ("khop", "zipf-recall")
     assert set(spec.params) == set(FAMILIES[spec.family].params_schema)  # defaults filled in
     stated = re.search(r"\(size (\d+)\)", spec.token_format)
     assert stated and int(stated.group(1)) == task.vocab_size
@@ -111,7 +113,7 @@ def test_every_problem_is_listed_at_once(tmp_path):
 
 
 def test_family_and_params_problems(tmp_path):
-    assert "family: unknown family 'sorting' (known: chain, graph, khop, parity, state)" in problems_of(
+    assert "family: unknown family 'sorting' (known: chain, graph, khop, parity, state, zipf)" in problems_of(
         write(tmp_path, spec_dict("parity") | {"family": "sorting"})
     )
     text = problems_of(write(tmp_path, spec_dict("state") | {"params": {"group": "A4", "size": 3}}))
@@ -124,6 +126,8 @@ def test_family_and_params_problems(tmp_path):
     assert "context_length: declared 'fixed', but family 'parity' with these params has 2 tokens" in text
     text = problems_of(write(tmp_path, spec_dict("chain") | {"params": {"statements": 90}}))
     assert "variables (80) must be at least statements (90)" in text
+    text = problems_of(write(tmp_path, spec_dict("graph") | {"params": {"nodes": 8, "extra_edges": 20}}))
+    assert "params.extra_edges: 20 extra edges do not fit a graph of 8 nodes" in text
     assert "params: expected a mapping, got list" in problems_of(
         write(tmp_path, spec_dict("graph") | {"params": [1, 2]})
     )
