@@ -251,7 +251,8 @@ def _build(cls: type, data: Any, where: str, problems: list[str]) -> Any:
     prefix = f"{where}." if where else ""
     for key in data:
         if key not in names:
-            problems.append(f"{prefix}{key}: unknown key{known_hint(f'{prefix}{key}', _key_paths(cls(), prefix))}")
+            known = _key_paths(cls(), sections=isinstance(data[key], dict))
+            problems.append(f"{prefix}{key}: unknown key{known_hint(str(key), known, prefix)}")
     kwargs = {}
     for key in names & data.keys():
         n_before = len(problems)
@@ -404,10 +405,12 @@ def _keys(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, str]]:
             yield f"{prefix}{f.name}", value, docs[f.name]
 
 
-def _key_paths(config: Any, prefix: str) -> list[str]:
-    """Every key and section name under `config`, dotted: what a mistyped key is compared with."""
-    keys = [key for key, _, _ in _keys(config, prefix)]
-    return keys + sorted({key.rpartition(".")[0] for key in keys} - {prefix.rstrip(".")})
+def _key_paths(config: Any, sections: bool) -> list[str]:
+    """The dotted keys of `config`, or its sections if it has any: what a mistyped key (or section, when its
+    value is a mapping) is compared with."""
+    keys = [key for key, _, _ in _keys(config)]
+    groups = sorted({key.rpartition(".")[0] for key in keys if "." in key})
+    return groups if sections and groups else keys
 
 
 def describe_config(config: RunConfig) -> list[dict[str, Any]]:

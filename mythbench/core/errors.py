@@ -18,11 +18,12 @@ class ConfigError(MythbenchError):
         super().__init__("; ".join(self.problems))
 
 
-def known_hint(name: str, known: Iterable[str]) -> str:
+def known_hint(name: str, known: Iterable[str], prefix: str = "") -> str:
     """What follows "unknown X 'name'": " (did you mean 'parity'?)" with the known names closest to a typo, else
-    " (known: ...)" with all of them, so every such message names its fix."""
+    " (known: ...)" with all of them, so every such message names its fix. Names are compared without the
+    `prefix` they all share (a config section) and shown with it."""
     known = list(known)
     close = difflib.get_close_matches(name, known, n=3)
     if close:
-        return f" (did you mean {' or '.join(map(repr, close))}?)"
+        return f" (did you mean {' or '.join(repr(prefix + k) for k in close)}?)"
     return f" (known: {', '.join(known) or 'none'})"
