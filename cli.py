@@ -26,8 +26,8 @@ from mythbench.config import describe_config, format_config, list_presets, parse
 from mythbench.core.errors import ConfigError, MythbenchError, known_hint
 from mythbench.core.fileio import atomic_write_json
 
-# Fixed choices, spelled out so that --help lists them without importing torch; tests/test_cli.py checks each
-# against the library's own list.
+# Fixed choices, spelled out so that --help lists them without importing torch; tests/test_cli_grammar.py checks
+# each against the library's own list.
 BACKENDS = ("local", "ray", "slurm")
 DTYPES = ("fp32", "bf16")
 SPLITS = ("train", "test", "validation")
@@ -68,11 +68,17 @@ class TaskFirst(TyperCommand):
 
 
 def task_argument(all_: bool = False) -> Any:
+    """The TASK argument every command that takes a task takes first."""
     return typer.Argument(..., help="a task of `mythbench ls`, or a task file (.yaml)" + (", or 'all'" if all_ else ""))
 
 
 def preset_option() -> Any:
     return typer.Option("quick", "--preset", help="budgets: steps, batch, seeds, widths", **choice(list_presets()))
+
+
+def examples(*command_lines: str) -> str:
+    """A command's --help epilog: one example per line."""
+    return "Examples:\n\n" + "\n\n".join(f"mythbench {line}" for line in command_lines)
 
 
 def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -135,8 +141,7 @@ def ls() -> None:
     typer.echo("  " + ", ".join(list_presets()))
 
 
-@app.command(cls=TaskFirst, epilog="Examples: mythbench describe parity --set model.d_model=128 | "
-                                    "mythbench describe khop --json")
+@app.command(cls=TaskFirst, epilog=examples("describe parity --set model.d_model=128", "describe khop --json"))
 @reports_errors
 def describe(task: str = task_argument(),
              preset: str = preset_option(),
@@ -157,8 +162,8 @@ def describe(task: str = task_argument(),
                    f"active={p['active']:,}  FLOPs/token fwd={f['forward']:.3g} train={f['train']:.3g}{rho}")
 
 
-@app.command(cls=TaskFirst, epilog="Examples: mythbench bench parity --dtype fp32 --dtype bf16 | "
-                                    "mythbench bench parity --family rdt --family standard --compile both")
+@app.command(cls=TaskFirst, epilog=examples("bench parity --dtype fp32 --dtype bf16",
+                                            "bench parity --family rdt --family standard --compile both"))
 @reports_errors
 def bench(task: str = task_argument(),
           preset: str = preset_option(),
@@ -182,7 +187,7 @@ def bench(task: str = task_argument(),
         atomic_write_json(json_out, result)
 
 
-@app.command(cls=TaskFirst, epilog="Examples: mythbench sample parity -d 5 | mythbench sample khop -d 3 --n 1 --json")
+@app.command(cls=TaskFirst, epilog=examples("sample parity -d 5", "sample khop -d 3 --n 1 --json"))
 @reports_errors
 def sample(task: str = task_argument(), difficulty: int = typer.Option(..., "--difficulty", "-d"),
            n: int = typer.Option(3, "--n"), split: str = typer.Option("test", "--split", **choice(SPLITS)),
@@ -194,8 +199,8 @@ def sample(task: str = task_argument(), difficulty: int = typer.Option(..., "--d
     typer.echo(json.dumps(instances, indent=2) if as_json else tasks.format_instances(instances))
 
 
-@app.command(cls=TaskFirst, epilog="Examples: mythbench run parity | mythbench run all --preset standard --seeds 3 | "
-                                    "mythbench run khop --set train.steps=200 --set baselines=[iso-param]")
+@app.command(cls=TaskFirst, epilog=examples("run parity", "run all --preset standard --seeds 3",
+                                            "run khop --set train.steps=200 --set train.recipe=huginn"))
 @reports_errors
 def run(task: str = task_argument(all_=True),
         preset: str = preset_option(),
@@ -226,9 +231,8 @@ def run(task: str = task_argument(all_=True),
         typer.echo(f"run directory: {run_dir}")
 
 
-@app.command(cls=TaskFirst, epilog="Examples: mythbench scale parity-biased | "
-                                    "mythbench scale parity-biased --backend local --workers 2 | "
-                                    "mythbench scale parity-biased --partial")
+@app.command(cls=TaskFirst, epilog=examples("scale parity-biased", "scale parity-biased --backend local --workers 2",
+                                            "scale parity-biased --partial"))
 @reports_errors
 def scale(task: str = task_argument(all_=True),
           preset: str = preset_option(),
@@ -271,7 +275,7 @@ def scale(task: str = task_argument(all_=True),
         typer.echo(f"run directory: {run_.run_dir} (tables in scale.md)")
 
 
-@app.command(epilog="Examples: mythbench sweep grid.yaml | mythbench sweep grid.yaml --backend ray --address auto")
+@app.command(epilog=examples("sweep grid.yaml", "sweep grid.yaml --backend ray --address auto"))
 @reports_errors
 def sweep(grid: Path = typer.Argument(..., help="grid file (YAML): tasks, presets, seeds, variants, widths"),
           backend: str = typer.Option("local", "--backend", help=BACKEND_HELP, **choice(BACKENDS)),
@@ -305,8 +309,8 @@ def _slurm_options(pairs: list[str], root: Path) -> dict[str, Any]:
     return {**options, "folder": Path(options["folder"])}
 
 
-@app.command("eval", cls=TaskFirst, epilog="Example: mythbench eval parity runs/parity/quick/models/rdt/seed0 "
-                                            "--difficulties 16,32 --loops 8,32")
+@app.command("eval", cls=TaskFirst,
+             epilog=examples("eval parity runs/parity/quick/models/rdt/seed0 --difficulties 16,32 --loops 8,32"))
 @reports_errors
 def eval_(task: str = task_argument(),
           checkpoint: Path = typer.Argument(..., help="a run's models/NAME/seedK directory"),
@@ -320,8 +324,8 @@ def eval_(task: str = task_argument(),
     typer.echo(json.dumps(result, indent=2))
 
 
-@config_app.command("show", cls=TaskFirst, epilog="Examples: mythbench config show parity | "
-                                                 "mythbench config show khop --preset standard --set train.steps=200")
+@config_app.command("show", cls=TaskFirst, epilog=examples("config show parity",
+                                                          "config show khop --preset standard --set train.steps=200"))
 @reports_errors
 def config_show(task: str = task_argument(),
                 preset: str = preset_option(),

@@ -39,12 +39,6 @@ def test_task_as_an_option_is_refused_with_the_spelling_to_use(args):
     assert code == 2 and "the task is positional" in output and f"mythbench {args[0]}" in output, output
 
 
-def test_describe_takes_the_task_first():
-    code, output = _invoke("describe", "khop", "--json")
-    assert code == 0, output
-    assert {row["role"] for row in json.loads(output)["models"]} >= {"rdt"}
-
-
 @pytest.mark.parametrize("args, expected", [
     (["run", "parit"], "unknown task 'parit' (did you mean 'parity'"),
     (["describe", "parity", "--set", "train.step=3"], "train.step: unknown key (did you mean 'train.steps'?)"),
