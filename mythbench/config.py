@@ -394,15 +394,14 @@ def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
 
 
-def _keys(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, str]]:
-    """(dotted key, value, help) for every key of a config, section by section."""
-    docs = field_docs(type(config))
+def _keys(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, type]]:
+    """(dotted key, value, the dataclass declaring it) for every key of a config, section by section."""
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
         if dataclasses.is_dataclass(value):
             yield from _keys(value, f"{prefix}{f.name}.")
         else:
-            yield f"{prefix}{f.name}", value, docs[f.name]
+            yield f"{prefix}{f.name}", value, type(config)
 
 
 def _key_paths(config: Any, sections: bool) -> list[str]:
@@ -417,7 +416,8 @@ def describe_config(config: RunConfig) -> list[dict[str, Any]]:
     """Every key of a resolved config with its value, its built-in default and its help (the comment it is
     declared with): `mythbench config show`."""
     defaults = {key: value for key, value, _ in _keys(RunConfig())}
-    return [{"key": key, "value": value, "default": defaults[key], "help": doc} for key, value, doc in _keys(config)]
+    return [{"key": key, "value": value, "default": defaults[key], "help": field_docs(owner)[key.rpartition(".")[2]]}
+            for key, value, owner in _keys(config)]
 
 
 def format_config(rows: list[dict[str, Any]]) -> str:
