@@ -1,7 +1,9 @@
 """The `mythbench` command line. Thin: each command parses options and calls the library.
 
+One grammar: `mythbench COMMAND TASK [OPTIONS]`; the task is always the first argument, never `--task`.
 Bad input of any kind (unknown task, malformed YAML, unknown key, out-of-range value, missing file) ends
-in one message listing every problem and exit status 2, never a traceback.
+in one message listing every problem and exit status 2, never a traceback; a mistyped name gets the
+closest known ones ("did you mean").
 
 Each command imports the library it calls, so `mythbench --help` and the light commands load neither torch
 nor scipy (tests/test_cli.py checks it).
@@ -13,15 +15,23 @@ import dataclasses
 import functools
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
+from typer.core import TyperCommand
 
-from mythbench.config import list_presets, parse_overrides, resolve_run_config
-from mythbench.core.errors import ConfigError, MythbenchError
+from mythbench.config import describe_config, format_config, list_presets, parse_overrides, resolve_run_config
+from mythbench.core.errors import ConfigError, MythbenchError, known_hint
 from mythbench.core.fileio import atomic_write_json
+
+# Fixed choices, spelled out so that --help lists them without importing torch; tests/test_cli_grammar.py checks
+# each against the library's own list.
+BACKENDS = ("local", "ray", "slurm")
+DTYPES = ("fp32", "bf16")
+SPLITS = ("train", "test", "validation")
+COMPILE_MODES = {"off": [False], "on": [True], "both": [False, True]}
 
 BACKEND_HELP = "local (processes on this machine) | ray | slurm (submitit)"
 WORKERS_HELP = "parallel cells (default: one per core; Slurm: array parallelism)"
@@ -31,6 +41,44 @@ SLURM_HELP = "key=value for the Slurm backend: partition, timeout_min, cpus_per_
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Depth-extrapolation benchmarks for Recurrent-Depth (looped) Transformers.")
+config_app = typer.Typer(no_args_is_help=True, help="The run config: every key, its value, default and help.")
+app.add_typer(config_app, name="config")
+
+
+def choice(names: Sequence[str]) -> dict[str, Any]:
+    """typer.Option keywords for a fixed choice: the names in --help, and "did you mean" for a typo."""
+
+    def parse(value: str) -> str:
+        if value not in names:
+            raise typer.BadParameter(f"unknown {value!r}{known_hint(value, names)}")
+        return value
+
+    return {"parser": parse, "metavar": "|".join(names)}
+
+
+class TaskFirst(TyperCommand):
+    """A command whose first argument is the task. `--task NAME`, the old spelling of describe and eval, gets
+    the spelling to use rather than a bare "no such option"."""
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        if any(arg == "--task" or arg.startswith("--task=") for arg in args):
+            raise typer.BadParameter(f"the task is positional, not an option: {ctx.command_path} TASK ...",
+                                     ctx=ctx, param_hint="'--task'")
+        return super().parse_args(ctx, args)
+
+
+def task_argument(all_: bool = False) -> Any:
+    """The TASK argument every command that takes a task takes first."""
+    return typer.Argument(..., help="a task of `mythbench ls`, or a task file (.yaml)" + (", or 'all'" if all_ else ""))
+
+
+def preset_option() -> Any:
+    return typer.Option("quick", "--preset", help="budgets: steps, batch, seeds, widths", **choice(list_presets()))
+
+
+def examples(*command_lines: str) -> str:
+    """A command's --help epilog: one example per line."""
+    return "Examples:\n\n" + "\n\n".join(f"mythbench {line}" for line in command_lines)
 
 
 def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -93,10 +141,10 @@ def ls() -> None:
     typer.echo("  " + ", ".join(list_presets()))
 
 
-@app.command()
+@app.command(cls=TaskFirst, epilog=examples("describe parity --set model.d_model=128", "describe khop --json"))
 @reports_errors
-def describe(task: str = typer.Option("parity", "--task", help="the task whose sizes the models take"),
-             preset: str = typer.Option("quick", "--preset"),
+def describe(task: str = task_argument(),
+             preset: str = preset_option(),
              config: Path | None = typer.Option(None, "--config", help="YAML run config, as for run"),
              set_: list[str] = typer.Option([], "--set", help="override as for run, e.g. model.d_model=128"),
              as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
@@ -114,15 +162,16 @@ def describe(task: str = typer.Option("parity", "--task", help="the task whose s
                    f"active={p['active']:,}  FLOPs/token fwd={f['forward']:.3g} train={f['train']:.3g}{rho}")
 
 
-@app.command()
+@app.command(cls=TaskFirst, epilog=examples("bench parity --dtype fp32 --dtype bf16",
+                                            "bench parity --family rdt --family standard --compile both"))
 @reports_errors
-def bench(task: str = typer.Option("parity", "--task", help="the task whose sizes the models take"),
-          preset: str = typer.Option("quick", "--preset"),
+def bench(task: str = task_argument(),
+          preset: str = preset_option(),
           config: Path | None = typer.Option(None, "--config", help="YAML run config, as for run"),
           set_: list[str] = typer.Option([], "--set", help="override as for run, e.g. model.d_model=128"),
           family: list[str] = typer.Option(["rdt"], "--family", help="model family; repeat to compare"),
-          dtype: list[str] = typer.Option(["fp32"], "--dtype", help="fp32 | bf16 (autocast); repeatable"),
-          compile_: str = typer.Option("off", "--compile", help="off | on | both"),
+          dtype: list[str] = typer.Option(["fp32"], "--dtype", help="autocast dtype; repeatable", **choice(DTYPES)),
+          compile_: str = typer.Option("off", "--compile", help="torch.compile", **choice(list(COMPILE_MODES))),
           batch: int = typer.Option(32, "--batch"), seq: int = typer.Option(64, "--seq"),
           loops: int | None = typer.Option(None, "--loops", help="default: train_loops"),
           threads: int = typer.Option(2, "--threads"), repeats: int = typer.Option(10, "--repeats"),
@@ -131,20 +180,17 @@ def bench(task: str = typer.Option("parity", "--task", help="the task whose size
     """Train and inference tokens/s, FLOP/s and % of the measured matmul peak, variants side by side."""
     from mythbench.training.bench import format_table, run_bench, variants
 
-    modes = {"off": [False], "on": [True], "both": [False, True]}
-    if compile_ not in modes:
-        raise ConfigError(f"--compile {compile_!r} is not one of off, on, both")
-    result = run_bench(_rdt_config(task, preset, config, set_), variants(family, dtype, modes[compile_]), batch, seq,
-                       loops, threads, repeats, sweep=sweep)
+    result = run_bench(_rdt_config(task, preset, config, set_), variants(family, dtype, COMPILE_MODES[compile_]),
+                       batch, seq, loops, threads, repeats, sweep=sweep)
     typer.echo(format_table(result))
     if json_out is not None:
         atomic_write_json(json_out, result)
 
 
-@app.command()
+@app.command(cls=TaskFirst, epilog=examples("sample parity -d 5", "sample khop -d 3 --n 1 --json"))
 @reports_errors
-def sample(task: str, difficulty: int = typer.Option(..., "--difficulty", "-d"),
-           n: int = typer.Option(3, "--n"), split: str = typer.Option("test", "--split"),
+def sample(task: str = task_argument(), difficulty: int = typer.Option(..., "--difficulty", "-d"),
+           n: int = typer.Option(3, "--n"), split: str = typer.Option("test", "--split", **choice(SPLITS)),
            seed: int = typer.Option(0, "--seed"),
            as_json: bool = typer.Option(False, "--json", help="per instance: input, target (scored at test), "
                                         "training_target (trained on), hints")) -> None:
@@ -155,10 +201,11 @@ def sample(task: str, difficulty: int = typer.Option(..., "--difficulty", "-d"),
     typer.echo(json.dumps(instances, indent=2) if as_json else tasks.format_instances(instances))
 
 
-@app.command()
+@app.command(cls=TaskFirst, epilog=examples("run parity", "run all --preset standard --seeds 3",
+                                            "run khop --set train.steps=200 --set train.recipe=huginn"))
 @reports_errors
-def run(task: str = typer.Argument(..., help="task name, or 'all'"),
-        preset: str = typer.Option("quick", "--preset", help="quick | standard | full"),
+def run(task: str = task_argument(all_=True),
+        preset: str = preset_option(),
         config: Path | None = typer.Option(None, "--config", help="YAML run config"),
         set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. train.steps=200"),
         seeds: int | None = typer.Option(None, "--seeds", help="number of seeds (0..N-1)"),
@@ -186,16 +233,18 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
         typer.echo(f"run directory: {run_dir}")
 
 
-@app.command()
+@app.command(cls=TaskFirst, epilog=examples("scale parity-biased", "scale parity-biased --backend local --workers 2",
+                                            "scale parity-biased --partial"))
 @reports_errors
-def scale(task: str = typer.Argument(..., help="task name, or 'all'"),
-          preset: str = typer.Option("quick", "--preset", help="quick | standard | full"),
+def scale(task: str = task_argument(all_=True),
+          preset: str = preset_option(),
           config: Path | None = typer.Option(None, "--config", help="YAML run config"),
           set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. scale.widths=[16,32,48,64,96]"),
           seeds: int | None = typer.Option(None, "--seeds", help="number of seeds (0..N-1)"),
           out: Path | None = typer.Option(None, "--out", help="run directory (default runs/scale/TASK/PRESET)"),
           device: str | None = typer.Option(None, "--device", help="cpu | cuda"),
-          backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP + "; default: serial, in process"),
+          backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP + "; default: serial, in process",
+                                             **choice(BACKENDS)),
           workers: int | None = typer.Option(None, "--workers", help=WORKERS_HELP),
           address: str | None = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
           retries: int = typer.Option(2, "--retries", help=RETRIES_HELP),
@@ -228,10 +277,10 @@ def scale(task: str = typer.Argument(..., help="task name, or 'all'"),
         typer.echo(f"run directory: {run_.run_dir} (tables in scale.md)")
 
 
-@app.command()
+@app.command(epilog=examples("sweep grid.yaml", "sweep grid.yaml --backend ray --address auto"))
 @reports_errors
 def sweep(grid: Path = typer.Argument(..., help="grid file (YAML): tasks, presets, seeds, variants, widths"),
-          backend: str = typer.Option("local", "--backend", help=BACKEND_HELP),
+          backend: str = typer.Option("local", "--backend", help=BACKEND_HELP, **choice(BACKENDS)),
           workers: int | None = typer.Option(None, "--workers", help=WORKERS_HELP),
           address: str | None = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
           retries: int = typer.Option(2, "--retries", help=RETRIES_HELP),
@@ -262,9 +311,11 @@ def _slurm_options(pairs: list[str], root: Path) -> dict[str, Any]:
     return {**options, "folder": Path(options["folder"])}
 
 
-@app.command("eval")
+@app.command("eval", cls=TaskFirst,
+             epilog=examples("eval parity runs/parity/quick/models/rdt/seed0 --difficulties 16,32 --loops 8,32"))
 @reports_errors
-def eval_(checkpoint: Path, task: str = typer.Option(..., "--task"),
+def eval_(task: str = task_argument(),
+          checkpoint: Path = typer.Argument(..., help="a run's models/NAME/seedK directory"),
           difficulties: str | None = typer.Option(None, help="comma-separated, default: train+test"),
           loops: str | None = typer.Option(None, help="max loops (RDT), default 4x training loops"),
           device: str = typer.Option("cpu", "--device")) -> None:
@@ -273,6 +324,19 @@ def eval_(checkpoint: Path, task: str = typer.Option(..., "--task"),
 
     result = evaluate_checkpoint(checkpoint, task, _int_list(difficulties), _int_list(loops), device)
     typer.echo(json.dumps(result, indent=2))
+
+
+@config_app.command("show", cls=TaskFirst, epilog=examples("config show parity",
+                                                          "config show khop --preset standard --set train.steps=200"))
+@reports_errors
+def config_show(task: str = task_argument(),
+                preset: str = preset_option(),
+                config: Path | None = typer.Option(None, "--config", help="YAML run config, as for run"),
+                set_: list[str] = typer.Option([], "--set", help="override as for run, e.g. train.steps=200"),
+                as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """Every key of the config `mythbench run TASK` would use, with its value, its default and its help."""
+    rows = describe_config(resolve_run_config(task, preset, config, set_))
+    typer.echo(json.dumps(rows, indent=2) if as_json else format_config(rows))
 
 
 def _int_list(text: str | None) -> list[int] | None:

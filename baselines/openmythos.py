@@ -2,7 +2,7 @@
 
     pip install --no-deps open-mythos        # optional; it pins an older torch, --no-deps keeps yours
     mythbench run parity --set 'baselines=[iso-param,iso-flop,openmythos]'
-    mythbench bench --family rdt --family openmythos --set ...
+    mythbench bench parity --family rdt --family openmythos --set ...
 
 The package is imported only when a model is built, so everything else works without it. The family
 takes an RDT config whose switches are at the values OpenMythos hard-codes (FIXED; building it lists any

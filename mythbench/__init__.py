@@ -1,6 +1,7 @@
 """mythbench: a depth-extrapolation benchmark suite for Recurrent-Depth Transformers.
 
-`import mythbench` stays light: the model classes (torch) and `load` (pandas) are imported on first use.
+`import mythbench` stays light: the model classes (torch), `load` (pandas) and `evaluate` (torch, pandas) are
+imported on first use.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from typing import Any
 
 __version__ = "0.1.0"
 _LAZY = {"RDTConfig": "mythbench.models.rdt_config", "RDTOutput": "mythbench.models.model",
-         "RecurrentDepthTransformer": "mythbench.models.model", "load": "mythbench.results.results_frame"}
-__all__ = ["RDTConfig", "RDTOutput", "RecurrentDepthTransformer", "__version__", "load"]
+         "RecurrentDepthTransformer": "mythbench.models.model", "load": "mythbench.results.results_frame",
+         "evaluate": "mythbench.training.evaluate"}
+__all__ = ["RDTConfig", "RDTOutput", "RecurrentDepthTransformer", "__version__", "evaluate", "load"]
 
 
 def __getattr__(name: str) -> Any:

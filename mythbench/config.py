@@ -10,16 +10,19 @@ raised together as one ConfigError.
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from mythbench.core.errors import ConfigError
+from mythbench.core.errors import ConfigError, known_hint
+from mythbench.core.fielddocs import field_docs
 from mythbench.core.yamlio import load_yaml
 from mythbench.models.rdt_config import RDTConfig
 
@@ -43,16 +46,16 @@ LOOP_RULES = ("difficulty", "train")  # the headline's loop count per difficulty
 class TrainConfig:
     """How each model is trained. RDT and baselines share steps, batches and data seed."""
 
-    steps: int = 400
-    batch_size: int = 32
-    lr: float = 3e-3
-    weight_decay: float = 0.1
-    warmup_steps: int = 40
-    min_lr_ratio: float = 0.1
-    grad_clip: float = 1.0
-    recipe: str = "fixed"
+    steps: int = 400  # optimizer steps per model
+    batch_size: int = 32  # sequences per step
+    lr: float = 3e-3  # peak learning rate (AdamW): linear warmup to it, then cosine decay
+    weight_decay: float = 0.1  # AdamW weight decay
+    warmup_steps: int = 40  # steps of linear warmup
+    min_lr_ratio: float = 0.1  # the cosine decay ends at min_lr_ratio * lr
+    grad_clip: float = 1.0  # largest global gradient norm; larger gradients are scaled down to it
+    recipe: str = "fixed"  # loop schedule, the loops a training step runs: fixed | parcae | huginn | progressive | tied
     bwd_loops: int = 4  # truncated backprop depth for the random-loop recipes (Parcae mu_bwd)
-    huginn_sigma: float = 0.5
+    huginn_sigma: float = 0.5  # `huginn`: sigma of the lognormal rate of its Poisson loop count
     progressive_alpha: float = 0.5  # DT-nets weight of the progressive term
     progressive: bool = False  # add the DT-nets progressive term under any loop schedule (Bansal et al. 2022)
     loops_per_difficulty: float = 1.0  # `tied` recipe: loops = ceil(this * difficulty) (Fan et al.)
@@ -67,9 +70,9 @@ class TrainConfig:
     # train only on training difficulties <= this (0 = all): a tuning run holds the larger training
     # difficulties out as a validation set for extrapolation, so no test difficulty is ever used to choose
     max_difficulty: int = 0
-    checkpoint_every: int = 100
-    bf16: bool = False
-    compile: bool = False
+    checkpoint_every: int = 100  # steps between resumable training checkpoints
+    bf16: bool = False  # train under bfloat16 autocast
+    compile: bool = False  # train a torch.compile-d model
 
     def problems(self) -> list[str]:
         p = _positive(self, ["steps", "batch_size", "lr", "bwd_loops", "checkpoint_every",
@@ -109,16 +112,16 @@ class EvalConfig:
     thresholds are fixed in advance, never tuned on test difficulties."""
 
     loops_factor: int = 4  # RDT loops swept from 1 to max(loops_factor * train_loops, depth_factor * depth)
-    depth_factor: float = 2.0  # ... where depth is what the hardest test difficulty needs (task spec)
+    depth_factor: float = 2.0  # see loops_factor; depth = the steps the hardest test difficulty needs (task spec)
     # headline loops at difficulty d: "difficulty" = the loops per unit of difficulty the model trained with
     # at its hardest training difficulty, kept (tied recipe: ceil(loops_per_difficulty * d)); "train" = the
     # training loop count at every d
     loop_rule: str = "difficulty"
     chunk_size: int = 128  # sequences per forward pass: bounds memory at the largest difficulty
     train_points: int = 4  # training difficulties evaluated (evenly spaced, always the largest); 0 = all
-    delta_h_threshold: float = 1e-2
-    kl_threshold: float = 1e-3
-    confidence_threshold: float = 0.99
+    delta_h_threshold: float = 1e-2  # early exit `delta_h`: at the first loop whose relative state change is below this
+    kl_threshold: float = 1e-3  # early exit `kl`: at the first loop whose readout is this close (KL) to the previous
+    confidence_threshold: float = 0.99  # early exit `confidence`: once every scored token is this sure
     # also score the model on the task's validation split at its evaluated training difficulties and training
     # loop count (result["validation"]): what a hyperparameter is chosen on, never the test instances
     validation: bool = False
@@ -138,10 +141,10 @@ class EvalConfig:
 class ScaleConfig:
     """`mythbench scale`: a width ladder for the RDT and its layer-matched standard transformer."""
 
-    widths: list[int] = field(default_factory=lambda: [16, 24, 32, 48, 64])
+    widths: list[int] = field(default_factory=lambda: [16, 24, 32, 48, 64])  # d_model of each point, 5 or more
     head_dim: int = 8  # n_heads = width // head_dim, so attention shape scales with width
     loop_counts: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # RDT training loops (loop-worth law)
-    n_bootstrap: int = 200
+    n_bootstrap: int = 200  # bootstrap resamples for the fits' intervals
     steps: int = 0  # training steps per ladder point; 0 = train.steps (a CPU ladder needs fewer)
     # gamma: a point of width w trains at lr = train.lr * (min(widths) / w) ** gamma. 0 = one lr for every
     # width; 1 = muP's Adam rule (hidden-layer updates shrink as 1/width), so wide points are not over-stepped
@@ -175,13 +178,13 @@ class ScaleConfig:
 class RunConfig:
     """Everything `mythbench run` needs; written resolved into the run directory."""
 
-    task: str = "parity"
-    preset: str = "quick"
-    seeds: list[int] = field(default_factory=lambda: [0])
-    device: str = "cpu"
+    task: str = "parity"  # a task of `mythbench ls`, or a task file (.yaml)
+    preset: str = "quick"  # the budgets layered over recipes.yaml: quick | standard | full
+    seeds: list[int] = field(default_factory=lambda: [0])  # every model trains once per seed
+    device: str = "cpu"  # cpu, cuda or cuda:N
     # the RDT under test; vocab_size, max_seq_len and causal are set from the task when models are planned
     model: RDTConfig = field(default_factory=RDTConfig)
-    baselines: list[str] = field(default_factory=lambda: ["iso-param", "iso-flop"])
+    baselines: list[str] = field(default_factory=lambda: ["iso-param", "iso-flop"])  # trained beside the RDT
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
@@ -245,9 +248,11 @@ def _build(cls: type, data: Any, where: str, problems: list[str]) -> Any:
         return cls()
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
+    prefix = f"{where}." if where else ""
     for key in data:
         if key not in names:
-            problems.append(f"{where}{'.' if where else ''}{key}: unknown key (known: {', '.join(sorted(names))})")
+            known = _key_paths(cls(), sections=isinstance(data[key], dict))
+            problems.append(f"{prefix}{key}: unknown key{known_hint(str(key), known, prefix)}")
     kwargs = {}
     for key in names & data.keys():
         n_before = len(problems)
@@ -341,11 +346,20 @@ def list_presets() -> list[str]:
 def resolve_run_config(task: str, preset: str = "quick", config_file: Path | None = None,
                        overrides: list[str] | None = None, **cli: Any) -> RunConfig:
     """Layer preset, per-task preset section, config file, CLI flags and --set into one validated config."""
+    from mythbench.tasks import get_task  # a task's name is checked here; the task suite loads only then
+
     problems: list[str] = []
-    if preset not in list_presets():
-        raise ConfigError(f"preset {preset!r} is unknown (known: {', '.join(list_presets())})")
+    try:
+        get_task(task)
+    except ConfigError as err:
+        problems += err.problems
+    layers = [(RECIPES_FILE, False)]
+    if preset in list_presets():
+        layers.append((PRESET_DIR / f"{preset}.yaml", True))
+    else:
+        problems.append(f"unknown preset {preset!r}{known_hint(preset, list_presets())}")
     data: dict = {}
-    for path, budgets_only in ((RECIPES_FILE, False), (PRESET_DIR / f"{preset}.yaml", True)):
+    for path, budgets_only in layers:
         layer = read_yaml(path, problems)
         per_task = layer.pop("tasks", {}) or {}
         if not isinstance(per_task, dict):
@@ -378,3 +392,42 @@ def run_config_from_dict(data: Any) -> RunConfig:
 
 def to_dict(config: Any) -> dict:
     return dataclasses.asdict(config)
+
+
+def _keys(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, type]]:
+    """(dotted key, value, the dataclass declaring it) for every key of a config, section by section."""
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _keys(value, f"{prefix}{f.name}.")
+        else:
+            yield f"{prefix}{f.name}", value, type(config)
+
+
+def _key_paths(config: Any, sections: bool) -> list[str]:
+    """The dotted keys of `config`, or its sections if it has any: what a mistyped key (or section, when its
+    value is a mapping) is compared with."""
+    keys = [key for key, _, _ in _keys(config)]
+    groups = sorted({key.rpartition(".")[0] for key in keys if "." in key})
+    return groups if sections and groups else keys
+
+
+def describe_config(config: RunConfig) -> list[dict[str, Any]]:
+    """Every key of a resolved config with its value, its built-in default and its help (the comment it is
+    declared with): `mythbench config show`."""
+    defaults = {key: value for key, value, _ in _keys(RunConfig())}
+    return [{"key": key, "value": value, "default": defaults[key], "help": field_docs(owner)[key.rpartition(".")[2]]}
+            for key, value, owner in _keys(config)]
+
+
+def format_config(rows: list[dict[str, Any]]) -> str:
+    """`describe_config`'s rows as aligned columns; values are spelled as `--set` takes them."""
+
+    def spell(value: Any) -> str:
+        return value if isinstance(value, str) else json.dumps(value)
+
+    table = [("key", "value", "default", "help")]
+    table += [(r["key"], spell(r["value"]), spell(r["default"]), r["help"]) for r in rows]
+    widths = [max(len(row[i]) for row in table) for i in range(3)]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, [*widths, 0], strict=True)).rstrip()
+                     for row in table)

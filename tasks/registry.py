@@ -15,7 +15,7 @@ from mythbench.tasks.base import Family
 from mythbench.tasks.spec import parse_spec
 from mythbench.tasks.task import Task
 
-from mythbench.core.errors import ConfigError
+from mythbench.core.errors import ConfigError, known_hint
 from mythbench.core.yamlio import load_yaml
 
 # name -> family class; each family module registers its class (the package imports every family module)
@@ -60,5 +60,5 @@ def get_task(name: str) -> Task:
         return load_task_file(name)
     known = list_tasks()
     if name not in known:
-        raise ConfigError(f"unknown task {name!r}; known tasks: {', '.join(known)} (or give a .yaml file)")
+        raise ConfigError(f"unknown task {name!r}{known_hint(name, known)}; or give a task file (.yaml)")
     return _builtin(name)

@@ -9,7 +9,7 @@ from typing import Any
 from mythbench.tasks.base import Family
 from mythbench.tasks.task import TaskSpec
 
-from mythbench.core.errors import ConfigError
+from mythbench.core.errors import ConfigError, known_hint
 
 ATTENTION = ("causal", "bidirectional")
 METRICS = ("exact_match",)
@@ -100,7 +100,7 @@ def _check_values(spec: dict[str, Any], families: Mapping[str, type[Family]]) ->
         problems.append(f"version: must be at least 1, got {version}")
     family = spec.get("family")
     if family is not None and family not in families:
-        problems.append(f"family: unknown family {family!r} (known: {', '.join(sorted(families))})")
+        problems.append(f"family: unknown family {family!r}{known_hint(family, sorted(families))}")
     for key in ("train_difficulties", "test_difficulties", "seeds"):
         values = spec.get(key)
         if values is None:

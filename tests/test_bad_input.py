@@ -79,7 +79,7 @@ def test_a_one_loop_model_runs_and_says_the_kl_rule_is_not_applicable(one_loop_r
                                                    (",", 2, "--loops : give one or more"),
                                                    ("1,-3", 2, "positive integers")])
 def test_eval_at_one_loop_works_and_zero_loops_are_refused(one_loop_run, loops, code, expected):
-    got, output = _cli("eval", str(one_loop_run / "models/rdt/seed0"), "--task", "parity", "--difficulties", "16",
+    got, output = _cli("eval", "parity", str(one_loop_run / "models/rdt/seed0"), "--difficulties", "16",
                        "--loops", loops)
     assert got == code, output
     if code == 0:
@@ -109,7 +109,7 @@ def test_a_damaged_checkpoint_is_reported_as_such(one_loop_run, tmp_path, name, 
     ckpt = tmp_path / "seed0"
     shutil.copytree(one_loop_run / "models/rdt/seed0", ckpt)
     (ckpt / name).write_bytes(damage((ckpt / name).read_bytes()))
-    code, output = _cli("eval", str(ckpt), "--task", "parity", "--difficulties", "16")
+    code, output = _cli("eval", "parity", str(ckpt), "--difficulties", "16")
     assert code == 2 and expected in output, output
 
 

@@ -48,11 +48,11 @@ def test_cli_prints_the_table_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     sets = [a for kv in ["model.d_model=16", "model.n_heads=2", "model.train_loops=2", "model.positional=learned"]
             for a in ("--set", kv)]
-    res = CliRunner().invoke(app, ["bench", *sets, "--batch", "2", "--seq", "8", "--threads", "1",
+    res = CliRunner().invoke(app, ["bench", "parity", *sets, "--batch", "2", "--seq", "8", "--threads", "1",
                                    "--repeats", "1", "--no-sweep", "--json", str(out)])
     assert res.exit_code == 0, res.output
     assert "train tok/s" in res.output
     data = json.loads(out.read_text())
     assert [r["name"] for r in data["rows"]] == ["rdt"] and data["rows"][0]["sweep_over_one_pass"] is None
-    bad = CliRunner().invoke(app, ["bench", "--compile", "maybe"])
+    bad = CliRunner().invoke(app, ["bench", "parity", "--compile", "maybe"])
     assert bad.exit_code == 2

@@ -26,17 +26,18 @@ def test_help_and_ls():
 
 
 def test_help_loads_neither_torch_nor_scipy():
-    """`mythbench --help` is instant: the commands import the library they call (a fresh interpreter, since
-    this test process has long imported everything)."""
+    """`mythbench --help` and `config show` are instant: the commands import the library they call (a fresh
+    interpreter, since this test process has long imported everything)."""
     code = ("import sys; from mythbench.cli import app; from typer.testing import CliRunner; "
             "assert CliRunner().invoke(app, ['--help']).exit_code == 0; "
+            "assert CliRunner().invoke(app, ['config', 'show', 'parity']).exit_code == 0; "
             "print(sorted(m for m in ('torch', 'scipy', 'pandas', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_describe_json_reports_matched_baselines():
-    out = runner.invoke(app, ["describe", "--json", "--set", "model.d_model=32", "--set", "model.ffn=moe"])
+    out = runner.invoke(app, ["describe", "parity", "--json", "--set", "model.d_model=32", "--set", "model.ffn=moe"])
     assert out.exit_code == 0, out.output
     rows = {r["role"]: r for r in json.loads(out.stdout)["models"]}
     assert set(rows) == {"rdt", "iso-param", "iso-flop"}
@@ -50,10 +51,10 @@ def test_describe_json_reports_matched_baselines():
     (["run", "parity", "--set", "model.attention=xx", "--set", "model.d_model=30"],
      ["model.attention", "model.d_model"]),
     (["run", "parity", "--config", "/nonexistent.yaml"], ["no such file"]),
-    (["describe", "--set", "model.top_k=9"], ["model.top_k"]),
-    (["describe", "--set", "d_model=32"], ["d_model: unknown key"]),
+    (["describe", "parity", "--set", "model.top_k=9"], ["model.top_k"]),
+    (["describe", "parity", "--set", "d_model=32"], ["d_model: unknown key (did you mean 'model.d_model'"]),
     (["sample", "parity", "--difficulty", "0"], ["difficulty 0 is outside"]),
-    (["eval", "/nonexistent", "--task", "parity"], ["missing"]),
+    (["eval", "parity", "/nonexistent"], ["missing"]),
     (["report", "/nonexistent"], ["no results.json"]),
 ])
 def test_bad_input_gets_one_clear_message_and_exit_2(args, expected):
@@ -81,7 +82,7 @@ def test_run_then_eval_a_checkpoint_and_rebuild_the_report(tmp_path):
     out = runner.invoke(app, ["run", "parity", "--out", str(run_dir), *TINY])
     assert out.exit_code == 0, out.output
     results = json.loads((run_dir / "results.json").read_text())
-    out = runner.invoke(app, ["eval", str(run_dir / "models" / "rdt" / "seed0"), "--task", "parity",
+    out = runner.invoke(app, ["eval", "parity", str(run_dir / "models" / "rdt" / "seed0"),
                               "--difficulties", "16,24", "--loops", "1,4"])
     assert out.exit_code == 0, out.output
     cells = json.loads(out.stdout)["cells"]

@@ -148,7 +148,7 @@ def test_commands_on_damaged_run_files_exit_0_or_2_and_leave_nothing_half_writte
             target.unlink()
         else:
             target.write_bytes(_damaged(target.read_bytes(), how, at, junk))
-        commands = {"eval": ["eval", str(run / "models/rdt/seed0"), "--task", "parity", "--difficulties", "16"],
+        commands = {"eval": ["eval", "parity", str(run / "models/rdt/seed0"), "--difficulties", "16"],
                     "report": ["report", str(run)], "verify": ["verify", str(run)],
                     "submit": ["submit", str(run / "results.json"), "--results-dir", str(Path(tmp) / "board")],
                     "rescore": ["verify", "--rescore", str(run / "results.json"), "--checkpoint", str(run)],

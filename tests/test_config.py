@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from mythbench.config import TrainConfig, parse_overrides, resolve_run_config
 from mythbench.core.errors import ConfigError
+from mythbench.core.fielddocs import field_docs
 from mythbench.training.train import difficulty_for_step, loop_schedule, lr_at
 
 
@@ -88,3 +90,32 @@ def test_curriculum_starts_easy():
     early = {difficulty_for_step(s, [2, 4, 8, 16], cfg, 0) for s in range(10)}
     late = {difficulty_for_step(s, [2, 4, 8, 16], cfg, 0) for s in range(60, 100)}
     assert early <= {2, 4} and 16 in late
+
+
+@dataclasses.dataclass
+class _Documented:
+    beside: int = 1  # the comment on its line
+    # the comment block
+    # right above it
+    above: str = "#"  # the line's own comment wins
+    # a comment a blank line away documents nothing
+
+    bare: float = 0.0
+
+
+def test_field_docs_read_the_comment_beside_a_field_or_the_block_above_it():
+    assert field_docs(_Documented) == {"beside": "the comment on its line", "above": "the line's own comment wins",
+                                       "bare": ""}
+    assert field_docs(TrainConfig)["loop_jitter"].startswith("`tied`: loops drawn uniformly from")
+
+
+def test_a_mistyped_task_preset_and_keys_are_named_at_once_with_their_fix(tmp_path):
+    with pytest.raises(ConfigError) as caught:
+        resolve_run_config("parit", "quik", None, ["train.step=3", "d_model=8", "modle.n_heads=2"])
+    assert caught.value.problems == [
+        "unknown task 'parit' (did you mean 'parity'?); or give a task file (.yaml)",
+        "unknown preset 'quik' (did you mean 'quick'?)",
+        "d_model: unknown key (did you mean 'model.d_model' or 'model.ffn' or 'model.act'?)",
+        "modle: unknown key (did you mean 'model'?)",
+        "train.step: unknown key (did you mean 'train.steps'?)",
+    ]

@@ -116,9 +116,10 @@ def test_every_problem_of_a_grid_file_is_reported_without_a_traceback(tmp_path):
     (tmp_path / "broken.yaml").write_text("tasks: [parity\n")
     result = CliRunner().invoke(app, ["sweep", str(tmp_path / "broken.yaml")])
     assert result.exit_code == 2 and "malformed YAML" in result.output and "Traceback" not in result.output
-    result = CliRunner().invoke(app, ["sweep", str(_grid(tmp_path)), "--backend", "mpi", "--workers", "0",
-                                      "--retries", "-1"])
-    assert result.exit_code == 2 and "3 problem(s)" in result.output, result.output
+    result = CliRunner().invoke(app, ["sweep", str(_grid(tmp_path)), "--workers", "0", "--retries", "-1"])
+    assert result.exit_code == 2 and "2 problem(s)" in result.output, result.output
+    result = CliRunner().invoke(app, ["sweep", str(_grid(tmp_path)), "--backend", "mpi"])  # a choice: refused first
+    assert result.exit_code == 2 and "'mpi'" in result.output and "local, ray, slurm" in result.output, result.output
 
 
 def test_a_failing_cell_is_retried_a_bounded_number_of_times_then_reported(tmp_path):

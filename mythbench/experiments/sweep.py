@@ -37,7 +37,7 @@ from typing import Any
 from tqdm import tqdm
 
 from mythbench.config import RunConfig, read_yaml, resolve_run_config
-from mythbench.core.errors import ConfigError, MythbenchError
+from mythbench.core.errors import ConfigError, MythbenchError, known_hint
 from mythbench.experiments import backends
 from mythbench.experiments.backends import Backend
 from mythbench.experiments.cells import Cell, plan_cells
@@ -80,7 +80,7 @@ def load_grid(path: Path, out: Path | None = None) -> list[Run]:
     and baseline problems are found when `prepare` plans the runs, before any directory is made.)"""
     problems: list[str] = []
     data = read_yaml(path, problems)
-    problems += [f"{k}: unknown key (known: {', '.join(GRID_KEYS)})" for k in data if k not in GRID_KEYS]
+    problems += [f"{k}: unknown key{known_hint(str(k), GRID_KEYS)}" for k in data if k not in GRID_KEYS]
     tasks = _str_list(data, "tasks", problems, [])
     if not tasks and isinstance(data.get("tasks", []), list):
         problems.append("tasks: required, a non-empty list of task names")

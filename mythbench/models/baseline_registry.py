@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mythbench.core.errors import ConfigError
+from mythbench.core.errors import ConfigError, known_hint
 from mythbench.models.rdt_config import RDTConfig
 from mythbench.models.registry import load_plugins
 
@@ -43,7 +43,7 @@ def build_baseline(name: str, rdt_cfg: RDTConfig) -> tuple[str, Any, str]:
     """(family, config, role) of baseline `name` matched to `rdt_cfg`."""
     load_plugins()  # plugins may add baselines
     if name not in _BASELINES:
-        raise ConfigError(f"unknown baseline {name!r} (known: {', '.join(_BASELINES)})")
+        raise ConfigError(f"unknown baseline {name!r}{known_hint(name, _BASELINES)}")
     b = _BASELINES[name]
     return b.family, b.build(rdt_cfg), b.role
 

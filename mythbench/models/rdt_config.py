@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from mythbench.core.errors import ConfigError
+from mythbench.core.errors import ConfigError, known_hint
 
 _CHOICES = {
     "attention": ("mha", "gqa", "mla"),
@@ -35,46 +35,46 @@ class RDTConfig:
     """Every switch of the RDT. Validated once, in __post_init__, which reports every problem together.
     The FFN choice applies to the recurrent block; prelude and coda are always dense SwiGLU."""
 
-    vocab_size: int = 32
+    vocab_size: int = 32  # tokens in the vocabulary; set from the task
     max_seq_len: int = 256  # only bounds learned positions
-    d_model: int = 64
-    n_heads: int = 4
+    d_model: int = 64  # width of the residual stream
+    n_heads: int = 4  # attention heads
     n_kv_heads: int = 2  # attention='gqa' only
-    prelude_layers: int = 1
-    recurrent_layers: int = 2
-    coda_layers: int = 1
-    attention: str = "mha"
+    prelude_layers: int = 1  # layers run once before the loop
+    recurrent_layers: int = 2  # layers of the looped block
+    coda_layers: int = 1  # layers run once after the loop
+    attention: str = "mha"  # mha | gqa | mla
     kv_latent_dim: int = 32  # mla: width of the compressed K/V latent c_kv
     q_latent_dim: int = 0  # mla: query latent width, 0 = no query compression
     rope_head_dim: int = 8  # mla: decoupled rope key/query width, the key shared by all heads
-    positional: str = "rope"
-    rope_theta: float = 10000.0
+    positional: str = "rope"  # rope | learned | none
+    rope_theta: float = 10000.0  # rope base
     # width of a short convolution over positions in every block (0 = off): locality that is the same at
     # every position and every length, as DT-nets' convolutions (causal tasks: the k - 1 previous positions)
     conv_kernel: int = 0
-    causal: bool = True
-    ffn: str = "dense"
+    causal: bool = True  # causal attention; set from the task
+    ffn: str = "dense"  # the recurrent block's FFN: dense | moe
     ffn_hidden: int = 176  # dense SwiGLU hidden width (~8/3 d_model)
-    n_experts: int = 8  # routed experts
-    n_shared_experts: int = 1
-    expert_hidden: int = 32
-    top_k: int = 2
-    router: str = "softmax"  # gate function
-    balancing: str = "bias"  # bias: DeepSeek-V3 aux-loss-free; aux: auxiliary loss; both; none
+    n_experts: int = 8  # moe: routed experts
+    n_shared_experts: int = 1  # moe: experts every token passes through
+    expert_hidden: int = 32  # moe: hidden width of each expert
+    top_k: int = 2  # moe: routed experts per token
+    router: str = "softmax"  # moe: the router's gate, softmax | sigmoid
+    balancing: str = "bias"  # moe: bias (DeepSeek-V3 aux-loss-free) | aux (auxiliary loss) | both | none
     bias_update_rate: float = 1e-2  # per optimizer step; DeepSeek-V3 uses 1e-3 over far longer runs
-    aux_loss_weight: float = 1e-2
+    aux_loss_weight: float = 1e-2  # balancing aux or both: weight of the load-balancing loss
     router_max_loops: int = 16  # per-loop router embeddings/biases; later loops use the last
-    injection: str = "lti"
-    act: bool = False
-    act_threshold: float = 0.99
+    injection: str = "lti"  # how the prelude output enters every loop: lti | additive | concat | none
+    act: bool = False  # adaptive computation time: each position halts on its own
+    act_threshold: float = 0.99  # act: a position halts once its summed halting probability reaches this
     ponder_weight: float = 1e-2  # used by the trainer; the model reports the unweighted ponder cost
-    lora_rank: int = 0  # 0 = off
+    lora_rank: int = 0  # rank of the depth-wise LoRA adapters of the looped block (0 = off)
     lora_max_loops: int = 16  # adapters for loops 0..lora_max_loops-1; later loops reuse the last one
-    init_state: str = "zeros"
-    train_loops: int = 4
-    tie_embeddings: bool = True
-    norm_eps: float = 1e-6
-    init_std: float = 0.02
+    init_state: str = "zeros"  # the loop's initial state: zeros | embedding | random
+    train_loops: int = 4  # loops per training step (parcae, huginn: their mean; tied: unused); sets the loop sweep
+    tie_embeddings: bool = True  # the output head reuses the input embedding
+    norm_eps: float = 1e-6  # RMSNorm epsilon
+    init_std: float = 0.02  # std of the normal weight init
 
     def __post_init__(self) -> None:
         problems, bad = [], set()
@@ -144,7 +144,7 @@ class RDTConfig:
         if not isinstance(d, Mapping):
             raise ConfigError(f"model config must be a mapping, got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
-        problems = [f"unknown key {k!r} (known: {', '.join(sorted(known))})" for k in d if k not in known]
+        problems = [f"unknown key {k!r}{known_hint(str(k), sorted(known))}" for k in d if k not in known]
         try:
             cfg = cls(**{k: v for k, v in d.items() if k in known})
         except ConfigError as err:

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from mythbench.core.errors import ConfigError
+from mythbench.core.errors import ConfigError, known_hint
 from mythbench.models.model import RecurrentDepthTransformer
 from mythbench.models.rdt_config import RDTConfig
 
@@ -52,7 +52,7 @@ def is_looped(name: str) -> bool:
 def get_family(name: str) -> ModelFamily:
     load_plugins()
     if name not in _FAMILIES:
-        raise ConfigError(f"model family {name!r} is unknown (known: {', '.join(sorted(_FAMILIES))})")
+        raise ConfigError(f"unknown model family {name!r}{known_hint(name, sorted(_FAMILIES))}")
     return _FAMILIES[name]
 
 

@@ -1,21 +1,28 @@
-"""Evaluation of the difficulty x loops grid, early exit and diagnostics.
+"""Evaluation of the difficulty x loops grid, early exit and diagnostics, and `mythbench.evaluate`.
 
 The RDT is run once per chunk to the largest loop count with `all_loops=True`; every loop count's readout
-comes out of that single pass. Chunks bound memory at the largest difficulty.
+comes out of that single pass. Chunks bound memory at the largest difficulty. Any other model, a user's
+`nn.Module` or plain function included, is scored by `evaluate_plain`, one call per chunk and loop count.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
 from mythbench.analysis.stats import wilson_interval
 from mythbench.config import EvalConfig, TrainConfig
+from mythbench.core.errors import ConfigError
+from mythbench.results.results_frame import typed
+from mythbench.tasks import TEST_SEED, get_task
 
 NOT_APPLICABLE = {"kl": "not applicable: compares consecutive loops, and only one loop was evaluated"}
 
@@ -179,11 +186,23 @@ def evaluate_looped(model: torch.nn.Module, batches: Callable[[int], tuple[np.nd
     return {"cells": cells, "early_exit": exits, "diagnostics": diag}
 
 
+def _checked_logits(output: Any, tokens: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """A model's output as CPU logits [batch, seq, vocab], or a ConfigError saying what came back instead."""
+    logits = torch.as_tensor(output).cpu()
+    vocab = int(targets.max()) + 1
+    if logits.ndim != 3 or logits.shape[:2] != tokens.shape or logits.shape[2] < vocab:
+        raise ConfigError(f"the model returned shape {tuple(logits.shape)} for tokens of shape {tuple(tokens.shape)}: "
+                          f"expected logits [batch, seq, vocab] with vocab >= {vocab}")
+    return logits
+
+
 @torch.inference_mode()
-def evaluate_plain(model: torch.nn.Module, batches: Callable[[int], tuple[np.ndarray, ...]],
+def evaluate_plain(model: Callable[..., Any], batches: Callable[[int], tuple[np.ndarray, ...]],
                    difficulties: list[int], cfg: EvalConfig, device: str = "cpu", loops: int | None = None) -> dict:
-    """Cells for a model without loops (standard transformer baselines), or for a looped one at `loops` only."""
-    model.eval()
+    """Cells for a model without loops (standard transformer baselines), or for a looped one at `loops` only:
+    any callable from tokens [batch, seq] (and `loops=`) to logits [batch, seq, vocab]."""
+    if isinstance(model, torch.nn.Module):
+        model.eval()
     cells = []
     for d in difficulties:
         tally = _Tally()
@@ -191,7 +210,40 @@ def evaluate_plain(model: torch.nn.Module, batches: Callable[[int], tuple[np.nda
         for start in range(0, len(tokens), cfg.chunk_size):
             sl = slice(start, start + cfg.chunk_size)
             chunk = tokens[sl].to(device)
-            logits = (model(chunk) if loops is None else model(chunk, loops=loops)).cpu()
-            tally.add(logits, targets[sl], mask[sl])
+            output = model(chunk) if loops is None else model(chunk, loops=loops)
+            tally.add(_checked_logits(output, tokens[sl], targets[sl]), targets[sl], mask[sl])
         cells.append(tally.cell(d, loops))
     return {"cells": cells, "early_exit": [], "diagnostics": {}}
+
+
+def evaluate(model: Callable[..., Any], task: str, difficulties: Sequence[int] | None = None,
+             loops: int | Sequence[int] | None = None, n: int | None = None, seed: int = TEST_SEED,
+             chunk_size: int = 128, device: str = "cpu") -> pd.DataFrame:
+    """Score any model on a task, as lm-evaluation-harness's `simple_evaluate` does for language models:
+    one row per difficulty x loop count with exact match (`accuracy`, its Wilson interval `ci_low`..`ci_high`),
+    per-token accuracy and loss, scored like every run's cells.
+
+    `model` is an `nn.Module` or any callable from tokens [batch, seq] (int64 ids of the task's vocabulary) to
+    logits [batch, seq, vocab]; with `loops` (one count or several) it is called as `model(tokens, loops=L)`.
+    Difficulties default to the task's test difficulties, instances to its official test set; `n` and `seed`
+    draw another sample of the test split.
+    """
+    scored = get_task(task)
+    cfg = EvalConfig(chunk_size=chunk_size)
+    loop_counts = [None] if loops is None else [loops] if isinstance(loops, int) else list(loops)
+    problems = cfg.problems() + ([] if callable(model) else [f"model: {type(model).__name__} is not callable"])
+    if loops is not None and not (loop_counts and all(isinstance(t, int) and t >= 1 for t in loop_counts)):
+        problems.append(f"loops: {loops!r} is not a positive integer or a list of them")
+    if problems:
+        raise ConfigError(problems)
+
+    @functools.cache  # one draw per difficulty, scored at every loop count
+    def batches(difficulty: int) -> tuple[np.ndarray, ...]:
+        batch = scored.generate("test", difficulty, scored.spec.examples["test"] if n is None else n, seed)
+        return batch.tokens, batch.targets, batch.mask
+
+    chosen = scored.spec.test_difficulties if difficulties is None else list(difficulties)
+    cells = [cell for count in loop_counts
+             for cell in evaluate_plain(model, batches, chosen, cfg, device, count)["cells"]]
+    frame = pd.DataFrame([{"task": scored.name, **cell} for cell in cells])
+    return typed(frame.sort_values(["difficulty", "loops"], kind="stable", ignore_index=True))
