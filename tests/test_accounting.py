@@ -71,7 +71,7 @@ def _check_against_built_model(family: str, cfg: RDTConfig, loops: int, grad_loo
 
 
 @given(configs(), st.sampled_from(FAMILIES), st.integers(1, 9), st.integers(0, 9), st.integers(1, 64))
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_every_family_counts_what_it_builds(cfg, family, loops, grad_loops, context):
     if family == "openmythos":
         cfg = _openmythos_config(cfg)
@@ -79,7 +79,7 @@ def test_every_family_counts_what_it_builds(cfg, family, loops, grad_loops, cont
 
 
 @given(configs(), st.sampled_from([*BASELINES, "openmythos"]))
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_every_baseline_counts_what_it_builds(cfg, name):
     try:
         family, baseline, _ = baseline_registry.build_baseline(name, cfg)

@@ -82,12 +82,11 @@ def transformer_params(cfg: RDTConfig, looped: bool = True) -> ParamCounts:
     stored, active = cfg.recurrent_layers * middle, cfg.recurrent_layers * middle_active
     if not looped:
         return ParamCounts(embedding, outer + stored, 0, outer + active, 0)
-    injection = {"lti": 3 * d, "concat": 2 * d * d}.get(cfg.injection, 0)
-    lora_rows = cfg.recurrent_layers * sum(cfg.lora_rank * (i + o) for i, o in _lora_shapes(cfg))
-    act = d + 1 if cfg.act else 0
-    loop_parts = injection + act
-    return ParamCounts(embedding, outer, stored + loop_parts + cfg.lora_max_loops * lora_rows,
-                       outer, active + loop_parts + lora_rows)
+    injection = {"lti": 3 * d, "concat": 2 * d * d}.get(cfg.injection, 0)  # Ā, Δ, B vectors; or W[h; e]
+    act = d + 1 if cfg.act else 0  # the halting head's weight and bias
+    lora_one_loop = cfg.recurrent_layers * sum(cfg.lora_rank * (i + o) for i, o in _lora_shapes(cfg))
+    return ParamCounts(embedding, outer, stored + injection + act + cfg.lora_max_loops * lora_one_loop,
+                       outer, active + injection + act + lora_one_loop)
 
 
 def _active_fraction(name: str, cfg: Any) -> float:
