@@ -118,10 +118,10 @@ def _warnings_to_stderr() -> None:
 def _rdt_config(task: str, preset: str, config: Path | None, overrides: list[str]) -> Any:
     """The RDT config `mythbench run TASK` would train, from the same keys spelled the same way."""
     from mythbench import tasks
-    from mythbench.training import harness
+    from mythbench.training import plan
 
     cfg = resolve_run_config(task, preset, config, overrides)
-    return harness.plan_models(dataclasses.replace(cfg, baselines=[]), tasks.get_task(task))[0].config
+    return plan.plan_models(dataclasses.replace(cfg, baselines=[]), tasks.get_task(task))[0].config
 
 
 @app.command("ls")
@@ -178,10 +178,11 @@ def bench(task: str = task_argument(),
           sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="time the eval loop sweep too"),
           json_out: Path | None = typer.Option(None, "--json", help="also write the results here")) -> None:
     """Train and inference tokens/s, FLOP/s and % of the measured matmul peak, variants side by side."""
-    from mythbench.training.bench import format_table, run_bench, variants
+    rdt_cfg = _rdt_config(task, preset, config, set_)
+    from mythbench.training.bench import format_table, run_bench, variants  # heavy (torch): after the config is valid
 
-    result = run_bench(_rdt_config(task, preset, config, set_), variants(family, dtype, COMPILE_MODES[compile_]),
-                       batch, seq, loops, threads, repeats, sweep=sweep)
+    result = run_bench(rdt_cfg, variants(family, dtype, COMPILE_MODES[compile_]), batch, seq,
+                       loops, threads, repeats, sweep=sweep)
     typer.echo(format_table(result))
     if json_out is not None:
         atomic_write_json(json_out, result)
@@ -214,12 +215,13 @@ def run(task: str = task_argument(all_=True),
     """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory.
     Under `torchrun --nproc-per-node N -m mythbench.cli run ...` each model trains data-parallel over N processes."""
     from mythbench import tasks
-    from mythbench.reports.report import format_summary_table
-    from mythbench.training import distributed, harness
 
     names = tasks.list_tasks() if task == "all" else [task]
     configs = [resolve_run_config(name, preset, config, set_, device=device,
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
+    from mythbench.reports.report import format_summary_table  # heavy (torch): after the configs are valid
+    from mythbench.training import distributed, harness
+
     parallel = distributed.init_from_env(configs[0].device)
     distributed.validate(configs, parallel)
     _warnings_to_stderr()
@@ -254,14 +256,15 @@ def scale(task: str = task_argument(all_=True),
     """Width ladder of RDTs (loop sweep) and layer-matched standard transformers; scaling fits and N_eq/N.
     With --backend, the ladder points are sweep cells run on that engine."""
     from mythbench import tasks
-    from mythbench.experiments.scale import run_scale
-    from mythbench.experiments.sweep import Run, make_backend, run_grid
-    from mythbench.reports.scale_report import headline_table
-    from mythbench.training.harness import command_line
 
     names = tasks.list_tasks() if task == "all" else [task]
     configs = [resolve_run_config(name, preset, config, set_, device=device,
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
+    from mythbench.experiments.scale import run_scale  # heavy (torch): after the configs are valid
+    from mythbench.experiments.sweep import Run, make_backend, run_grid
+    from mythbench.reports.scale_report import headline_table
+    from mythbench.training.harness import command_line
+
     _warnings_to_stderr()
     runs = [Run("scale", cfg, Path("runs") / "scale" / cfg.task / preset if out is None
                 else (out / cfg.task if task == "all" else out)) for cfg in configs]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from mythbench.baselines.matching import ablation, iso_flop, iso_param
-from mythbench.baselines.standard import StandardTransformer, as_standard
+from mythbench.baselines.standard import as_standard, build_standard, standard_params
 
 from mythbench.core.errors import ConfigError
 from mythbench.models.baseline_registry import (
@@ -19,10 +19,10 @@ from mythbench.models.baseline_registry import (
     register_baseline,
     register_standard,
 )
-from mythbench.models.model import RDTConfig
+from mythbench.models.rdt_config import RDTConfig
 from mythbench.models.registry import ModelFamily, register_family
 
-register_family("standard", ModelFamily(RDTConfig.from_dict, StandardTransformer, looped=False))
+register_family("standard", ModelFamily(RDTConfig.from_dict, build_standard, looped=False, count=standard_params))
 
 # The positive control differs from the RDT under test in these fields only (same width, layers, injection
 # and loop count). Position enters only through a short convolution, which is the same at every length,
@@ -68,5 +68,5 @@ def matched_baseline(cfg: RDTConfig, kind: str) -> RDTConfig:
     return build_baseline(kind, cfg)[1]
 
 
-__all__ = ["BASELINES", "StandardTransformer", "as_standard", "build_baseline", "register_baseline", "matched_baseline",
+__all__ = ["BASELINES", "as_standard", "build_baseline", "register_baseline", "matched_baseline",
            "describe_baselines"]

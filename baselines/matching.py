@@ -15,7 +15,7 @@ from mythbench.baselines.standard import as_standard
 
 from mythbench.core.errors import ConfigError
 from mythbench.models.accounting import count_config
-from mythbench.models.model import RDTConfig
+from mythbench.models.rdt_config import RDTConfig
 
 PARAM_TOLERANCE = 0.02
 FLOP_TOLERANCE = 0.05

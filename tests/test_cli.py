@@ -25,12 +25,18 @@ def test_help_and_ls():
         assert word in out.stdout
 
 
-def test_help_loads_neither_torch_nor_scipy():
-    """`mythbench --help` and `config show` are instant: the commands import the library they call (a fresh
+@pytest.mark.parametrize("args, exit_code", [
+    (["--help"], 0), (["ls"], 0), (["config", "show", "parity"], 0), (["describe", "parity"], 0),
+    (["describe", "parity", "--set", "model.top_k=9"], 2),
+    (["run", "parity", "--set", "model.top_k=9"], 2), (["scale", "parity", "--set", "train.bogus=1"], 2),
+    (["bench", "parity", "--set", "model.d_model=30"], 2),
+])
+def test_light_commands_and_config_errors_load_neither_torch_nor_scipy(args, exit_code):
+    """`--help`, `ls`, `describe` and a rejected config are instant: parameters and FLOPs are counted from
+    the config, and each command imports the heavy library it calls only once its config is valid (a fresh
     interpreter, since this test process has long imported everything)."""
     code = ("import sys; from mythbench.cli import app; from typer.testing import CliRunner; "
-            "assert CliRunner().invoke(app, ['--help']).exit_code == 0; "
-            "assert CliRunner().invoke(app, ['config', 'show', 'parity']).exit_code == 0; "
+            f"assert CliRunner().invoke(app, {args!r}).exit_code == {exit_code}; "
             "print(sorted(m for m in ('torch', 'scipy', 'pandas', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"

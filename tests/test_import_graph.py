@@ -32,6 +32,10 @@ PLUGINS = ("mythbench.baselines",)
 
 # Function-local imports of project modules that are allowed, and why.
 LOCAL_ALLOWED = {
+    ("mythbench.models.registry", "mythbench.models.model"):
+        "the RDT's module imports torch; loaded when a model is built, so ls/describe/config errors stay light",
+    ("mythbench.baselines.standard", "mythbench.baselines.standard_model"):
+        "the standard transformer's module imports torch; loaded when such a model is built",
     ("mythbench.baselines.openmythos", "mythbench.baselines.openmythos_model"):
         "needs the optional open-mythos package; imported only when such a model is built",
     ("mythbench.results.leaderboard", "mythbench.tasks"):

@@ -13,7 +13,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from mythbench.baselines.standard import StandardTransformer, as_standard
+from mythbench.baselines.standard import as_standard
+from mythbench.baselines.standard_model import StandardTransformer
 from mythbench.tasks import Task, get_task, list_tasks
 
 from mythbench.core.errors import ConfigError

@@ -1,27 +1,21 @@
-"""Parameter counts and FLOPs per token, for any model, by one function.
+"""Parameter counts and FLOPs per token of any registered model family, from its config.
 
-Parameters are classified by name (the models' documented prefixes):
-  embedding  embed.*, head.proj.*         (lookups and the vocabulary projection)
-  recurrent  recurrent.*, injection.*, act.*, lora.*   (applied on every loop of an RDT)
-  once       everything else               (prelude, coda, final norm; every layer of a standard model)
-Active counts scale routed experts (`experts.w_*`) by top_k / n_experts, and per-loop tables (depth-wise
-LoRA adapters, router loop embeddings) by one row per loop. FLOPs are 2 per active matmul parameter per
-token, plus attention's score and value products over the context, plus the vocabulary projection.
-Training FLOPs follow Parcae's accounting: 6 N_once + 2 N_rec mu_rec + 4 N_rec mu_bwd (same for attention).
+Parameters come from the family's analytic count (`ModelFamily.count`; see models/param_counts.py for
+the roles), so counting never builds a model or imports torch; a plugin family without one is built on
+the meta device and measured. FLOPs are 2 per active matmul parameter per token, plus attention's score
+and value products over the context, plus the vocabulary projection. Training FLOPs follow Parcae's
+accounting: 6 N_once + 2 N_rec mu_rec + 4 N_rec mu_bwd (same for attention).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-from torch import nn
-
 from mythbench.models import baseline_registry, registry
-
-RECURRENT_PREFIXES = ("recurrent.", "injection.", "act.", "lora.")
-EMBEDDING_PREFIXES = ("embed.", "head.proj.")
+from mythbench.models.param_counts import ParamCounts, measure_params
+from mythbench.models.rdt_config import A_MAX, LTI_INIT_DECAY, RDTConfig
 
 
 @dataclass(frozen=True)
@@ -42,16 +36,6 @@ class Accounting:
         return {"forward": self.flops_forward, "train": self.flops_train}
 
 
-def _active_fraction(name: str, cfg: Any) -> float:
-    if ".experts.w_" in name or ".routed_experts." in name:  # stacked (mythbench) or one module per expert
-        return cfg.top_k / cfg.n_experts
-    if name.startswith("lora."):
-        return 1.0 / cfg.lora_max_loops
-    if ".router_loop." in name:
-        return 1.0 / cfg.router_max_loops
-    return 1.0
-
-
 def _attention_flops(cfg: Any, context: int) -> float:
     """Score (q.k) and value (a.v) products per token per layer; causal attention sees half on average."""
     qk_dim = cfg.head_dim + (cfg.rope_head_dim if cfg.attention == "mla" else 0)
@@ -59,69 +43,63 @@ def _attention_flops(cfg: Any, context: int) -> float:
     return 2.0 * span * cfg.n_heads * (qk_dim + cfg.head_dim)
 
 
-def count(model: nn.Module, loops: int | None = None, grad_loops: int | None = None,
-          context: int | None = None, cfg: Any = None, looped: bool | None = None) -> Accounting:
-    """Count `model` (an RDT or a standard transformer) at `loops` (default: its train_loops).
-
-    grad_loops: loops with gradient in training (truncated backprop); default all of them.
-    context: sequence length for attention FLOPs; default the model's max_seq_len.
-    cfg, looped: the model's RDTConfig and whether it loops, for a plugin family's model (default:
-    model.cfg, and its registered family's `looped`).
-    """
-    cfg = model.cfg if cfg is None else cfg
-    looped = registry.family_of(model).looped if looped is None else looped
+def account(params: ParamCounts, cfg: Any, looped: bool, loops: int | None = None, grad_loops: int | None = None,
+            context: int | None = None) -> Accounting:
+    """Counts and FLOPs per token of a model with these parameters and config, at `loops` (default: its
+    train_loops; 1 if not looped), `grad_loops` with gradient in training (truncated backprop; default all),
+    attention over `context` positions (default: max_seq_len)."""
     loops = (cfg.train_loops if loops is None else loops) if looped else 1
     grad_loops = loops if grad_loops is None else min(grad_loops, loops)
-    seen: set[int] = set()
-    total = embedding = once = recurrent = 0
-    active_once = active_rec = 0.0
-    for name, p in model.named_parameters(remove_duplicate=False):
-        if id(p) in seen:
-            continue
-        seen.add(id(p))
-        n = p.numel()
-        total += n
-        if name.startswith(EMBEDDING_PREFIXES):
-            embedding += n
-        elif looped and name.startswith(RECURRENT_PREFIXES):
-            recurrent += n
-            active_rec += n * _active_fraction(name, cfg)
-        else:
-            once += n
-            active_once += n * _active_fraction(name, cfg)
     attn = _attention_flops(cfg, context or cfg.max_seq_len)
     rec_layers = cfg.recurrent_layers if looped else 0
     once_layers = (cfg.prelude_layers + cfg.coda_layers) if looped else cfg.n_layers
     head = 2.0 * cfg.d_model * cfg.vocab_size
-    f_once = 2.0 * active_once + once_layers * attn + head
-    f_loop = 2.0 * active_rec + rec_layers * attn
+    f_once = 2.0 * params.active_once + once_layers * attn + head
+    f_loop = 2.0 * params.active_recurrent + rec_layers * attn
     return Accounting(
-        params_total=total, params_unique=total - embedding, params_active=round(active_once + active_rec),
-        params_once=once, params_recurrent=recurrent,
+        params_total=params.embedding + params.once + params.recurrent,
+        params_unique=params.once + params.recurrent,
+        params_active=round(params.active_once + params.active_recurrent),
+        params_once=params.once, params_recurrent=params.recurrent,
         flops_forward=f_once + loops * f_loop,
         flops_train=3.0 * f_once + f_loop * (loops + 2.0 * grad_loops),
     )
 
 
-def count_config(family: str, config: Any, **kwargs: Any) -> Accounting:
-    """Count a model described by its family and config (builds it on the meta device: no memory)."""
+def param_counts(family: str, config: Any) -> ParamCounts:
+    """The family's analytic count; a family that registers none is built on the meta device (no memory)."""
     fam = registry.get_family(family)
+    if fam.count is not None:
+        return fam.count(config)
+    import torch  # only for a plugin family without an analytic count
+
     with torch.device("meta"):
-        model = fam.model_class(config)
-    return count(model, cfg=config, looped=fam.looped, **kwargs)
+        return measure_params(fam.model_class(config), config, fam.looped)
 
 
-def describe_matched(rdt_cfg: Any) -> dict[str, Any]:
+def count_config(family: str, config: Any, loops: int | None = None, grad_loops: int | None = None,
+                 context: int | None = None) -> Accounting:
+    """Count a model described by its family and config (see `account` for the keywords)."""
+    looped = registry.get_family(family).looped
+    return account(param_counts(family, config), config, looped, loops, grad_loops, context)
+
+
+def spectral_radius_at_init(cfg: RDTConfig) -> float | None:
+    """max Ā of a freshly built RDT (models.model.Injection.spectral_radius): A_MAX·exp(-1·LTI_INIT_DECAY)
+    for lti, 1.0 (identity carry) for additive and none, None for concat (a random matrix at init)."""
+    if cfg.injection == "lti":
+        return A_MAX * math.exp(-LTI_INIT_DECAY)
+    return None if cfg.injection == "concat" else 1.0
+
+
+def describe_matched(rdt_cfg: RDTConfig) -> dict[str, Any]:
     """An RDT config's counts and those of every registered baseline matched to it (`mythbench describe`)."""
     matched = {"rdt": ("rdt", rdt_cfg, "rdt"), **{name: baseline_registry.build_baseline(name, rdt_cfg)
                                                   for name in baseline_registry.matched_names()}}
     rows = []
     for name, (family, cfg, role) in matched.items():
         c = count_config(family, cfg)
-        model_rho = None
-        if family == "rdt":
-            model_rho = registry.get_family("rdt").model_class(cfg).spectral_radius()
         rows.append({"name": name, "role": role, "family": family, "layers": cfg.n_layers,
                      "params": c.params_dict(), "flops_per_token": c.flops_dict(),
-                     "spectral_radius": model_rho})
+                     "spectral_radius": spectral_radius_at_init(cfg) if family == "rdt" else None})
     return {"models": rows}

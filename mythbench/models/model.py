@@ -23,9 +23,7 @@ from torch import Tensor, nn
 
 from mythbench.models.ffn import update_balance_bias as _update_balance_bias
 from mythbench.models.layers import Embedder, LMHead, LoRA, MoE, TransformerBlock
-from mythbench.models.rdt_config import RDTConfig
-
-A_MAX = 1.0 - 1e-4  # bound on every Ā entry; well below 1 at fp32 resolution (6e-8 under 1)
+from mythbench.models.rdt_config import A_MAX, LTI_INIT_DECAY, RDTConfig
 
 
 @dataclass
@@ -50,7 +48,7 @@ class Injection(nn.Module):
         super().__init__()
         self.kind, d = cfg.injection, cfg.d_model
         if self.kind == "lti":
-            self.A_log = nn.Parameter(torch.full((d,), math.log(0.5)))
+            self.A_log = nn.Parameter(torch.full((d,), math.log(LTI_INIT_DECAY)))
             self.dt = nn.Parameter(torch.full((d,), math.log(math.e - 1)))  # softplus(dt) = 1
             self.B = nn.Parameter(torch.ones(d))
         elif self.kind == "concat":  # Huginn's adapter; default init keeps the h -> h map contractive at init

@@ -28,6 +28,10 @@ _MIN = {  # inclusive lower bounds
     "bias_update_rate": 0.0, "aux_loss_weight": 0.0, "ponder_weight": 0.0,
 }  # fmt: skip
 _POSITIVE = ("rope_theta", "norm_eps", "init_std")
+# The LTI injection (models.model.Injection), Ā = A_MAX·exp(-Δ·exp(A_log)): its bound, and exp(A_log) at
+# init (where Δ = 1), here so the spectral radius at init is known without building a model
+A_MAX = 1.0 - 1e-4  # bound on every Ā entry; well below 1 at fp32 resolution (6e-8 under 1)
+LTI_INIT_DECAY = 0.5
 
 
 @dataclass(frozen=True)

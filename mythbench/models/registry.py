@@ -6,6 +6,9 @@ from a module that calls `register_family` (and `register_baseline` to be traine
 through the `mythbench.plugins` entry-point group of an installed package or named by import path in
 the MYTHBENCH_PLUGINS environment variable (comma-separated). `mythbench.baselines.openmythos` is the first.
 The one family this module names is the RDT itself, the model the benchmark is about.
+
+Nothing here imports torch: a family is counted from its config (`count`) and its model module is imported
+only when a model is built, so listing, describing and validating stay light.
 """
 
 from __future__ import annotations
@@ -15,13 +18,14 @@ import importlib
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 from mythbench.core.errors import ConfigError, known_hint
-from mythbench.models.model import RecurrentDepthTransformer
+from mythbench.models.param_counts import ParamCounts, transformer_params
 from mythbench.models.rdt_config import RDTConfig
+
+if TYPE_CHECKING:
+    from torch import nn
 
 PLUGIN_PACKAGES = ("mythbench.tasks", "mythbench.baselines", "mythbench.baselines.openmythos")
 PLUGIN_GROUP = "mythbench.plugins"
@@ -30,11 +34,13 @@ PLUGIN_ENV = "MYTHBENCH_PLUGINS"
 
 @dataclass(frozen=True)
 class ModelFamily:
-    """How to rebuild a model of this family from a plain config dict (as stored in a checkpoint)."""
+    """How to rebuild a model of this family from a plain config dict (as stored in a checkpoint), and how
+    to count its parameters without building it (None: `accounting` builds it on the meta device)."""
 
     config_from_dict: Callable[[dict], Any]
-    model_class: Callable[[Any], torch.nn.Module]
+    model_class: Callable[[Any], nn.Module]
     looped: bool  # evaluated over the loops axis, or once
+    count: Callable[[Any], ParamCounts] | None = None
 
 
 _FAMILIES: dict[str, ModelFamily] = {}
@@ -56,16 +62,7 @@ def get_family(name: str) -> ModelFamily:
     return _FAMILIES[name]
 
 
-def family_of(model: torch.nn.Module) -> ModelFamily:
-    """The registered family whose model class `model` is an instance of."""
-    load_plugins()
-    for family in _FAMILIES.values():
-        if isinstance(family.model_class, type) and isinstance(model, family.model_class):
-            return family
-    raise ConfigError(f"{type(model).__name__} is not the model class of a registered family; pass looped=")
-
-
-def build_model(family: str, config: dict) -> tuple[torch.nn.Module, Any]:
+def build_model(family: str, config: dict) -> tuple[nn.Module, Any]:
     fam = get_family(family)
     cfg = fam.config_from_dict(config)
     return fam.model_class(cfg), cfg
@@ -94,4 +91,11 @@ def load_plugins() -> None:
             raise ConfigError(f"plugin {module!r} cannot be imported: {err}") from err
 
 
-register_family("rdt", ModelFamily(RDTConfig.from_dict, RecurrentDepthTransformer, looped=True))
+def build_rdt(cfg: RDTConfig) -> nn.Module:
+    """The RDT (models.model imports torch, so it is imported here, when a model is first built)."""
+    from mythbench.models.model import RecurrentDepthTransformer
+
+    return RecurrentDepthTransformer(cfg)
+
+
+register_family("rdt", ModelFamily(RDTConfig.from_dict, build_rdt, looped=True, count=transformer_params))

@@ -21,7 +21,6 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -35,58 +34,19 @@ from mythbench.analysis.stats import summarize_model
 from mythbench.config import RunConfig, eval_difficulties, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json, atomic_write_text
-from mythbench.models import accounting, baseline_registry, registry
+from mythbench.models import accounting, registry
 from mythbench.reports.report import build_report
 from mythbench.results.results_model import RUN, RUN_SCHEMA_VERSION
 from mythbench.results.safejson import read_json_file, walk_problems
 from mythbench.results.schema import check_schema
 from mythbench.tasks import get_task
 from mythbench.training.evaluate import evaluate_looped, evaluate_plain, rule_loops, sweep_max_loops
+from mythbench.training.plan import ModelPlan, plan_models
 from mythbench.training.runlock import holds_run_dir
 from mythbench.training.train import TrainOutcome, train_model, write_model_card
 
 SCHEMA_VERSION = RUN_SCHEMA_VERSION  # the results model's current run schema
 log = logging.getLogger("mythbench")
-
-
-@dataclass(frozen=True)
-class ModelPlan:
-    """One model to train: the RDT, a matched baseline or an ablation."""
-
-    name: str
-    family: str
-    role: str
-    config: Any  # the family's config dataclass
-
-
-def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
-    """The RDT built from the run config and the task, then every requested baseline matched to it."""
-    lengths = [task.seq_len(d) for d in task.spec.train_difficulties + task.spec.test_difficulties]
-    try:
-        rdt_cfg = dataclasses.replace(cfg.model, vocab_size=task.vocab_size, max_seq_len=max(lengths),
-                                      causal=task.spec.attention == "causal")
-    except ConfigError as e:
-        raise ConfigError([f"model.{p}" for p in e.problems]) from None
-    plans = [ModelPlan("rdt", "rdt", "rdt", rdt_cfg)]
-    problems = []
-    for name in cfg.baselines:
-        try:
-            family, bcfg, role = baseline_registry.build_baseline(name, rdt_cfg)
-        except ConfigError as e:
-            problems += [f"baselines: {p}" for p in e.problems]
-            continue
-        plans.append(ModelPlan(name, family, role, bcfg))
-    for plan in plans:
-        c = plan.config
-        if getattr(c, "positional", None) == "none" and not getattr(c, "conv_kernel", 0) and not getattr(
-                c, "causal", True):
-            where = "model" if plan.role == "rdt" else f"baselines: {plan.name}"
-            problems.append(f"{where}: positional 'none' without a convolution reads each instance of the "
-                            f"bidirectional task {task.spec.name!r} as a bag of tokens (attention is then "
-                            "permutation-equivariant); use rope, learned or model.conv_kernel > 0")
-    if problems:
-        raise ConfigError(problems)
-    return plans
 
 
 def environment(device: str) -> dict[str, Any]:

@@ -1,0 +1,102 @@
+"""Analytic parameter and FLOP counts: every family and every baseline, counted from its config alone, agrees
+with the model it builds (its parameters, and the FLOPs the same formula gives from them)."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from mythbench.baselines import BASELINES
+from mythbench.baselines.openmythos import FIXED, problems
+
+from mythbench.core.errors import ConfigError
+from mythbench.models import baseline_registry, registry
+from mythbench.models.accounting import account, count_config, param_counts, spectral_radius_at_init
+from mythbench.models.param_counts import measure_params
+from mythbench.models.rdt_config import RDTConfig
+
+HAS_OPEN_MYTHOS = importlib.util.find_spec("open_mythos") is not None
+FAMILIES = ["rdt", "standard", *(["openmythos"] if HAS_OPEN_MYTHOS else [])]
+
+
+@st.composite
+def configs(draw: st.DrawFn) -> RDTConfig:
+    """Small RDT configs over every switch that changes the parameter count."""
+    n_heads = draw(st.sampled_from([1, 2, 4]))
+    attention = draw(st.sampled_from(["mha", "gqa", "mla"]))
+    injection = draw(st.sampled_from(["lti", "additive", "concat", "none"]))
+    return RDTConfig(
+        vocab_size=draw(st.integers(2, 40)), max_seq_len=draw(st.integers(1, 48)),
+        d_model=n_heads * draw(st.sampled_from([4, 6, 8])), n_heads=n_heads,
+        n_kv_heads=draw(st.sampled_from([h for h in (1, 2, 4) if n_heads % h == 0])),
+        prelude_layers=draw(st.integers(0, 2)), recurrent_layers=draw(st.integers(1, 3)),
+        coda_layers=draw(st.integers(0, 2)), attention=attention,
+        kv_latent_dim=draw(st.integers(1, 12)), q_latent_dim=draw(st.sampled_from([0, 5, 16])),
+        rope_head_dim=draw(st.sampled_from([2, 4])), positional=draw(st.sampled_from(["rope", "learned", "none"])),
+        conv_kernel=draw(st.integers(0, 4)), causal=draw(st.booleans()), ffn=draw(st.sampled_from(["dense", "moe"])),
+        ffn_hidden=draw(st.integers(1, 40)), n_experts=(n_experts := draw(st.integers(1, 6))),
+        n_shared_experts=draw(st.integers(0, 2)), expert_hidden=draw(st.integers(1, 12)),
+        top_k=draw(st.integers(1, n_experts)), router_max_loops=draw(st.integers(1, 5)), injection=injection,
+        init_state="embedding" if injection == "none" else draw(st.sampled_from(["zeros", "embedding"])),
+        act=draw(st.booleans()), lora_rank=draw(st.sampled_from([0, 1, 3])), lora_max_loops=draw(st.integers(1, 5)),
+        train_loops=draw(st.integers(1, 6)), tie_embeddings=draw(st.booleans()))
+
+
+def _openmythos_config(cfg: RDTConfig) -> RDTConfig:
+    """The nearest config OpenMythos can build (its fixed switches, and the sizes it supports)."""
+    return dataclasses.replace(cfg, **FIXED, attention="gqa" if cfg.attention == "mha" else cfg.attention,
+                               q_latent_dim=cfg.q_latent_dim or cfg.d_model, conv_kernel=0)
+
+
+def _check_against_built_model(family: str, cfg: RDTConfig, loops: int, grad_loops: int, context: int) -> None:
+    fam = registry.get_family(family)
+    with torch.device("meta"):
+        model = fam.model_class(cfg)
+    analytic, measured = param_counts(family, cfg), measure_params(model, cfg, fam.looped)
+    assert (analytic.embedding, analytic.once, analytic.recurrent) == (
+        measured.embedding, measured.once, measured.recurrent), family
+    assert analytic.active_once == pytest.approx(measured.active_once, rel=1e-12)
+    assert analytic.active_recurrent == pytest.approx(measured.active_recurrent, rel=1e-12)
+    counted = count_config(family, cfg, loops=loops, grad_loops=grad_loops, context=context)
+    assert counted.params_total == sum(p.numel() for p in model.parameters())
+    expected = account(measured, cfg, fam.looped, loops, grad_loops, context)
+    assert counted.params_dict() == expected.params_dict()
+    assert counted.flops_forward == pytest.approx(expected.flops_forward, rel=1e-12)
+    assert counted.flops_train == pytest.approx(expected.flops_train, rel=1e-12)
+
+
+@given(configs(), st.sampled_from(FAMILIES), st.integers(1, 9), st.integers(0, 9), st.integers(1, 64))
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_every_family_counts_what_it_builds(cfg, family, loops, grad_loops, context):
+    if family == "openmythos":
+        cfg = _openmythos_config(cfg)
+    _check_against_built_model(family, cfg, loops, grad_loops, context)
+
+
+@given(configs(), st.sampled_from([*BASELINES, "openmythos"]))
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_every_baseline_counts_what_it_builds(cfg, name):
+    try:
+        family, baseline, _ = baseline_registry.build_baseline(name, cfg)
+    except ConfigError:  # no standard transformer matches within tolerance by its FFN width alone
+        assume(False)
+    if family == "openmythos":  # only where the package is installed and supports the RDT's switches
+        assume(HAS_OPEN_MYTHOS and not problems(baseline))
+    _check_against_built_model(family, baseline, baseline.train_loops, baseline.train_loops, baseline.max_seq_len)
+
+
+@pytest.mark.parametrize("injection", ["lti", "additive", "none", "concat"])
+def test_spectral_radius_at_init_is_the_built_models(injection):
+    cfg = RDTConfig(injection=injection, init_state="embedding")
+    model = registry.build_model("rdt", cfg.to_dict())[0]
+    expected = spectral_radius_at_init(cfg)
+    if injection == "concat":  # a random matrix: not known before the model is built
+        assert expected is None
+    else:
+        assert model.spectral_radius() == pytest.approx(expected, rel=1e-6)
+        assert math.isfinite(expected)
