@@ -35,6 +35,16 @@ class RDTOutput:
     state_change: Tensor  # [T] mean over batch of ||h_t - h_{t-1}|| / ||h_{t-1}|| (1.0 from a zero state)
     expert_load: Tensor | None  # [T, n_experts] routed-assignment fraction per loop, mean over MoE layers
     seq_state_change: Tensor | None = None  # [T, B] the same per sequence (per-instance early exit)
+    loops_run: int | None = None  # loops computed by sweep_loops (fewer than T after a fixed point)
+
+
+@dataclass
+class _LoopStats:
+    """What one loop adds to the output besides its readout."""
+
+    change: Tensor  # [B] relative state change (see _relative_change)
+    load: Tensor | None  # [n_experts] routed fraction, mean over the MoE layers; None without MoE
+    auxes: list[Tensor]  # the MoE layers' weighted balance losses
 
 
 class Injection(nn.Module):
@@ -128,6 +138,10 @@ class ACT:
     def ponder_cost(self) -> Tensor:
         return (self.steps + self.remainder).mean()
 
+    def carried(self) -> tuple[Tensor, ...]:
+        """Everything a loop passes to the next besides the state (`step` replaces, never mutates, these)."""
+        return self.halted, self.cum, self.acc, self.steps, self.remainder
+
 
 class RecurrentDepthTransformer(nn.Module):
     """Parameter prefixes: embed., prelude., recurrent., coda., head., injection., lora., act.
@@ -181,49 +195,112 @@ class RecurrentDepthTransformer(nn.Module):
         if T < 1 or (grad_loops is not None and grad_loops < 0):
             raise ValueError(f"need loops >= 1 and grad_loops >= 0, got loops={T}, grad_loops={grad_loops}")
         no_grad_loops = 0 if grad_loops is None else max(T - grad_loops, 0)
+        e = self._prelude(tokens)
+        h = self._init_state(e)
+        act = ACT(tokens.shape, h, self.cfg.act_threshold) if self.act is not None else None
+        inject = self.injection.bind(e)
+        stats, readouts = [], []
+        for t in range(T):
+            with torch.set_grad_enabled(torch.is_grad_enabled() and t >= no_grad_loops):
+                h, readout, loop_stats = self._loop(h, t, inject, act)
+            stats.append(loop_stats)
+            if all_loops or t == T - 1:
+                readouts.append(readout)
+        logits = self._coda(readouts)
+        return self._output(logits if all_loops else logits[0], stats, act)
+
+    @torch.inference_mode()
+    def sweep_loops(self, tokens: Tensor, loops: int) -> RDTOutput:
+        """Evaluation's loop sweep: forward_detailed(tokens, loops, all_loops=True), but each readout goes
+        through the coda on its own, so logits[t - 1] is computed with exactly the operations and shapes of
+        forward(tokens, loops=t): bit-identical to it.
+
+        Exact shortcut: once a loop leaves everything it carries to the next loop bit-identical (the state h
+        at every position of every sequence, and with ACT its bookkeeping, which stays put only when every
+        position has halted), and the loop step no longer depends on the loop index (from
+        `loop_invariant_from` on), every later loop recomputes the same bits. Its outputs (readout, logits,
+        state change, expert load, aux loss) are then repeated rather than recomputed; `loops_run` says how
+        many loops ran."""
+        if loops < 1:
+            raise ValueError(f"need loops >= 1, got {loops}")
+        e = self._prelude(tokens)
+        h = self._init_state(e)
+        act = ACT(tokens.shape, h, self.cfg.act_threshold) if self.act is not None else None
+        inject = self.injection.bind(e)
+        stats, logits = [], []
+        for t in range(loops):
+            carried = (h, *act.carried()) if act is not None else (h,)
+            h, readout, loop_stats = self._loop(h, t, inject, act)
+            stats.append(loop_stats)
+            logits.append(self._coda([readout])[0])
+            after = (h, *act.carried()) if act is not None else (h,)
+            if t >= self.loop_invariant_from() and all(map(_same_bits, carried, after)):
+                break
+        loops_run = len(stats)
+        stats += [stats[-1]] * (loops - loops_run)
+        logits += [logits[-1]] * (loops - loops_run)
+        out = self._output(torch.stack(logits), stats, act)
+        out.loops_run = loops_run
+        return out
+
+    def loop_invariant_from(self) -> int:
+        """The first loop index from which the loop step is one and the same function of the carried state.
+        Per-loop parts are indexed by min(loop, count - 1): the LoRA adapters (lora_max_loops) and, in an
+        MoE recurrent block, the router's loop embedding and balance bias (router_max_loops). Injection,
+        attention, ACT and the coda do not see the loop index."""
+        first = 0
+        if self.lora is not None:
+            first = max(first, self.cfg.lora_max_loops - 1)
+        if any(isinstance(block.ffn, MoE) for block in self.recurrent):
+            first = max(first, self.cfg.router_max_loops - 1)
+        return first
+
+    def _prelude(self, tokens: Tensor) -> Tensor:
         e = self.embed(tokens)
         for block in self.prelude:
             e = block(e)
-        h = self._init_state(e)
-        act = ACT(tokens.shape, h, self.cfg.act_threshold) if self.act is not None else None
-        readouts, changes, loads, auxes = [], [], [], []
-        inject = self.injection.bind(e)
-        for t in range(T):
-            with torch.set_grad_enabled(torch.is_grad_enabled() and t >= no_grad_loops):
-                x = inject(h)
-                layer_loads = []
-                for i, block in enumerate(self.recurrent):
-                    x = block(x, loop=t, lora=None if self.lora is None else self.lora[i])
-                    if isinstance(block.ffn, MoE):
-                        layer_loads.append(block.ffn.load)
-                        if block.ffn.aux_loss is not None:
-                            auxes.append(block.ffn.aux_loss)
-                if layer_loads:
-                    loads.append(torch.stack(layer_loads).mean(0))
-                h_new = x.to(h.dtype)
-                if act is not None:
-                    h_new = act.freeze(h, h_new)
-                    readout = act.step(
-                        h_new, torch.sigmoid(self.act(h_new.to(self.act.weight.dtype)).float())[..., 0]
-                    )
-                else:
-                    readout = h_new
-                changes.append(_relative_change(h, h_new))
-                h = h_new
-                if all_loops or t == T - 1:
-                    readouts.append(readout)
-        x = torch.stack(readouts).flatten(0, 1)  # [n * B, S, d]: one batched coda pass for every readout
+        return e
+
+    def _loop(self, h: Tensor, t: int, inject: Callable[[Tensor], Tensor],
+              act: ACT | None) -> tuple[Tensor, Tensor, _LoopStats]:
+        """Loop t from state h: the next state (frozen where ACT halted), the coda's input after it, and
+        the loop's statistics."""
+        x = inject(h)
+        layer_loads, auxes = [], []
+        for i, block in enumerate(self.recurrent):
+            x = block(x, loop=t, lora=None if self.lora is None else self.lora[i])
+            if isinstance(block.ffn, MoE):
+                layer_loads.append(block.ffn.load)
+                if block.ffn.aux_loss is not None:
+                    auxes.append(block.ffn.aux_loss)
+        h_new = x.to(h.dtype)
+        readout = h_new
+        if act is not None:
+            h_new = act.freeze(h, h_new)
+            readout = act.step(h_new, torch.sigmoid(self.act(h_new.to(self.act.weight.dtype)).float())[..., 0])
+        load = torch.stack(layer_loads).mean(0) if layer_loads else None
+        return h_new, readout, _LoopStats(_relative_change(h, h_new), load, auxes)
+
+    def _coda(self, readouts: list[Tensor]) -> Tensor:
+        """[n, B, S, V] logits: one batched coda pass over n readouts of [B, S, d]."""
+        x = torch.stack(readouts).flatten(0, 1)
         for block in self.coda:
             x = block(x)
-        logits = self.head(x).unflatten(0, (len(readouts), tokens.shape[0]))
-        zero = torch.zeros((), device=tokens.device)
+        return self.head(x).unflatten(0, (len(readouts), readouts[0].shape[0]))
+
+    @staticmethod
+    def _output(logits: Tensor, stats: list[_LoopStats], act: ACT | None) -> RDTOutput:
+        auxes = [aux for loop in stats for aux in loop.auxes]
+        loads = [loop.load for loop in stats if loop.load is not None]
+        changes = torch.stack([loop.change for loop in stats])
+        zero = torch.zeros((), device=logits.device)
         return RDTOutput(
-            logits=logits if all_loops else logits[0],
+            logits=logits,
             aux_loss=torch.stack(auxes).mean() if auxes else zero,
             ponder_cost=act.ponder_cost() if act is not None else zero,
             halt_steps=act.steps if act is not None else None,
-            state_change=torch.stack(changes).mean(1),
-            seq_state_change=torch.stack(changes),
+            state_change=changes.mean(1),
+            seq_state_change=changes,
             expert_load=torch.stack(loads).detach() if loads else None,
         )
 
@@ -234,6 +311,12 @@ class RecurrentDepthTransformer(nn.Module):
     def update_balance_bias(self) -> None:
         """DeepSeek-V3 aux-loss-free bias step for every MoE layer; call after optimizer.step()."""
         _update_balance_bias(self)
+
+
+def _same_bits(a: Tensor, b: Tensor) -> bool:
+    """Bit-identical tensors: torch.equal compares values, and -0.0 == 0.0 while nan != nan."""
+    return a.shape == b.shape and a.dtype == b.dtype and torch.equal(
+        a.contiguous().view(torch.uint8), b.contiguous().view(torch.uint8))
 
 
 @torch.no_grad()

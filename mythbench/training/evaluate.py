@@ -1,15 +1,17 @@
 """Evaluation of the difficulty x loops grid, early exit and diagnostics, and `mythbench.evaluate`.
 
-The RDT is run once per chunk to the largest loop count with `all_loops=True`; every loop count's readout
-comes out of that single pass. Chunks bound memory at the largest difficulty. Any other model, a user's
-`nn.Module` or plain function included, is scored by `evaluate_plain`, one call per chunk and loop count.
+A looped model is run once per chunk to the largest loop count; every loop count's readout comes out of
+that single pass (`loop_sweep`), and the RDT's sweep stops computing once the state is at a fixed point,
+exactly (`RecurrentDepthTransformer.sweep_loops`). Chunks bound memory at the largest difficulty. Any other
+model, a user's `nn.Module` or plain function included, is scored by `evaluate_plain`, one call per chunk
+and loop count. A progress bar with an ETA goes to stderr when it is a terminal.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,6 +19,7 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from tqdm import tqdm
 
 from mythbench.analysis.stats import wilson_interval
 from mythbench.config import EvalConfig, TrainConfig
@@ -129,26 +132,49 @@ def exit_indices(logits: torch.Tensor, mask: torch.Tensor, state_change: torch.T
     return rules
 
 
+def loop_sweep(model: torch.nn.Module, tokens: torch.Tensor, loops: int) -> Any:
+    """The outputs (an RDTOutput) of every loop count 1..loops from one pass: the model's `sweep_loops`
+    where it has one (exact shortcuts), otherwise `forward_detailed` with all_loops."""
+    sweep = getattr(model, "sweep_loops", None)
+    if sweep is not None:
+        return sweep(tokens, loops)
+    return model.forward_detailed(tokens, loops=loops, all_loops=True)
+
+
+def _chunks(batches: Callable[[int], tuple[np.ndarray, ...]], difficulties: list[int], chunk_size: int,
+            desc: str) -> Iterator[tuple[int, list[tuple[torch.Tensor, ...]]]]:
+    """(difficulty, its chunks of (tokens, targets, mask)) per difficulty, with a progress bar (on stderr,
+    only when it is a terminal) whose ETA weighs every chunk by its tokens."""
+    data = {d: [torch.as_tensor(a) for a in batches(d)] for d in difficulties}
+    with tqdm(total=sum(tokens.numel() for tokens, _, _ in data.values()), desc=desc, unit="tok",
+              unit_scale=True, leave=False, disable=None, dynamic_ncols=True, mininterval=1.0) as bar:
+        for d, arrays in data.items():
+            chunks = list(zip(*(a.split(chunk_size) for a in arrays), strict=True))
+            yield d, _counted(chunks, bar)
+
+
+def _counted(chunks: list[tuple[torch.Tensor, ...]], bar: tqdm) -> Iterator[tuple[torch.Tensor, ...]]:
+    for chunk in chunks:
+        yield chunk
+        bar.update(chunk[0].numel())
+
+
 @torch.inference_mode()
 def evaluate_looped(model: torch.nn.Module, batches: Callable[[int], tuple[np.ndarray, ...]],
                     difficulties: list[int], max_loops: int, cfg: EvalConfig,
-                    device: str = "cpu") -> dict:
+                    device: str = "cpu", desc: str = "evaluate") -> dict:
     """Cells for every (difficulty, loops in 1..max_loops), early exit per difficulty, diagnostics."""
     model.eval()
     cells, exits, diag = [], [], {"state_change": {}, "halting": {}, "expert_load": None}
     load_sum: np.ndarray | None = None
     act = bool(getattr(model.cfg, "act", False))
-    for d in difficulties:
+    for d, chunks in _chunks(batches, difficulties, cfg.chunk_size, desc):
         tallies = [_Tally() for _ in range(max_loops)]
         exit_tallies: dict[str, _ExitTally] = {}
         per_diff = _Diagnostics()
-        tokens, targets, mask = (torch.as_tensor(a) for a in batches(d))
-        for start in range(0, len(tokens), cfg.chunk_size):
-            sl = slice(start, start + cfg.chunk_size)
-            tok, tgt, msk = tokens[sl].to(device), targets[sl].to(device), mask[sl].to(device)
-            out = model.forward_detailed(tok, loops=max_loops, all_loops=True)
+        for tok, tgt, msk in chunks:
+            out = loop_sweep(model, tok.to(device), max_loops)
             logits = out.logits.cpu()
-            tgt, msk = tgt.cpu(), msk.cpu()
             exact = torch.stack([tallies[t].add(logits[t], tgt, msk) for t in range(max_loops)])  # [T, B]
             rules = exit_indices(logits, msk, out.seq_state_change.cpu(), cfg)
             if act:  # ACT's own readout is the last one (halted positions are frozen); loops = halting step
@@ -198,20 +224,19 @@ def _checked_logits(output: Any, tokens: torch.Tensor, targets: torch.Tensor) ->
 
 @torch.inference_mode()
 def evaluate_plain(model: Callable[..., Any], batches: Callable[[int], tuple[np.ndarray, ...]],
-                   difficulties: list[int], cfg: EvalConfig, device: str = "cpu", loops: int | None = None) -> dict:
+                   difficulties: list[int], cfg: EvalConfig, device: str = "cpu", loops: int | None = None,
+                   desc: str = "evaluate") -> dict:
     """Cells for a model without loops (standard transformer baselines), or for a looped one at `loops` only:
     any callable from tokens [batch, seq] (and `loops=`) to logits [batch, seq, vocab]."""
     if isinstance(model, torch.nn.Module):
         model.eval()
     cells = []
-    for d in difficulties:
+    for d, chunks in _chunks(batches, difficulties, cfg.chunk_size, desc):
         tally = _Tally()
-        tokens, targets, mask = (torch.as_tensor(a) for a in batches(d))
-        for start in range(0, len(tokens), cfg.chunk_size):
-            sl = slice(start, start + cfg.chunk_size)
-            chunk = tokens[sl].to(device)
+        for tok, tgt, msk in chunks:
+            chunk = tok.to(device)
             output = model(chunk) if loops is None else model(chunk, loops=loops)
-            tally.add(_checked_logits(output, tokens[sl], targets[sl]), targets[sl], mask[sl])
+            tally.add(_checked_logits(output, tok, tgt), tgt, msk)
         cells.append(tally.cell(d, loops))
     return {"cells": cells, "early_exit": [], "diagnostics": {}}
 

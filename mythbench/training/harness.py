@@ -110,13 +110,13 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
             return _arrays(task.test_batch(d))
 
         eval_started = time.perf_counter()
-
+        desc = f"eval {task.spec.name}:{plan.name}:s{seed}"
         if family.looped:
             evaluation = evaluate_looped(model, batches, difficulties, max_eval_loops(train_loops, cfg, task),
-                                         cfg.eval, cfg.device)
+                                         cfg.eval, cfg.device, desc=desc)
             evaluation["diagnostics"]["spectral_radius"] = model.spectral_radius()
         else:
-            evaluation = evaluate_plain(model, batches, difficulties, cfg.eval, cfg.device)
+            evaluation = evaluate_plain(model, batches, difficulties, cfg.eval, cfg.device, desc=desc)
         if cfg.eval.validation:
             evaluation["validation"] = evaluate_plain(
                 model, lambda d: _arrays(task.validation_batch(d)),
