@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -32,11 +33,15 @@ BUDGET_KEYS = {
     "train": {"steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "checkpoint_every", "bf16", "compile"},
     "eval": {"chunk_size", "train_points"},
     "scale": None,  # the ladder is a budget
+    "tune": {"steps", "seeds", "trials"},  # how much a search spends, never its space
 }
 RECIPES = ("fixed", "parcae", "huginn", "progressive", "tied")  # loop schedules; "progressive" = fixed + DT-nets term
 READOUT_LOSSES = ("last", "tail")
 EXIT_RULES = ("act", "delta_h", "kl", "confidence")
 LOOP_RULES = ("difficulty", "train")  # the headline's loop count per difficulty, fixed before any test label
+# what a named recipe (a train.* bundle of `recipes:`) sets; the rest of train.* is budget, shared by every recipe
+RECIPE_KEYS = ("recipe", "bwd_loops", "huginn_sigma", "progressive", "progressive_alpha", "loops_per_difficulty",
+               "loop_jitter", "readout_loss", "curriculum_fraction")
 
 
 @dataclass
@@ -101,6 +106,17 @@ class TrainConfig:
     @property
     def uses_progressive(self) -> bool:
         return self.progressive or self.recipe == "progressive"
+
+    def with_recipe(self, bundle: dict[str, Any]) -> TrainConfig:
+        """This config with its recipe replaced by `bundle`: every RECIPE_KEYS field the bundle leaves out takes
+        its default, so no part of the task's own recipe (its progressive term, say) leaks into another."""
+        defaults = TrainConfig()
+        return dataclasses.replace(self, **{k: bundle.get(k, getattr(defaults, k)) for k in RECIPE_KEYS})
+
+    def with_steps(self, steps: int) -> TrainConfig:
+        """This config at another step count, warmup scaled alike (and kept below the steps)."""
+        warmup = min(steps - 1, round(self.warmup_steps * steps / self.steps))
+        return dataclasses.replace(self, steps=steps, warmup_steps=warmup)
 
 
 @dataclass
@@ -172,6 +188,44 @@ class ScaleConfig:
 
 
 @dataclass
+class TuneConfig:
+    """`mythbench tune`: one declared search space, searched alike for every model of the run (docs/tuning.md).
+
+    A trial is a point of lr_grid x recipes trained at every tune seed for `steps` steps and scored on the
+    validation split at the training difficulties; the test split is never read. `mythbench run --tuned FILE`
+    sets `use` and `use_sha256`, and every model then trains with its chosen learning rate and recipe."""
+
+    lr_grid: list[float] = field(default_factory=lambda: [1.0])  # multipliers of train.lr
+    recipes: list[str] = field(default_factory=list)  # names in `recipes:`; empty = the run's own train recipe
+    trials: int = 0  # 0 = every point of lr_grid x recipes; N = N distinct points drawn with search_seed
+    search_seed: int = 0
+    steps: int = 0  # training steps per trial; 0 = train.steps
+    seeds: list[int] = field(default_factory=lambda: [0])  # a trial's score is the mean over these seeds
+    use: str = ""  # a tune.json whose per-model choices the run trains with (`mythbench run --tuned`)
+    use_sha256: str = ""  # its sha256, so a run never resumes with another file's choices
+
+    def problems(self, recipes: dict[str, dict]) -> list[str]:
+        p = []
+        if not self.lr_grid or len(set(self.lr_grid)) < len(self.lr_grid) or not all(
+                0 < m <= 10 for m in self.lr_grid):
+            p.append(f"tune.lr_grid: need distinct learning-rate multipliers in (0, 10], got {self.lr_grid}")
+        p += [f"tune.recipes: {name!r} is not a named recipe (known: {', '.join(sorted(recipes)) or 'none'})"
+              for name in self.recipes if name not in recipes]
+        if len(set(self.recipes)) < len(self.recipes):
+            p.append(f"tune.recipes: {self.recipes} has duplicates")
+        if not 0 <= self.trials <= len(self.lr_grid) * max(1, len(self.recipes)):
+            p.append(f"tune.trials: {self.trials} must be in [0, {len(self.lr_grid) * max(1, len(self.recipes))}] "
+                     "(0 = every point of tune.lr_grid x tune.recipes)")
+        if self.steps < 0:
+            p.append(f"tune.steps: {self.steps} must be >= 0 (0 = use train.steps)")
+        if not self.seeds or len(set(self.seeds)) < len(self.seeds) or any(not 0 <= s < 2**31 for s in self.seeds):
+            p.append(f"tune.seeds: need distinct seeds in [0, 2**31), got {self.seeds}")
+        if bool(self.use) != bool(re.fullmatch(r"[0-9a-f]{64}", self.use_sha256)):
+            p.append("tune.use and tune.use_sha256 go together (the file and its sha256): pass --tuned FILE")
+        return p
+
+
+@dataclass
 class RunConfig:
     """Everything `mythbench run` needs; written resolved into the run directory."""
 
@@ -185,9 +239,18 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
+    # named recipes: train.* bundles (RECIPE_KEYS only) that tune.recipes chooses among
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def problems(self) -> list[str]:
-        p = self.train.problems() + self.eval.problems() + self.scale.problems()
+        p = self.train.problems() + self.eval.problems() + self.scale.problems() + self.tune.problems(self.recipes)
+        for name, bundle in self.recipes.items():
+            unknown = sorted(set(bundle) - set(RECIPE_KEYS)) if isinstance(bundle, dict) else ["(not a mapping)"]
+            if unknown:
+                p.append(f"recipes.{name}: {', '.join(unknown)} not recipe keys (known: {', '.join(RECIPE_KEYS)})")
+            else:
+                p += [f"recipes.{name}: {q}" for q in _recipe_problems(bundle, self.train)]
         if not self.seeds:
             p.append("seeds: at least one seed is needed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -197,6 +260,15 @@ class RunConfig:
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             p.append(f"device: {self.device!r} is not cpu, cuda or cuda:N")
         return p
+
+
+def _recipe_problems(bundle: dict, base: TrainConfig) -> list[str]:
+    """What is wrong with `base` under the recipe `bundle` (`with_recipe`): wrong types, then its own checks."""
+    defaults = to_dict(TrainConfig())
+    problems: list[str] = []
+    built = _build(TrainConfig, {**to_dict(base), **{k: defaults[k] for k in RECIPE_KEYS}, **bundle}, "train",
+                   problems)
+    return problems or built.problems()
 
 
 def _positive(obj: Any, names: list[str]) -> list[str]:
