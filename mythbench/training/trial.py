@@ -2,7 +2,7 @@
 
 The test split is out of a trial's reach, not just unused: the trial trains and scores on a `ValidationView`
 of the task, which generates training and validation instances at the training difficulties and raises
-`TestSplitRead` on anything else (the test split, a test difficulty, the test-set fingerprint).
+`ForbiddenSplitRead` on anything else (the test split, a test difficulty, the test-set fingerprint).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from mythbench.training import harness
 from mythbench.training.evaluate import evaluate_plain, rule_loops
 
 
-class TestSplitRead(RuntimeError):
+class ForbiddenSplitRead(RuntimeError):
     """Tuning asked for test instances; a bug, never a user error."""
 
 
@@ -35,7 +35,7 @@ class ValidationView:
 
     def _check(self, split: str, difficulty: int) -> None:
         if split == "test" or difficulty not in self.spec.train_difficulties:
-            raise TestSplitRead(f"tuning asked for {split} instances at difficulty {difficulty}; it may read the "
+            raise ForbiddenSplitRead(f"tuning asked for {split} instances at difficulty {difficulty}; it may read the "
                                 f"train and validation splits at {self.spec.train_difficulties} only")
 
     def generate(self, split: str, difficulty: int, n: int, seed: int) -> Any:
