@@ -2,7 +2,8 @@
 
 Cells are what the sweep engine ships to worker processes, Ray workers or Slurm jobs. A cell carries the
 model plan and config the serial path would use, and a worker calls the very same
-`harness.train_and_evaluate` with them; its per-seed `result.json` marks it done.
+`harness.train_and_evaluate` with them (a tuning trial, kind "trial": `trial.train_and_validate`); its
+per-seed `result.json` marks it done.
 """
 
 from __future__ import annotations
