@@ -21,6 +21,7 @@ from mythbench.core.errors import ConfigError
 from mythbench.experiments import tune
 from mythbench.experiments.backends import InProcessBackend
 from mythbench.experiments.sweep import CellsFailed
+from mythbench.reports.compare import model_rows
 from mythbench.training import harness
 from mythbench.training.trial import ForbiddenSplitRead, ValidationView
 
@@ -159,6 +160,8 @@ def test_a_finished_search_resumes_without_training_and_a_run_uses_each_models_c
         assert used.lr == chosen["lr"] and used.steps == cfg.train.steps  # the run's budget, the tuned rate
         assert {k: getattr(used, k) for k in RECIPE_KEYS} == chosen["train"]
         assert results["tuning"]["models"][model["name"]]["trials"] == model["trials"]
+        recipe = {"tied": "tied", "tied-progressive": "tied + progressive"}[chosen["recipe"]]
+        assert [r[3] for r in model_rows(results, "run", [16]) if r[1] == model["name"]] == [recipe]
     path.write_text(path.read_text().replace('"complete"', '"complete" '))
     with pytest.raises(ConfigError, match="changed since"):
         harness.run_benchmark(cfg, tmp_path / "run2", "test")
