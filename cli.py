@@ -211,13 +211,17 @@ def run(task: str = task_argument(all_=True),
         set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. train.steps=200"),
         seeds: int | None = typer.Option(None, "--seeds", help="number of seeds (0..N-1)"),
         out: Path | None = typer.Option(None, "--out", help="run directory (default runs/TASK/PRESET)"),
-        device: str | None = typer.Option(None, "--device", help="cpu | cuda")) -> None:
+        device: str | None = typer.Option(None, "--device", help="cpu | cuda"),
+        tuned: Path | None = typer.Option(None, "--tuned", help="a tune.json (`mythbench tune`): each model "
+                                          "trains with its chosen learning rate and recipe")) -> None:
     """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory.
     Under `torchrun --nproc-per-node N -m mythbench.cli run ...` each model trains data-parallel over N processes."""
     from mythbench import tasks
+    from mythbench.training.tuned import file_sha256
 
     names = tasks.list_tasks() if task == "all" else [task]
-    configs = [resolve_run_config(name, preset, config, set_, device=device,
+    use = None if tuned is None else {"use": str(tuned), "use_sha256": file_sha256(tuned)}
+    configs = [resolve_run_config(name, preset, config, set_, device=device, tune=use,
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
     from mythbench.reports.report import format_summary_table  # heavy (torch): after the configs are valid
     from mythbench.training import distributed, harness
@@ -278,6 +282,36 @@ def scale(task: str = task_argument(all_=True),
     for run_, res in zip(runs, results, strict=True):
         typer.echo("\n".join(headline_table(res)))
         typer.echo(f"run directory: {run_.run_dir} (tables in scale.md)")
+
+
+@app.command(cls=TaskFirst, epilog=examples("tune parity", "tune parity --set 'tune.lr_grid=[0.5,1]' --backend local"))
+@reports_errors
+def tune(task: str = task_argument(),
+         preset: str = preset_option(),
+         config: Path | None = typer.Option(None, "--config", help="YAML run config"),
+         set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. tune.steps=200"),
+         out: Path | None = typer.Option(None, "--out", help="tune directory (default runs/tune/TASK/PRESET)"),
+         device: str | None = typer.Option(None, "--device", help="cpu | cuda"),
+         backend: str | None = typer.Option(None, "--backend", help=BACKEND_HELP + "; default: serial, in process",
+                                            **choice(BACKENDS)),
+         workers: int | None = typer.Option(None, "--workers", help=WORKERS_HELP),
+         retries: int = typer.Option(2, "--retries", help=RETRIES_HELP)) -> None:
+    """Give every model of the run the same trials over the declared space (tune.lr_grid x tune.recipes),
+    score them on the validation split at training difficulties, write tune.json with each model's choice."""
+    from mythbench.experiments.backends import InProcessBackend
+    from mythbench.experiments.sweep import make_backend
+    from mythbench.experiments.tune import format_choices, run_tune
+    from mythbench.training.harness import command_line
+
+    cfg = resolve_run_config(task, preset, config, set_, device=device)
+    tune_dir = Path("runs") / "tune" / task / preset if out is None else out
+    engine = InProcessBackend() if backend is None else make_backend(
+        backend, workers, None, _slurm_options([], tune_dir), retries)
+    _warnings_to_stderr()
+    doc = run_tune(cfg, tune_dir, command_line(), engine, retries)
+    typer.echo(format_choices(doc))
+    typer.echo(f"tune file: {tune_dir / 'tune.json'} (use: mythbench run {task} --preset {preset} "
+               f"--tuned {tune_dir / 'tune.json'})")
 
 
 @app.command(epilog=examples("sweep grid.yaml", "sweep grid.yaml --backend ray --address auto"))

@@ -25,6 +25,7 @@ from mythbench.core.errors import ConfigError, known_hint
 from mythbench.core.fielddocs import field_docs
 from mythbench.core.yamlio import load_yaml
 from mythbench.models.rdt_config import RDTConfig
+from mythbench.tune_config import TuneConfig
 
 PRESET_DIR = Path(__file__).parent / "presets"
 RECIPES_FILE = Path(__file__).parent / "recipes.yaml"
@@ -35,11 +36,15 @@ BUDGET_KEYS = {
     "train": {"steps", "batch_size", "lr", "warmup_steps", "min_lr_ratio", "checkpoint_every", "bf16", "compile"},
     "eval": {"chunk_size", "train_points"},
     "scale": None,  # the ladder is a budget
+    "tune": {"steps", "seeds", "trials"},  # how much a search spends, never its space
 }
 RECIPES = ("fixed", "parcae", "huginn", "progressive", "tied")  # loop schedules; "progressive" = fixed + DT-nets term
 READOUT_LOSSES = ("last", "tail")
 EXIT_RULES = ("act", "delta_h", "kl", "confidence")
 LOOP_RULES = ("difficulty", "train")  # the headline's loop count per difficulty, fixed before any test label
+# what a named recipe (a train.* bundle of `recipes:`) sets; the rest of train.* is budget, shared by every recipe
+RECIPE_KEYS = ("recipe", "bwd_loops", "huginn_sigma", "progressive", "progressive_alpha", "loops_per_difficulty",
+               "loop_jitter", "readout_loss", "curriculum_fraction")
 
 
 @dataclass
@@ -104,6 +109,17 @@ class TrainConfig:
     @property
     def uses_progressive(self) -> bool:
         return self.progressive or self.recipe == "progressive"
+
+    def with_recipe(self, bundle: dict[str, Any]) -> TrainConfig:
+        """This config with its recipe replaced by `bundle`: every RECIPE_KEYS field the bundle leaves out takes
+        its default, so no part of the task's own recipe (its progressive term, say) leaks into another."""
+        defaults = TrainConfig()
+        return dataclasses.replace(self, **{k: bundle.get(k, getattr(defaults, k)) for k in RECIPE_KEYS})
+
+    def with_steps(self, steps: int) -> TrainConfig:
+        """This config at another step count, warmup scaled alike (and kept below the steps)."""
+        warmup = min(steps - 1, round(self.warmup_steps * steps / self.steps))
+        return dataclasses.replace(self, steps=steps, warmup_steps=warmup)
 
 
 @dataclass
@@ -188,9 +204,18 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
+    # named recipes: train.* bundles (RECIPE_KEYS only) that tune.recipes chooses among
+    recipes: dict[str, dict[str, Any]] = field(default_factory=dict)
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def problems(self) -> list[str]:
-        p = self.train.problems() + self.eval.problems() + self.scale.problems()
+        p = self.train.problems() + self.eval.problems() + self.scale.problems() + self.tune.problems(self.recipes)
+        for name, bundle in self.recipes.items():
+            unknown = sorted(set(bundle) - set(RECIPE_KEYS)) if isinstance(bundle, dict) else ["(not a mapping)"]
+            if unknown:
+                p.append(f"recipes.{name}: {', '.join(unknown)} not recipe keys (known: {', '.join(RECIPE_KEYS)})")
+            else:
+                p += [f"recipes.{name}: {q}" for q in _recipe_problems(bundle, self.train)]
         if not self.seeds:
             p.append("seeds: at least one seed is needed")
         if len(set(self.seeds)) != len(self.seeds):
@@ -200,6 +225,15 @@ class RunConfig:
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             p.append(f"device: {self.device!r} is not cpu, cuda or cuda:N")
         return p
+
+
+def _recipe_problems(bundle: dict, base: TrainConfig) -> list[str]:
+    """What is wrong with `base` under the recipe `bundle` (`with_recipe`): wrong types, then its own checks."""
+    defaults = to_dict(TrainConfig())
+    problems: list[str] = []
+    built = _build(TrainConfig, {**to_dict(base), **{k: defaults[k] for k in RECIPE_KEYS}, **bundle}, "train",
+                   problems)
+    return problems or built.problems()
 
 
 def _positive(obj: Any, names: list[str]) -> list[str]:

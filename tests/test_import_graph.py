@@ -19,7 +19,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("models", ("mythbench.models", "mythbench")),  # "mythbench": the package's __init__ (re-exports the model)
     ("tasks", ("mythbench.tasks",)),
     ("baselines", ("mythbench.baselines",)),
-    ("config", ("mythbench.config",)),
+    ("config", ("mythbench.config", "mythbench.tune_config")),
     ("analysis", ("mythbench.analysis",)),
     ("results", ("mythbench.results",)),
     ("reports", ("mythbench.reports",)),

@@ -56,6 +56,23 @@ def _init_worker(threads: int) -> None:
 
 
 @dataclass
+class InProcessBackend:
+    """Cells one after another in this process: the serial path, which also lets a test watch what a cell reads."""
+
+    def run(self, cells: list[Cell]) -> Iterator[Outcome]:
+        for cell in cells:
+            try:
+                run_cell(cell)
+            except Exception as e:  # the cell's own failure; the engine retries it or reports it
+                yield cell, _error(e)
+            else:
+                yield cell, None
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
 class LocalBackend:
     """A pool of `workers` spawned processes on this machine, the cores shared evenly between them
     (`worker_threads`). A worker that dies (killed, out of memory) breaks the pool: every cell it had not

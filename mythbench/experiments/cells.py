@@ -2,7 +2,8 @@
 
 Cells are what the sweep engine ships to worker processes, Ray workers or Slurm jobs. A cell carries the
 model plan and config the serial path would use, and a worker calls the very same
-`harness.train_and_evaluate` with them; its per-seed `result.json` marks it done.
+`harness.train_and_evaluate` with them (a tuning trial, kind "trial": `trial.train_and_validate`); its
+per-seed `result.json` marks it done.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from mythbench.experiments import scale
 from mythbench.tasks import get_task
 from mythbench.training import harness
 from mythbench.training.harness import ModelPlan
+from mythbench.training.trial import train_and_validate
+from mythbench.training.tuned import apply_tuning
 
 log = logging.getLogger("mythbench")
 
@@ -34,6 +37,7 @@ class Cell:
     seed: int
     plan: ModelPlan = field(compare=False, repr=False)
     cfg: RunConfig = field(compare=False, repr=False)
+    kind: str = field(default="run", compare=False)  # "trial": a tuning trial, scored on validation only
 
     @property
     def label(self) -> str:
@@ -55,7 +59,8 @@ def plan_cells(kind: str, cfg: RunConfig, run_dir: Path, task: Any) -> list[Cell
         return [Cell(str(run_dir), plan.name, seed, plan, scale.point_run_config(cfg, width, lr_scale)[0])
                 for seed, (plan, width, _, lr_scale) in scale.ladder_order(cfg, task)]
     plans = harness.plan_models(cfg, task)
-    return [Cell(str(run_dir), plan.name, seed, plan, cfg) for plan in plans for seed in cfg.seeds]
+    configs = apply_tuning(cfg, plans)[0]
+    return [Cell(str(run_dir), plan.name, seed, plan, configs[plan.name]) for plan in plans for seed in cfg.seeds]
 
 
 def run_cell(cell: Cell) -> str:
@@ -78,7 +83,8 @@ def run_cell(cell: Cell) -> str:
         log.info("%s seed %d: cell started in process %d on %s", cell.model, cell.seed, os.getpid(),
                  platform.node())
         with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
-            return harness.train_and_evaluate(cell.plan, cell.seed, cell.cfg, task, run_dir)["status"]
+            work = train_and_validate if cell.kind == "trial" else harness.train_and_evaluate
+            return work(cell.plan, cell.seed, cell.cfg, task, run_dir)["status"]
     finally:
         log.removeHandler(handler)
         handler.close()

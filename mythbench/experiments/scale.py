@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Callable, Hashable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -102,9 +103,8 @@ def point_run_config(cfg: RunConfig, width: int | None = None, lr_scale: float =
     law's r must be the loop count a model trained at, not the difficulty, and the validation split scored."""
     train, notes = cfg.train, []
     if cfg.scale.steps:
-        warmup = min(cfg.scale.steps - 1, round(train.warmup_steps * cfg.scale.steps / train.steps))
-        train = dataclasses.replace(train, steps=cfg.scale.steps, warmup_steps=warmup)
-        notes.append(f"every point trains {cfg.scale.steps} steps (scale.steps; warmup {warmup})")
+        train = train.with_steps(cfg.scale.steps)
+        notes.append(f"every point trains {cfg.scale.steps} steps (scale.steps; warmup {train.warmup_steps})")
     if train.recipe == "tied":
         train = dataclasses.replace(train, recipe="fixed")
         notes.append("the task's `tied` recipe (loops = difficulty) is replaced by `fixed` (loops = r), so that "
@@ -164,25 +164,38 @@ def _point(plan: ModelPlan, width: int, loops: int | None, seed: int, result: di
     return point
 
 
+def lowest_validation(points: list[dict], group: Callable[[dict], Hashable], candidate: Callable[[dict], Hashable],
+                      n_candidates: int) -> dict[Hashable, tuple[Hashable | None, list[int], dict[Hashable, float]]]:
+    """Per group of points, the candidate of lowest seed-mean `validation_loss`, the seeds compared and every
+    candidate's score. Candidates are compared on the seeds all of them have trained (an interrupted search);
+    a group missing a candidate, or with no seed in common, chooses None. A diverged point (no
+    validation_loss) scores infinity, so a candidate that diverges is chosen only if every one does."""
+    groups: dict[Hashable, dict[Hashable, list[dict]]] = {}
+    for p in points:
+        groups.setdefault(group(p), {}).setdefault(candidate(p), []).append(p)
+    out = {}
+    for key, by_candidate in groups.items():
+        seeds = set.intersection(*({p["seed"] for p in pts} for pts in by_candidate.values()))
+        score = {c: float(np.mean([p.get("validation_loss", np.inf) for p in pts if p["seed"] in seeds]))
+                 if seeds else np.inf for c, pts in by_candidate.items()}
+        best = min(score, key=score.__getitem__) if seeds and len(by_candidate) == n_candidates else None
+        out[key] = best, sorted(seeds), score
+    return out
+
+
 def select_lr(points: list[dict], grid: list[float]) -> tuple[list[dict], list[dict]]:
-    """The points at the learning rate of lowest seed-mean validation loss per (family, width, loops), and the
-    table of every candidate. Candidates are compared on the seeds all of them have trained (an interrupted
-    ladder); a diverged seed scores infinity, so a rate that diverges is chosen only if every rate does."""
+    """The points at the learning rate of lowest seed-mean validation loss per (family, width, loops)
+    (`lowest_validation`), and the table of every candidate."""
     if len(grid) < 2:
         return points, []
-    groups: dict[tuple, dict[float, list[dict]]] = {}
-    for p in points:
-        groups.setdefault((p["family"], p["width"], p["loops"]), {}).setdefault(p["lr"], []).append(p)
+    key = lambda p: (p["family"], p["width"], p["loops"])  # noqa: E731
     chosen, table = [], []
-    for (family, width, loops), by_lr in groups.items():
-        seeds = set.intersection(*({p["seed"] for p in pts} for pts in by_lr.values()))
-        score = {lr: float(np.mean([p.get("validation_loss", np.inf) for p in pts if p["seed"] in seeds]))
-                 if seeds else np.inf for lr, pts in by_lr.items()}  # a diverged point has no validation_loss
-        best = min(score, key=score.__getitem__) if seeds and len(by_lr) == len(grid) else None
-        chosen += by_lr[best] if best is not None else []
-        table += [{"family": family, "width": width, "loops": loops, "lr": lr, "seeds": sorted(seeds),
+    for (family, width, loops), (best, seeds, score) in lowest_validation(points, key, lambda p: p["lr"],
+                                                                          len(grid)).items():
+        chosen += [p for p in points if key(p) == (family, width, loops) and p["lr"] == best]
+        table += [{"family": family, "width": width, "loops": loops, "lr": lr, "seeds": seeds,
                    "validation_loss": score[lr] if np.isfinite(score[lr]) else None, "chosen": lr == best}
-                  for lr in sorted(by_lr)]
+                  for lr in sorted(score)]
     return chosen, sorted(table, key=lambda c: (c["family"] == "rdt", c["loops"] or 0, c["width"], c["lr"]))
 
 
@@ -324,5 +337,5 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
     return results
 
 
-__all__ = ["compute_fits", "grid_ladder", "ladder_order", "plan_ladder",
+__all__ = ["compute_fits", "grid_ladder", "ladder_order", "lowest_validation", "plan_ladder",
            "run_scale", "select_lr", "width_config", "width_lr"]

@@ -17,8 +17,10 @@ from mythbench.core.errors import ConfigError
 from mythbench.reports.report import load_results
 
 
-def _recipe(results: dict[str, Any]) -> str:
-    train = results["config"]["train"]
+def _recipe(results: dict[str, Any], model: str) -> str:
+    """The recipe `model` trained with: its tuned one (`tuning`, from `mythbench run --tuned`) or the run's."""
+    tuned = results.get("tuning", {}).get("models", {}).get(model)
+    train = tuned["chosen"]["train"] if tuned else results["config"]["train"]
     parts = [train["recipe"]]
     if train.get("progressive") or train["recipe"] == "progressive":
         parts.append("progressive")
@@ -48,7 +50,7 @@ def model_rows(results: dict[str, Any], label: str, difficulties: list[int]) -> 
         max_loops = max(model["eval_loops"]) if model.get("eval_loops") else None
         complete = [r for r in model["runs"] if r["status"] == "complete"]
         failed = [f"s{r['seed']} {r['status']}" for r in model["runs"] if r["status"] != "complete"]
-        row = [label, model["name"], model["role"], _recipe(results)]
+        row = [label, model["name"], model["role"], _recipe(results, model["name"])]
         for d in difficulties:
             loops = rule.get(str(d)) if max_loops else None
             seeds = [_seed_accuracy(r, d, loops) for r in complete]

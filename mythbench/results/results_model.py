@@ -155,8 +155,15 @@ EVALUATION = Obj({"loop_rule": Enum(LOOP_RULES), "depth_factor": Num(0), "loops_
                                       "difficulty",
                       "loops_factor": "and to at least this times the training loop count",
                       "oracle": "what `oracle_best` is"})
+TUNING = Obj({"file": Str(max_len=4096), "sha256": Str(r"[0-9a-f]{64}"), "models": Obj()},
+             doc={"file": "the tune file (`mythbench tune`) passed as `--tuned`",
+                  "sha256": "its sha256, as `config.tune.use_sha256`",
+                  "models": "per model name: `chosen` (the trial, `lr`, `recipe`, and `train`: the recipe keys the "
+                            "model trained with) and `trials` (every trial of the search with its validation loss)"})
 RUN_V2 = Obj({**PROVENANCE, "task": TASK_V2, "evaluation": EVALUATION, "models": Arr(MODEL_V2, 1)},
-             doc={**PROVENANCE_DOC, "evaluation": "the evaluation protocol", "models": "`name`s unique"})
+             optional={"tuning": TUNING},
+             doc={**PROVENANCE_DOC, "evaluation": "the evaluation protocol", "models": "`name`s unique",
+                  "tuning": "present when the run trained each model at its tuned settings (`--tuned`)"})
 
 
 def duplicates(values: list[int], path: str, what: str, out: list[str]) -> None:

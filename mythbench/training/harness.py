@@ -44,6 +44,7 @@ from mythbench.training.evaluate import evaluate_looped, evaluate_plain, rule_lo
 from mythbench.training.plan import ModelPlan, plan_models
 from mythbench.training.runlock import holds_run_dir
 from mythbench.training.train import TrainOutcome, train_model, write_model_card
+from mythbench.training.tuned import apply_tuning
 
 SCHEMA_VERSION = RUN_SCHEMA_VERSION  # the results model's current run schema
 log = logging.getLogger("mythbench")
@@ -107,7 +108,7 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
                                          cfg.eval.train_points)
 
         def batches(d: int) -> tuple[np.ndarray, ...]:
-            return _arrays(task.test_batch(d))
+            return scored_arrays(task.test_batch(d))
 
         eval_started = time.perf_counter()
         desc = f"eval {task.spec.name}:{plan.name}:s{seed}"
@@ -119,7 +120,7 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
             evaluation = evaluate_plain(model, batches, difficulties, cfg.eval, cfg.device, desc=desc)
         if cfg.eval.validation:
             evaluation["validation"] = evaluate_plain(
-                model, lambda d: _arrays(task.validation_batch(d)),
+                model, lambda d: scored_arrays(task.validation_batch(d)),
                 [d for d in difficulties if d in task.spec.train_difficulties], cfg.eval, cfg.device,
                 loops=train_loops if family.looped else None)["cells"]
         nonfinite = walk_problems(evaluation)
@@ -154,7 +155,7 @@ def stored_result(path: Path) -> dict:
     return result
 
 
-def _arrays(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def scored_arrays(batch: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Tokens, targets and the positions the test metric scores."""
     return batch.tokens, batch.targets, batch.mask
 
@@ -237,10 +238,12 @@ def follow(cfg: RunConfig, run_dir: Path) -> None:
     """What ranks > 0 do for `mythbench run` under torchrun: train the cells rank 0 will train (those without
     a result when the run starts), in its order. Rank 0 evaluates and writes everything."""
     task = get_task(cfg.task)
-    todo = [(plan, seed) for plan in plan_models(cfg, task) for seed in cfg.seeds
+    plans = plan_models(cfg, task)
+    configs = apply_tuning(cfg, plans)[0]
+    todo = [(plan, seed) for plan in plans for seed in cfg.seeds
             if not (run_dir / "models" / plan.name / f"seed{seed}" / "result.json").exists()]
     for plan, seed in todo:
-        train_cell(plan, seed, cfg, task, run_dir)
+        train_cell(plan, seed, configs[plan.name], task, run_dir)
 
 
 @holds_run_dir
@@ -252,6 +255,7 @@ def run_benchmark(cfg: RunConfig, run_dir: Path, command: str, started: float | 
         raise ConfigError(f"device {cfg.device!r} asked for, but torch sees no CUDA device (use --device cpu)")
     task = get_task(cfg.task)
     plans = plan_models(cfg, task)
+    configs, tuning = apply_tuning(cfg, plans)  # each model's tuned learning rate and recipe (tune.use)
     prepare_run_dir(run_dir, cfg)
     handler = logging.FileHandler(run_dir / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
@@ -259,8 +263,8 @@ def run_benchmark(cfg: RunConfig, run_dir: Path, command: str, started: float | 
     log.setLevel(logging.INFO)
     try:
         log.info("command: %s", command)
-        entries = [_model_entry(p, [train_and_evaluate(p, s, cfg, task, run_dir) for s in cfg.seeds], cfg, task)
-                   for p in plans]
+        entries = [_model_entry(p, [train_and_evaluate(p, s, configs[p.name], task, run_dir) for s in cfg.seeds],
+                                configs[p.name], task) for p in plans]
     finally:
         log.removeHandler(handler)
         handler.close()
@@ -279,6 +283,7 @@ def run_benchmark(cfg: RunConfig, run_dir: Path, command: str, started: float | 
                        "loops_factor": cfg.eval.loops_factor,
                        "oracle": "oracle_best: the best loop count chosen on the test labels, not a usable rule"},
         "environment": environment(cfg.device), "seeds": list(cfg.seeds), "models": entries,
+        **({"tuning": tuning} if tuning else {}),
     }
     for problem in check_schema(results):  # the results model checks the writer too; a bug shows here first
         log.warning("results.json does not validate: %s", problem)

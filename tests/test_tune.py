@@ -1,0 +1,206 @@
+"""`mythbench tune` and `mythbench run --tuned`: one declared space searched alike for every model, chosen on
+the validation split, the test split never read; the run trains each model with its own choice."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mythbench.tasks import get_task
+from mythbench.tasks.task import Task
+from typer.testing import CliRunner
+
+from mythbench.config import RECIPE_KEYS, TrainConfig, resolve_run_config
+from mythbench.core.errors import ConfigError
+from mythbench.experiments import tune
+from mythbench.experiments.backends import InProcessBackend
+from mythbench.experiments.sweep import CellsFailed
+from mythbench.reports.compare import model_rows
+from mythbench.training import harness
+from mythbench.training.trial import ForbiddenSplitRead, ValidationView
+
+TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=12",
+        "train.batch_size=8", "train.warmup_steps=2", "train.checkpoint_every=4", "eval.loops_factor=2",
+        "eval.depth_factor=0", "eval.train_points=2", "baselines=[iso-param]", "tune.lr_grid=[1,2]",
+        "tune.recipes=[tied,tied-progressive]", "tune.steps=6"]
+
+
+def _cfg(*extra: str, task: str = "parity"):
+    return resolve_run_config(task, "quick", None, [*TINY, *extra])
+
+
+@pytest.fixture
+def no_test_split(monkeypatch):
+    """Task.generate raises on the test split or a test-only difficulty: what tuning must never ask for."""
+    original = Task.generate
+
+    def guarded(self, split, difficulty, n, seed):
+        if split == "test" or difficulty not in self.spec.train_difficulties:
+            raise AssertionError(f"tuning read {split} at difficulty {difficulty}")
+        return original(self, split, difficulty, n, seed)
+
+    monkeypatch.setattr(Task, "generate", guarded)
+
+
+@pytest.fixture
+def tuned_dir(tmp_path, no_test_split) -> Path:
+    tune.run_tune(_cfg(), tmp_path / "tune", "test", InProcessBackend())
+    return tmp_path / "tune"
+
+
+@settings(max_examples=40, deadline=None)
+@given(grid=st.lists(st.sampled_from([0.25, 0.5, 1.0, 2.0, 4.0]), min_size=1, max_size=4, unique=True),
+       recipes=st.lists(st.sampled_from(["parcae", "tied", "tied-progressive"]), max_size=3, unique=True),
+       data=st.data())
+def test_the_search_is_a_declared_set_of_distinct_points_fixed_by_its_seed(grid, recipes, data):
+    size = len(grid) * max(1, len(recipes))
+    trials, seed = data.draw(st.integers(0, size)), data.draw(st.integers(0, 2**31 - 1))
+    cfg = _cfg(f"tune.lr_grid={grid}", f"tune.recipes={json.dumps(recipes)}", f"tune.trials={trials}",
+               f"tune.search_seed={seed}")
+    points = tune.search_points(cfg)
+    keys = [(p["lr_scale"], p["recipe"]) for p in points]
+    assert len(points) == (trials or size) and len(set(keys)) == len(keys)
+    assert set(keys) <= {(m, r) for m in grid for r in (recipes or [None])}
+    assert [p["trial"] for p in points] == list(range(len(points)))
+    assert all(p["lr"] == cfg.train.lr * p["lr_scale"] for p in points)
+    assert tune.search_points(cfg) == points
+
+
+@given(bundle=st.fixed_dictionaries({}, optional={"recipe": st.sampled_from(["fixed", "parcae", "tied"]),
+                                                  "progressive_alpha": st.floats(0, 1),
+                                                  "bwd_loops": st.integers(1, 8)}))
+def test_a_recipe_replaces_the_whole_recipe_and_nothing_else(bundle):
+    """The task's own progressive term (parity's) must not leak into a recipe that leaves it out."""
+    base = _cfg().train
+    assert base.progressive
+    trained = base.with_recipe(bundle)
+    for key in RECIPE_KEYS:
+        assert getattr(trained, key) == bundle.get(key, getattr(TrainConfig(), key))
+    rest = [f.name for f in dataclasses.fields(TrainConfig) if f.name not in RECIPE_KEYS]
+    assert all(getattr(trained, k) == getattr(base, k) for k in rest)
+
+
+def test_bad_tuning_config_names_every_problem():
+    with pytest.raises(ConfigError) as err:
+        _cfg("tune.recipes=[tied,nope]", "recipes.fast={recipe: tied, steps: 5}", "recipes.bad={progressive_alpha: 3}",
+             "tune.use=x.json", "tune.lr_grid=[1,1]", "tune.trials=99")
+    text = "\n".join(err.value.problems)
+    for fragment in ("'nope' is not a named recipe", "recipes.fast: steps not recipe keys",
+                     "recipes.bad: train.progressive_alpha", "tune.use and tune.use_sha256", "tune.lr_grid",
+                     "tune.trials: 99"):
+        assert fragment in text
+
+
+def test_the_validation_view_refuses_the_test_split_and_test_difficulties():
+    task = get_task("parity")
+    view = ValidationView(task)
+    train_d, test_d = task.spec.train_difficulties[-1], task.spec.test_difficulties[-1]
+    assert view.validation_batch(train_d).tokens.shape[0] == task.spec.examples["test"]
+    for split, d in (("test", train_d), ("validation", test_d), ("train", test_d)):
+        with pytest.raises(ForbiddenSplitRead):
+            view.generate(split, d, 4, 0)
+    with pytest.raises(ForbiddenSplitRead):
+        view.validation_batch(test_d)
+    assert not hasattr(view, "test_batch") and not hasattr(view, "fingerprint")
+
+
+@pytest.mark.slow
+def test_every_model_gets_the_same_trials_and_the_lowest_validation_loss_is_chosen(tuned_dir):
+    doc = json.loads((tuned_dir / "tune.json").read_text())
+    assert doc["kind"] == "tune" and doc["status"] == "complete"
+    assert [m["name"] for m in doc["models"]] == ["rdt", "iso-param"]
+    points = [(p["lr"], p["recipe"]) for p in doc["search"]["points"]]
+    assert len(points) == 4 and doc["search"]["steps"] == 6
+    for model in doc["models"]:
+        assert [(t["lr"], t["recipe"]) for t in model["trials"]] == points  # the same trials, in the same order
+        assert all(t["status"] == "complete" and t["validation"] for t in model["trials"])
+        for t in model["trials"]:  # scored at training difficulties only
+            assert {c["difficulty"] for c in t["validation"]} <= set(doc["task"]["train_difficulties"])
+            assert t["validation_loss"] == pytest.approx(np.mean([c["loss"] for c in t["validation"]]))
+        best = min(model["trials"], key=lambda t: t["validation_loss"])
+        assert model["chosen"]["trial"] == best["trial"] and model["chosen"]["lr"] == best["lr"]
+        assert model["chosen"]["validation_loss"] == best["validation_loss"]
+    assert doc["task"]["validation_difficulties"] == [2, 16]  # eval.train_points=2: the ends of parity's 2..16
+    assert doc["code_sha256"] == harness.code_fingerprint()
+
+
+@pytest.mark.slow
+def test_a_finished_search_resumes_without_training_and_a_run_uses_each_models_choice(tuned_dir, tmp_path,
+                                                                                      monkeypatch):
+    before = json.loads((tuned_dir / "tune.json").read_text())
+    trained: dict[str, TrainConfig] = {}
+    real_train = harness.train_model
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished trial was trained again")
+
+    monkeypatch.setattr(harness, "train_model", no_training)
+    again = tune.run_tune(_cfg(), tuned_dir, "test", InProcessBackend())
+    assert [m["chosen"] for m in again["models"]] == [m["chosen"] for m in before["models"]]
+    monkeypatch.undo()  # the run below reads the test split, as every run does
+
+    def spy(model, batches, difficulties, cfg, *args, desc, **kwargs):
+        trained[desc.split(":")[1]] = cfg
+        return real_train(model, batches, difficulties, cfg, *args, desc=desc, **kwargs)
+
+    monkeypatch.setattr(harness, "train_model", spy)
+    path = tuned_dir / "tune.json"
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    cfg = _cfg(f"tune.use={path}", f"tune.use_sha256={sha}", "train.lr=0.0005")  # no trial's rate: it is replaced
+    results = harness.run_benchmark(cfg, tmp_path / "run", "test")
+    assert results["tuning"]["sha256"] == sha and results["config"]["tune"]["use_sha256"] == sha
+    for model in before["models"]:
+        chosen, used = model["chosen"], trained[model["name"]]
+        assert used.lr == chosen["lr"] and used.steps == cfg.train.steps  # the run's budget, the tuned rate
+        assert {k: getattr(used, k) for k in RECIPE_KEYS} == chosen["train"]
+        assert results["tuning"]["models"][model["name"]]["trials"] == model["trials"]
+        recipe = {"tied": "tied", "tied-progressive": "tied + progressive"}[chosen["recipe"]]
+        assert [r[3] for r in model_rows(results, "run", [16]) if r[1] == model["name"]] == [recipe]
+    path.write_text(path.read_text().replace('"complete"', '"complete" '))
+    with pytest.raises(ConfigError, match="changed since"):
+        harness.run_benchmark(cfg, tmp_path / "run2", "test")
+    with pytest.raises(ConfigError, match="tuned with another architecture"):
+        cfg = _cfg(f"tune.use={path}", f"tune.use_sha256={hashlib.sha256(path.read_bytes()).hexdigest()}",
+                   "model.d_model=24")
+        harness.run_benchmark(cfg, tmp_path / "run3", "test")
+    assert not (tmp_path / "run2").exists() and not (tmp_path / "run3").exists()
+
+
+@pytest.mark.slow
+def test_a_failing_trial_leaves_an_incomplete_file_that_a_run_refuses(tmp_path, monkeypatch, no_test_split):
+    real_train = harness.train_model
+
+    def fail_one(model, batches, difficulties, cfg, *args, desc, **kwargs):
+        if desc.endswith("iso-param.t1:s0"):
+            raise RuntimeError("killed")
+        return real_train(model, batches, difficulties, cfg, *args, desc=desc, **kwargs)
+
+    monkeypatch.setattr(harness, "train_model", fail_one)
+    cfg = _cfg("tune.lr_grid=[1]")
+    with pytest.raises(CellsFailed):
+        tune.run_tune(cfg, tmp_path / "tune", "test", InProcessBackend(), retries=0)
+    path = tmp_path / "tune" / "tune.json"
+    doc = json.loads(path.read_text())
+    assert doc["status"] == "incomplete"
+    assert [m["chosen"] is None for m in doc["models"]] == [False, True]
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    with pytest.raises(ConfigError, match="unfinished search"):
+        harness.run_benchmark(_cfg(f"tune.use={path}", f"tune.use_sha256={sha}"), tmp_path / "run", "test")
+
+
+def test_cli_tune_and_run_tuned_reject_bad_input_with_exit_2(tmp_path):
+    from mythbench.cli import app
+
+    runner = CliRunner()
+    bad = runner.invoke(app, ["tune", "parity", "--out", str(tmp_path / "t"), "--set", "tune.recipes=[nope]",
+                              "--set", "tune.steps=-1"])
+    assert bad.exit_code == 2 and "'nope' is not a named recipe" in bad.output and "tune.steps" in bad.output
+    missing = runner.invoke(app, ["run", "parity", "--out", str(tmp_path / "r"), "--tuned", str(tmp_path / "no.json")])
+    assert missing.exit_code == 2 and "cannot read" in missing.output
+    assert not (tmp_path / "t").exists() and not (tmp_path / "r").exists()
