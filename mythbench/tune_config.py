@@ -17,7 +17,7 @@ class TuneConfig:
     lr_grid: list[float] = field(default_factory=lambda: [1.0])  # multipliers of train.lr
     recipes: list[str] = field(default_factory=list)  # names in `recipes:`; empty = the run's own train recipe
     trials: int = 0  # 0 = every point of lr_grid x recipes; N = N distinct points drawn with search_seed
-    search_seed: int = 0
+    search_seed: int = 0  # the seed that draws the `trials` points, the same draw for every model
     steps: int = 0  # training steps per trial; 0 = train.steps
     seeds: list[int] = field(default_factory=lambda: [0])  # a trial's score is the mean over these seeds
     use: str = ""  # a tune.json whose per-model choices the run trains with (`mythbench run --tuned`)

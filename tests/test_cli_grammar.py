@@ -90,7 +90,8 @@ def test_the_cli_spells_the_library_choices():
 def _flat_keys(config: object, prefix: str = "") -> dict[str, object]:
     out = {}
     for name, value in dataclasses.asdict(config).items():
-        out.update(_flat_keys(getattr(config, name), f"{prefix}{name}.") if isinstance(value, dict)
+        section = getattr(config, name)  # a nested dataclass is a section; a dict-valued key (recipes) is one key
+        out.update(_flat_keys(section, f"{prefix}{name}.") if dataclasses.is_dataclass(section)
                    else {f"{prefix}{name}": value})
     return out
 
