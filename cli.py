@@ -24,7 +24,7 @@ from mythbench.core.errors import ConfigError, MythbenchError
 from mythbench.core.fileio import atomic_write_json
 
 BACKEND_HELP = "local (processes on this machine) | ray | slurm (submitit)"
-WORKERS_HELP = "parallel cells (default: one per core; Slurm: array parallelism)"
+WORKERS_HELP = "parallel cells (default: cores // threads; Slurm: array parallelism)"
 RETRIES_HELP = "times a failed or killed cell is run again before it is reported"
 SLURM_HELP = "key=value for the Slurm backend: partition, timeout_min, cpus_per_task, gpus_per_node, folder"
 
@@ -161,10 +161,13 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
         set_: list[str] = typer.Option([], "--set", help="key=value override, e.g. train.steps=200"),
         seeds: int | None = typer.Option(None, "--seeds", help="number of seeds (0..N-1)"),
         out: Path | None = typer.Option(None, "--out", help="run directory (default runs/TASK/PRESET)"),
-        device: str | None = typer.Option(None, "--device", help="cpu | cuda")) -> None:
+        device: str | None = typer.Option(None, "--device", help="cpu | cuda"),
+        workers: int | None = typer.Option(None, "--workers", help="cells (model x seed) trained at once, in "
+                                           "worker processes (default: cores // threads; 1: in this process)")) -> None:
     """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory.
     Under `torchrun --nproc-per-node N -m mythbench.cli run ...` each model trains data-parallel over N processes."""
     from mythbench import tasks
+    from mythbench.experiments.sweep import Run, make_backend, run_grid, run_workers
     from mythbench.reports.report import format_summary_table
     from mythbench.training import distributed, harness
 
@@ -173,15 +176,21 @@ def run(task: str = typer.Argument(..., help="task name, or 'all'"),
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
     parallel = distributed.init_from_env(configs[0].device)
     distributed.validate(configs, parallel)
+    workers = run_workers(workers, configs, parallel.world)
     _warnings_to_stderr()
-    for cfg in configs:
-        run_dir = Path("runs") / cfg.task / preset if out is None else (out / cfg.task if task == "all" else out)
-        if not parallel.is_main:
-            harness.follow(cfg, run_dir)
-            continue
-        results = harness.run_benchmark(cfg, run_dir, harness.command_line())
-        typer.echo(format_summary_table(results))
-        typer.echo(f"run directory: {run_dir}")
+    runs = [Run("run", cfg, Path("runs") / cfg.task / preset if out is None
+                else (out / cfg.task if task == "all" else out)) for cfg in configs]
+    if not parallel.is_main:
+        for run_ in runs:
+            harness.follow(run_.cfg, run_.run_dir)
+        return
+    if workers > 1:  # cells in worker processes (the sweep engine); each run directory as the serial path writes it
+        results = run_grid(runs, make_backend("local", workers), harness.command_line())
+    else:
+        results = (harness.run_benchmark(r.cfg, r.run_dir, harness.command_line()) for r in runs)
+    for run_, res in zip(runs, results, strict=True):  # serially, each run's table as soon as it is done
+        typer.echo(format_summary_table(res))
+        typer.echo(f"run directory: {run_.run_dir}")
 
 
 @app.command()
