@@ -215,10 +215,14 @@ def run_workers(workers: int | None, configs: list[RunConfig], world: int) -> in
     """How many cells `mythbench run` trains at once (1: one by one, in its own process). By default the cores
     shared among cells of the configs' `threads`; one on a GPU (the cells would share it) and under torchrun,
     where each rank trains the cells one by one, data-parallel with the other ranks."""
-    if workers is not None and (workers < 1 or (world > 1 and workers > 1)):
-        raise ConfigError(f"--workers {workers} must be >= 1" if workers < 1 else
-                          f"--workers {workers}: under torchrun each rank trains the cells one by one")
-    if workers is None:
-        on_cpu = all(cfg.device == "cpu" for cfg in configs)
-        workers = backends.default_workers(max(cfg.threads for cfg in configs)) if on_cpu and world == 1 else 1
-    return workers
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers} must be >= 1")
+    if world > 1:
+        if workers not in (None, 1):
+            raise ConfigError(f"--workers {workers}: under torchrun each rank trains the cells one by one")
+        return 1
+    if workers is not None:
+        return workers
+    if any(cfg.device != "cpu" for cfg in configs):
+        return 1
+    return backends.default_workers(max(cfg.threads for cfg in configs))
