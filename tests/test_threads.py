@@ -55,8 +55,9 @@ def test_workers_share_the_cores_among_cells_of_the_configured_threads(monkeypat
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert [default_workers(t) for t in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
-    cfg = resolve_run_config("parity", "quick", None, ["threads=2"])
+    cfg = resolve_run_config("parity", "quick", None, ["threads=2", "baselines=[iso-param]"], seeds=[0, 1, 2])
     assert run_workers(None, [cfg], world=1) == 4
+    assert run_workers(None, [dataclasses.replace(cfg, seeds=[0])], world=1) == 2  # one per cell: rdt, iso-param
     assert run_workers(3, [cfg], world=1) == 3
     assert run_workers(None, [dataclasses.replace(cfg, device="cuda")], world=1) == 1  # the cells share the GPU
     assert run_workers(None, [cfg], world=2) == 1  # torchrun: each rank trains the cells one by one

@@ -213,8 +213,9 @@ def make_backend(name: str, workers: int | None = None, address: str | None = No
 
 def run_workers(workers: int | None, configs: list[RunConfig], world: int) -> int:
     """How many cells `mythbench run` trains at once (1: one by one, in its own process). By default the cores
-    shared among cells of the configs' `threads`; one on a GPU (the cells would share it) and under torchrun,
-    where each rank trains the cells one by one, data-parallel with the other ranks."""
+    shared among cells of the configs' `threads`, at most one per cell (the RDT and each baseline at each
+    seed); one on a GPU (the cells would share it) and under torchrun, where each rank trains the cells one
+    by one, data-parallel with the other ranks."""
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers {workers} must be >= 1")
     if world > 1:
@@ -225,4 +226,5 @@ def run_workers(workers: int | None, configs: list[RunConfig], world: int) -> in
         return workers
     if any(cfg.device != "cpu" for cfg in configs):
         return 1
-    return backends.default_workers(max(cfg.threads for cfg in configs))
+    cells = sum(len(cfg.seeds) * (1 + len(cfg.baselines)) for cfg in configs)
+    return min(backends.default_workers(max(cfg.threads for cfg in configs)), cells)
