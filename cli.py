@@ -34,7 +34,7 @@ SPLITS = ("train", "test", "validation")
 COMPILE_MODES = {"off": [False], "on": [True], "both": [False, True]}
 
 BACKEND_HELP = "local (processes on this machine) | ray | slurm (submitit)"
-WORKERS_HELP = "parallel cells (default: one per core; Slurm: array parallelism)"
+WORKERS_HELP = "parallel cells (default: cores // threads; Slurm: array parallelism)"
 RETRIES_HELP = "times a failed or killed cell is run again before it is reported"
 SLURM_HELP = "key=value for the Slurm backend: partition, timeout_min, cpus_per_task, gpus_per_node, folder"
 
@@ -213,7 +213,9 @@ def run(task: str = task_argument(all_=True),
         out: Path | None = typer.Option(None, "--out", help="run directory (default runs/TASK/PRESET)"),
         device: str | None = typer.Option(None, "--device", help="cpu | cuda"),
         tuned: Path | None = typer.Option(None, "--tuned", help="a tune.json (`mythbench tune`): each model "
-                                          "trains with its chosen learning rate and recipe")) -> None:
+                                          "trains with its chosen learning rate and recipe"),
+        workers: int | None = typer.Option(None, "--workers", help="cells (model x seed) trained at once, in "
+                                           "worker processes (default: cores // threads; 1: in this process)")) -> None:
     """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory.
     Under `torchrun --nproc-per-node N -m mythbench.cli run ...` each model trains data-parallel over N processes."""
     from mythbench import tasks
@@ -223,20 +225,28 @@ def run(task: str = task_argument(all_=True),
     use = None if tuned is None else {"use": str(tuned), "use_sha256": file_sha256(tuned)}
     configs = [resolve_run_config(name, preset, config, set_, device=device, tune=use,
                                   seeds=list(range(seeds)) if seeds else None) for name in names]
-    from mythbench.reports.report import format_summary_table  # heavy (torch): after the configs are valid
+    # heavy (torch): imported once the configs are valid
+    from mythbench.experiments.sweep import Run, make_backend, run_grid, run_workers
+    from mythbench.reports.report import format_summary_table
     from mythbench.training import distributed, harness
 
     parallel = distributed.init_from_env(configs[0].device)
     distributed.validate(configs, parallel)
+    workers = run_workers(workers, configs, parallel.world)
     _warnings_to_stderr()
-    for cfg in configs:
-        run_dir = Path("runs") / cfg.task / preset if out is None else (out / cfg.task if task == "all" else out)
-        if not parallel.is_main:
-            harness.follow(cfg, run_dir)
-            continue
-        results = harness.run_benchmark(cfg, run_dir, harness.command_line())
-        typer.echo(format_summary_table(results))
-        typer.echo(f"run directory: {run_dir}")
+    runs = [Run("run", cfg, Path("runs") / cfg.task / preset if out is None
+                else (out / cfg.task if task == "all" else out)) for cfg in configs]
+    if not parallel.is_main:
+        for run_ in runs:
+            harness.follow(run_.cfg, run_.run_dir)
+        return
+    if workers > 1:  # cells in worker processes (the sweep engine); each run directory as the serial path writes it
+        results = run_grid(runs, make_backend("local", workers), harness.command_line())
+    else:
+        results = (harness.run_benchmark(r.cfg, r.run_dir, harness.command_line()) for r in runs)
+    for run_, res in zip(runs, results, strict=True):  # serially, each run's table as soon as it is done
+        typer.echo(format_summary_table(res))
+        typer.echo(f"run directory: {run_.run_dir}")
 
 
 @app.command(cls=TaskFirst, epilog=examples("scale parity-biased", "scale parity-biased --backend local --workers 2",

@@ -198,6 +198,9 @@ class RunConfig:
     preset: str = "quick"  # the budgets layered over recipes.yaml: quick | standard | full
     seeds: list[int] = field(default_factory=lambda: [0])  # every model trains once per seed
     device: str = "cpu"  # cpu, cuda or cuda:N
+    # torch's intra-op threads in every process that trains or evaluates a cell: float summation order, so
+    # every number, depends on it; a run uses more cores by running cells in parallel (`--workers`)
+    threads: int = 1
     # the RDT under test; vocab_size, max_seq_len and causal are set from the task when models are planned
     model: RDTConfig = field(default_factory=RDTConfig)
     baselines: list[str] = field(default_factory=lambda: ["iso-param", "iso-flop"])  # trained beside the RDT
@@ -222,6 +225,8 @@ class RunConfig:
             p.append(f"seeds: {self.seeds} has duplicates")
         if any(not 0 <= s < 2**31 for s in self.seeds):  # torch.manual_seed takes 64 bits; keep room for offsets
             p.append("seeds: must be in [0, 2**31)")
+        if self.threads < 1:
+            p.append(f"threads: {self.threads} must be >= 1")
         if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
             p.append(f"device: {self.device!r} is not cpu, cuda or cuda:N")
         return p

@@ -57,6 +57,8 @@ def test_describe_json_reports_matched_baselines():
     (["run", "parity", "--set", "model.attention=xx", "--set", "model.d_model=30"],
      ["model.attention", "model.d_model"]),
     (["run", "parity", "--config", "/nonexistent.yaml"], ["no such file"]),
+    (["run", "parity", "--set", "threads=0"], ["threads: 0 must be >= 1"]),
+    (["run", "parity", "--workers", "0"], ["--workers 0 must be >= 1"]),
     (["describe", "parity", "--set", "model.top_k=9"], ["model.top_k"]),
     (["describe", "parity", "--set", "d_model=32"], ["d_model: unknown key (did you mean 'model.d_model'"]),
     (["sample", "parity", "--difficulty", "0"], ["difficulty 0 is outside"]),

@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 from mythbench.tasks import get_task
 from typer.testing import CliRunner
@@ -22,7 +21,6 @@ from typer.testing import CliRunner
 from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
-from mythbench.experiments.backends import worker_threads
 from mythbench.experiments.cells import plan_cells, run_cell
 from mythbench.experiments.scale import plan_ladder, point_run_config, run_scale
 from mythbench.experiments.sweep import CellsFailed, execute, load_grid, prepare, run_grid
@@ -132,22 +130,14 @@ def test_a_failing_cell_is_retried_a_bounded_number_of_times_then_reported(tmp_p
     assert "failed: WorkerCrashedError" in CellsFailed(failed).problems[0]
 
 
-def test_local_workers_share_the_cores_within_the_threads_this_process_may_use(monkeypatch):
-    monkeypatch.setattr(os, "cpu_count", lambda: 8)
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 8)
-    assert [worker_threads(w) for w in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
-    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)  # OMP_NUM_THREADS=1: a worker never uses more
-    assert [worker_threads(w) for w in (1, 2, 8)] == [1, 1, 1]
-
-
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
 def test_a_local_worker_dies_with_its_sweep(tmp_path):
     script = tmp_path / "pool.py"
     script.write_text(
         "import os, time\nfrom concurrent.futures import ProcessPoolExecutor\nfrom multiprocessing import get_context\n"
-        "from mythbench.experiments.backends import _init_worker\n"
+        "from mythbench.experiments.backends import _die_with_parent\n"
         "if __name__ == '__main__':\n"
-        "    pool = ProcessPoolExecutor(1, mp_context=get_context('spawn'), initializer=_init_worker, initargs=(1,))\n"
+        "    pool = ProcessPoolExecutor(1, mp_context=get_context('spawn'), initializer=_die_with_parent)\n"
         "    print(pool.submit(os.getpid).result(), flush=True)\n"
         "    pool.submit(time.sleep, 120)\n"
         "    time.sleep(120)\n")
@@ -210,6 +200,26 @@ def test_local_sweep_with_a_killed_worker_writes_what_the_serial_run_writes_and_
     assert (run_dir / "log.txt").read_text().count("rdt seed 1: cell started") == 2
     again = run_grid(load_grid(_grid(tmp_path)), Stub(), "again")  # Stub fails the test if asked to run a cell
     assert _cells(again[0]) == _cells(json.loads((serial / "results.json").read_text()))
+
+
+@pytest.mark.slow
+def test_run_on_workers_writes_what_the_serial_run_writes_whatever_omp_num_threads_says(tmp_path, serial,
+                                                                                         monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the spawned workers' environment; the config says one thread
+    run_dir = tmp_path / "run"
+    args = ["run", "parity", "--seeds", "2", "--workers", "2", "--out", str(run_dir),
+            *[arg for s in [*TINY, "baselines=[]"] for arg in ("--set", s)]]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    _assert_same_as_serial(run_dir, serial)
+    results = json.loads((run_dir / "results.json").read_text())
+    assert results["environment"]["torch_threads"] == 1
+    assert [r["train"]["torch_threads"] for r in results["models"][0]["runs"]] == [1, 1]
+    assert (run_dir / "log.txt").read_text().count("cell started in process") == 2
+    again = CliRunner().invoke(app, args)  # resumes: every cell is done, nothing is trained again
+    assert again.exit_code == 0, again.output
+    assert (run_dir / "log.txt").read_text().count("cell started in process") == 2
+    assert _cells(json.loads((run_dir / "results.json").read_text())) == _cells(results)
 
 
 @pytest.mark.slow

@@ -20,8 +20,6 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
 
-import torch
-
 import mythbench
 from mythbench.core.errors import ConfigError
 from mythbench.experiments.cells import Cell, run_cell
@@ -41,16 +39,21 @@ def _error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".strip()
 
 
-def worker_threads(workers: int) -> int:
-    """Threads per local worker: the cores shared evenly, never more than this process may use (a limit set
-    with OMP_NUM_THREADS or torch.set_num_threads holds in the workers too)."""
-    return max(1, min(torch.get_num_threads(), (os.cpu_count() or 1) // workers))
+def default_workers(threads: int) -> int:
+    """Cells run at once when no count is given: the cores this process may use, shared among cells of
+    `threads` intra-op threads each."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // threads)
 
 
-def _init_worker(threads: int) -> None:
-    """Set the worker's threads; on Linux also ask the kernel to SIGKILL it when the sweep that started it
-    dies, so that a killed sweep leaves no orphan training on (which a resumed sweep would race)."""
-    torch.set_num_threads(threads)
+def cell_threads(cells: list[Cell]) -> int:
+    """The most intra-op threads any of `cells` runs with (its config's `threads`): what a worker must offer."""
+    return max(c.cfg.threads for c in cells)
+
+
+def _die_with_parent() -> None:
+    """On Linux, ask the kernel to SIGKILL this worker when the process that started it dies, so that a killed
+    run or sweep leaves no orphan training on (which a resumed one would race)."""
     if sys.platform.startswith("linux"):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
@@ -74,17 +77,16 @@ class InProcessBackend:
 
 @dataclass
 class LocalBackend:
-    """A pool of `workers` spawned processes on this machine, the cores shared evenly between them
-    (`worker_threads`). A worker that dies (killed, out of memory) breaks the pool: every cell it had not
-    finished is reported failed and the engine's next round starts a fresh pool, where finished cells are
-    skipped."""
+    """A pool of `workers` spawned processes on this machine (default: `default_workers` for the cells'
+    threads); each cell sets its own threads from its config. A worker that dies (killed, out of memory)
+    breaks the pool: every cell it had not finished is reported failed and the engine's next round starts
+    a fresh pool, where finished cells are skipped."""
 
-    workers: int = max(1, (os.cpu_count() or 1))
+    workers: int | None = None
 
     def run(self, cells: list[Cell]) -> Iterator[Outcome]:
-        threads = worker_threads(self.workers)
-        with ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_init_worker,
-                                 initargs=(threads,)) as pool:
+        workers = min(self.workers or default_workers(cell_threads(cells)), len(cells))
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=_die_with_parent) as pool:
             futures: dict[Future, Cell] = {pool.submit(run_cell, c): c for c in cells}
             for future in as_completed(futures):
                 exc = future.exception()
@@ -96,29 +98,31 @@ class LocalBackend:
 
 @dataclass
 class RayBackend:
-    """Cells as Ray tasks, one CPU each (`gpus` each on a GPU cluster). Without an address a local cluster of
-    `workers` CPUs is started (and stopped at close); with one, cells go to that existing cluster, whose
+    """Cells as Ray tasks, each asking for as many CPUs as its config's `threads` (and `gpus` GPUs on a GPU
+    cluster). Without an address a local cluster with CPUs for `workers` cells (default: `default_workers`)
+    is started at the first batch (and stopped at close); with one, cells go to that existing cluster, whose
     workers must run the same checkout (a cell checks it)."""
 
-    workers: int = max(1, (os.cpu_count() or 1))
+    workers: int | None = None
     address: str | None = None
     gpus: float = 0
     _started: bool = field(default=False, init=False)
 
     def __post_init__(self) -> None:
-        ray = _import("ray", "ray")
-        if not ray.is_initialized():
-            local = self.address is None
-            env = {"PYTHONPATH": os.pathsep.join(_source_roots())} if local else {}
-            ray.init(address=self.address, num_cpus=self.workers if local else None, include_dashboard=False,
-                     log_to_driver=False, runtime_env={"env_vars": env} if env else None)
-            self._started = True
+        _import("ray", "ray")
 
     def run(self, cells: list[Cell]) -> Iterator[Outcome]:
         import ray
 
-        remote = ray.remote(num_cpus=1, num_gpus=self.gpus, max_retries=0)(run_cell)
-        refs = {remote.remote(c): c for c in cells}
+        if not ray.is_initialized():
+            local, threads = self.address is None, cell_threads(cells)
+            env = {"PYTHONPATH": os.pathsep.join(_source_roots())} if local else {}
+            cpus = (self.workers or default_workers(threads)) * threads if local else None
+            ray.init(address=self.address, num_cpus=cpus, include_dashboard=False, log_to_driver=False,
+                     runtime_env={"env_vars": env} if env else None)
+            self._started = True
+        remote = ray.remote(num_gpus=self.gpus, max_retries=0)(run_cell)
+        refs = {remote.options(num_cpus=c.cfg.threads).remote(c): c for c in cells}
         pending = list(refs)
         while pending:
             (ready,), pending = ray.wait(pending, num_returns=1)
@@ -137,13 +141,14 @@ class RayBackend:
 
 @dataclass
 class SlurmBackend:
-    """One Slurm job per cell through submitit, submitted as one job array (`array_parallelism` at a time);
-    job logs and pickles go to `folder`. cluster="local" is submitit's local executor (tests, no Slurm)."""
+    """One Slurm job per cell through submitit, submitted as one job array (`array_parallelism` at a time),
+    each with `cpus_per_task` CPUs (default: the cells' threads); job logs and pickles go to `folder`.
+    cluster="local" is submitit's local executor (tests, no Slurm)."""
 
     folder: Path
     partition: str | None = None
     timeout_min: int = 60
-    cpus_per_task: int = 1
+    cpus_per_task: int | None = None
     gpus_per_node: int = 0
     array_parallelism: int = 64
     cluster: str = "slurm"
@@ -152,11 +157,12 @@ class SlurmBackend:
 
     def __post_init__(self) -> None:
         submitit = _import("submitit", "slurm")
-        params: dict[str, Any] = {"timeout_min": self.timeout_min, "cpus_per_task": self.cpus_per_task,
-                                  "gpus_per_node": self.gpus_per_node,
+        params: dict[str, Any] = {"timeout_min": self.timeout_min, "gpus_per_node": self.gpus_per_node,
                                   "slurm_array_parallelism": self.array_parallelism}
         if self.partition:
             params["slurm_partition"] = self.partition
+        if self.cpus_per_task is not None:
+            params["cpus_per_task"] = self.cpus_per_task
         try:
             self._executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
             self._executor.update_parameters(**params)
@@ -165,6 +171,8 @@ class SlurmBackend:
 
     def run(self, cells: list[Cell]) -> Iterator[Outcome]:
         executor = self._executor
+        if self.cpus_per_task is None:
+            executor.update_parameters(cpus_per_task=cell_threads(cells))
         jobs = dict(zip(executor.map_array(run_cell, cells), cells, strict=True))
         while jobs:
             for job in [j for j in jobs if j.done()]:

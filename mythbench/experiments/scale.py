@@ -281,6 +281,7 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
     `train=False` (`--partial`) nothing is trained: the files cover the points stored so far (an interrupted
     ladder's report), with status `incomplete` and the missing points named in the notes."""
     started = time.perf_counter() if started is None else started
+    harness.use_threads(cfg)
     task = get_task(cfg.task)
     ladder = ladder_order(cfg, task)
     pcfg, notes = point_run_config(cfg)

@@ -201,12 +201,30 @@ def make_backend(name: str, workers: int | None = None, address: str | None = No
         problems.append(f"--retries {retries} must be >= 0")
     if problems:
         raise ConfigError(problems)
-    sized = {} if workers is None else {"workers": workers}
     if name == "local":
-        return backends.LocalBackend(**sized)
+        return backends.LocalBackend(workers)
     if name == "ray":
-        return backends.RayBackend(**sized, address=address)
+        return backends.RayBackend(workers, address=address)
     params = dict(slurm or {})
     if workers is not None:
         params["array_parallelism"] = workers
     return backends.SlurmBackend(**params)
+
+
+def run_workers(workers: int | None, configs: list[RunConfig], world: int) -> int:
+    """How many cells `mythbench run` trains at once (1: one by one, in its own process). By default the cores
+    shared among cells of the configs' `threads`, at most one per cell (the RDT and each baseline at each
+    seed); one on a GPU (the cells would share it) and under torchrun, where each rank trains the cells one
+    by one, data-parallel with the other ranks."""
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers {workers} must be >= 1")
+    if world > 1:
+        if workers not in (None, 1):
+            raise ConfigError(f"--workers {workers}: under torchrun each rank trains the cells one by one")
+        return 1
+    if workers is not None:
+        return workers
+    if any(cfg.device != "cpu" for cfg in configs):
+        return 1
+    cells = sum(len(cfg.seeds) * (1 + len(cfg.baselines)) for cfg in configs)
+    return min(backends.default_workers(max(cfg.threads for cfg in configs)), cells)

@@ -68,7 +68,7 @@ SUMMARY = Obj({"difficulty": Int(1), "split": Enum(("train", "test")),
 # a training outcome; a scale point stores the same one
 TRAIN = Obj({"steps": Int(0), "tokens": Int(0), "final_loss": Nullable(Num(0)), "wall_time_s": Num(0)},
             optional={"torch_threads": Int(1)},
-            doc={"torch_threads": "the threads of the process that trained this seed (a sweep worker's own)"})
+            doc={"torch_threads": "the intra-op threads this seed trained with: the config's `threads`"})
 RUN = Obj({"seed": Int(0), "status": Enum(("complete", "diverged")), "train": TRAIN, "cells": Arr(CELL)},
           optional={"early_exit": Arr(EARLY_EXIT),
                     "diagnostics": Obj(optional={"spectral_radius": Nullable(Num(0, None))}),
@@ -106,7 +106,8 @@ PROVENANCE: dict[str, Node] = {
     "environment": Obj({"python": Str(), "torch": Str(), "device": Str()},
                        optional={"numpy": Str(), "platform": Str(), "cpu_count": Nullable(Int(1)),
                                  "torch_threads": Int(1)},
-                       doc={"device": "other keys are allowed"}),
+                       doc={"device": "other keys are allowed",
+                            "torch_threads": "the intra-op threads of the writing process: the config's `threads`"}),
     "seeds": Arr(Int(0), 1),
 }
 PROVENANCE_DOC = {"schema_version": "see [Versioning and kinds](#versioning-and-kinds)",

@@ -50,8 +50,14 @@ SCHEMA_VERSION = RUN_SCHEMA_VERSION  # the results model's current run schema
 log = logging.getLogger("mythbench")
 
 
+def use_threads(cfg: RunConfig) -> None:
+    """Give this process the config's intra-op thread count before it trains or evaluates: float summation
+    order, so every number, depends on it, and the environment (OMP_NUM_THREADS, the machine's cores) must not."""
+    torch.set_num_threads(cfg.threads)
+
+
 def environment(device: str) -> dict[str, Any]:
-    """Where the run ran; `torch_threads` too, since float summation order (so the result) depends on it."""
+    """Where the run ran; `torch_threads` too: the config's `threads`, in force (`use_threads`)."""
     return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__,
             "platform": platform.platform(), "device": device, "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
@@ -76,7 +82,8 @@ def git_state() -> dict[str, Any]:
 
 def train_cell(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, run_dir: Path) -> tuple[Any, TrainOutcome]:
     """Build one model at one seed and train it (or resume its training): the part of a cell that every
-    data-parallel rank runs under torchrun."""
+    data-parallel rank runs under torchrun, so it is where the cell's threads are set (also for evaluation)."""
+    use_threads(cfg)
     seed_dir = run_dir / "models" / plan.name / f"seed{seed}"
     family = registry.get_family(plan.family)
     torch.manual_seed(seed)
@@ -251,6 +258,7 @@ def run_benchmark(cfg: RunConfig, run_dir: Path, command: str, started: float | 
     """Train and evaluate every planned model at every seed; write results.json and the report. A sweep
     calls it after its engine has run every cell (so it only reads them), with the sweep's start time."""
     started = time.perf_counter() if started is None else started
+    use_threads(cfg)
     if cfg.device.startswith("cuda") and not torch.cuda.is_available():
         raise ConfigError(f"device {cfg.device!r} asked for, but torch sees no CUDA device (use --device cpu)")
     task = get_task(cfg.task)

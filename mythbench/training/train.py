@@ -42,7 +42,7 @@ class TrainOutcome:
     tokens: int
     final_loss: float | None
     wall_time_s: float
-    # the threads of the process that trained (a sweep worker's own): float summation order depends on it
+    # the intra-op threads it trained with (the config's `threads`): float summation order depends on it
     torch_threads: int = field(default_factory=torch.get_num_threads)
 
     def to_dict(self) -> dict[str, Any]:
