@@ -63,7 +63,7 @@ def width_config(base: Any, width: int, head_dim: int, loops: int) -> Any:
 def plan_ladder(cfg: RunConfig, task: Any) -> list[tuple[ModelPlan, int, int | None]]:
     """(plan, width, training loops) for every point: per width the standard transformer with the RDT's
     distinct layers (Parcae pairing, P/R/C against P+R+C layers), then the RDT at each loop count."""
-    base = harness.plan_models(dataclasses.replace(cfg, baselines=[]), task)[0].config
+    base = harness.task_model_config(cfg, task)
     out, problems = [], []
     for w in sorted(set(cfg.scale.widths)):
         try:

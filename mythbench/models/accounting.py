@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from mythbench.models import baseline_registry, registry
+from mythbench.models import registry
 
 RECURRENT_PREFIXES = ("recurrent.", "injection.", "act.", "lora.")
 EMBEDDING_PREFIXES = ("embed.", "head.proj.")
@@ -110,18 +110,3 @@ def count_config(family: str, config: Any, **kwargs: Any) -> Accounting:
         model = fam.model_class(config)
     return count(model, cfg=config, looped=fam.looped, **kwargs)
 
-
-def describe_matched(rdt_cfg: Any) -> dict[str, Any]:
-    """An RDT config's counts and those of every registered baseline matched to it (`mythbench describe`)."""
-    matched = {"rdt": ("rdt", rdt_cfg, "rdt"), **{name: baseline_registry.build_baseline(name, rdt_cfg)
-                                                  for name in baseline_registry.matched_names()}}
-    rows = []
-    for name, (family, cfg, role) in matched.items():
-        c = count_config(family, cfg)
-        model_rho = None
-        if family == "rdt":
-            model_rho = registry.get_family("rdt").model_class(cfg).spectral_radius()
-        rows.append({"name": name, "role": role, "family": family, "layers": cfg.n_layers,
-                     "params": c.params_dict(), "flops_per_token": c.flops_dict(),
-                     "spectral_radius": model_rho})
-    return {"models": rows}
