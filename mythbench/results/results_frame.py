@@ -134,3 +134,23 @@ def load(path: Path | str, validate: bool = True) -> pd.DataFrame:
 def is_looped(model: dict[str, Any]) -> bool:
     """Looped (recurrent-depth) models carry train_loops; single-pass baselines carry null."""
     return model.get("train_loops") is not None
+
+
+LEGACY_TWIN_ROLES = ("iso-param", "iso-flop")  # before `twin_of`, these were matched to the `rdt`-role model
+
+
+def twin_of(model: dict[str, Any], models: list[dict[str, Any]]) -> str | None:
+    """The name of the looped model `model` is a twin of: its `twin_of`, or in a file written before twins, the
+    `rdt`-role model for an iso-param or iso-FLOP transformer; None for a looped model."""
+    if "twin_of" in model or is_looped(model) or model.get("role") not in LEGACY_TWIN_ROLES:
+        return model.get("twin_of")
+    return next((m["name"] for m in models if m.get("role") == "rdt"), None)
+
+
+def twin_groups(doc: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """Each looped model followed by its own twins, in file order; a model that is neither stands alone."""
+    models = doc["models"]
+    owners = {m["name"]: twin_of(m, models) for m in models}
+    names = {m["name"] for m in models if owners[m["name"]] is None}
+    return [[m, *(t for t in models if owners[t["name"]] == m["name"])] for m in models
+            if owners[m["name"]] is None or owners[m["name"]] not in names]

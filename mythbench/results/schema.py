@@ -269,7 +269,7 @@ def check_submittable(doc: Any) -> list[str]:
     task = doc.get("task") if isinstance(doc.get("task"), dict) else {}
     name = task.get("name")
     name = name if isinstance(name, str) and re.fullmatch(TASK_NAME_RE, name) else "TASK"
-    hint = f"run `mythbench run {name} --preset standard` (3 seeds) and submit its results.json"
+    hint = f"run `mythbench run {name} --preset standard` (5 seeds) and submit its results.json"
     if "status" in doc and doc["status"] != "complete":
         out.append(f"status: {show(doc['status'])}; only complete runs can be submitted (rerun the same "
                    "command: it resumes where it stopped)")
