@@ -67,8 +67,8 @@ def complete_runs(model: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def cells_frame(doc: dict[str, Any], provenance: bool = False) -> pd.DataFrame:
-    """The cells of every complete run (CELL_COLUMNS), plus with `provenance` the family, split, training loop
-    count, whether the cell is the headline (the model's pre-registered loop count there; schema 1: the
+    """The cells of every complete run (CELL_COLUMNS), plus with `provenance` the family, the looped model a twin
+    belongs to (`twin_of`), split, training loop count, whether the cell is the headline (the model's pre-registered loop count there; schema 1: the
     training loop count) and the file's provenance columns."""
     task, git = doc.get("task") or {}, doc.get("git") or {}
     train = set(task.get("train_difficulties") or [])
@@ -82,14 +82,15 @@ def cells_frame(doc: dict[str, Any], provenance: bool = False) -> pd.DataFrame:
                 row = {"model": m["name"], "role": m.get("role"), "seed": run["seed"], **cell}
                 if provenance:
                     d, loops = cell["difficulty"], cell["loops"]
-                    row |= {"family": m.get("family"), "split": "train" if d in train else "test",
+                    row |= {"family": m.get("family"), "twin_of": twin_of(m, doc["models"]),
+                            "split": "train" if d in train else "test",
                             "train_loops": m.get("train_loops"),
                             "headline": loops is None or rule.get(str(d)) == loops,
                             "task": task.get("name"), "task_version": task.get("version"),
                             "fingerprint": task.get("fingerprint"), "schema_version": doc.get("schema_version"),
                             "preset": doc.get("preset"), "commit": git.get("commit"), "dirty": git.get("dirty")}
                 rows.append(row)
-    extra = ["family", "split", "train_loops", "headline", *PROVENANCE_COLUMNS] if provenance else []
+    extra = ["family", "twin_of", "split", "train_loops", "headline", *PROVENANCE_COLUMNS] if provenance else []
     return typed(pd.DataFrame(rows, columns=CELL_COLUMNS + extra))
 
 
@@ -117,7 +118,7 @@ def summary_frame(doc: dict[str, Any], summaries: dict[str, list[dict[str, Any]]
 
 def load(path: Path | str, validate: bool = True) -> pd.DataFrame:
     """The cells of a run directory or results.json as a tidy DataFrame: one row per model x seed x difficulty
-    x loops (complete runs only), with family, split, train_loops, `headline` (the cell is at the model's
+    x loops (complete runs only), with family, twin_of, split, train_loops, `headline` (the cell is at the model's
     pre-registered loop count) and the provenance columns task, task_version, fingerprint, schema_version,
     preset, commit and dirty. For example, the headline accuracy per model and difficulty:
 
