@@ -192,7 +192,7 @@ def seeds_learned(model_entry: dict[str, Any], train_difficulties: Sequence[int]
 
 def seed_verdict(learned: dict[int, bool]) -> str:
     """What a table says of a model's seeds: `seed-fragile` when some seeds learned in distribution and others
-    did not, so its mean describes no seed; otherwise how many learned."""
+    did not, so its mean averages the two; otherwise how many learned."""
     k, n = sum(learned.values()), len(learned)
     if n == 0:
         return ""

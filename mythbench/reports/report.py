@@ -259,7 +259,7 @@ def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
                    "train loops", "seeds", "in distribution"], model_rows), "",
         f"A seed has learned in distribution when its headline exact match at the largest evaluated training "
         f"difficulty is at least {LEARNED}; a model on which some seeds learned and others did not is "
-        "**seed-fragile**: its mean describes none of its seeds.", "",
+        "**seed-fragile**: its mean averages seeds that learned with seeds that did not.", "",
         "## Accuracy by difficulty", "",
         f"Exact match under the pre-registered loop rule `{evaluation.get('loop_rule', DASH)}` (looped "
         "models: at the loop count after @, fixed before scoring): mean over complete seeds [95% interval: "
