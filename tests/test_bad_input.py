@@ -181,4 +181,4 @@ def test_a_model_whose_evaluation_overflows_is_recorded_as_diverged_in_valid_jso
     assert check_schema(results) == []
     runs = {m["name"]: m["runs"][0] for m in results["models"]}
     assert runs["rdt"]["status"] == "diverged" and runs["rdt"]["cells"] == []
-    assert runs["iso-param"]["status"] == "complete"
+    assert runs["rdt-iso-param"]["status"] == "complete"

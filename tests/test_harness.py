@@ -91,7 +91,7 @@ def test_a_diverging_model_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch
     real_train = harness.train_model
 
     def train_with_nan_baseline(model, *args, **kwargs):
-        if ":iso-param:" in kwargs["desc"]:
+        if ":rdt-iso-param:" in kwargs["desc"]:
             forward = model.forward_detailed
 
             def poisoned(*a, **k):
@@ -105,7 +105,7 @@ def test_a_diverging_model_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch
     monkeypatch.setattr(harness, "train_model", train_with_nan_baseline)
     results = _run(tmp_path, "nan")
     runs = {m["name"]: m["runs"][0] for m in results["models"]}
-    assert runs["iso-param"]["status"] == "diverged" and runs["iso-param"]["cells"] == []
+    assert runs["rdt-iso-param"]["status"] == "diverged" and runs["rdt-iso-param"]["cells"] == []
     assert runs["rdt"]["status"] == "complete" and runs["rdt"]["cells"]
     assert "diverged" in (tmp_path / "nan" / "report.md").read_text()
 
