@@ -11,7 +11,6 @@ nor scipy (tests/test_cli.py checks it).
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import logging
@@ -115,27 +114,35 @@ def _warnings_to_stderr() -> None:
         log.addHandler(_StderrWarnings())
 
 
-def _rdt_config(task: str, preset: str, config: Path | None, overrides: list[str]) -> Any:
-    """The RDT config `mythbench run TASK` would train, from the same keys spelled the same way."""
+def _run_config_and_task(task: str, preset: str, config: Path | None, overrides: list[str]) -> tuple[Any, Any]:
+    """The run config `mythbench run TASK` would use, from the same keys spelled the same way, and the task."""
     from mythbench import tasks
+
+    return resolve_run_config(task, preset, config, overrides), tasks.get_task(task)
+
+
+def _rdt_config(task: str, preset: str, config: Path | None, overrides: list[str]) -> Any:
+    """The run's `model:` config at the task's sizes: the RDT `mythbench run TASK` would train."""
     from mythbench.training import plan
 
-    cfg = resolve_run_config(task, preset, config, overrides)
-    return plan.plan_models(dataclasses.replace(cfg, baselines=[]), tasks.get_task(task))[0].config
+    return plan.task_model_config(*_run_config_and_task(task, preset, config, overrides))
 
 
 @app.command("ls")
 @reports_errors
 def ls() -> None:
-    """List tasks, baselines, model families and presets, one line each."""
+    """List tasks, looped models, twins and presets, one line each."""
     from mythbench import tasks
     from mythbench.models import baseline_registry
 
     typer.echo("tasks:")
     for line in tasks.describe_tasks():
         typer.echo(f"  {line}")
-    typer.echo("baselines:")
-    for line in baseline_registry.describe_baselines():
+    typer.echo("models (models: [a, b]; a+b applies b's change to a):")
+    for line in baseline_registry.describe_models():
+        typer.echo(f"  {line}")
+    typer.echo("twins (twins: [...], each looped model's; named <model>-<kind>):")
+    for line in baseline_registry.describe_twins():
         typer.echo(f"  {line}")
     typer.echo("presets:")
     typer.echo("  " + ", ".join(list_presets()))
@@ -148,17 +155,18 @@ def describe(task: str = task_argument(),
              config: Path | None = typer.Option(None, "--config", help="YAML run config, as for run"),
              set_: list[str] = typer.Option([], "--set", help="override as for run, e.g. model.d_model=128"),
              as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """Parameter counts, FLOPs per token and max rho(A) of the RDT `run` would train and its matched baselines."""
-    from mythbench.models.accounting import describe_matched
+    """Parameter counts, FLOPs per token and max rho(A) of every looped model `run` would train and its twins."""
+    from mythbench.training import plan
 
-    info = describe_matched(_rdt_config(task, preset, config, set_))
+    rows = plan.describe_models(*_run_config_and_task(task, preset, config, set_))
     if as_json:
-        typer.echo(json.dumps(info, indent=2))
+        typer.echo(json.dumps({"models": rows}, indent=2))
         return
-    for row in info["models"]:
+    for row in rows:
         p, f = row["params"], row["flops_per_token"]
         rho = "" if row.get("spectral_radius") is None else f"  rho(A)={row['spectral_radius']:.4f}"
-        typer.echo(f"{row['role']:<10} layers={row['layers']:<3} params unique={p['unique']:,} "
+        name = row["name"] if row["twin_of"] is None else f"  {row['name']}"  # a twin under its looped model
+        typer.echo(f"{name:<24} layers={row['layers']:<3} params unique={p['unique']:,} "
                    f"active={p['active']:,}  FLOPs/token fwd={f['forward']:.3g} train={f['train']:.3g}{rho}")
 
 
@@ -216,7 +224,7 @@ def run(task: str = task_argument(all_=True),
                                           "trains with its chosen learning rate and recipe"),
         workers: int | None = typer.Option(None, "--workers", help="cells (model x seed) trained at once, in "
                                            "worker processes (default: cores // threads; 1: in this process)")) -> None:
-    """Train the RDT and its matched baselines, evaluate difficulty x loops, write a run directory.
+    """Train the looped models of `models:` and their twins, evaluate difficulty x loops, write a run directory.
     Under `torchrun --nproc-per-node N -m mythbench.cli run ...` each model trains data-parallel over N processes."""
     from mythbench import tasks
     from mythbench.training.tuned import file_sha256

@@ -1,7 +1,10 @@
-"""Matching a standard transformer to an RDT: iso-param (unique parameters) and iso-FLOP (forward FLOPs).
+"""A looped model's twins: standard transformers built from its own config and matched to it, iso-param
+(unique parameters) and iso-FLOP (forward FLOPs).
 
-The layer plan follows the Parcae pairing: iso-param keeps the RDT's distinct layers (P/R/C = 1/2/1
-against 4 layers), iso-FLOP unrolls the loop (P + R*T + C layers). What the layer plan leaves over —
+A twin keeps every block hyper-parameter of the looped model (attention, FFN, positions, convolution, widths:
+`as_standard`), so a twin differs from its looped model in the loop only. The layer plan follows the Parcae
+pairing: iso-param keeps the looped model's distinct layers (P/R/C = 1/2/1 against 4 layers), iso-FLOP
+unrolls the loop (P + R*T + C layers). What the layer plan leaves over —
 injection, per-loop LoRA, ACT head, router loop tables — is closed by tuning the FFN hidden width, the one
 knob that moves the count smoothly. The result must land within tolerance or matching fails loudly.
 """
@@ -47,21 +50,23 @@ def _match(rdt: RDTConfig, layers: tuple[int, int, int], measure: Callable[[RDTC
     error = abs(measure(best) - target) / target
     if error > tolerance:
         raise ConfigError(f"{kind}: cannot match within {tolerance:.0%} by {knob} alone (best "
-                          f"{measure(best):.4g} vs {target:.4g}, {error:.1%} off); change the RDT's widths")
+                          f"{measure(best):.4g} vs {target:.4g}, {error:.1%} off); change the model's widths")
     return best
 
 
-def iso_param(rdt: RDTConfig) -> RDTConfig:
-    """Same unique (non-embedding) parameter count as the RDT, within 2%, with its distinct layers."""
-    target = count_config("rdt", rdt).params_unique
+def iso_param(family: str, rdt: RDTConfig) -> RDTConfig:
+    """Same unique (non-embedding) parameter count as the looped model (`family` at config `rdt`), within 2%,
+    with its distinct layers."""
+    target = count_config(family, rdt).params_unique
     measure = lambda c: count_config("standard", c).params_unique  # noqa: E731
     return _match(rdt, (rdt.prelude_layers, rdt.recurrent_layers, rdt.coda_layers), measure, target,
                   PARAM_TOLERANCE, "iso-param")
 
 
-def iso_flop(rdt: RDTConfig) -> RDTConfig:
-    """Same forward FLOPs per token as the RDT at its training loop count, within 5%: the loop unrolled."""
-    target = count_config("rdt", rdt).flops_forward
+def iso_flop(family: str, rdt: RDTConfig) -> RDTConfig:
+    """Same forward FLOPs per token as the looped model at its training loop count, within 5%: the loop
+    unrolled."""
+    target = count_config(family, rdt).flops_forward
     measure = lambda c: count_config("standard", c).flops_forward  # noqa: E731
     layers = (rdt.prelude_layers, rdt.recurrent_layers * rdt.train_loops, rdt.coda_layers)
     return _match(rdt, layers, measure, target, FLOP_TOLERANCE, "iso-flop")

@@ -1,12 +1,12 @@
-"""OpenMythos as a plugin: model family `openmythos` and baseline `openmythos` (the same sizes as the RDT).
+"""OpenMythos as a plugin: model family `openmythos` and looped model `openmythos` (the RDT's sizes).
 
     pip install --no-deps open-mythos        # optional; it pins an older torch, --no-deps keeps yours
-    mythbench run parity --set 'baselines=[iso-param,iso-flop,openmythos]'
+    mythbench run parity --set 'models=[rdt,openmythos]'
     mythbench bench parity --family rdt --family openmythos --set ...
 
 The package is imported only when a model is built, so everything else works without it. The family
 takes an RDT config whose switches are at the values OpenMythos hard-codes (FIXED; building it lists any
-that differ); the baseline is the RDT's config with those switches set so, every size kept.
+that differ); the model `openmythos` is the RDT's config with those switches set so, every size kept.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from mythbench.core.errors import ConfigError
-from mythbench.models.baseline_registry import register_baseline
+from mythbench.models.baseline_registry import register_model
 from mythbench.models.param_counts import ParamCounts, attention_params
 from mythbench.models.rdt_config import RDTConfig
 from mythbench.models.registry import ModelFamily, register_family
@@ -75,5 +75,5 @@ def _same_sizes(cfg: RDTConfig) -> RDTConfig:
 
 register_family("openmythos", ModelFamily(RDTConfig.from_dict, build_openmythos, looped=True,
                                           count=openmythos_params))
-register_baseline("openmythos", "openmythos", "openmythos",
+register_model("openmythos", "openmythos", "openmythos",
                   f"OpenMythos' own model at the RDT's sizes (needs: {INSTALL})", _same_sizes)

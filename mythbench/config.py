@@ -203,7 +203,10 @@ class RunConfig:
     threads: int = 1
     # the RDT under test; vocab_size, max_seq_len and causal are set from the task when models are planned
     model: RDTConfig = field(default_factory=RDTConfig)
-    baselines: list[str] = field(default_factory=lambda: ["iso-param", "iso-flop"])  # trained beside the RDT
+    # the looped models trained, each derived from `model` (`rdt` is `model` itself, `control`, an ablation,
+    # `a+b`: b's change applied to a), and the twins each of them gets (non-looped, matched to it; [] = none)
+    models: list[str] = field(default_factory=lambda: ["rdt"])
+    twins: list[str] = field(default_factory=lambda: ["iso-param", "iso-flop"])
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
@@ -221,6 +224,12 @@ class RunConfig:
                 p += [f"recipes.{name}: {q}" for q in _recipe_problems(bundle, self.train)]
         if not self.seeds:
             p.append("seeds: at least one seed is needed")
+        if not self.models:
+            p.append("models: at least one looped model is needed, e.g. [rdt] or [rdt, control]")
+        for key in ("models", "twins"):
+            names = getattr(self, key)
+            if len(set(names)) != len(names):
+                p.append(f"{key}: {names} has duplicates")
         if len(set(self.seeds)) != len(self.seeds):
             p.append(f"seeds: {self.seeds} has duplicates")
         if any(not 0 <= s < 2**31 for s in self.seeds):  # torch.manual_seed takes 64 bits; keep room for offsets
@@ -239,6 +248,25 @@ def _recipe_problems(bundle: dict, base: TrainConfig) -> list[str]:
     built = _build(TrainConfig, {**to_dict(base), **{k: defaults[k] for k in RECIPE_KEYS}, **bundle}, "train",
                    problems)
     return problems or built.problems()
+
+
+# before `models:` and `twins:`, a run trained the RDT and `baselines:`, a list of its twins and ablations
+LEGACY_TWINS = ("iso-param", "iso-flop")
+
+
+def _legacy_baselines(data: dict, problems: list[str]) -> None:
+    """`baselines:` is refused, with the lines that replace it."""
+    if "baselines" in data:
+        old = data.pop("baselines")
+        models, twins = _migrated(old if isinstance(old, list) else [])
+        problems.append(f"baselines: replaced by `models:` (the looped models trained) and `twins:` (the "
+                        f"standard transformers each gets); for baselines: {old!r} write models: [{', '.join(models)}] "
+                        f"and twins: [{', '.join(twins)}]")
+
+
+def _migrated(baselines: list) -> tuple[list, list]:
+    """The `models:` and `twins:` of a legacy `baselines:` list (its RDT trained first, as it was)."""
+    return ["rdt", *(b for b in baselines if b not in LEGACY_TWINS)], [b for b in baselines if b in LEGACY_TWINS]
 
 
 def _positive(obj: Any, names: list[str]) -> list[str]:
@@ -412,6 +440,7 @@ def resolve_run_config(task: str, preset: str = "quick", config_file: Path | Non
     data = _deep_merge(data, {k: v for k, v in cli.items() if v is not None})
     data = _deep_merge(data, parse_overrides(overrides or [], problems))
     data.update(task=task, preset=preset)
+    _legacy_baselines(data, problems)
     config = _build(RunConfig, data, "", problems)
     problems += config.problems()  # fields that failed above kept their defaults: nothing is reported twice
     if problems:
@@ -420,8 +449,12 @@ def resolve_run_config(task: str, preset: str = "quick", config_file: Path | Non
 
 
 def run_config_from_dict(data: Any) -> RunConfig:
-    """A stored config (a run's or a ladder's `config`) rebuilt and validated; ConfigError names every problem."""
+    """A stored config (a run's or a ladder's `config`) rebuilt and validated; ConfigError names every problem.
+    A config stored before `models:` existed has its `baselines:` read as the models and twins it trained."""
     problems: list[str] = []
+    if isinstance(data, dict) and isinstance(data.get("baselines"), list) and "models" not in data:
+        models, twins = _migrated(data["baselines"])
+        data = {k: v for k, v in data.items() if k != "baselines"} | {"models": models, "twins": twins}
     config = _build(RunConfig, data, "", problems)
     problems += config.problems()
     if problems:

@@ -11,7 +11,7 @@ import pytest
 import torch
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from mythbench.baselines import BASELINES
+from mythbench.baselines import MODELS, TWINS
 from mythbench.baselines.openmythos import FIXED, problems
 
 from mythbench.core.errors import ConfigError
@@ -78,11 +78,13 @@ def test_every_family_counts_what_it_builds(cfg, family, loops, grad_loops, cont
     _check_against_built_model(family, cfg, loops, grad_loops, context)
 
 
-@given(configs(), st.sampled_from([*BASELINES, "openmythos"]))
+@given(configs(), st.sampled_from(["rdt", *MODELS, "openmythos"]), st.sampled_from([None, *TWINS]))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_every_baseline_counts_what_it_builds(cfg, name):
+def test_every_model_and_twin_counts_what_it_builds(cfg, name, twin):
     try:
-        family, baseline, _ = baseline_registry.build_baseline(name, cfg)
+        family, baseline, _ = baseline_registry.looped_model(name, cfg)
+        if twin is not None:
+            family, baseline = baseline_registry.twin_model(twin, family, baseline)
     except ConfigError:  # no standard transformer matches within tolerance by its FFN width alone
         assume(False)
     if family == "openmythos":  # only where the package is installed and supports the RDT's switches

@@ -28,7 +28,7 @@ runner = CliRunner()
 ONE_LOOP = ["model.d_model=16", "model.n_heads=2", "model.train_loops=1", "train.steps=4", "train.batch_size=8",
             "train.warmup_steps=1", "train.checkpoint_every=2", "eval.loops_factor=1",
             "eval.depth_factor=0", "eval.train_points=1",
-            "baselines=[iso-param]"]
+            "models=[rdt]", "twins=[iso-param]"]
 
 
 def _cli(*args: str) -> tuple[int, str]:
@@ -181,4 +181,4 @@ def test_a_model_whose_evaluation_overflows_is_recorded_as_diverged_in_valid_jso
     assert check_schema(results) == []
     runs = {m["name"]: m["runs"][0] for m in results["models"]}
     assert runs["rdt"]["status"] == "diverged" and runs["rdt"]["cells"] == []
-    assert runs["iso-param"]["status"] == "complete"
+    assert runs["rdt-iso-param"]["status"] == "complete"

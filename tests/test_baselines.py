@@ -1,16 +1,21 @@
-"""Baselines: matched standard transformers, ablations, and the accounting they are matched with."""
+"""Looped models and their twins: matched standard transformers, ablations, and the accounting they are matched
+with."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from mythbench.baselines import BASELINES, build_baseline, matched_baseline
+from mythbench.baselines import MODELS, matched_baseline
 from mythbench.baselines.standard_model import StandardTransformer
 
+from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.models.accounting import count_config
+from mythbench.models.baseline_registry import looped_model, twin_model
 from mythbench.models.model import RDTConfig
 
 configs = st.builds(
@@ -75,15 +80,51 @@ def test_standard_transformer_trains_and_ignores_loops():
     assert torch.equal(model(tokens, loops=1), model(tokens, loops=9))
 
 
-@pytest.mark.parametrize("name", sorted(BASELINES))
-def test_every_baseline_builds(name):
-    family, cfg, role = build_baseline(name, RDTConfig(ffn="moe", lora_rank=2))
-    assert family in ("rdt", "standard") and role
+BLOCK_FIELDS = ("attention", "ffn", "positional", "conv_kernel", "d_model", "n_heads", "kv_latent_dim",
+                "rope_head_dim", "n_experts", "top_k", "router", "causal")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["rdt", *MODELS, "control+no-injection"])
+@given(width=st.sampled_from([32, 48, 64, 96]), loops=st.sampled_from([2, 6, 16]))
+@settings(max_examples=3, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_every_looped_model_gets_its_own_matched_twins(name, width, loops):
+    """The suite's RDT at several widths and loop counts, changed into each looped model: each twin keeps that
+    model's blocks (not the RDT's) and matches its unique parameters within 2% (iso-param, same distinct
+    layers) or its forward FLOPs within 5% (iso-flop, the loop unrolled)."""
+    rdt = resolve_run_config("parity").model  # MLA, MoE, LoRA: what the control and ablations change
+    base = dataclasses.replace(rdt, d_model=width, n_heads=width // 16, train_loops=loops)
+    family, looped, _ = looped_model(name, base)
+    target = count_config(family, looped)
+    for kind, measure, tolerance, layers in (
+            ("iso-param", "params_unique", 0.02, looped.n_layers),
+            ("iso-flop", "flops_forward", 0.05,
+             looped.prelude_layers + looped.recurrent_layers * looped.train_loops + looped.coda_layers)):
+        twin_family, twin = twin_model(kind, family, looped)
+        assert twin_family == "standard" and twin.n_layers == layers
+        assert {f: getattr(twin, f) for f in BLOCK_FIELDS} == {f: getattr(looped, f) for f in BLOCK_FIELDS}
+        got = getattr(count_config(twin_family, twin), measure)
+        assert abs(got - getattr(target, measure)) / getattr(target, measure) <= tolerance, kind
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_every_looped_model_builds(name):
+    family, cfg, role = looped_model(name, RDTConfig(ffn="moe", lora_rank=2))
+    assert family == "rdt" and role
     assert count_config(family, cfg).params_total > 0
 
 
-def test_unknown_baseline_is_a_clear_error():
-    with pytest.raises(ConfigError, match="unknown baseline 'iso-banana'"):
-        build_baseline("iso-banana", RDTConfig())
+def test_a_joined_name_applies_the_second_change_to_the_first_model():
+    family, cfg, role = looped_model("control+additive", RDTConfig(attention="mla", ffn="moe"))
+    assert (family, role) == ("rdt", "ablation:additive")
+    assert (cfg.attention, cfg.ffn, cfg.injection) == ("mha", "dense", "additive")
+
+
+def test_unknown_models_and_twins_are_clear_errors():
+    with pytest.raises(ConfigError) as err:
+        looped_model("control+iso-banana+nope", RDTConfig())
+    assert len(err.value.problems) == 2 and "unknown model 'iso-banana'" in err.value.problems[0]
+    with pytest.raises(ConfigError, match="unknown twin 'iso-banana'"):
+        twin_model("iso-banana", "rdt", RDTConfig())
     with pytest.raises(ConfigError, match="iso-param"):
         matched_baseline(RDTConfig(), "iso-banana")

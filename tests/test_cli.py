@@ -14,7 +14,7 @@ from mythbench.cli import app
 runner = CliRunner()
 TINY = ["--set", "model.d_model=16", "--set", "model.n_heads=2", "--set", "model.train_loops=2",
         "--set", "train.steps=6", "--set", "train.warmup_steps=1", "--set", "eval.loops_factor=2",
-        "--set", "eval.depth_factor=0", "--set", "baselines=[iso-param]"]
+        "--set", "eval.depth_factor=0", "--set", "models=[rdt]", "--set", "twins=[iso-param]"]
 
 
 def test_help_and_ls():
@@ -42,13 +42,21 @@ def test_light_commands_and_config_errors_load_neither_torch_nor_scipy(args, exi
     assert out.stdout.strip() == "[]"
 
 
-def test_describe_json_reports_matched_baselines():
+def test_describe_shows_each_looped_models_twins():
     out = runner.invoke(app, ["describe", "parity", "--json", "--set", "model.d_model=32", "--set", "model.ffn=moe"])
     assert out.exit_code == 0, out.output
-    rows = {r["role"]: r for r in json.loads(out.stdout)["models"]}
-    assert set(rows) == {"rdt", "iso-param", "iso-flop"}
+    rows = {r["name"]: r for r in json.loads(out.stdout)["models"]}
+    assert {n: r["twin_of"] for n, r in rows.items()} == {
+        "rdt": None, "rdt-iso-param": "rdt", "rdt-iso-flop": "rdt",
+        "control": None, "control-iso-param": "control", "control-iso-flop": "control"}
     assert 0 < rows["rdt"]["spectral_radius"] < 1
-    assert abs(rows["iso-param"]["params"]["unique"] / rows["rdt"]["params"]["unique"] - 1) <= 0.02
+    for model in ("rdt", "control"):
+        ratio = rows[f"{model}-iso-param"]["params"]["unique"] / rows[model]["params"]["unique"]
+        assert abs(ratio - 1) <= 0.02
+        ratio = rows[f"{model}-iso-flop"]["flops_per_token"]["forward"] / rows[model]["flops_per_token"]["forward"]
+        assert abs(ratio - 1) <= 0.05
+    text = runner.invoke(app, ["describe", "parity", "--set", "models=[control]", "--set", "twins=[iso-flop]"]).stdout
+    assert [line.split()[0] for line in text.splitlines()] == ["control", "control-iso-flop"]
 
 
 @pytest.mark.parametrize("args, expected", [

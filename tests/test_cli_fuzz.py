@@ -27,15 +27,15 @@ from mythbench.results.schema import check_schema
 runner = CliRunner()
 BASE = ["model.d_model=16", "model.n_heads=2", "model.train_loops=1", "model.ffn=dense", "train.recipe=fixed",
         "train.steps=1", "train.warmup_steps=0", "train.batch_size=4", "eval.loops_factor=1",
-        "eval.depth_factor=0", "eval.train_points=1", "baselines=[]"]
+        "eval.depth_factor=0", "eval.train_points=1", "models=[rdt]", "twins=[]"]
 KEYS = ([f"train.{f.name}" for f in dataclasses.fields(TrainConfig)]
         + [f"eval.{f.name}" for f in dataclasses.fields(EvalConfig)]
         + [f"scale.{f.name}" for f in dataclasses.fields(ScaleConfig)]
         + [f"model.{f.name}" for f in dataclasses.fields(RDTConfig)]
-        + ["seeds", "device", "baselines", "task", "preset"])
+        + ["seeds", "device", "models", "twins", "task", "preset"])
 # keys whose value sets the work a valid run does: fuzzed with small or invalid values only
 SIZED = {"train.steps", "train.warmup_steps", "train.batch_size", "train.bwd_loops", "train.loops_per_difficulty",
-         "eval.loops_factor", "eval.depth_factor", "eval.chunk_size", "seeds", "baselines", "preset",
+         "eval.loops_factor", "eval.depth_factor", "eval.chunk_size", "seeds", "models", "twins", "preset",
          *(k for k in KEYS if k.startswith("model."))}
 ODD = [".inf", "-.inf", ".nan", "1e400", "1.0e+400", "[", "]", "{", "{a: 1}", "[1, 2]", "[]", "[[]]", "null", "~",
        "true", "no", "''", "!!python/object/apply:os.system ['echo PWNED']", "&a [*a]", "0x10", "1_000", "1:2",

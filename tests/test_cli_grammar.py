@@ -54,9 +54,11 @@ def test_a_mistyped_name_gets_did_you_mean(args, expected):
     assert code == 2 and expected in output, output
 
 
-def test_a_mistyped_baseline_gets_did_you_mean_before_anything_is_written(tmp_path):
-    code, output = _invoke("run", "parity", "--out", str(tmp_path / "run"), "--set", "baselines=[iso-prm]")
-    assert code == 2 and "unknown baseline 'iso-prm' (did you mean 'iso-param'" in output, output
+def test_a_mistyped_model_or_twin_gets_did_you_mean_before_anything_is_written(tmp_path):
+    code, output = _invoke("run", "parity", "--out", str(tmp_path / "run"), "--set", "twins=[iso-prm]",
+                           "--set", "models=[rdt,contrl]")
+    assert code == 2 and "unknown twin 'iso-prm' (did you mean 'iso-param'" in output, output
+    assert "unknown model 'contrl' (did you mean 'control'" in output, output
     assert not (tmp_path / "run").exists()
 
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mythbench.config import TrainConfig, parse_overrides, resolve_run_config
+from mythbench.config import TrainConfig, parse_overrides, resolve_run_config, run_config_from_dict, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fielddocs import field_docs
 from mythbench.training.train import difficulty_for_step, loop_schedule, lr_at
@@ -40,6 +40,25 @@ def test_range_problems_are_listed_together():
         resolve_run_config("parity", "quick", None, ["train.steps=0", "train.recipe=magic", "seeds=[1,1]"])
     text = "\n".join(err.value.problems)
     assert "train.steps" in text and "train.recipe" in text and "seeds" in text
+
+
+def test_a_config_that_names_baselines_is_told_what_replaces_them(tmp_path):
+    cfg_file = tmp_path / "old.yaml"
+    cfg_file.write_text("baselines: [control, iso-param]\nmodels: []\ntwins: [iso-flop, iso-flop]\n")
+    with pytest.raises(ConfigError) as err:
+        resolve_run_config("parity", "quick", cfg_file)
+    assert sorted(err.value.problems) == sorted([
+        "models: at least one looped model is needed, e.g. [rdt] or [rdt, control]",
+        "twins: ['iso-flop', 'iso-flop'] has duplicates",
+        "baselines: replaced by `models:` (the looped models trained) and `twins:` (the standard transformers each "
+        "gets); for baselines: ['control', 'iso-param'] write models: [rdt, control] and twins: [iso-param]"])
+
+
+def test_a_stored_config_from_before_models_reads_as_the_models_it_trained():
+    stored = to_dict(resolve_run_config("parity"))
+    del stored["models"], stored["twins"]
+    cfg = run_config_from_dict({**stored, "baselines": ["iso-param", "control", "iso-flop"]})
+    assert (cfg.models, cfg.twins) == (["rdt", "control"], ["iso-param", "iso-flop"])
 
 
 def test_malformed_and_missing_files(tmp_path):

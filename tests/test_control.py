@@ -43,7 +43,7 @@ def test_the_convolution_is_the_same_at_every_position():
 
 def test_the_control_differs_from_the_rdt_only_in_its_declared_fields():
     rdt = RDTConfig(attention="mla", ffn="moe", lora_rank=4, act=True, d_model=32, n_heads=4, train_loops=7)
-    family, control, role = baseline_registry.build_baseline("control", rdt)
+    family, control, role = baseline_registry.looped_model("control", rdt)
     assert (family, role) == ("rdt", "control")
     differ = {f.name for f in dataclasses.fields(rdt) if getattr(rdt, f.name) != getattr(control, f.name)}
     assert differ == set(baselines.CONTROL)
@@ -52,10 +52,21 @@ def test_the_control_differs_from_the_rdt_only_in_its_declared_fields():
 
 def test_no_positions_on_a_bidirectional_task_needs_the_convolution(monkeypatch):
     task = get_task("graph")
-    monkeypatch.setitem(baseline_registry._BASELINES, "no-pos", baseline_registry.Baseline(
+    monkeypatch.setitem(baseline_registry._MODELS, "no-pos", baseline_registry.LoopedModel(
         "rdt", "ablation:no-pos", "test only", lambda c: dataclasses.replace(c, positional="none")))
-    with pytest.raises(ConfigError, match="baselines: no-pos") as err:
-        plan_models(resolve_run_config("graph", overrides=["baselines=[control, no-pos]"]), task)
+    with pytest.raises(ConfigError, match="models: no-pos") as err:
+        plan_models(resolve_run_config("graph", overrides=["models=[control, no-pos]"]), task)
     assert "control" not in str(err.value)
-    names = [p.name for p in plan_models(resolve_run_config("graph", overrides=["baselines=[control]"]), task)]
-    assert names == ["rdt", "control"]
+    names = [p.name for p in plan_models(resolve_run_config("graph", overrides=["models=[control]"]), task)]
+    assert names == ["control", "control-iso-param", "control-iso-flop"]
+
+
+def test_the_controls_twins_are_built_from_the_control_not_from_the_rdt():
+    plans = {p.name: p for p in plan_models(resolve_run_config("parity"), get_task("parity"))}
+    assert [p.twin_of for p in plans.values()] == [None, "rdt", "rdt", None, "control", "control"]
+    for kind in ("iso-param", "iso-flop"):
+        twin, control = plans[f"control-{kind}"].config, plans["control"].config
+        assert (twin.attention, twin.ffn, twin.positional, twin.conv_kernel) == ("mha", "dense", "none", 3)
+        assert {k: getattr(twin, k) for k in baselines.CONTROL if k not in ("lora_rank", "act")} == {
+            k: getattr(control, k) for k in baselines.CONTROL if k not in ("lora_rank", "act")}
+        assert plans[f"rdt-{kind}"].config.attention == "mla"

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=10",
         "train.batch_size=8", "train.warmup_steps=1", "train.checkpoint_every=5", "eval.loops_factor=1",
         "eval.depth_factor=0",
-        "eval.train_points=1", "baselines=[]"]
+        "eval.train_points=1", "models=[rdt]", "twins=[]"]
 LOSS_TOLERANCE = 1e-5  # absolute, per step; measured differences are ~1e-7 (float summation order)
 
 

@@ -8,12 +8,14 @@ import json
 
 import pytest
 from hostile.factory import DELETE, fake_lookup, make_results, mutated
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mythbench.baselines import matching
 
 from mythbench.core.errors import ConfigError
 from mythbench.models.accounting import count_config
 from mythbench.models.model import RDTConfig
-from mythbench.results.board import read_board, render_markdown
+from mythbench.results.board import COLUMNS, budget, read_board, render_markdown
 from mythbench.results.leaderboard import submit, verify
 from mythbench.results.schema import check_schema
 
@@ -93,4 +95,35 @@ def test_the_stored_leaderboard_is_in_that_order_too(tmp_path):
     order = [float(r["acc_max"]) for r in rows]
     shown = [line for line in (tmp_path / "board" / "LEADERBOARD.md").read_text().splitlines()
              if line.startswith("| ") and not line.startswith("| model")]
-    assert [f"{a:.3f}" for a in sorted(order, reverse=True)] == [line.split("|")[8].split()[0] for line in shown]
+    assert [f"{a:.3f}" for a in sorted(order, reverse=True)] == [line.split("|")[9].split()[0] for line in shown]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["quick", "standard"]), st.sampled_from([900, 1500]),
+                          st.floats(0, 1)), min_size=1, max_size=8))
+def test_the_leaderboard_never_ranks_two_budgets_in_one_table(entries):
+    """Rows of one test set at different presets or budgets (a quick run, a standard one, a quick run with more
+    steps) land in different tables, one per (preset, budget), however their accuracies would rank."""
+    template = {c: "" for c in COLUMNS} | {
+        "task": "toy", "task_version": "3", "fingerprint": "f" * 64, "d_train": "2", "d_2x": "4", "d_max": "5"}
+    rows = [template | {"preset": preset, "budget": budget({"train": {"steps": steps, "batch_size": 64},
+                                                           "model": {"d_model": 64}}),
+                        "model": f"m{i}", "acc_max": repr(acc), "content_hash": f"h{i}"}
+            for i, (preset, steps, acc) in enumerate(entries)]
+    tables = render_markdown(rows, {"toy": 3}).split("\n## ")[1:]
+    spent = {(preset, steps) for preset, steps, _ in entries}
+    assert len(tables) == len(spent)
+    for table in tables:
+        heading = table.splitlines()[0]
+        models = [line.split("|")[1].strip() for line in table.splitlines()
+                  if line.startswith("| m") and not line.startswith("| model")]
+        assert {(entries[int(m[1:])][0], entries[int(m[1:])][1]) for m in models} == {
+            (p, s) for p, s in spent if f"preset {p}: {s} steps" in heading}
+
+
+def test_a_budget_is_read_from_the_stored_config_and_never_guessed():
+    assert budget({"train": {"steps": 900, "batch_size": 64}, "model": {"d_model": 64}}) == (
+        "900 steps x 64 batch, d_model 64")
+    for config in (None, {}, {"train": {"steps": "900", "batch_size": 64}, "model": {"d_model": 64}},
+                   {"train": {"steps": 900, "batch_size": 64}}):
+        assert budget(config) == "unrecorded"

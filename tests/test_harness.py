@@ -16,13 +16,14 @@ import torch
 from mythbench.config import EvalConfig, resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.models.model import RDTConfig, RecurrentDepthTransformer
+from mythbench.results.schema import check_schema
 from mythbench.training import harness
 from mythbench.training.evaluate import evaluate_looped, evaluate_plain
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2",
         "train.steps=12", "train.batch_size=8", "train.warmup_steps=2", "train.checkpoint_every=4",
-        "eval.loops_factor=2", "eval.depth_factor=0", "baselines=[iso-param]"]
+        "eval.loops_factor=2", "eval.depth_factor=0", "models=[rdt]", "twins=[iso-param]"]
 
 
 def _cells(results: dict) -> list:
@@ -43,7 +44,7 @@ def test_same_seed_same_numbers_and_a_complete_run_directory(tmp_path):
     run_dir = tmp_path / "a"
     for name in ("results.json", "config.yaml", "log.txt", "report.md", "cells.csv", "summary.csv",
                  "models/rdt/seed0/model.safetensors", "models/rdt/seed0/ckpt-00000012/train_state.pt",
-                 "models/iso-param/seed0/config.json"):
+                 "models/rdt-iso-param/seed0/config.json"):
         assert (run_dir / name).exists(), name
     assert a["status"] == "complete" and a["task"]["fingerprint"]
     assert a["environment"]["torch_threads"] == torch.get_num_threads()  # results depend on it
@@ -52,6 +53,15 @@ def test_same_seed_same_numbers_and_a_complete_run_directory(tmp_path):
     assert rdt["eval_loops"] == [1, 2, 3, 4]
     assert {c["loops"] for c in rdt["runs"][0]["cells"]} == {1, 2, 3, 4}
     assert not list(run_dir.rglob("*.tmp")), "a temporary file was left behind"
+
+
+@pytest.mark.slow
+def test_a_run_of_the_control_trains_the_control_and_its_twin_and_no_rdt(tmp_path):
+    results = _run(tmp_path, "control", ["models=[control]", "twins=[iso-param]", "train.steps=4"])
+    assert [(m["name"], m["role"], m["twin_of"]) for m in results["models"]] == [
+        ("control", "control", None), ("control-iso-param", "iso-param", "control")]
+    assert sorted(p.name for p in (tmp_path / "control" / "models").iterdir()) == ["control", "control-iso-param"]
+    assert check_schema(results) == []
 
 
 @pytest.mark.slow
@@ -81,7 +91,7 @@ def test_a_diverging_model_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch
     real_train = harness.train_model
 
     def train_with_nan_baseline(model, *args, **kwargs):
-        if ":iso-param:" in kwargs["desc"]:
+        if ":rdt-iso-param:" in kwargs["desc"]:
             forward = model.forward_detailed
 
             def poisoned(*a, **k):
@@ -95,7 +105,7 @@ def test_a_diverging_model_is_recorded_and_the_run_goes_on(tmp_path, monkeypatch
     monkeypatch.setattr(harness, "train_model", train_with_nan_baseline)
     results = _run(tmp_path, "nan")
     runs = {m["name"]: m["runs"][0] for m in results["models"]}
-    assert runs["iso-param"]["status"] == "diverged" and runs["iso-param"]["cells"] == []
+    assert runs["rdt-iso-param"]["status"] == "diverged" and runs["rdt-iso-param"]["cells"] == []
     assert runs["rdt"]["status"] == "complete" and runs["rdt"]["cells"]
     assert "diverged" in (tmp_path / "nan" / "report.md").read_text()
 

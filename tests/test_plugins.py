@@ -93,7 +93,7 @@ def test_mythbench_run_trains_and_evaluates_openmythos(tmp_path):
 
     cfg = resolve_run_config("parity", "quick", None, [
         "model.d_model=16", "model.n_heads=2", "model.train_loops=2", "train.steps=6", "train.batch_size=4",
-        "train.warmup_steps=1", "eval.loops_factor=2", "eval.depth_factor=0", "baselines=[openmythos]"])
+        "train.warmup_steps=1", "eval.loops_factor=2", "eval.depth_factor=0", "models=[rdt, openmythos]", "twins=[]"])
     results = harness.run_benchmark(cfg, tmp_path / "run", "test")
     om = next(m for m in results["models"] if m["name"] == "openmythos")
     assert om["family"] == "openmythos" and om["runs"][0]["status"] == "complete"

@@ -20,7 +20,7 @@ def what_is_trained(task: str, preset: str) -> dict:
     train_budget, eval_budget = BUDGET_KEYS["train"], BUDGET_KEYS["eval"]
     return {
         "model": {k: v for k, v in dataclasses.asdict(cfg.model).items() if k not in BUDGET_KEYS["model"]},
-        "baselines": cfg.baselines,
+        "models": cfg.models, "twins": cfg.twins,
         "train": {k: v for k, v in dataclasses.asdict(cfg.train).items() if k not in train_budget},
         "eval": {k: v for k, v in dataclasses.asdict(cfg.eval).items() if k not in eval_budget},
     }
@@ -29,13 +29,13 @@ def what_is_trained(task: str, preset: str) -> dict:
 @pytest.mark.parametrize("task", list_tasks())
 def test_every_preset_trains_the_same_models_with_the_same_recipe(task):
     reference = what_is_trained(task, "quick")
-    assert reference["model"]["attention"] == "mla" and "control" in reference["baselines"]
+    assert reference["model"]["attention"] == "mla" and reference["models"] == ["rdt", "control"]
     for preset in list_presets():
         assert what_is_trained(task, preset) == reference, preset
 
 
 @pytest.mark.parametrize("line", ["model:\n  attention: mha\n", "train:\n  recipe: fixed\n",
-                                  "tasks:\n  parity:\n    model: {train_loops: 3}\n", "baselines: [iso-flop]\n",
+                                  "tasks:\n  parity:\n    model: {train_loops: 3}\n", "models: [control]\n",
                                   "tasks:\n  parity:\n    seeds: [4]\n"])
 def test_a_preset_that_sets_more_than_budgets_is_refused(line, tmp_path, monkeypatch):
     shutil.copytree(config.PRESET_DIR, tmp_path, dirs_exist_ok=True)

@@ -20,7 +20,7 @@ TRAIN, TEST = [2, 3], [3, 5]
 RDT_TABLE = {2: [10, 18, 20, 19], 3: [6, 14, 17, 15], 5: [1, 5, 9, 8]}
 STD_TABLE = {2: 15, 3: 10, 5: 2}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-PLOTS = ["acc_vs_loops.png", "heatmap.png", "rdt_vs_baselines.png"]
+PLOTS = ["acc_vs_loops.png", "heatmap.png", "vs_twins.png"]
 
 
 def _cell(d: int, loops: int | None, correct: int) -> dict:
@@ -138,7 +138,7 @@ def test_markdown_has_provenance_models_and_diverged(tmp_path: Path) -> None:
                  "torch 2.13.0", "12.5 s", "rdt", "std-iso-param", "1: diverged", "1,000 / 1,000",
                  "0.875 [", "0.975 [", "@3", "ORACLE", "delta_h", "| 0.930 | 0.0040 | 1.50 | 2.33 |"):
         assert text in md, text
-    headline = md.split("## Accuracy by difficulty")[1].split("##")[0]
+    headline = md.split("## Accuracy by difficulty")[1].split("## Adaptive")[0]
     assert headline.count("\n| 2 | train |") == 1 and "| 5 | test |" in headline
     assert "`std-iso-param`: seed(s) 1 diverged" in md
 
@@ -190,7 +190,51 @@ def test_ablation_gets_its_own_plots(tmp_path: Path) -> None:
     ablation.update(name="rdt no-lti", role="ablation:no-lti")
     results["models"].append(ablation)
     names = {p.name for p in build_report(_write(tmp_path, results))}
-    assert {"acc_vs_loops_rdt_no-lti.png", "heatmap_rdt_no-lti.png", *PLOTS} <= names
+    assert {"acc_vs_loops_rdt_no-lti.png", "heatmap_rdt_no-lti.png", "vs_twins_rdt_no-lti.png", *PLOTS} <= names
+
+
+def _with_control(results: dict) -> dict:
+    """The file of a run with `models: [rdt, control]`: each looped model followed by its own twin."""
+    rdt, std = results["models"]
+    control, twin = copy.deepcopy(rdt), copy.deepcopy(std)
+    control.update(name="control", role="control")
+    twin.update(name="control-iso-param", twin_of="control")
+    std.update(name="rdt-iso-param", twin_of="rdt")
+    results["models"] = [rdt, std, control, twin]
+    return results
+
+
+def test_each_looped_model_is_tabled_beside_its_own_twins_only(tmp_path: Path) -> None:
+    build_report(_write(tmp_path, _with_control(make_results())))
+    md = (tmp_path / "report.md").read_text()
+    tables = md.split("## Accuracy by difficulty")[1].split("## Adaptive")[0].split("### ")[1:]
+    assert [t.splitlines()[0] for t in tables] == ["rdt and its twins `rdt-iso-param`",
+                                                   "control and its twins `control-iso-param`"]
+    headers = [t.split("\n\n")[1].splitlines()[0] for t in tables]
+    assert "control" not in headers[0] and "rdt" not in headers[1]
+    assert "| control-iso-param | iso-param | control | standard |" in md  # the models table names the owner
+    assert (tmp_path / "vs_twins.png").exists() and (tmp_path / "vs_twins_control.png").exists()
+    terminal = format_summary_table(_with_control(make_results())).split("\n\n")
+    assert [t.split()[2] for t in terminal] == ["rdt", "control"]
+
+
+def test_a_file_from_before_twins_groups_its_iso_param_with_the_rdt(tmp_path: Path) -> None:
+    build_report(_write(tmp_path, make_results()))  # no twin_of: the legacy shape
+    assert "### rdt and its twins `std-iso-param`" in (tmp_path / "report.md").read_text()
+
+
+def test_a_model_that_learned_on_some_seeds_only_is_flagged_seed_fragile(tmp_path: Path) -> None:
+    results = make_results()
+    rdt = results["models"][0]
+    runs = rdt["runs"]  # at d = 3, the largest training difficulty, the rule's 3 loops: 17 and 16 of 20 correct
+    assert "seed-fragile" not in format_summary_table(results)
+    runs[0]["cells"] = [_cell(3, 3, 19) if (c["difficulty"], c["loops"]) == (3, 3) else c for c in runs[0]["cells"]]
+    rdt["summary"] = summarize_model(rdt, TRAIN, TEST)
+    assert "rdt @loops [seed-fragile (1 of 2 seeds learned)]" in format_summary_table(results)
+    build_report(_write(tmp_path, results))
+    md = (tmp_path / "report.md").read_text()
+    assert "| 0: complete (learned), 1: complete (not learned) | seed-fragile (1 of 2 seeds learned) |" in md
+    assert "0.875 [" in md and "(seeds 0.95 / 0.80)" in md  # each seed next to the mean and its interval
 
 
 def test_format_summary_table_lines(tmp_path: Path) -> None:
@@ -227,7 +271,7 @@ def test_missing_or_corrupt_results_is_config_error(tmp_path: Path) -> None:
 def test_every_seed_is_shown_next_to_the_mean(tmp_path: Path) -> None:
     """Seed s of the toy RDT has s fewer correct; the baseline's seed 1 diverged and is named, not dropped."""
     build_report(_write(tmp_path, make_results()))
-    headline = (tmp_path / "report.md").read_text().split("## Accuracy by difficulty")[1].split("##")[0]
+    headline = (tmp_path / "report.md").read_text().split("## Accuracy by difficulty")[1].split("## Adaptive")[0]
     row = next(line for line in headline.splitlines() if line.startswith("| 5 | test |"))
     loops = int(row.split("@")[1].split()[0])
     seed0, seed1 = RDT_TABLE[5][loops - 1] / N, (RDT_TABLE[5][loops - 1] - 1) / N

@@ -36,6 +36,9 @@ def test_load_gives_one_row_per_cell_with_provenance() -> None:
     for col in ("task", "task_version", "fingerprint", "commit", "schema_version", "family", "split", "headline"):
         assert col in df.columns, col
     assert (df.task == doc["task"]["name"]).all() and str(df.loops.dtype) == "Int64"
+    # a file from before twins: its iso-param and iso-flop are the twins of its rdt
+    owners = df.drop_duplicates("model").set_index("model").twin_of
+    assert owners.isna().rdt and owners.drop("rdt").to_dict() == {"iso-param": "rdt", "iso-flop": "rdt"}
     # the headline cells reproduce the stored summary's headline means
     model = doc["models"][0]
     heads = df[df.headline & (df.model == model["name"])].groupby("difficulty").accuracy.mean()

@@ -33,8 +33,8 @@ def test_a_second_writer_is_refused_naming_the_process_that_holds_the_directory(
 
 def test_a_sweep_is_refused_while_one_of_its_run_directories_is_held(tmp_path):
     grid = tmp_path / "grid.yaml"
-    grid.write_text(f"tasks: [parity]\nseeds: [0]\nbaselines: []\nset: [train.steps=2, train.warmup_steps=0]\n"
-                    f"out: {tmp_path / 'out'}\n")
+    grid.write_text("tasks: [parity]\nseeds: [0]\nmodels: [rdt]\ntwins: []\n"
+                    f"set: [train.steps=2, train.warmup_steps=0]\nout: {tmp_path / 'out'}\n")
     run_dir = tmp_path / "out" / "parity" / "quick" / "default"
     with run_dir_lock(run_dir):
         out = CliRunner().invoke(app, ["sweep", str(grid), "--workers", "1"])

@@ -161,6 +161,9 @@ def test_one_seed_reference_results_pass_the_schema_but_are_not_submittable() ->
     (("models", 0, "runs", 0, "diagnostics", "spectral_radius"), -0.5, "spectral_radius: -0.5 is not"),
     (("models", 0, "role"), "ablation:../x", "models[0].role: 'ablation:../x' does not match"),
     (("task", "train_difficulties"), [2, 4, 4], "task.train_difficulties: duplicate difficulty 4"),
+    (("models", 1, "twin_of"), "nope", "models[1].twin_of: 'nope' is not the name of a looped model"),
+    (("models", 1, "twin_of"), "std-iso-param", "is not the name of a looped model in this file"),
+    (("models", 0, "twin_of"), "rdt", "models[0].twin_of: only a 'standard' model is a twin"),
 ])
 def test_semantic_rules(path: tuple, value: Any, message: str) -> None:
     problems = check_schema(mutated(BASE, path, value))

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=4",
         "train.batch_size=8", "train.warmup_steps=1", "train.checkpoint_every=2", "eval.loops_factor=1",
         "eval.depth_factor=0", "eval.train_points=1"]
-GRID = {"tasks": ["parity"], "seeds": 2, "baselines": [], "set": TINY}
+GRID = {"tasks": ["parity"], "seeds": 2, "models": ["rdt"], "twins": [], "set": TINY}
 REPORT_FILES = ("cells.csv", "summary.csv", "early_exit.csv")
 
 
@@ -56,7 +56,7 @@ def _assert_same_as_serial(run_dir: Path, serial_dir: Path) -> None:
 def serial(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """What `mythbench run parity --seeds 2 --set ...` writes, computed serially in this process."""
     run_dir = tmp_path_factory.mktemp("serial") / "run"
-    cfg = resolve_run_config("parity", "quick", None, [*TINY, "baselines=[]"], seeds=[0, 1])
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "models=[rdt]", "twins=[]"], seeds=[0, 1])
     harness.run_benchmark(cfg, run_dir, "serial")
     return run_dir
 
@@ -84,13 +84,13 @@ def test_a_grid_expands_into_one_run_per_task_preset_variant_and_width(tmp_path)
     by_dir = {r.run_dir.relative_to(tmp_path / "out").as_posix(): r.cfg for r in runs}
     cfg = by_dir["khop/quick/add-w32"]
     assert cfg.model.injection == "additive" and cfg.model.d_model == 32
-    assert cfg.seeds == [0, 3] and cfg.baselines == [] and cfg.train.steps == 4
+    assert cfg.seeds == [0, 3] and cfg.twins == [] and cfg.train.steps == 4
     assert by_dir["parity/quick/base-w16"].model.injection != "additive"
 
 
 def test_the_example_grid_of_the_readme_is_valid():
     runs = load_grid(ROOT / "docs" / "grids" / "ablations.yaml")
-    assert len(runs) == 2 * 2 and all(len(r.cfg.seeds) == 3 and len(r.cfg.baselines) == 6 for r in runs)
+    assert len(runs) == 2 * 2 and all(len(r.cfg.seeds) == 3 and len(r.cfg.models) == 5 for r in runs)
 
 
 def test_every_problem_of_a_grid_file_is_reported_without_a_traceback(tmp_path):
@@ -106,10 +106,10 @@ def test_every_problem_of_a_grid_file_is_reported_without_a_traceback(tmp_path):
         load_grid(bad_runs)
     assert any("quick/v: train.steps" in p for p in err.value.problems), err.value.problems
     assert any("quick/w: model.bogus: unknown key" in p for p in err.value.problems), err.value.problems
-    runs = load_grid(_grid(tmp_path, variants={"x": ["baselines=[nope]"]}))
+    runs = load_grid(_grid(tmp_path, variants={"x": ["models=[nope]"]}))
     with pytest.raises(ConfigError) as err:
         prepare(runs)
-    assert any("quick/x: baselines" in p for p in err.value.problems), err.value.problems
+    assert any("quick/x: models" in p for p in err.value.problems), err.value.problems
     assert not (tmp_path / "out").exists(), "a bad grid created run directories"
     (tmp_path / "broken.yaml").write_text("tasks: [parity\n")
     result = CliRunner().invoke(app, ["sweep", str(tmp_path / "broken.yaml")])
@@ -121,7 +121,7 @@ def test_every_problem_of_a_grid_file_is_reported_without_a_traceback(tmp_path):
 
 
 def test_a_failing_cell_is_retried_a_bounded_number_of_times_then_reported(tmp_path):
-    cfg = resolve_run_config("parity", "quick", None, [*TINY, "baselines=[]"], seeds=[0, 1])
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "models=[rdt]", "twins=[]"], seeds=[0, 1])
     cells = plan_cells("run", cfg, tmp_path, get_task("parity"))
     stub = Stub("WorkerCrashedError: the worker died")
     failed = execute(cells, stub, retries=2)
@@ -164,7 +164,7 @@ def _alive(pid: int) -> bool:
 
 
 def test_a_worker_of_other_source_code_refuses_to_compute(tmp_path):
-    cfg = resolve_run_config("parity", "quick", None, [*TINY, "baselines=[]"])
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "models=[rdt]", "twins=[]"])
     (tmp_path / "code.sha256").write_text("0" * 64 + "\n")
     with pytest.raises(RuntimeError, match="other source code"):
         run_cell(plan_cells("run", cfg, tmp_path, get_task("parity"))[0])
@@ -208,7 +208,7 @@ def test_run_on_workers_writes_what_the_serial_run_writes_whatever_omp_num_threa
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the spawned workers' environment; the config says one thread
     run_dir = tmp_path / "run"
     args = ["run", "parity", "--seeds", "2", "--workers", "2", "--out", str(run_dir),
-            *[arg for s in [*TINY, "baselines=[]"] for arg in ("--set", s)]]
+            *[arg for s in [*TINY, "models=[rdt]", "twins=[]"] for arg in ("--set", s)]]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     _assert_same_as_serial(run_dir, serial)

@@ -20,7 +20,7 @@ from mythbench.experiments.sweep import run_workers
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=4",
         "train.batch_size=8", "train.warmup_steps=1", "train.checkpoint_every=2", "eval.loops_factor=1",
-        "eval.depth_factor=0", "eval.train_points=1", "baselines=[]"]
+        "eval.depth_factor=0", "eval.train_points=1", "models=[rdt]", "twins=[]"]
 
 
 def _run(out: Path, omp_threads: int, extra: list[str] = ()) -> dict:
@@ -55,7 +55,8 @@ def test_workers_share_the_cores_among_cells_of_the_configured_threads(monkeypat
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)), raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 8)
     assert [default_workers(t) for t in (1, 2, 3, 8, 16)] == [8, 4, 2, 1, 1]
-    cfg = resolve_run_config("parity", "quick", None, ["threads=2", "baselines=[iso-param]"], seeds=[0, 1, 2])
+    cfg = resolve_run_config("parity", "quick", None, ["threads=2", "models=[rdt]", "twins=[iso-param]"],
+                             seeds=[0, 1, 2])
     assert run_workers(None, [cfg], world=1) == 4
     assert run_workers(None, [dataclasses.replace(cfg, seeds=[0])], world=1) == 2  # one per cell: rdt, iso-param
     assert run_workers(3, [cfg], world=1) == 3

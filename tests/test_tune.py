@@ -27,7 +27,7 @@ from mythbench.training.trial import ForbiddenSplitRead, ValidationView
 
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=12",
         "train.batch_size=8", "train.warmup_steps=2", "train.checkpoint_every=4", "eval.loops_factor=2",
-        "eval.depth_factor=0", "eval.train_points=2", "baselines=[iso-param]", "tune.lr_grid=[1,2]",
+        "eval.depth_factor=0", "eval.train_points=2", "models=[rdt]", "twins=[iso-param]", "tune.lr_grid=[1,2]",
         "tune.recipes=[tied,tied-progressive]", "tune.steps=6"]
 
 
@@ -114,7 +114,7 @@ def test_the_validation_view_refuses_the_test_split_and_test_difficulties():
 def test_every_model_gets_the_same_trials_and_the_lowest_validation_loss_is_chosen(tuned_dir):
     doc = json.loads((tuned_dir / "tune.json").read_text())
     assert doc["kind"] == "tune" and doc["status"] == "complete"
-    assert [m["name"] for m in doc["models"]] == ["rdt", "iso-param"]
+    assert [m["name"] for m in doc["models"]] == ["rdt", "rdt-iso-param"]
     points = [(p["lr"], p["recipe"]) for p in doc["search"]["points"]]
     assert len(points) == 4 and doc["search"]["steps"] == 6
     for model in doc["models"]:
@@ -177,7 +177,7 @@ def test_a_failing_trial_leaves_an_incomplete_file_that_a_run_refuses(tmp_path, 
     real_train = harness.train_model
 
     def fail_one(model, batches, difficulties, cfg, *args, desc, **kwargs):
-        if desc.endswith("iso-param.t1:s0"):
+        if desc.endswith("rdt-iso-param.t1:s0"):
             raise RuntimeError("killed")
         return real_train(model, batches, difficulties, cfg, *args, desc=desc, **kwargs)
 

@@ -164,3 +164,40 @@ def summarize_model(
             "overthinking_drop": stats_by_loops[best_loops]["mean"] - stats_by_loops[max_loops]["mean"],
         })
     return summary
+
+
+# headline exact match at the largest evaluated training difficulty from which a seed counts as having learned
+# the task in distribution (the README's parity target: every seed >= 0.9)
+LEARNED = 0.9
+
+
+def seeds_learned(model_entry: dict[str, Any], train_difficulties: Sequence[int]) -> dict[int, bool]:
+    """Per seed, in seed order: did it learn the task in distribution, i.e. reach LEARNED exact match under the
+    model's headline rule (schema 1: at its training loop count) at the largest training difficulty its cells
+    cover? A diverged seed did not. Empty when no training difficulty was evaluated."""
+    runs = sorted(model_entry.get("runs", []), key=lambda r: r["seed"])
+    evaluated = {c["difficulty"] for r in runs for c in r.get("cells", [])} & set(train_difficulties)
+    if not evaluated:
+        return {}
+    hardest = max(evaluated)
+    rule = (model_entry.get("loop_rule") or {}).get("loops") or {}
+    loops = rule.get(str(hardest), model_entry.get("train_loops"))
+    learned = {}
+    for run in runs:
+        cell = next((c for c in run.get("cells", []) if c["difficulty"] == hardest and c.get("loops") == loops),
+                    None)
+        learned[run["seed"]] = run.get("status") == "complete" and cell is not None and cell["accuracy"] >= LEARNED
+    return learned
+
+
+def seed_verdict(learned: dict[int, bool]) -> str:
+    """What a table says of a model's seeds: `seed-fragile` when some seeds learned in distribution and others
+    did not, so its mean averages the two; otherwise how many learned."""
+    k, n = sum(learned.values()), len(learned)
+    if n == 0:
+        return ""
+    if 0 < k < n:
+        return f"seed-fragile ({k} of {n} seeds learned)"
+    if n == 1:
+        return "learned" if k else "not learned"
+    return "every seed learned" if k else "no seed learned"

@@ -30,7 +30,7 @@ log = logging.getLogger("mythbench")
 @dataclass(frozen=True)
 class Cell:
     """One model at one seed of the run in `run_dir`, identified by those three; it carries the planned model
-    and the config it trains with, so a worker does not plan (matching baselines takes seconds)."""
+    and the config it trains with, so a worker does not plan (matching twins takes seconds)."""
 
     run_dir: str
     model: str

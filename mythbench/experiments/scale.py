@@ -33,7 +33,7 @@ from mythbench.results.results_model import SCALE_SCHEMA_VERSION
 from mythbench.results.scale_schema import check_scale_v1
 from mythbench.tasks import get_task
 from mythbench.training import harness
-from mythbench.training.harness import ModelPlan
+from mythbench.training.plan import ModelPlan, task_model_config
 from mythbench.training.runlock import holds_run_dir
 
 LEVEL, FIT_SEED = 0.95, 0
@@ -64,7 +64,7 @@ def width_config(base: Any, width: int, head_dim: int, loops: int) -> Any:
 def plan_ladder(cfg: RunConfig, task: Any) -> list[tuple[ModelPlan, int, int | None]]:
     """(plan, width, training loops) for every point: per width the standard transformer with the RDT's
     distinct layers (Parcae pairing, P/R/C against P+R+C layers), then the RDT at each loop count."""
-    base = harness.plan_models(dataclasses.replace(cfg, baselines=[]), task)[0].config
+    base = task_model_config(cfg, task)
     out, problems = [], []
     for w in sorted(set(cfg.scale.widths)):
         try:

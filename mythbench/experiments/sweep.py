@@ -6,7 +6,8 @@ A grid file (every key optional but `tasks`):
     tasks: [parity, state]            # one run directory per task x preset x variant x width
     presets: [quick]
     seeds: 3                          # 0..2, or a list [0, 4]; default: the preset's seeds
-    baselines: [iso-param, no-lora]   # models trained beside the RDT (baselines and ablations)
+    models: [rdt, no-lora]            # the looped models each run trains (default: recipes.yaml's)
+    twins: [iso-param]                # the twins each looped model gets ([] = none)
     variants:                         # name -> `--set` overrides; default {default: []}
       default: []
       additive: [model.injection=additive]
@@ -46,7 +47,7 @@ from mythbench.tasks import get_task
 from mythbench.training.harness import prepare_run_dir, run_benchmark
 from mythbench.training.runlock import run_dir_lock
 
-GRID_KEYS = ("tasks", "presets", "seeds", "baselines", "variants", "widths", "set", "config", "out")
+GRID_KEYS = ("tasks", "presets", "seeds", "models", "twins", "variants", "widths", "set", "config", "out")
 log = logging.getLogger("mythbench")
 
 
@@ -80,14 +81,19 @@ def load_grid(path: Path, out: Path | None = None) -> list[Run]:
     and baseline problems are found when `prepare` plans the runs, before any directory is made.)"""
     problems: list[str] = []
     data = read_yaml(path, problems)
-    problems += [f"{k}: unknown key{known_hint(str(k), GRID_KEYS)}" for k in data if k not in GRID_KEYS]
+    problems += [f"{k}: unknown key{known_hint(str(k), GRID_KEYS)}" for k in data
+                 if k not in GRID_KEYS and k != "baselines"]
+    if "baselines" in data:
+        problems.append("baselines: replaced by `models:` (the looped models each run trains, e.g. [rdt, control]) "
+                        "and `twins:` (the standard transformers each gets, e.g. [iso-param, iso-flop])")
     tasks = _str_list(data, "tasks", problems, [])
     if not tasks and isinstance(data.get("tasks", []), list):
         problems.append("tasks: required, a non-empty list of task names")
     presets = _str_list(data, "presets", problems, ["quick"])
     common = _str_list(data, "set", problems, [])
-    if "baselines" in data:
-        common = [f"baselines={json.dumps(_str_list(data, 'baselines', problems, []))}", *common]
+    for key in ("models", "twins"):
+        if key in data:
+            common = [f"{key}={json.dumps(_str_list(data, key, problems, []))}", *common]
     variants = data.get("variants", {"default": []})
     if not isinstance(variants, dict) or not variants or not all(
             isinstance(v, list) and all(isinstance(s, str) for s in v) for v in variants.values()):
@@ -226,5 +232,5 @@ def run_workers(workers: int | None, configs: list[RunConfig], world: int) -> in
         return workers
     if any(cfg.device != "cpu" for cfg in configs):
         return 1
-    cells = sum(len(cfg.seeds) * (1 + len(cfg.baselines)) for cfg in configs)
+    cells = sum(len(cfg.seeds) * len(cfg.models) * (1 + len(cfg.twins)) for cfg in configs)
     return min(backends.default_workers(max(cfg.threads for cfg in configs)), cells)

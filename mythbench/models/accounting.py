@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mythbench.models import baseline_registry, registry
+from mythbench.models import registry
 from mythbench.models.param_counts import ParamCounts, measure_params
 from mythbench.models.rdt_config import A_MAX, LTI_INIT_DECAY, RDTConfig
 
@@ -91,15 +91,3 @@ def spectral_radius_at_init(cfg: RDTConfig) -> float | None:
         return A_MAX * math.exp(-LTI_INIT_DECAY)
     return None if cfg.injection == "concat" else 1.0
 
-
-def describe_matched(rdt_cfg: RDTConfig) -> dict[str, Any]:
-    """An RDT config's counts and those of every registered baseline matched to it (`mythbench describe`)."""
-    matched = {"rdt": ("rdt", rdt_cfg, "rdt"), **{name: baseline_registry.build_baseline(name, rdt_cfg)
-                                                  for name in baseline_registry.matched_names()}}
-    rows = []
-    for name, (family, cfg, role) in matched.items():
-        c = count_config(family, cfg)
-        rows.append({"name": name, "role": role, "family": family, "layers": cfg.n_layers,
-                     "params": c.params_dict(), "flops_per_token": c.flops_dict(),
-                     "spectral_radius": spectral_radius_at_init(cfg) if family == "rdt" else None})
-    return {"models": rows}

@@ -2,7 +2,7 @@
 
 `mythbench.tasks` and `mythbench.baselines` are plugin packages: importing them registers what they define.
 Adding a task or a baseline touches those folders only. Third-party model families plug in the same way,
-from a module that calls `register_family` (and `register_baseline` to be trained by `mythbench run`), found
+from a module that calls `register_family` (and `register_model` to be named in a run's `models:`), found
 through the `mythbench.plugins` entry-point group of an installed package or named by import path in
 the MYTHBENCH_PLUGINS environment variable (comma-separated). `mythbench.baselines.openmythos` is the first.
 The one family this module names is the RDT itself, the model the benchmark is about.

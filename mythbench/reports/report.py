@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mythbench.analysis.stats import summarize_model, summarize_seeds
+from mythbench.analysis.stats import LEARNED, seed_verdict, seeds_learned, summarize_model, summarize_seeds
 from mythbench.analysis.tables import DASH, csv_text, markdown, num, plain
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_bytes, atomic_write_text
@@ -29,6 +29,8 @@ from mythbench.results.results_frame import (
     is_looped,
     read_results,
     summary_frame,
+    twin_groups,
+    twin_of,
 )
 
 CELL_FIELDS, EARLY_EXIT_FIELDS, SUMMARY_FIELDS = CELL_COLUMNS, EARLY_EXIT_COLUMNS, SUMMARY_COLUMNS
@@ -73,9 +75,11 @@ def build_report(run_dir: Path) -> list[Path]:
 
 
 def format_summary_table(results: dict[str, Any]) -> str:
-    """Compact plain-text headline table for the terminal at the end of `mythbench run`."""
-    header, rows = _headline(results, _summaries(results))
-    return plain(pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object))
+    """Compact plain-text headline tables for the terminal at the end of `mythbench run`: each looped model with
+    its twins."""
+    summaries = _summaries(results)
+    return "\n\n".join(plain(pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object))
+                        for header, rows in (_headline(results, summaries, g) for g in twin_groups(results)))
 
 
 # ---------------------------------------------------------------- data access
@@ -120,19 +124,34 @@ def _per_seed(model: dict[str, Any], difficulty: int, loops: int | None) -> str:
     return " (seeds " + " / ".join(parts) + ")"
 
 
+def _seed_status(run: dict[str, Any], learned: dict[int, bool]) -> str:
+    """`seed: status`, and for a complete seed whether it learned in distribution."""
+    mark = "" if run.get("status") != "complete" or run["seed"] not in learned else (
+        " (learned)" if learned[run["seed"]] else " (not learned)")
+    return f"{run['seed']}: {run.get('status')}{mark}"
+
+
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
     return markdown(pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object))
 
 
-def _headline(results: dict[str, Any], summaries: dict[str, list]) -> tuple[list[str], list[list[str]]]:
-    """One row per difficulty: every model under the pre-registered loop rule (looped models: at the loop
-    count shown), plus each looped model's oracle (best loop count chosen on the test labels) and drop."""
-    models = results["models"]
+def _column(model: dict[str, Any], train: list[int]) -> str:
+    """A model's column header: its name, `@loops` if it loops, and the flag of a seed-fragile model."""
+    verdict = seed_verdict(seeds_learned(model, train))
+    flag = f" [{verdict}]" if verdict.startswith("seed-fragile") else ""
+    return model["name"] + (" @loops" if is_looped(model) else "") + flag
+
+
+def _headline(results: dict[str, Any], summaries: dict[str, list],
+              models: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    """One row per difficulty: each of `models` (a looped model and its twins) under the pre-registered loop
+    rule (looped models: at the loop count shown), plus the looped model's oracle (best loop count chosen on
+    the test labels) and drop."""
     looped = [m for m in models if is_looped(m)]
     by_diff = {m["name"]: {e["difficulty"]: e for e in summaries[m["name"]]} for m in models}
     difficulties = sorted({d for entries in by_diff.values() for d in entries})
-    train = set(results.get("task", {}).get("train_difficulties", []))
-    header = ["difficulty", "split", *(m["name"] + (" @loops" if is_looped(m) else "") for m in models)]
+    train = results.get("task", {}).get("train_difficulties", [])
+    header = ["difficulty", "split", *(_column(m, train) for m in models)]
     for m in looped:
         header += [f"{m['name']} ORACLE best over loops", f"{m['name']} overthinking drop"]
     rows = []
@@ -214,24 +233,33 @@ def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
         ["status", str(results.get("status", DASH))],
     ]
     model_rows = []
+    train = task.get("train_difficulties", [])
     for m in results["models"]:
         p, f = m.get("params") or {}, m.get("flops_per_token") or {}
-        seeds = ", ".join(f"{r['seed']}: {r.get('status')}" for r in sorted(m.get("runs", []),
-                                                                            key=lambda r: r["seed"]))
-        model_rows.append([m["name"], m.get("role", DASH), m.get("family", DASH),
-                           f"{p.get('unique', 0):,} / {p.get('active', 0):,}",
+        learned = seeds_learned(m, train)
+        seeds = ", ".join(_seed_status(r, learned) for r in sorted(m.get("runs", []), key=lambda r: r["seed"]))
+        model_rows.append([m["name"], m.get("role", DASH), twin_of(m, results["models"]) or DASH,
+                           m.get("family", DASH), f"{p.get('unique', 0):,} / {p.get('active', 0):,}",
                            f"{f.get('forward', 0):.3g} / {f.get('train', 0):.3g}",
-                           str(m.get("train_loops") or DASH), seeds or DASH])
+                           str(m.get("train_loops") or DASH), seeds or DASH, seed_verdict(learned) or DASH])
     notes = [f"- `{m['name']}`: seed(s) {', '.join(map(str, _diverged_seeds(m)))} diverged; numbers are "
              f"over the {len(complete_runs(m))} complete seed(s)."
              for m in results["models"] if _diverged_seeds(m)]
-    header, rows = _headline(results, summaries)
+    groups = []
+    for group in twin_groups(results):
+        header, rows = _headline(results, summaries, group)
+        twins = ", ".join(f"`{t['name']}`" for t in group[1:])
+        groups += [f"### {group[0]['name']}" + (f" and its twins {twins}" if twins else ""), "",
+                   _md_table(header, rows), ""]
     parts = [
         f"# mythbench report: {task.get('name', DASH)}", "",
         _md_table(["field", "value"], provenance), "",
         "## Models", "",
-        _md_table(["model", "role", "family", "params unique / active", "FLOPs/token fwd / train",
-                   "train loops", "seeds"], model_rows), "",
+        _md_table(["model", "role", "twin of", "family", "params unique / active", "FLOPs/token fwd / train",
+                   "train loops", "seeds", "in distribution"], model_rows), "",
+        f"A seed has learned in distribution when its headline exact match at the largest evaluated training "
+        f"difficulty is at least {LEARNED}; a model on which some seeds learned and others did not is "
+        "**seed-fragile**: its mean averages seeds that learned with seeds that did not.", "",
         "## Accuracy by difficulty", "",
         f"Exact match under the pre-registered loop rule `{evaluation.get('loop_rule', DASH)}` (looped "
         "models: at the loop count after @, fixed before scoring): mean over complete seeds [95% interval: "
@@ -239,8 +267,8 @@ def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
         "several seeds, each seed's exact match in seed order. "
         f"Loops evaluated: 1 to {max_loops}. The ORACLE column picks the best loop count on the test labels "
         "themselves: an upper bound no user can apply, never a result. The overthinking drop is the oracle "
-        "minus the accuracy at the largest loop count.", "",
-        _md_table(header, rows), "", *notes, *([""] if notes else []),
+        "minus the accuracy at the largest loop count. One table per looped model, beside its own twins.", "",
+        *groups, *notes, *([""] if notes else []),
         "## Adaptive early exit", "", _early_exit_table(results), "",
         "## Diagnostics", "", _diagnostics_table(results), "",
     ]

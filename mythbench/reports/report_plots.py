@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from mythbench.analysis.stats import summarize_seeds
-from mythbench.results.results_frame import complete_runs, is_looped
+from mythbench.results.results_frame import complete_runs, is_looped, twin_groups
 
 
 def _png(fig: Figure) -> bytes:
@@ -85,13 +85,13 @@ def _plot_heatmap(name: str, grid: dict, train: set[int], train_loops: int | Non
     return _png(fig)
 
 
-def _plot_vs_baselines(rdt: dict[str, Any], baselines: list[dict[str, Any]], summaries: dict[str, list],
-                       train: set[int]) -> bytes:
+def _plot_vs_twins(rdt: dict[str, Any], twins: list[dict[str, Any]], summaries: dict[str, list],
+                   train: set[int]) -> bytes:
     name = rdt["name"]
     series = [(f"{name} at the loop rule's count", name, "headline"),
               (f"{name} at training loops ({rdt.get('train_loops')})", name, "acc_at_train_loops"),
               (f"{name} ORACLE best over loops (chosen on test labels)", name, "oracle_best")]
-    series += [(f"{b['name']} ({b.get('role')})", b["name"], "headline") for b in baselines]
+    series += [(f"{t['name']} ({t.get('role')})", t["name"], "headline") for t in twins if summaries[t["name"]]]
     difficulties = sorted({e["difficulty"] for _, model, _ in series for e in summaries[model]})
     pos = {d: i for i, d in enumerate(difficulties)}
     fig = Figure(figsize=(max(6.0, 0.7 * len(difficulties) + 3), 4.5))
@@ -110,17 +110,19 @@ def _plot_vs_baselines(rdt: dict[str, Any], baselines: list[dict[str, Any]], sum
         ax.errorbar(x, mean, yerr=np.clip(err, 0, None), fmt="o-", ms=4, capsize=3, label=label)
     ax.set_xticks(range(len(difficulties)), [str(d) for d in difficulties])
     ax.set(xlabel="difficulty", ylabel="exact-match accuracy", ylim=(-0.02, 1.02),
-           xlim=(-0.5, len(pos) - 0.5), title=f"{name} against baselines (bars: 95% interval)")
+           xlim=(-0.5, len(pos) - 0.5), title=f"{name} against its twins (bars: 95% interval)")
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return _png(fig)
 
 
 def plots(results: dict[str, Any], summaries: dict[str, list]) -> dict[str, bytes]:
-    """One plot set per recurrent-depth model with loop cells; the role 'rdt' model gets unsuffixed names."""
+    """One plot set per recurrent-depth model with loop cells, the last against its own twins; the role 'rdt'
+    model gets unsuffixed names."""
     train = set(results.get("task", {}).get("train_difficulties", []))
-    baselines = [m for m in results["models"] if not is_looped(m) and summaries[m["name"]]]
     plots: dict[str, bytes] = {}
-    for m in filter(is_looped, results["models"]):
+    for m, *twins in twin_groups(results):
+        if not is_looped(m):
+            continue
         grid = {d: v for d, v in _loop_grid(m).items() if v}
         if not grid:
             continue
@@ -128,5 +130,5 @@ def plots(results: dict[str, Any], summaries: dict[str, list]) -> dict[str, byte
             r"[^A-Za-z0-9_.-]+", "_", m["name"])
         plots[f"acc_vs_loops{suffix}.png"] = _plot_acc_vs_loops(m["name"], grid, train, m.get("train_loops"))
         plots[f"heatmap{suffix}.png"] = _plot_heatmap(m["name"], grid, train, m.get("train_loops"))
-        plots[f"rdt_vs_baselines{suffix}.png"] = _plot_vs_baselines(m, baselines, summaries, train)
+        plots[f"vs_twins{suffix}.png"] = _plot_vs_twins(m, twins, summaries, train)
     return plots

@@ -16,6 +16,9 @@ import pandas as pd
 
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_text
+from mythbench.analysis.stats import LEARNED, seed_verdict, seeds_learned
+from mythbench.results.jsonshape import is_int
+from mythbench.results.results_frame import twin_of
 from mythbench.results.results_model import HEADLINE_KEY, ORACLE_KEY
 from mythbench.results.safejson import MAX_BYTES
 from mythbench.results.schema import leaderboard_difficulties
@@ -23,10 +26,13 @@ from mythbench.analysis.tables import csv_text, markdown
 
 CSV_NAME, MD_NAME = "leaderboard.csv", "LEADERBOARD.md"
 POINTS = ("train", "2x", "max")
-COLUMNS = ("task", "task_version", "fingerprint", "model", "family", "role", "params_unique", "params_total",
+# a table ranks only rows that agree on these: the same test set, trained at the same preset and budget
+TABLE_KEYS = ["task", "task_version", "fingerprint", "preset", "budget"]
+COLUMNS = (*TABLE_KEYS, "model", "twin_of", "family", "role", "params_unique", "params_total",
            "params_active", "flops_forward", "train_loops", "loop_rule",
-           *(f"{c}_{p}" for p in POINTS for c in ("d", "acc", "low", "high", "tok")),
-           "oracle_acc_max", "oracle_loops_max", "seeds", "submitter", "date", "commit", "dirty", "content_hash")
+           *(f"{c}_{p}" for p in POINTS for c in ("d", "acc", "low", "high", "tok", "per_seed")),
+           "oracle_acc_max", "oracle_loops_max", "seeds", "in_distribution", "submitter", "date", "commit", "dirty",
+           "content_hash")
 # Columns recomputed from the stored results file; submitter and date exist only on the board.
 DERIVED = tuple(c for c in COLUMNS if c not in ("submitter", "date"))
 
@@ -40,12 +46,32 @@ def _text(v: Any) -> str:
     return repr(v) if isinstance(v, float) else str(v)
 
 
+def budget(config: Any) -> str:
+    """What a run spent training each model, from its stored config: steps x batch at a width. Runs at
+    different budgets are never ranked together, whatever their preset is called."""
+    train = config.get("train") if isinstance(config, dict) else None
+    model = config.get("model") if isinstance(config, dict) else None
+    values = [section.get(key) if isinstance(section, dict) else None
+              for section, key in ((train, "steps"), (train, "batch_size"), (model, "d_model"))]
+    if not all(is_int(v) for v in values):
+        return "unrecorded"
+    return "{} steps x {} batch, d_model {}".format(*values)
+
+
+def _per_seed(model: dict, difficulty: int, loops: int | None) -> str:
+    """Every complete seed's headline accuracy at one difficulty, in seed order (as the `seeds` column)."""
+    runs = sorted((r for r in model["runs"] if r["status"] == "complete"), key=lambda r: r["seed"])
+    cells = [next((c for c in r["cells"] if c["difficulty"] == difficulty and c.get("loops") == loops), None)
+             for r in runs]
+    return " ".join(repr(float(c["accuracy"])) if c is not None else "-" for c in cells)
+
+
 def board_rows(doc: dict, digest: str, submitter: str, date: str) -> list[dict[str, str]]:
     """The leaderboard rows of one submittable results document, one per model.
 
     Accuracy is the headline: under the run's pre-registered loop rule (schema 2), or at the training loop
-    count for schema 1 files, whose runs had no other rule. The oracle (best loop count chosen on the test
-    labels) is its own, labelled column.
+    count for schema 1 files, whose runs had no other rule, with every seed's value beside it. The oracle (best
+    loop count chosen on the test labels) is its own, labelled column.
     """
     task = doc["task"]
     points = leaderboard_difficulties(task["train_difficulties"], task["test_difficulties"])
@@ -56,19 +82,24 @@ def board_rows(doc: dict, digest: str, submitter: str, date: str) -> list[dict[s
         summary = {s["difficulty"]: s for s in m["summary"]}
         row: dict[str, Any] = {
             "task": task["name"], "task_version": task["version"], "fingerprint": task["fingerprint"],
-            "model": m["name"], "family": m["family"], "role": m["role"],
+            "preset": doc.get("preset"), "budget": budget(doc.get("config")),
+            "model": m["name"], "twin_of": twin_of(m, doc["models"]), "family": m["family"], "role": m["role"],
             "params_unique": m["params"]["unique"], "params_total": m["params"]["total"],
             "params_active": m["params"]["active"],
             "flops_forward": m["flops_per_token"]["forward"], "train_loops": m["train_loops"],
             "loop_rule": "train" if v1 else doc["evaluation"]["loop_rule"]}
         for tag, d in zip(POINTS, points, strict=True):
             stat = summary[d][headline]
+            loops = stat.get("loops") if not v1 else m["train_loops"]
             row |= {f"d_{tag}": d, f"acc_{tag}": stat["mean"], f"low_{tag}": stat["ci_low"],
-                    f"high_{tag}": stat["ci_high"], f"tok_{tag}": stat.get("token_accuracy")}
+                    f"high_{tag}": stat["ci_high"], f"tok_{tag}": stat.get("token_accuracy"),
+                    f"per_seed_{tag}": _per_seed(m, d, loops)}
         best = summary[points[2]][oracle]
         seeds = sorted(r["seed"] for r in m["runs"] if r["status"] == "complete")
         row |= {"oracle_acc_max": best["mean"], "oracle_loops_max": best["loops"],
-                "seeds": " ".join(map(str, seeds)), "submitter": submitter, "date": date,
+                "seeds": " ".join(map(str, seeds)),
+                "in_distribution": seed_verdict(seeds_learned(m, task["train_difficulties"])),
+                "submitter": submitter, "date": date,
                 "commit": doc["git"]["commit"], "dirty": doc["git"]["dirty"], "content_hash": digest}
         rows.append({c: _text(row[c]) for c in COLUMNS})
     return rows
@@ -90,11 +121,15 @@ def _float(text: str) -> float | None:
 
 
 def _acc(row: pd.Series, tag: str) -> str:
+    """Mean [interval] (tokens), then each seed."""
     vals = [_float(row[f"{k}_{tag}"]) for k in ("acc", "low", "high")]
     if any(v is None for v in vals):
         return md_escape(row[f"acc_{tag}"])
     tokens = _float(row[f"tok_{tag}"])
-    return f"{vals[0]:.3f} [{vals[1]:.3f}, {vals[2]:.3f}]" + (f" ({tokens:.3f})" if tokens is not None else "")
+    seeds = [_float(v) for v in row[f"per_seed_{tag}"].split()]
+    shown = " / ".join("-" if v is None else f"{v:.2f}" for v in seeds)
+    return (f"{vals[0]:.3f} [{vals[1]:.3f}, {vals[2]:.3f}]" + (f" ({tokens:.3f})" if tokens is not None else "")
+            + (f"; seeds {shown}" if len(seeds) > 1 else ""))
 
 
 def _number(text: str, fmt: str) -> str:
@@ -107,9 +142,10 @@ def _display(row: pd.Series) -> list[str]:
     oracle = _number(row["oracle_acc_max"], ".3f") + (
         f" ({md_escape(row['oracle_loops_max'])})" if row["oracle_loops_max"] else "")
     commit = md_escape(row["commit"][:12] or "-") + (" (dirty)" if row["dirty"] == "true" else "")
-    return [md_escape(row["model"]), md_escape(row["role"]), _number(row["params_unique"], ",.0f"),
-            _number(row["flops_forward"], ".3g"), md_escape(row["loop_rule"]), *(_acc(row, tag) for tag in POINTS),
-            oracle, md_escape(row["seeds"]), md_escape(row["submitter"]), md_escape(row["date"]), commit]
+    return [md_escape(row["model"]), md_escape(row["twin_of"] or "-"), md_escape(row["role"]),
+            _number(row["params_unique"], ",.0f"), _number(row["flops_forward"], ".3g"), md_escape(row["loop_rule"]),
+            *(_acc(row, tag) for tag in POINTS), oracle, md_escape(row["seeds"]), md_escape(row["in_distribution"]),
+            md_escape(row["submitter"]), md_escape(row["date"]), commit]
 
 
 def board_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
@@ -118,29 +154,32 @@ def board_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
 
 
 def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]) -> str:
-    """LEADERBOARD.md from the CSV rows: one table per (task, version, test set), best headline accuracy at
-    the largest test difficulty first; results of different task versions are never ranked together, and a
-    table of a version that is not the task's current one is marked stale (kept as history). Every string is
-    escaped, whatever the CSV holds."""
+    """LEADERBOARD.md from the CSV rows: one table per (task, version, test set, preset, budget), best headline
+    accuracy at the largest test difficulty first; results of different task versions or budgets are never
+    ranked together, and a table of a version that is not the task's current one is marked stale (kept as
+    history). Every string is escaped, whatever the CSV holds."""
     lines = ["# mythbench leaderboard", "",
              "Generated from `leaderboard.csv` by `mythbench submit`; do not edit it by hand "
              "(`mythbench verify` checks it).",
              "Accuracy is exact match under the run's pre-registered loop rule (*train*: the model's training "
              "loop count; *difficulty*: loops in proportion to the difficulty, as trained): mean over seeds "
-             "[95% bootstrap interval over seeds] (mean per-token accuracy, where recorded). The *oracle* "
-             "column is the best loop count at the largest test difficulty chosen on the test labels "
-             "themselves: an upper bound, not a result.", ""]
+             "[95% bootstrap interval over seeds] (mean per-token accuracy, where recorded), then each seed. "
+             "The *oracle* column is the best loop count at the largest test difficulty chosen on the test labels "
+             "themselves: an upper bound, not a result. Each table holds one preset and training budget (steps x "
+             "batch at a width): runs at different budgets are never ranked together. A twin (iso-param, "
+             "iso-flop) is matched to the looped model in its *twin of* column; *in distribution* says how many "
+             f"seeds reached {LEARNED} at the largest training difficulty, and flags a model on which some did "
+             "and others did not as *seed-fragile*.", ""]
     board = board_frame(rows)
     # ranking: best headline at the largest test difficulty, then at 2x; ties by submission and model
     board["_max"], board["_2x"] = (-board[c].map(lambda t: _float(t) or 0.0) for c in ("acc_max", "acc_2x"))
-    board = board.sort_values(["task", "task_version", "fingerprint", "_max", "_2x", "content_hash", "model"],
-                              kind="stable")
-    for (task, version, fingerprint), group in board.groupby(["task", "task_version", "fingerprint"], sort=False):
+    board = board.sort_values([*TABLE_KEYS, "_max", "_2x", "content_hash", "model"], kind="stable")
+    for (task, version, fingerprint, preset, spent), group in board.groupby(TABLE_KEYS, sort=False):
         first = group.iloc[0]
         heads = [f"d={md_escape(first['d_train'])} (train)", f"d={md_escape(first['d_2x'])}",
                  f"d={md_escape(first['d_max'])}"]
-        header = ["model", "role", "params", "FLOPs/token", "loop rule", *heads, f"oracle @ {heads[2]} (loops)",
-                  "seeds", "submitter", "date", "commit"]
+        header = ["model", "twin of", "role", "params", "FLOPs/token", "loop rule", *heads,
+                  f"oracle @ {heads[2]} (loops)", "seeds", "in distribution", "submitter", "date", "commit"]
         current = current_versions.get(task)
         stale = [] if str(current) == version else [
             f"**Stale, kept as history:** the current {md_escape(task)} task is "
@@ -148,7 +187,8 @@ def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]
             + "; these results were scored on another test set and are not comparable with it.", ""]
         table = pd.DataFrame([_display(row) for _, row in group.iterrows()],
                              columns=pd.Index(header, dtype=object), dtype=object)
-        lines += [f"## {md_escape(task)} v{md_escape(version)}", "", *stale,
+        lines += [f"## {md_escape(task)} v{md_escape(version)}, preset {md_escape(preset or '-')}: "
+                  f"{md_escape(spent)}", "", *stale,
                   f"Test set fingerprint {md_escape(fingerprint[:16])}.", "", markdown(table, escape=False), ""]
     return "\n".join(lines)
 

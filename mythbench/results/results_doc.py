@@ -234,7 +234,7 @@ BOARD = """## The leaderboard (`results/`)
 | path | content |
 |---|---|
 | `leaderboard.csv` | one row per (submission, model): the source of truth |
-| `LEADERBOARD.md` | generated from the CSV (one table per task version and test set); never edited by hand |
+| `LEADERBOARD.md` | generated from the CSV (one table per task version, test set, preset and budget); never edited by hand |
 | `submissions/<task>/<sha256>.json` | each accepted file, named by the sha256 of its canonical JSON |
 | `.leaderboard.lock` | the lock file taken (`flock`) around every read-modify-write |
 
@@ -242,9 +242,14 @@ The canonical JSON has sorted keys, no whitespace and is UTF-8.
 
 CSV columns (mythbench/board.py): {columns}. The points are `train` (the largest train difficulty), `2x`
 (the test difficulty nearest twice that; ties go to the harder) and `max` (the largest test difficulty);
-`acc`, `low`, `high`, `tok` are the headline mean, interval and token accuracy there; `oracle_*` the best
-loop count at the largest test difficulty. Floats are written with `repr`, so the CSV reproduces the
-stored numbers exactly.
+`acc`, `low`, `high`, `tok` are the headline mean, interval and token accuracy there, `per_seed` each complete
+seed's headline accuracy (in the order of `seeds`); `oracle_*` the best loop count at the largest test
+difficulty. `budget` is the run's `train.steps` x `train.batch_size` at `model.d_model` (from its `config`;
+`unrecorded` where one is not an integer): rows of different presets or budgets are never ranked in one
+table. `twin_of` is the looped model a twin is matched to (files before twins: the `rdt`-role model for
+`iso-param` and `iso-flop`); `in_distribution` says how many seeds reached 0.9 at the largest training
+difficulty, `seed-fragile` when some did and others did not. Floats are written with `repr`, so the CSV
+reproduces the stored numbers exactly.
 
 `mythbench verify [PATH]` checks every `results.json` under PATH against the schema of its kind, every stored
 submission against the submission rules (its name must be its content hash and its directory its task), and

@@ -67,8 +67,8 @@ def complete_runs(model: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def cells_frame(doc: dict[str, Any], provenance: bool = False) -> pd.DataFrame:
-    """The cells of every complete run (CELL_COLUMNS), plus with `provenance` the family, split, training loop
-    count, whether the cell is the headline (the model's pre-registered loop count there; schema 1: the
+    """The cells of every complete run (CELL_COLUMNS), plus with `provenance` the family, the looped model a twin
+    belongs to (`twin_of`), split, training loop count, whether the cell is the headline (the model's pre-registered loop count there; schema 1: the
     training loop count) and the file's provenance columns."""
     task, git = doc.get("task") or {}, doc.get("git") or {}
     train = set(task.get("train_difficulties") or [])
@@ -82,14 +82,15 @@ def cells_frame(doc: dict[str, Any], provenance: bool = False) -> pd.DataFrame:
                 row = {"model": m["name"], "role": m.get("role"), "seed": run["seed"], **cell}
                 if provenance:
                     d, loops = cell["difficulty"], cell["loops"]
-                    row |= {"family": m.get("family"), "split": "train" if d in train else "test",
+                    row |= {"family": m.get("family"), "twin_of": twin_of(m, doc["models"]),
+                            "split": "train" if d in train else "test",
                             "train_loops": m.get("train_loops"),
                             "headline": loops is None or rule.get(str(d)) == loops,
                             "task": task.get("name"), "task_version": task.get("version"),
                             "fingerprint": task.get("fingerprint"), "schema_version": doc.get("schema_version"),
                             "preset": doc.get("preset"), "commit": git.get("commit"), "dirty": git.get("dirty")}
                 rows.append(row)
-    extra = ["family", "split", "train_loops", "headline", *PROVENANCE_COLUMNS] if provenance else []
+    extra = ["family", "twin_of", "split", "train_loops", "headline", *PROVENANCE_COLUMNS] if provenance else []
     return typed(pd.DataFrame(rows, columns=CELL_COLUMNS + extra))
 
 
@@ -117,7 +118,7 @@ def summary_frame(doc: dict[str, Any], summaries: dict[str, list[dict[str, Any]]
 
 def load(path: Path | str, validate: bool = True) -> pd.DataFrame:
     """The cells of a run directory or results.json as a tidy DataFrame: one row per model x seed x difficulty
-    x loops (complete runs only), with family, split, train_loops, `headline` (the cell is at the model's
+    x loops (complete runs only), with family, twin_of, split, train_loops, `headline` (the cell is at the model's
     pre-registered loop count) and the provenance columns task, task_version, fingerprint, schema_version,
     preset, commit and dirty. For example, the headline accuracy per model and difficulty:
 
@@ -134,3 +135,23 @@ def load(path: Path | str, validate: bool = True) -> pd.DataFrame:
 def is_looped(model: dict[str, Any]) -> bool:
     """Looped (recurrent-depth) models carry train_loops; single-pass baselines carry null."""
     return model.get("train_loops") is not None
+
+
+LEGACY_TWIN_ROLES = ("iso-param", "iso-flop")  # before `twin_of`, these were matched to the `rdt`-role model
+
+
+def twin_of(model: dict[str, Any], models: list[dict[str, Any]]) -> str | None:
+    """The name of the looped model `model` is a twin of: its `twin_of`, or in a file written before twins, the
+    `rdt`-role model for an iso-param or iso-FLOP transformer; None for a looped model."""
+    if "twin_of" in model or is_looped(model) or model.get("role") not in LEGACY_TWIN_ROLES:
+        return model.get("twin_of")
+    return next((m["name"] for m in models if m.get("role") == "rdt"), None)
+
+
+def twin_groups(doc: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    """Each looped model followed by its own twins, in file order; a model that is neither stands alone."""
+    models = doc["models"]
+    owners = {m["name"]: twin_of(m, models) for m in models}
+    names = {m["name"] for m in models if owners[m["name"]] is None}
+    return [[m, *(t for t in models if owners[t["name"]] == m["name"])] for m in models
+            if owners[m["name"]] is None or owners[m["name"]] not in names]

@@ -145,7 +145,11 @@ LOOP_RULE = Obj({"name": Enum(LOOP_RULES), "loops": Obj()},
                               "`eval_loops`, never decreasing with the difficulty (all `train_loops` for rule "
                               "`train`)"})
 MODEL_V2 = Obj({**MODEL.required, "loop_rule": Nullable(LOOP_RULE), "summary": Arr(SUMMARY_V2)},
-               doc={**MODEL.doc, "loop_rule": "required for `rdt`, null for `standard`"})
+               optional={"twin_of": Nullable(Str(MODEL_NAME_RE, 64))},
+               doc={**MODEL.doc, "loop_rule": "required for `rdt`, null for `standard`",
+                    "twin_of": "a twin (a `standard` model matched to a looped one): the `name` of that looped "
+                               "model in this file; null for a looped model. Files written before twins "
+                               "lack it: their `iso-param` and `iso-flop` are the twins of the `rdt`-role model"})
 TASK_V2 = Obj({**TASK.required, "depth_per_difficulty": Int(1), "context_length": Enum(("fixed", "grows"))},
               doc={**TASK.doc, "depth_per_difficulty": "sequential steps per unit of difficulty",
                    "context_length": "whether the difficulty changes the sequence length"})

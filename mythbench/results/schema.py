@@ -195,7 +195,21 @@ def _check_run(doc: dict, shape: Obj) -> list[str]:
         elif isinstance(name, str):
             names[name] = mp
         _check_model(m, mp, doc, out)
+    _check_twins(doc, out)
     return out
+
+
+def _check_twins(doc: dict, out: list[str]) -> None:
+    """A twin names a looped model of the same file, and is itself a model that does not loop."""
+    families = {m.get("name"): m.get("family") for _, m in dicts(doc.get("models"), "models")}
+    for mp, m in dicts(doc.get("models"), "models"):
+        owner = m.get("twin_of")
+        if not isinstance(owner, str):
+            continue
+        if m.get("family") != "standard":
+            out.append(f"{mp}.twin_of: only a 'standard' model is a twin, this one is {show(m.get('family'))}")
+        if families.get(owner) != "rdt":
+            out.append(f"{mp}.twin_of: {show(owner)} is not the name of a looped model in this file")
 
 
 # (schema_version, kind) -> validator
@@ -255,7 +269,7 @@ def check_submittable(doc: Any) -> list[str]:
     task = doc.get("task") if isinstance(doc.get("task"), dict) else {}
     name = task.get("name")
     name = name if isinstance(name, str) and re.fullmatch(TASK_NAME_RE, name) else "TASK"
-    hint = f"run `mythbench run {name} --preset standard` (3 seeds) and submit its results.json"
+    hint = f"run `mythbench run {name} --preset standard` (5 seeds) and submit its results.json"
     if "status" in doc and doc["status"] != "complete":
         out.append(f"status: {show(doc['status'])}; only complete runs can be submitted (rerun the same "
                    "command: it resumes where it stopped)")

@@ -1,4 +1,4 @@
-"""`mythbench run`: train the RDT and its matched baselines, evaluate the grid, write a run directory.
+"""`mythbench run`: train the run's looped models and their twins, evaluate the grid, write a run directory.
 
 Layout of a run directory:
     config.yaml                      the resolved run config
@@ -193,7 +193,7 @@ def _model_entry(plan: ModelPlan, runs: list[dict], cfg: RunConfig, task: Any) -
     count = accounting.count_config(plan.family, plan.config,
                                     grad_loops=cfg.train.bwd_loops if truncated else None)
     entry = {
-        "name": plan.name, "family": plan.family, "role": plan.role,
+        "name": plan.name, "family": plan.family, "role": plan.role, "twin_of": plan.twin_of,
         "model_config": dataclasses.asdict(plan.config), "params": count.params_dict(),
         "flops_per_token": count.flops_dict(), "train_loops": train_loops,
         "eval_loops": list(range(1, max_eval_loops(train_loops, cfg, task) + 1)) if looped else None,

@@ -63,7 +63,7 @@ def _model(name: str, family: str, role: str, seeds: Sequence[int], task: TaskId
              "params": {"total": 5000, "unique": 4000, "active": 3500, "once": 2000, "recurrent": 2000},
              "flops_per_token": {"forward": 12000.0, "train": 36000.0},
              "train_loops": train_loops if looped else None, "eval_loops": eval_loops, "runs": runs,
-             "loop_rule": None}
+             "loop_rule": None, "twin_of": None if looped else "rdt"}
     if looped:
         loops = rule_loops("difficulty", difficulties, max(task.train_difficulties), train_loops, TrainConfig(),
                            len(eval_loops))
@@ -74,7 +74,7 @@ def _model(name: str, family: str, role: str, seeds: Sequence[int], task: TaskId
 
 def make_results(seeds: Sequence[int] = (0, 1, 2), task: TaskIdentity = TOY, n: int = 32, rng_seed: int = 0,
                  train_loops: int = 2, diverged: Sequence[int] = (), preset: str = "standard") -> dict[str, Any]:
-    """A complete, consistent results.json document: an RDT and an iso-param standard transformer."""
+    """A complete, consistent results.json document: an RDT and its iso-param twin."""
     rng = np.random.default_rng(rng_seed)
     models = [_model("rdt", "rdt", "rdt", seeds, task, n, train_loops, rng, diverged),
               _model("std-iso-param", "standard", "iso-param", seeds, task, n, train_loops, rng, diverged)]
