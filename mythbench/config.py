@@ -206,7 +206,7 @@ class RunConfig:
     # the looped models trained, each derived from `model` (`rdt` is `model` itself, `control`, an ablation,
     # `a+b`: b's change applied to a), and the twins each of them gets (non-looped, matched to it; [] = none)
     models: list[str] = field(default_factory=lambda: ["rdt"])
-    twins: list[str] = field(default_factory=lambda: ["iso-param", "iso-flop"])
+    twins: list[str] = field(default_factory=lambda: ["iso-param", "iso-flop"])  # each looped model's; [] = none
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     scale: ScaleConfig = field(default_factory=ScaleConfig)
@@ -319,7 +319,10 @@ def _build(cls: type, data: Any, where: str, problems: list[str]) -> Any:
     for key in data:
         if key not in names:
             known = _key_paths(cls(), sections=isinstance(data[key], dict))
-            problems.append(f"{prefix}{key}: unknown key{known_hint(str(key), known, prefix)}")
+            in_a_section = [k for k in known if k.rpartition(".")[2] == key]  # `d_model` for `model.d_model`
+            hint = (f" (did you mean {' or '.join(repr(prefix + k) for k in in_a_section)}?)" if in_a_section
+                    else known_hint(str(key), known, prefix))
+            problems.append(f"{prefix}{key}: unknown key{hint}")
     kwargs = {}
     for key in names & data.keys():
         n_before = len(problems)

@@ -68,7 +68,7 @@ def test_describe_shows_each_looped_models_twins():
     (["run", "parity", "--set", "threads=0"], ["threads: 0 must be >= 1"]),
     (["run", "parity", "--workers", "0"], ["--workers 0 must be >= 1"]),
     (["describe", "parity", "--set", "model.top_k=9"], ["model.top_k"]),
-    (["describe", "parity", "--set", "d_model=32"], ["d_model: unknown key (did you mean 'model.d_model'"]),
+    (["describe", "parity", "--set", "d_model=32"], ["d_model: unknown key (did you mean", "'model.d_model'"]),
     (["sample", "parity", "--difficulty", "0"], ["difficulty 0 is outside"]),
     (["eval", "parity", "/nonexistent"], ["missing"]),
     (["report", "/nonexistent"], ["no results.json"]),

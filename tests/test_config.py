@@ -134,7 +134,7 @@ def test_a_mistyped_task_preset_and_keys_are_named_at_once_with_their_fix(tmp_pa
     assert caught.value.problems == [
         "unknown task 'parit' (did you mean 'parity'?); or give a task file (.yaml)",
         "unknown preset 'quik' (did you mean 'quick'?)",
-        "d_model: unknown key (did you mean 'model.d_model' or 'model.ffn' or 'model.act'?)",
+        "d_model: unknown key (did you mean 'model.d_model'?)",  # the key of that name in a section
         "modle: unknown key (did you mean 'model'?)",
         "train.step: unknown key (did you mean 'train.steps'?)",
     ]
