@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from mythbench.core.errors import ConfigError
-from mythbench.core.yamlio import load_yaml
+from mythbench.core.yamlio import load_yaml, parse_yaml
 from mythbench.models.rdt_config import RDTConfig
 
 PRESET_DIR = Path(__file__).parent / "presets"
@@ -295,7 +295,7 @@ def parse_overrides(pairs: list[str], problems: list[str]) -> dict:
             problems.append(f"--set {pair!r}: expected key=value")
             continue
         try:
-            value = yaml.safe_load(raw)
+            value = parse_yaml(raw)
         except yaml.YAMLError:
             value = raw
         node = out

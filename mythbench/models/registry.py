@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from mythbench.models.rdt_config import RDTConfig
 PLUGIN_PACKAGES = ("mythbench.tasks", "mythbench.baselines", "mythbench.baselines.openmythos")
 PLUGIN_GROUP = "mythbench.plugins"
 PLUGIN_ENV = "MYTHBENCH_PLUGINS"
+MAX_MODEL_ELEMENTS = 2**30  # parameters and buffers of one model: 4 GiB in fp32
 
 
 @dataclass(frozen=True)
@@ -65,10 +67,28 @@ def family_of(model: torch.nn.Module) -> ModelFamily:
     raise ConfigError(f"{type(model).__name__} is not the model class of a registered family; pass looped=")
 
 
+def size_problem(family: str, cfg: Any) -> str | None:
+    """Why a model of `family` with this config is too large to build, or None. It is counted on the meta
+    device, which allocates nothing, so a card asking for terabytes is refused with the limit named."""
+    with torch.device("meta"):
+        shape = get_family(family).model_class(cfg)
+    elements = sum(t.numel() for t in itertools.chain(shape.parameters(), shape.buffers()))
+    if elements > MAX_MODEL_ELEMENTS:
+        return f"the {family} model holds {elements:,} parameters and buffers; the limit is {MAX_MODEL_ELEMENTS:,}"
+    return None
+
+
+def instantiate(family: str, cfg: Any) -> torch.nn.Module:
+    """A model of `family` from its config object, once `size_problem` has no objection."""
+    problem = size_problem(family, cfg)
+    if problem is not None:
+        raise ConfigError(problem)
+    return get_family(family).model_class(cfg)
+
+
 def build_model(family: str, config: dict) -> tuple[torch.nn.Module, Any]:
-    fam = get_family(family)
-    cfg = fam.config_from_dict(config)
-    return fam.model_class(cfg), cfg
+    cfg = get_family(family).config_from_dict(config)
+    return instantiate(family, cfg), cfg
 
 
 @functools.cache

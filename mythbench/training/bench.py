@@ -127,7 +127,8 @@ def run_bench(cfg: RDTConfig, variant_list: list[Variant], batch: int, seq: int,
     for v in variant_list:
         torch.manual_seed(0)
         family = registry.get_family(v.family)
-        runners.append(_Runner(v, family.model_class(family.config_from_dict(cfg.to_dict())), tokens, loops))
+        runners.append(_Runner(v, registry.instantiate(v.family, family.config_from_dict(cfg.to_dict())), tokens,
+                               loops))
     first_call = {r.variant: _seconds(r.train) + _seconds(r.infer) for r in runners}  # includes compiling
     for rep in range(warmup + repeats):
         for r in runners:

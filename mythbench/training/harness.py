@@ -78,6 +78,9 @@ def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
         plans.append(ModelPlan(name, family, role, bcfg))
     for plan in plans:
         c = plan.config
+        too_large = registry.size_problem(plan.family, c)
+        if too_large is not None:
+            problems.append(f"{'model' if plan.role == 'rdt' else f'baselines: {plan.name}'}: {too_large}")
         if getattr(c, "positional", None) == "none" and not getattr(c, "conv_kernel", 0) and not getattr(
                 c, "causal", True):
             where = "model" if plan.role == "rdt" else f"baselines: {plan.name}"
@@ -119,7 +122,7 @@ def train_cell(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, run_dir: P
     seed_dir = run_dir / "models" / plan.name / f"seed{seed}"
     family = registry.get_family(plan.family)
     torch.manual_seed(seed)
-    model = family.model_class(plan.config).to(cfg.device)
+    model = registry.instantiate(plan.family, plan.config).to(cfg.device)
     write_model_card(seed_dir, plan.family, dataclasses.asdict(plan.config),
                      {"task": task.spec.name, "task_version": task.spec.version, "seed": seed})
     log.info("%s seed %d: training (%s recipe, %d steps)", plan.name, seed, cfg.train.recipe, cfg.train.steps)

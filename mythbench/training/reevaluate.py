@@ -23,6 +23,7 @@ from mythbench.tasks import get_task
 from mythbench.training.evaluate import evaluate_looped, evaluate_plain, sweep_max_loops
 from mythbench.training.train import WEIGHTS, load_weights
 
+MAX_EVAL_LOOPS = 1024  # a loop sweep runs every count up to the largest: bounded like every numeric option
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -72,6 +73,8 @@ def evaluate_checkpoint(ckpt_dir: Path, task_name: str, difficulties: list[int] 
     for flag, values in (("--loops", loops), ("--difficulties", difficulties)):
         if values is not None and (not values or min(values) < 1):
             raise ConfigError(f"{flag} {','.join(map(str, values))}: give one or more positive integers")
+    if loops and max(loops) > MAX_EVAL_LOOPS:
+        raise ConfigError(f"--loops {max(loops)}: must be <= {MAX_EVAL_LOOPS}")
     task = get_task(task_name)
     model, card = load_checkpoint(ckpt_dir, device)
     if card.get("task") not in (None, task.spec.name):
