@@ -112,7 +112,8 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 FILES = ["results.json", "config.yaml", "code.sha256", "models/rdt/seed0/config.json",
-         "models/rdt/seed0/model.safetensors", "models/rdt/seed0/result.json",
+         "models/rdt/seed0/model.safetensors", "models/rdt/seed0/model.safetensors.sha256",
+         "models/rdt/seed0/result.json",
          "models/rdt/seed0/ckpt-00000001/manifest.json", "models/rdt/seed0/ckpt-00000001/train_state.pt",
          "models/rdt/seed0/ckpt-00000001/model.safetensors"]
 

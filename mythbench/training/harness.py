@@ -3,7 +3,8 @@
 Layout of a run directory:
     config.yaml                      the resolved run config
     code.sha256                      fingerprint of the source that computed the results
-    models/<name>/seed<k>/           model.safetensors, config.json, result.json, ckpt-<step>/ (train_checkpoint.py)
+    models/<name>/seed<k>/           model.safetensors (+ .sha256), config.json, result.json, ckpt-<step>/
+                                     (train_checkpoint.py)
     results.json, report.md, *.csv, *.png, log.txt
     .lock                            names the one process writing the directory (runlock.py)
 A per-seed `result.json` marks that (model, seed) as done, so a killed run resumes where it stopped;

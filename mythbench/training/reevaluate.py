@@ -1,7 +1,8 @@
 """Saved models: re-evaluate a checkpoint (`mythbench eval`) and re-score a submission (`verify --rescore`).
 
-A checkpoint directory holds `config.json` (family + model config, plain JSON) and `model.safetensors`;
-nothing in it is executed or unpickled.
+A checkpoint directory holds `config.json` (family + model config, plain JSON), `model.safetensors` and its
+sha256 (`model.safetensors.sha256`, checked before the weights are loaded); nothing in it is executed or
+unpickled.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from mythbench.results.safejson import read_json_file, walk_problems
 from mythbench.results.schema import check_schema
 from mythbench.tasks import get_task
 from mythbench.training.evaluate import evaluate_looped, evaluate_plain, sweep_max_loops
-from mythbench.training.train import WEIGHTS, load_weights
+from mythbench.training.train import WEIGHTS, load_weights, read_final_weights
 
 MAX_EVAL_LOOPS = 1024  # a loop sweep runs every count up to the largest: bounded like every numeric option
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
@@ -47,7 +48,7 @@ def load_checkpoint(ckpt_dir: Path, device: str = "cpu") -> tuple[torch.nn.Modul
         model, _ = registry.build_model(card["family"], card["model_config"])
     except ConfigError as e:
         raise ConfigError([f"{card_path}: {p}" for p in e.problems]) from None
-    load_weights(model, ckpt_dir / WEIGHTS)
+    load_weights(model, ckpt_dir / WEIGHTS, read_final_weights(ckpt_dir))
     return model.to(device).eval(), card
 
 
