@@ -161,13 +161,19 @@ def bench(task: str = typer.Option("parity", "--task", help="the task whose size
     from mythbench.training.bench import format_table, run_bench, variants
 
     modes = {"off": [False], "on": [True], "both": [False, True]}
-    if compile_ not in modes:
-        raise ConfigError(f"--compile {compile_!r} is not one of off, on, both")
+    problems = [] if compile_ in modes else [f"--compile {compile_!r} is not one of off, on, both"]
+    if json_out is not None and json_out.is_dir():
+        problems.append(f"--json {json_out}: a directory; give the path of a file")
+    if problems:
+        raise ConfigError(problems)
     result = run_bench(_rdt_config(task, preset, config, set_), variants(family, dtype, modes[compile_]), batch, seq,
                        loops, threads, repeats, sweep=sweep)
     typer.echo(format_table(result))
     if json_out is not None:
-        atomic_write_json(json_out, result)
+        try:
+            atomic_write_json(json_out, result)
+        except OSError as exc:
+            raise ConfigError(f"--json {json_out}: cannot write it ({exc.strerror})") from None
 
 
 @app.command()

@@ -135,3 +135,7 @@ def test_the_seeds_option_sets_the_seed_count(monkeypatch, tmp_path):
     out = runner.invoke(app, ["run", "parity", "--preset", "standard", "--seeds", "1", "--out", str(tmp_path)])
     assert out.exit_code == 0, out.output
     assert seen == [[0]]
+
+
+def test_bench_refuses_a_json_path_that_is_a_directory_before_timing_anything(tmp_path):
+    assert f"--json {tmp_path}: a directory" in _refused("bench", "--json", str(tmp_path), "--compile", "x")

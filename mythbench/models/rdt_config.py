@@ -27,7 +27,7 @@ _MIN = {  # inclusive lower bounds
     "router_max_loops": 1, "lora_rank": 0, "conv_kernel": 0, "lora_max_loops": 1, "train_loops": 1,
     "bias_update_rate": 0.0, "aux_loss_weight": 0.0, "ponder_weight": 0.0,
 }  # fmt: skip
-_MAX = {  # inclusive upper bounds: far above any model this benchmark trains, so a typo or a hostile card is
+UPPER_BOUNDS = {  # inclusive upper bounds: far above any model this benchmark trains, so a typo or a hostile card is
     # refused here rather than hanging or exhausting memory while the model is built
     "vocab_size": 2**20, "max_seq_len": 2**20, "d_model": 2**16, "n_heads": 2**10, "n_kv_heads": 2**10,
     "prelude_layers": 256, "recurrent_layers": 256, "coda_layers": 256, "kv_latent_dim": 2**16,
@@ -104,7 +104,7 @@ class RDTConfig:
             if name not in bad and getattr(self, name) < low:
                 problems.append(f"{name}: must be >= {low}, got {getattr(self, name)!r}")
                 bad.add(name)
-        for name, high in _MAX.items():
+        for name, high in UPPER_BOUNDS.items():
             if name not in bad and getattr(self, name) > high:
                 problems.append(f"{name}: must be <= {high}, got {getattr(self, name)!r}")
                 bad.add(name)
