@@ -226,7 +226,7 @@ def command_lines(draw: st.DrawFn) -> list[str]:
 
 
 @pytest.mark.slow
-@settings(max_examples=25, deadline=None,
+@settings(max_examples=30, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
 @given(args=command_lines())
 def test_every_command_under_random_options_exits_0_or_2_and_leaves_nothing_half_written(finished_run, args,
