@@ -12,6 +12,7 @@ nor scipy (tests/test_cli.py checks it).
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import logging
 from collections.abc import Callable, Sequence
@@ -36,6 +37,7 @@ BACKEND_HELP = "local (processes on this machine) | ray | slurm (submitit)"
 WORKERS_HELP = "parallel cells (default: cores // threads; Slurm: array parallelism)"
 RETRIES_HELP = "times a failed or killed cell is run again before it is reported"
 SLURM_HELP = "key=value for the Slurm backend: partition, timeout_min, cpus_per_task, gpus_per_node, folder"
+SEEDS = (1, 1000)  # --seeds N: the seeds 0..N-1
 
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -95,6 +97,32 @@ def reports_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def option_ranges(**ranges: tuple[int, int]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Give a command's numeric options their inclusive ranges (a list option: each of its values), so no typo
+    turns into an unbounded request; every option out of range is named in one ConfigError. (--workers and
+    --retries are checked by `make_backend`, together with the backend they go with.)"""
+
+    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
+        signature = inspect.signature(fn)
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            given = signature.bind(*args, **kwargs).arguments
+            problems = [f"--{name} {value}: must be in [{low}, {high}]" for name, (low, high) in ranges.items()
+                        for value in _as_list(given.get(name)) if not low <= value <= high]
+            if problems:
+                raise ConfigError(problems)
+            return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def _as_list(value: Any) -> list[Any]:
+    return [] if value is None else value if isinstance(value, list) else [value]
 
 
 class _StderrWarnings(logging.Handler):
@@ -173,6 +201,7 @@ def describe(task: str = task_argument(),
 @app.command(cls=TaskFirst, epilog=examples("bench parity --dtype fp32 --dtype bf16",
                                             "bench parity --family rdt --family standard --compile both"))
 @reports_errors
+@option_ranges(batch=(1, 4096), seq=(1, 65536), loops=(1, 1024), threads=(1, 1024), repeats=(1, 1000))
 def bench(task: str = task_argument(),
           preset: str = preset_option(),
           config: Path | None = typer.Option(None, "--config", help="YAML run config, as for run"),
@@ -189,15 +218,21 @@ def bench(task: str = task_argument(),
     rdt_cfg = _rdt_config(task, preset, config, set_)
     from mythbench.training.bench import format_table, run_bench, variants  # heavy (torch): after the config is valid
 
+    if json_out is not None and json_out.is_dir():
+        raise ConfigError(f"--json {json_out}: a directory; give the path of a file")
     result = run_bench(rdt_cfg, variants(family, dtype, COMPILE_MODES[compile_]), batch, seq,
                        loops, threads, repeats, sweep=sweep)
     typer.echo(format_table(result))
     if json_out is not None:
-        atomic_write_json(json_out, result)
+        try:
+            atomic_write_json(json_out, result)
+        except OSError as exc:
+            raise ConfigError(f"--json {json_out}: cannot write it ({exc.strerror})") from None
 
 
 @app.command(cls=TaskFirst, epilog=examples("sample parity -d 5", "sample khop -d 3 --n 1 --json"))
 @reports_errors
+@option_ranges(n=(1, 10_000), seed=(0, 2**31 - 1))  # the task checks --difficulty against its own range
 def sample(task: str = task_argument(), difficulty: int = typer.Option(..., "--difficulty", "-d"),
            n: int = typer.Option(3, "--n"), split: str = typer.Option("test", "--split", **choice(SPLITS)),
            seed: int = typer.Option(0, "--seed"),
@@ -213,6 +248,7 @@ def sample(task: str = task_argument(), difficulty: int = typer.Option(..., "--d
 @app.command(cls=TaskFirst, epilog=examples("run parity", "run all --preset standard --seeds 3",
                                             "run khop --set train.steps=200 --set train.recipe=huginn"))
 @reports_errors
+@option_ranges(seeds=SEEDS)
 def run(task: str = task_argument(all_=True),
         preset: str = preset_option(),
         config: Path | None = typer.Option(None, "--config", help="YAML run config"),
@@ -232,7 +268,7 @@ def run(task: str = task_argument(all_=True),
     names = tasks.list_tasks() if task == "all" else [task]
     use = None if tuned is None else {"use": str(tuned), "use_sha256": file_sha256(tuned)}
     configs = [resolve_run_config(name, preset, config, set_, device=device, tune=use,
-                                  seeds=list(range(seeds)) if seeds else None) for name in names]
+                                  seeds=None if seeds is None else list(range(seeds))) for name in names]
     # heavy (torch): imported once the configs are valid
     from mythbench.experiments.sweep import Run, make_backend, run_grid, run_workers
     from mythbench.reports.report import format_summary_table
@@ -260,6 +296,7 @@ def run(task: str = task_argument(all_=True),
 @app.command(cls=TaskFirst, epilog=examples("scale parity-biased", "scale parity-biased --backend local --workers 2",
                                             "scale parity-biased --partial"))
 @reports_errors
+@option_ranges(seeds=SEEDS)
 def scale(task: str = task_argument(all_=True),
           preset: str = preset_option(),
           config: Path | None = typer.Option(None, "--config", help="YAML run config"),
@@ -271,7 +308,7 @@ def scale(task: str = task_argument(all_=True),
                                              **choice(BACKENDS)),
           workers: int | None = typer.Option(None, "--workers", help=WORKERS_HELP),
           address: str | None = typer.Option(None, "--address", help="Ray cluster address (--backend ray)"),
-          retries: int = typer.Option(2, "--retries", help=RETRIES_HELP),
+          retries: int | None = typer.Option(None, "--retries", help=RETRIES_HELP + " (default 2)"),
           slurm: list[str] = typer.Option([], "--slurm", help=SLURM_HELP),
           partial: bool = typer.Option(False, "--partial", help="train nothing: write the tables and fits of "
                                        "the points stored so far (an interrupted ladder)")) -> None:
@@ -281,7 +318,7 @@ def scale(task: str = task_argument(all_=True),
 
     names = tasks.list_tasks() if task == "all" else [task]
     configs = [resolve_run_config(name, preset, config, set_, device=device,
-                                  seeds=list(range(seeds)) if seeds else None) for name in names]
+                                  seeds=None if seeds is None else list(range(seeds))) for name in names]
     from mythbench.experiments.scale import run_scale  # heavy (torch): after the configs are valid
     from mythbench.experiments.sweep import Run, make_backend, run_grid
     from mythbench.reports.scale_report import headline_table
@@ -292,10 +329,18 @@ def scale(task: str = task_argument(all_=True),
                 else (out / cfg.task if task == "all" else out)) for cfg in configs]
     if partial and backend is not None:
         raise ConfigError("--partial trains nothing, so it takes no --backend")
+    engine_options = [f"--{name}" for name, value in (("workers", workers), ("address", address),
+                                                      ("retries", retries), ("slurm", slurm or None))
+                      if value is not None]
+    if backend is None and engine_options:
+        raise ConfigError(f"{', '.join(engine_options)}: options of a --backend; without one the ladder runs "
+                          "serially, in process, where they do nothing")
     if backend is None:
         results = [run_scale(r.cfg, r.run_dir, command_line(), train=not partial) for r in runs]
     else:
-        engine = make_backend(backend, workers, address, _slurm_options(slurm, runs[0].run_dir.parent), retries)
+        retries = 2 if retries is None else retries
+        slurm_folder = runs[0].run_dir.parent / "slurm"
+        engine = make_backend(backend, workers, address, _slurm_options(slurm), retries, slurm_folder)
         results = run_grid(runs, engine, command_line(), retries)
     for run_, res in zip(runs, results, strict=True):
         typer.echo("\n".join(headline_table(res)))
@@ -349,21 +394,22 @@ def sweep(grid: Path = typer.Argument(..., help="grid file (YAML): tasks, preset
     from mythbench.training.harness import command_line
 
     runs = load_grid(grid, out)
-    engine = make_backend(backend, workers, address, _slurm_options(slurm, runs[0].run_dir.parents[2]), retries)
+    engine = make_backend(backend, workers, address, _slurm_options(slurm), retries,
+                          runs[0].run_dir.parents[2] / "slurm")
     for run_, results in zip(runs, run_grid(runs, engine, command_line(), retries), strict=True):
         typer.echo(format_summary_table(results))
         typer.echo(f"run directory: {run_.run_dir}")
 
 
-def _slurm_options(pairs: list[str], root: Path) -> dict[str, Any]:
-    """`--slurm key=value` options for the Slurm backend; job logs go to ROOT/slurm unless `folder` is set."""
+def _slurm_options(pairs: list[str]) -> dict[str, Any]:
+    """The `--slurm key=value` options given (job logs go to ROOT/slurm unless `folder` is one of them)."""
     problems: list[str] = []
-    options = {"folder": root / "slurm", **parse_overrides(pairs, problems)}
+    options = parse_overrides(pairs, problems)
     known = ("partition", "timeout_min", "cpus_per_task", "gpus_per_node", "folder")
     problems += [f"--slurm {k}: unknown (known: {', '.join(known)})" for k in options if k not in known]
     if problems:
         raise ConfigError(problems)
-    return {**options, "folder": Path(options["folder"])}
+    return {**options, "folder": Path(options["folder"])} if "folder" in options else options
 
 
 @app.command("eval", cls=TaskFirst,
@@ -417,6 +463,7 @@ def report(run_dir: Path) -> None:
 
 @app.command()
 @reports_errors
+@option_ranges(difficulty=(1, 2**20))
 def compare(run_dirs: list[Path] = typer.Argument(..., help="run directories of one task"),
             difficulty: list[int] = typer.Option(None, "--difficulty", "-d",
                                                  help="difficulties (repeatable); default: all shared")) -> None:

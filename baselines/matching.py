@@ -18,7 +18,7 @@ from mythbench.baselines.standard import as_standard
 
 from mythbench.core.errors import ConfigError
 from mythbench.models.accounting import count_config
-from mythbench.models.rdt_config import RDTConfig
+from mythbench.models.rdt_config import UPPER_BOUNDS, RDTConfig
 
 PARAM_TOLERANCE = 0.02
 FLOP_TOLERANCE = 0.05
@@ -31,11 +31,12 @@ def _ffn_knob(cfg: RDTConfig) -> str:
 
 
 def _closest_width(make: Callable[[int], RDTConfig], measure: Callable[[RDTConfig], float], target: float,
-                   start: int) -> RDTConfig:
-    """Smallest |measure - target| over the knob; measure grows with the knob, so bisect, then compare."""
-    lo, hi = 1, max(2, start)
-    while measure(make(hi)) < target and hi < 1 << 20:
-        hi *= 2
+                   start: int, limit: int) -> RDTConfig:
+    """Smallest |measure - target| over the knob in [1, limit]; measure grows with the knob, so bisect, then
+    compare."""
+    lo, hi = 1, min(max(2, start), limit)
+    while measure(make(hi)) < target and hi < limit:
+        hi = min(2 * hi, limit)
     while hi - lo > 1:
         mid = (lo + hi) // 2
         lo, hi = (mid, hi) if measure(make(mid)) < target else (lo, mid)
@@ -46,7 +47,7 @@ def _match(rdt: RDTConfig, layers: tuple[int, int, int], measure: Callable[[RDTC
            target: float, tolerance: float, kind: str) -> RDTConfig:
     knob = _ffn_knob(rdt)
     make = lambda w: as_standard(rdt, *layers, **{knob: w})  # noqa: E731
-    best = _closest_width(make, measure, target, getattr(rdt, knob))
+    best = _closest_width(make, measure, target, getattr(rdt, knob), UPPER_BOUNDS[knob])
     error = abs(measure(best) - target) / target
     if error > tolerance:
         raise ConfigError(f"{kind}: cannot match within {tolerance:.0%} by {knob} alone (best "

@@ -23,7 +23,7 @@ import yaml
 
 from mythbench.core.errors import ConfigError, known_hint
 from mythbench.core.fielddocs import field_docs
-from mythbench.core.yamlio import load_yaml
+from mythbench.core.yamlio import load_yaml, parse_yaml
 from mythbench.models.rdt_config import RDTConfig
 from mythbench.tune_config import TuneConfig
 
@@ -370,7 +370,7 @@ def parse_overrides(pairs: list[str], problems: list[str]) -> dict:
             problems.append(f"--set {pair!r}: expected key=value")
             continue
         try:
-            value = yaml.safe_load(raw)
+            value = parse_yaml(raw)
         except yaml.YAMLError:
             value = raw
         node = out

@@ -98,9 +98,9 @@ def _random(data: bytes) -> bytes:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, damage, expected", [
-    (WEIGHTS, _truncated, "not a valid safetensors file"),
-    (WEIGHTS, _random, "not a valid safetensors file"),
-    (WEIGHTS, lambda d: b"", "not a valid safetensors file"),
+    (WEIGHTS, _truncated, "does not match its checksum"),
+    (WEIGHTS, _random, "does not match its checksum"),
+    (WEIGHTS, lambda d: b"", "does not match its checksum"),
     ("config.json", lambda d: b'{"family": "rdt", "model_config": {"d_model": 24}}', "weights do not fit"),
     ("config.json", _random, "config.json"),
     ("config.json", lambda d: b"[1, 2]", "not a model card"),

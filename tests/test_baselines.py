@@ -10,6 +10,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mythbench.baselines import MODELS, matched_baseline
+from mythbench.baselines.standard import as_standard
 from mythbench.baselines.standard_model import StandardTransformer
 
 from mythbench.config import resolve_run_config
@@ -128,3 +129,21 @@ def test_unknown_models_and_twins_are_clear_errors():
         twin_model("iso-banana", "rdt", RDTConfig())
     with pytest.raises(ConfigError, match="iso-param"):
         matched_baseline(RDTConfig(), "iso-banana")
+
+
+@given(configs, st.sampled_from(["iso-param", "iso-flop"]))
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_matching_takes_the_closest_width_not_the_bracket_below(cfg, name):
+    """The matched width's count is at least as close to the RDT's as that of either neighbouring width."""
+    base = matched_baseline(cfg, name)
+    has_dense = cfg.ffn == "dense" or cfg.prelude_layers + cfg.coda_layers > 0  # the knob matching turns
+    knob = "ffn_hidden" if has_dense else "expert_hidden"
+    kind = "params_unique" if name == "iso-param" else "flops_forward"
+    target = getattr(count_config("rdt", cfg), kind)
+    layers = (base.prelude_layers, base.recurrent_layers, base.coda_layers)
+
+    def miss(width: int) -> float:
+        return abs(getattr(count_config("standard", as_standard(cfg, *layers, **{knob: width})), kind) - target)
+
+    width = getattr(base, knob)
+    assert miss(width) <= min(miss(width + 1), miss(max(1, width - 1)))

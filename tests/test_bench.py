@@ -37,6 +37,13 @@ def test_rows_carry_speed_flops_and_ratios_for_every_variant():
     assert "rdt+bf16" in table and "fp32" in table.splitlines()[0]
 
 
+def test_a_plain_family_is_timed_without_a_loop_sweep():
+    """The sweep times the evaluation over loop counts; a standard transformer has none (it was an IndexError)."""
+    result = run_bench(CFG, [Variant("rdt"), Variant("standard")], batch=2, seq=8, threads=1, repeats=1, warmup=0)
+    rdt, standard = result["rows"]
+    assert rdt["sweep_over_one_pass"] > 0 and standard["sweep_over_one_pass"] is None
+
+
 def test_bad_options_are_reported():
     with pytest.raises(ConfigError, match="fp16"):
         variants(["rdt"], ["fp16"], [False])

@@ -112,7 +112,8 @@ def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 FILES = ["results.json", "config.yaml", "code.sha256", "models/rdt/seed0/config.json",
-         "models/rdt/seed0/model.safetensors", "models/rdt/seed0/result.json",
+         "models/rdt/seed0/model.safetensors", "models/rdt/seed0/model.safetensors.sha256",
+         "models/rdt/seed0/result.json",
          "models/rdt/seed0/ckpt-00000001/manifest.json", "models/rdt/seed0/ckpt-00000001/train_state.pt",
          "models/rdt/seed0/ckpt-00000001/model.safetensors"]
 
@@ -158,3 +159,101 @@ def test_commands_on_damaged_run_files_exit_0_or_2_and_leave_nothing_half_writte
         before = _results(Path(tmp))
         _invoke(commands.get(command, commands["resume"]))
         _nothing_half_written(Path(tmp), before)
+
+
+# Every option of every command, each with values drawn from a pool of valid, invalid and hostile ones. A
+# pool never holds a value that starts unbounded or minutes-long work: --compile on/both (torch.compile),
+# --backend ray (starts a cluster), a preset other than quick; `scale` always runs --partial, and a sweep's
+# run directories are either unusable or already complete, so its cells are never run again.
+INTS = st.sampled_from(["-1", "0", "1", "2", "3", "2147483648", "99999999999999999999", "x", "", "1.5"])
+TEXT = st.sampled_from(["", "x", "é", "-", "--", "1,2", "0", "0,-1", "a=b", "\x00"])
+FLAG = st.just(None)
+TASK = st.sampled_from(["parity", "nope", "", "all"])
+PRESET = st.sampled_from(["quick", "nope", "../quick"])
+PATHS = st.sampled_from(["{run}", "{file}", "{missing}", "{results}", "{ckpt}", "/proc/mythbench/x"])
+SETS = st.sampled_from(["model.d_model=24", "train.steps=-1", "bogus=1", "x", "eval.chunk_size=0"])
+DEVICE = st.sampled_from(["cpu", "cuda", "cuda:7", "x"])
+BACKEND = {"--backend": st.sampled_from(["local", "slurm", "mpi", ""]), "--workers": INTS,
+           "--address": st.sampled_from(["ray://head:10001", ""]), "--retries": INTS,
+           "--slurm": st.sampled_from(["partition=x", "bogus=1", "x", "folder={missing}"])}
+CONFIGURED = {"--preset": PRESET, "--config": PATHS, "--set": SETS}
+COMMANDS: dict[str, tuple[list[st.SearchStrategy[str]], dict[str, st.SearchStrategy]]] = {
+    # command: (strategies of its arguments, {option: strategy of its value, FLAG for a flag})
+    "ls": ([], {}),
+    "describe": ([TASK], {**CONFIGURED, "--json": FLAG}),
+    "bench": ([TASK], {**CONFIGURED, "--family": st.sampled_from(["rdt", "standard", "nope"]),
+                   "--dtype": st.sampled_from(["fp32", "bf16", "fp8"]), "--compile": st.sampled_from(["off", "x"]),
+                   "--batch": INTS, "--seq": INTS, "--loops": INTS, "--threads": INTS, "--repeats": INTS,
+                   "--sweep": FLAG, "--no-sweep": FLAG, "--json": st.sampled_from(["{new}.json", "{file}", "{run}"])}),
+    "sample": ([TASK], {"--difficulty": INTS, "-d": INTS, "--n": INTS, "--split": st.sampled_from(["test", "x"]),
+                        "--seed": INTS, "--json": FLAG}),
+    "run": ([TASK], {**CONFIGURED, "--seeds": INTS, "--device": DEVICE, "--workers": INTS,
+                     "--tuned": st.sampled_from(["{file}", "{missing}", "{results}"]),
+                     "--out": st.sampled_from(["{run}", "{new}", "{file}", "/proc/mythbench/x"])}),
+    "tune": ([TASK], {**CONFIGURED, **{k: BACKEND[k] for k in ("--backend", "--workers", "--retries")},
+                      "--device": DEVICE, "--out": st.sampled_from(["{file}", "/proc/mythbench/x"])}),
+    "config show": ([TASK], {**CONFIGURED, "--json": FLAG}),
+    "scale": ([TASK], {**CONFIGURED, **BACKEND, "--seeds": INTS, "--device": DEVICE, "--out": PATHS,
+                       "--partial": FLAG}),
+    "sweep": ([st.sampled_from(["{grid}", "{file}", "{missing}"])],
+              {**BACKEND, "--out": st.sampled_from(["{done}", "{file}", "/proc/mythbench/x"])}),
+    "eval": ([TASK, PATHS], {"--difficulties": st.one_of(TEXT, INTS), "--loops": st.one_of(TEXT, INTS),
+                       "--device": DEVICE}),
+    "report": ([PATHS], {}),
+    "compare": ([PATHS], {"--difficulty": INTS, "-d": INTS}),
+    "submit": ([PATHS], {"--name": TEXT, "--results-dir": st.sampled_from(["{new}", "{file}"])}),
+    "verify": ([PATHS], {"--rescore": PATHS, "--checkpoint": PATHS}),
+    "fit": ([PATHS], {}),
+}
+# --set pairs appended: small models, and a one-trial search for tune
+ALWAYS = {"describe": BASE, "bench": BASE, "run": BASE, "scale": BASE,
+          "tune": [*BASE, "tune.lr_grid=[1]", "tune.recipes=[]"]}
+SUFFIX = {"scale": ["--partial"], "bench": ["--repeats", "1"]}
+
+
+def test_the_fuzz_covers_every_command_and_every_option():
+    import typer.main
+
+    commands = {}
+    for name, command in typer.main.get_command(app).commands.items():  # a group's commands: "config show"
+        subcommands = getattr(command, "commands", None)
+        commands.update({f"{name} {sub}": c for sub, c in subcommands.items()} if subcommands else {name: command})
+    assert commands.keys() == COMMANDS.keys()
+    for name, command in commands.items():
+        arguments, options = COMMANDS[name]
+        declared = {o for p in command.params if p.param_type_name == "option" for o in p.opts + p.secondary_opts}
+        assert declared == set(options), name
+        assert len(arguments) == sum(p.param_type_name == "argument" for p in command.params), name
+
+
+@st.composite
+def command_lines(draw: st.DrawFn) -> list[str]:
+    name = draw(st.sampled_from(sorted(COMMANDS)))
+    arguments, options = COMMANDS[name]
+    args = [*name.split(), *(draw(a) for a in arguments)]
+    for option in draw(st.lists(st.sampled_from(sorted(options)), max_size=4)) if options else []:
+        args += [option] if options[option] is FLAG else [option, draw(options[option])]
+    return args + [a for p in ALWAYS.get(name, []) for a in ("--set", p)] + SUFFIX.get(name, [])
+
+
+@pytest.mark.slow
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(args=command_lines())
+def test_every_command_under_random_options_exits_0_or_2_and_leaves_nothing_half_written(finished_run, args,
+                                                                                          monkeypatch):
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        monkeypatch.chdir(root)  # default output paths (runs/, results/) land here
+        shutil.copytree(finished_run, root / "run")
+        shutil.copytree(finished_run, root / "done" / "parity" / "quick" / "default")
+        (root / "file").write_text("not a directory\n")
+        (root / "grid.yaml").write_text(json.dumps({"tasks": ["parity"], "set": BASE, "out": str(root / "done")}))
+        places = {"{run}": root / "run", "{done}": root / "done", "{file}": root / "file", "{new}": root / "new",
+                  "{missing}": root / "missing" / "x", "{grid}": root / "grid.yaml",
+                  "{results}": root / "run" / "results.json", "{ckpt}": root / "run" / "models" / "rdt" / "seed0"}
+        for placeholder, path in places.items():
+            args = [a.replace(placeholder, str(path)) for a in args]
+        before = _results(root)
+        _invoke(args)
+        _nothing_half_written(root, before)

@@ -47,6 +47,7 @@ from mythbench.tasks import get_task
 from mythbench.training.harness import prepare_run_dir, run_benchmark
 from mythbench.training.runlock import run_dir_lock
 
+MAX_WORKERS, MAX_RETRIES = 1024, 100
 GRID_KEYS = ("tasks", "presets", "seeds", "models", "twins", "variants", "widths", "set", "config", "out")
 log = logging.getLogger("mythbench")
 
@@ -196,22 +197,31 @@ def run_grid(runs: list[Run], backend: Backend, command: str, retries: int = 2) 
 
 
 def make_backend(name: str, workers: int | None = None, address: str | None = None,
-                 slurm: dict[str, Any] | None = None, retries: int = 2) -> Backend:
-    """The backend the CLI options ask for; ConfigError listing every bad option, or a missing optional extra."""
+                 slurm: dict[str, Any] | None = None, retries: int = 2, slurm_folder: Path | None = None) -> Backend:
+    """The backend the CLI options ask for; ConfigError listing every bad option (one that would do nothing
+    with this backend is refused, not ignored), or a missing optional extra. `slurm` holds the `--slurm`
+    options given; job logs go to `slurm_folder` unless they name a `folder`."""
     problems = []
     if name not in backends.BACKENDS:
         problems.append(f"--backend {name!r} is not one of {', '.join(backends.BACKENDS)}")
-    if workers is not None and workers < 1:
-        problems.append(f"--workers {workers} must be >= 1")
-    if retries < 0:
-        problems.append(f"--retries {retries} must be >= 0")
+    if workers is not None and not 1 <= workers <= MAX_WORKERS:
+        problems.append(f"--workers {workers}: must be in [1, {MAX_WORKERS}]")
+    if not 0 <= retries <= MAX_RETRIES:
+        problems.append(f"--retries {retries}: must be in [0, {MAX_RETRIES}]")
+    if address is not None and name != "ray":
+        problems.append(f"--address names a Ray cluster; it does nothing with --backend {name}")
+    if address is not None and workers is not None and name == "ray":
+        problems.append("--workers sizes the local Ray cluster; it does nothing with --address (the cluster's own "
+                        "CPUs are used)")
+    if slurm and name != "slurm":
+        problems.append(f"--slurm {', '.join(slurm)}: Slurm options do nothing with --backend {name}")
     if problems:
         raise ConfigError(problems)
     if name == "local":
         return backends.LocalBackend(workers)
     if name == "ray":
         return backends.RayBackend(workers, address=address)
-    params = dict(slurm or {})
+    params: dict[str, Any] = {"folder": slurm_folder, **(slurm or {})}
     if workers is not None:
         params["array_parallelism"] = workers
     return backends.SlurmBackend(**params)

@@ -27,6 +27,14 @@ _MIN = {  # inclusive lower bounds
     "router_max_loops": 1, "lora_rank": 0, "conv_kernel": 0, "lora_max_loops": 1, "train_loops": 1,
     "bias_update_rate": 0.0, "aux_loss_weight": 0.0, "ponder_weight": 0.0,
 }  # fmt: skip
+UPPER_BOUNDS = {  # inclusive upper bounds: far above any model this benchmark trains, so a typo or a hostile card is
+    # refused here rather than hanging or exhausting memory while the model is built
+    "vocab_size": 2**20, "max_seq_len": 2**20, "d_model": 2**16, "n_heads": 2**10, "n_kv_heads": 2**10,
+    "prelude_layers": 256, "recurrent_layers": 256, "coda_layers": 256, "kv_latent_dim": 2**16,
+    "q_latent_dim": 2**16, "rope_head_dim": 2**12, "ffn_hidden": 2**18, "n_experts": 2**10,
+    "n_shared_experts": 64, "expert_hidden": 2**16, "top_k": 2**10, "router_max_loops": 2**12, "lora_rank": 2**12,
+    "conv_kernel": 2**10, "lora_max_loops": 2**12, "train_loops": 2**10,
+}  # fmt: skip
 _POSITIVE = ("rope_theta", "norm_eps", "init_std")
 # The LTI injection (models.model.Injection), Ā = A_MAX·exp(-Δ·exp(A_log)): its bound, and exp(A_log) at
 # init (where Δ = 1), here so the spectral radius at init is known without building a model
@@ -99,6 +107,10 @@ class RDTConfig:
         for name, low in _MIN.items():
             if name not in bad and getattr(self, name) < low:
                 problems.append(f"{name}: must be >= {low}, got {getattr(self, name)!r}")
+                bad.add(name)
+        for name, high in UPPER_BOUNDS.items():
+            if name not in bad and getattr(self, name) > high:
+                problems.append(f"{name}: must be <= {high}, got {getattr(self, name)!r}")
                 bad.add(name)
         for name in _POSITIVE:
             if name not in bad and getattr(self, name) <= 0:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 PLUGIN_PACKAGES = ("mythbench.tasks", "mythbench.baselines", "mythbench.baselines.openmythos")
 PLUGIN_GROUP = "mythbench.plugins"
 PLUGIN_ENV = "MYTHBENCH_PLUGINS"
+MAX_MODEL_ELEMENTS = 2**30  # parameters and buffers of one model: 4 GiB in fp32
 
 
 @dataclass(frozen=True)
@@ -62,10 +64,36 @@ def get_family(name: str) -> ModelFamily:
     return _FAMILIES[name]
 
 
-def build_model(family: str, config: dict) -> tuple[nn.Module, Any]:
+def size_problem(family: str, cfg: Any) -> str | None:
+    """Why a model of `family` with this config is too large to build, or None: counted from the config where
+    the family has a count, else on the meta device (which allocates nothing), so a card asking for terabytes
+    is refused with the limit named."""
     fam = get_family(family)
-    cfg = fam.config_from_dict(config)
-    return fam.model_class(cfg), cfg
+    if fam.count is not None:
+        counts = fam.count(cfg)
+        elements = counts.embedding + counts.once + counts.recurrent
+    else:
+        import torch  # only for a plugin family without a count
+
+        with torch.device("meta"):
+            shape = fam.model_class(cfg)
+        elements = sum(t.numel() for t in itertools.chain(shape.parameters(), shape.buffers()))
+    if elements > MAX_MODEL_ELEMENTS:
+        return f"the {family} model holds {elements:,} parameters; the limit is {MAX_MODEL_ELEMENTS:,}"
+    return None
+
+
+def instantiate(family: str, cfg: Any) -> nn.Module:
+    """A model of `family` from its config object, once `size_problem` has no objection."""
+    problem = size_problem(family, cfg)
+    if problem is not None:
+        raise ConfigError(problem)
+    return get_family(family).model_class(cfg)
+
+
+def build_model(family: str, config: dict) -> tuple[nn.Module, Any]:
+    cfg = get_family(family).config_from_dict(config)
+    return instantiate(family, cfg), cfg
 
 
 @functools.cache

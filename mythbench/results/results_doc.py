@@ -194,8 +194,9 @@ The validator recomputes what the shapes cannot show:
 - summaries are derived data, recomputed from the cells of the complete runs at each (difficulty, loops):
   each statistic's `mean` is the mean of their accuracies and `token_accuracy` of theirs (within 1e-9),
   `std` their standard deviation (ddof = 1, 0 for one seed); `ci_low ≤ ci_high`, and with two or more
-  seeds the interval (a bootstrap over seeds) lies within the seeds' range, with one seed it is that
-  seed's cell interval; the oracle's `loops` is a best loop count, the headline's the model's `loop_rule`.
+  seeds the interval is the seeded bootstrap of their mean (`analysis.stats.bootstrap_mean_interval`,
+  within 1e-9), with one seed it is that seed's cell interval; the oracle's `loops` is a best loop count,
+  the headline's the model's `loop_rule`.
 """
 
 SUBMISSIONS = f"""## Reference results and submissions

@@ -44,7 +44,7 @@ WILSON = ("the 95% Wilson interval of `correct / n` (z = 1.959963984540054), rec
 _STAT = {"mean": Num(0, 1), "std": Num(0), "ci_low": Num(0, 1), "ci_high": Num(0, 1)}
 _STAT_DOC = {"mean": "mean over complete seeds of the cells' accuracy (within 1e-9)",
              "std": "their standard deviation, ddof = 1 (0 for one seed)",
-             "ci_low": "bootstrap over seeds (within the seeds' range); one seed: that cell's Wilson interval",
+             "ci_low": "the seeded bootstrap over seeds; one seed: that cell's Wilson interval",
              "ci_high": "as `ci_low`; `ci_low ≤ ci_high`"}
 _COUNTS = {"n": Int(1), "correct": Int(0), "accuracy": Num(0, 1), "ci_low": Num(0, 1), "ci_high": Num(0, 1)}
 _COUNTS_DOC = {"n": "test instances scored", "correct": "exact-match correct, `correct ≤ n`",

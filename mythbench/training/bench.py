@@ -10,7 +10,7 @@ the first is the median over repeats of the ratio within each repeat, with its r
   FLOP/s     the project's FLOPs/token (`accounting.count` at the benchmark's sequence length) x tokens/s,
              as a fraction of the dense matmul peak measured on the spot at the same threads and dtype
   sweep      the evaluation's loop sweep (`evaluate_looped`, accuracy at every loop count 1..T) over one
-             T-loop inference pass on the same batch (fp32 eager variants)
+             T-loop inference pass on the same batch (fp32 eager variants of looped families)
 """
 
 from __future__ import annotations
@@ -127,11 +127,14 @@ def run_bench(cfg: RDTConfig, variant_list: list[Variant], batch: int, seq: int,
     for v in variant_list:
         torch.manual_seed(0)
         family = registry.get_family(v.family)
-        runners.append(_Runner(v, family.model_class(family.config_from_dict(cfg.to_dict())), tokens, loops))
+        runners.append(_Runner(v, registry.instantiate(v.family, family.config_from_dict(cfg.to_dict())), tokens,
+                               loops))
+    looped = {r.variant: registry.is_looped(r.variant.family) for r in runners}  # a loop sweep needs loops
     first_call = {r.variant: _seconds(r.train) + _seconds(r.infer) for r in runners}  # includes compiling
     for rep in range(warmup + repeats):
         for r in runners:
-            for kind, fn in r.timed_passes(sweep and not r.variant.compile and r.variant.dtype == "fp32").items():
+            timed_sweep = sweep and looped[r.variant] and not r.variant.compile and r.variant.dtype == "fp32"
+            for kind, fn in r.timed_passes(timed_sweep).items():
                 t = _seconds(fn)
                 if rep >= warmup:
                     r.seconds[kind].append(t)

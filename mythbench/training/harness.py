@@ -3,7 +3,8 @@
 Layout of a run directory:
     config.yaml                      the resolved run config
     code.sha256                      fingerprint of the source that computed the results
-    models/<name>/seed<k>/           model.safetensors, config.json, result.json, ckpt-<step>/ (train_checkpoint.py)
+    models/<name>/seed<k>/           model.safetensors (+ .sha256), config.json, result.json, ckpt-<step>/
+                                     (train_checkpoint.py)
     results.json, report.md, *.csv, *.png, log.txt
     .lock                            names the one process writing the directory (runlock.py)
 A per-seed `result.json` marks that (model, seed) as done, so a killed run resumes where it stopped;
@@ -87,7 +88,7 @@ def train_cell(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, run_dir: P
     seed_dir = run_dir / "models" / plan.name / f"seed{seed}"
     family = registry.get_family(plan.family)
     torch.manual_seed(seed)
-    model = family.model_class(plan.config).to(cfg.device)
+    model = registry.instantiate(plan.family, plan.config).to(cfg.device)
     write_model_card(seed_dir, plan.family, dataclasses.asdict(plan.config),
                      {"task": task.spec.name, "task_version": task.spec.version, "seed": seed})
     log.info("%s seed %d: training (%s recipe, %d steps)", plan.name, seed, cfg.train.recipe, cfg.train.steps)

@@ -53,6 +53,7 @@ def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
         if not registry.is_looped(family):
             problems.append(f"models: {name} is a {family!r} model, which does not loop")
         problems += _positional_problems(f"models: {name}", config, task)
+        problems += _size_problems(f"models: {name}", family, config)
         for kind in (k for k in cfg.twins if k in kinds):
             try:
                 twin_family, twin_config = baseline_registry.twin_model(kind, family, config)
@@ -60,11 +61,18 @@ def plan_models(cfg: RunConfig, task: Any) -> list[ModelPlan]:
                 problems += [f"twins: {name}: {p}" for p in e.problems]
                 continue
             plans.append(ModelPlan(baseline_registry.twin_name(name, kind), twin_family, kind, twin_config, name))
+            problems += _size_problems(f"twins: {baseline_registry.twin_name(name, kind)}", twin_family, twin_config)
     clashes = sorted({p.name for p in plans if [q.name for q in plans].count(p.name) > 1})
     problems += [f"models: {n!r} names two models (a looped model and another's twin)" for n in clashes]
     if problems:
         raise ConfigError(problems)
     return plans
+
+
+def _size_problems(where: str, family: str, config: Any) -> list[str]:
+    """A model too large to build is refused before any directory is made (registry.size_problem)."""
+    too_large = registry.size_problem(family, config)
+    return [] if too_large is None else [f"{where}: {too_large}"]
 
 
 def _positional_problems(where: str, config: Any, task: Any) -> list[str]:

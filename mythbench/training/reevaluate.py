@@ -1,7 +1,8 @@
 """Saved models: re-evaluate a checkpoint (`mythbench eval`) and re-score a submission (`verify --rescore`).
 
-A checkpoint directory holds `config.json` (family + model config, plain JSON) and `model.safetensors`;
-nothing in it is executed or unpickled.
+A checkpoint directory holds `config.json` (family + model config, plain JSON), `model.safetensors` and its
+sha256 (`model.safetensors.sha256`, checked before the weights are loaded); nothing in it is executed or
+unpickled.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from mythbench.results.safejson import read_json_file, walk_problems
 from mythbench.results.schema import check_schema
 from mythbench.tasks import get_task
 from mythbench.training.evaluate import evaluate_looped, evaluate_plain, sweep_max_loops
-from mythbench.training.train import WEIGHTS, load_weights
+from mythbench.training.train import WEIGHTS, load_weights, read_final_weights
 
+MAX_EVAL_LOOPS = 1024  # a loop sweep runs every count up to the largest: bounded like every numeric option
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -46,7 +48,7 @@ def load_checkpoint(ckpt_dir: Path, device: str = "cpu") -> tuple[torch.nn.Modul
         model, _ = registry.build_model(card["family"], card["model_config"])
     except ConfigError as e:
         raise ConfigError([f"{card_path}: {p}" for p in e.problems]) from None
-    load_weights(model, ckpt_dir / WEIGHTS)
+    load_weights(model, ckpt_dir / WEIGHTS, read_final_weights(ckpt_dir))
     return model.to(device).eval(), card
 
 
@@ -72,6 +74,8 @@ def evaluate_checkpoint(ckpt_dir: Path, task_name: str, difficulties: list[int] 
     for flag, values in (("--loops", loops), ("--difficulties", difficulties)):
         if values is not None and (not values or min(values) < 1):
             raise ConfigError(f"{flag} {','.join(map(str, values))}: give one or more positive integers")
+    if loops and max(loops) > MAX_EVAL_LOOPS:
+        raise ConfigError(f"--loops {max(loops)}: must be <= {MAX_EVAL_LOOPS}")
     task = get_task(task_name)
     model, card = load_checkpoint(ckpt_dir, device)
     if card.get("task") not in (None, task.spec.name):

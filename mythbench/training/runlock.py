@@ -35,14 +35,27 @@ def _holder() -> str:
     return f"process {os.getpid()} on {socket.gethostname()} since {started}: {' '.join(sys.argv)[:500]}"
 
 
+def _make_dir(run_dir: Path) -> None:
+    """Create `run_dir` (and its parents), or say in a ConfigError why it cannot be a run directory."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ConfigError(f"{run_dir} is a file, not a directory; pass another --out") from None
+    except OSError as exc:
+        raise ConfigError(f"{run_dir}: cannot create the run directory ({exc.strerror}); pass another --out") from None
+
+
 def _open_locked(path: Path) -> int | None:
     """An fd holding the flock on `path` (as it is now on disk), or None if another process holds it."""
     while True:
         try:
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except FileNotFoundError:  # a holder that had created the directory removed it, empty, on release
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_dir(path.parent)
             continue
+        except OSError as exc:  # a read-only file system, no permission
+            raise ConfigError(f"{path.parent}: cannot write the run directory ({exc.strerror}); "
+                              "pass another --out") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -62,6 +75,7 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
     this call created is removed again if it is still empty at the end (a run refused before writing)."""
     run_dir = Path(run_dir)
     created = not run_dir.exists()
+    _make_dir(run_dir)
     path = run_dir / LOCK_NAME
     fd = _open_locked(path)
     if fd is None:

@@ -8,6 +8,7 @@ its baselines train on identical examples.
 from __future__ import annotations
 
 import functools
+import hashlib
 import io
 import math
 import time
@@ -33,6 +34,8 @@ from mythbench.training.train_checkpoint import Checkpoint, load_latest, save_ch
 
 TRAIN_STATE = "train_state.pt"
 WEIGHTS = "model.safetensors"
+WEIGHTS_DIGEST = WEIGHTS + ".sha256"  # the final weights' content hash, checked before every use
+DIGEST_BYTES = 100  # a sha256 hex digest and a newline; no more of the digest file is read
 
 
 @dataclass
@@ -148,6 +151,29 @@ def load_weights(model: torch.nn.Module, path: Path, data: bytes | None = None) 
                           f"({str(e).splitlines()[0]})") from None
 
 
+def save_final_weights(ckpt_dir: Path, model: torch.nn.Module) -> None:
+    """The trained model, for `mythbench eval` and re-scoring, with its sha256 beside it. The digest is written
+    first: a kill between the two leaves weights that do not match it, which are refused, never trusted."""
+    data = weights_bytes(model)
+    atomic_write_bytes(ckpt_dir / WEIGHTS_DIGEST, (hashlib.sha256(data).hexdigest() + "\n").encode())
+    atomic_write_bytes(ckpt_dir / WEIGHTS, data)
+
+
+def read_final_weights(ckpt_dir: Path) -> bytes:
+    """The final weights of `ckpt_dir`, once they match their sha256; ConfigError naming the file if not."""
+    path, digest_path = ckpt_dir / WEIGHTS, ckpt_dir / WEIGHTS_DIGEST
+    try:
+        with open(digest_path, "rb") as f:
+            want = f.read(DIGEST_BYTES).decode(errors="replace").strip()
+    except FileNotFoundError:
+        raise ConfigError(f"{digest_path}: missing, so {WEIGHTS} cannot be checked (weights written before "
+                          "checksums, or not by mythbench: retrain)") from None
+    data = path.read_bytes()
+    if hashlib.sha256(data).hexdigest() != want:
+        raise ConfigError(f"{path}: does not match its checksum in {WEIGHTS_DIGEST} (damaged or replaced)")
+    return data
+
+
 def _save_state(ckpt_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, step: int,
                 tokens: int, losses: list[float], elapsed: float) -> None:
     buf = io.BytesIO()
@@ -228,7 +254,7 @@ def train_model(model: torch.nn.Module, sample_batch: Callable[[int, int, int], 
             _save_state(ckpt_dir, model, opt, step + 1, tokens, losses, time.perf_counter() - t0)
     if not all(torch.isfinite(p).all() for p in model.parameters()):  # the last step can diverge too
         return TrainOutcome("diverged", cfg.steps, tokens, None, time.perf_counter() - t0)
-    atomic_write_bytes(ckpt_dir / WEIGHTS, weights_bytes(model))  # the trained model, for `mythbench eval`
+    save_final_weights(ckpt_dir, model)
     final = float(np.mean(losses[-20:])) if losses else None
     return TrainOutcome("complete", cfg.steps, tokens, final, time.perf_counter() - t0)
 

@@ -216,7 +216,7 @@ CASES: list[Case] = [
     Case("summary-mean-tampered", _doc(_set("models.1.summary.0.acc_at_train_loops.mean", 0.999)),
          ("models[1].summary[0].acc_at_train_loops.mean: 0.999 is not the mean",)),
     Case("summary-interval-too-narrow", _doc(_set("models.1.summary.0.acc_at_train_loops.ci_low", 0.0)),
-         ("reaches outside the seeds' accuracies",)),
+         ("is not the bootstrap interval of the seeds' mean",)),
     Case("duplicate-cell", _doc(_duplicate_cell), ("duplicate cell for difficulty 2, loops 1",)),
     Case("cell-difficulty-unknown", _doc(_set(f"{CELL}.difficulty", 99)), ("cells[3].difficulty: 99 is not one of",)),
     Case("cell-loops-not-evaluated", _doc(_set(f"{CELL}.loops", 40)), ("cells[3].loops: 40 is not in eval_loops",)),

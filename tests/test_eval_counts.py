@@ -1,0 +1,64 @@
+"""What the evaluation counts, against counts made by hand: the headline loop count of every loop rule
+(rounded up, never down) and the per-cell metrics of hand-written predictions and masks."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mythbench.config import EvalConfig, TrainConfig
+from mythbench.training.evaluate import evaluate_plain, rule_loops
+from mythbench.training.train import tied_loops
+
+
+def _ceil_div(a: Fraction, b: Fraction) -> int:
+    return math.ceil(a / b)
+
+
+@given(eighths=st.integers(1, 24), hardest=st.integers(1, 40), train_loops=st.integers(1, 20),
+       tied=st.booleans(), max_loops=st.integers(1, 200), extra=st.lists(st.integers(1, 80), max_size=5))
+def test_every_loop_rule_rounds_up_and_reproduces_the_training_count_at_the_hardest_difficulty(
+        eighths, hardest, train_loops, tied, max_loops, extra):
+    """loops_per_difficulty = k/8 is exact in binary, so every product below is exact and its ceiling known."""
+    train = TrainConfig(recipe="tied" if tied else "fixed", loops_per_difficulty=eighths / 8)
+    difficulties = sorted({hardest, *extra})
+    at_hardest = _ceil_div(Fraction(eighths * hardest), Fraction(8)) if tied else train_loops
+    if tied:
+        assert tied_loops(hardest, train) == at_hardest  # what the tied recipe trained with
+    by_rule = rule_loops("difficulty", difficulties, hardest, train_loops, train, max_loops)
+    for d in difficulties:
+        assert by_rule[d] == min(max_loops, max(1, _ceil_div(Fraction(at_hardest * d), Fraction(hardest)))), d
+    assert by_rule[hardest] == min(max_loops, at_hardest)
+    assert rule_loops("train", difficulties, hardest, train_loops, train, max_loops) == {
+        d: min(train_loops, max_loops) for d in difficulties}
+
+
+# three sequences of four positions over a vocabulary of three; `mask` marks the scored positions
+PREDICTED = [[0, 1, 2, 0], [1, 1, 1, 1], [2, 0, 1, 0]]
+TARGETS = [[0, 1, 0, 0], [1, 0, 1, 1], [2, 0, 2, 1]]
+MASK = [[1, 1, 0, 1], [1, 0, 0, 1], [0, 1, 1, 0]]
+# by hand: row 0 scores 3 positions, all right (its wrong position 2 is unscored); row 1 scores 2, both right;
+# row 2 scores 2, one right. So 2 of 3 sequences exactly right and 6 of 7 scored tokens right.
+
+
+class _Predicts(torch.nn.Module):
+    """Logits 2 on the predicted token of the sequence whose index is its first token, 0 elsewhere."""
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        return 2.0 * torch.nn.functional.one_hot(torch.tensor(PREDICTED)[tokens[:, 0]], 3).float()
+
+
+def test_cell_metrics_count_the_scored_positions_only():
+    tokens = np.repeat(np.arange(3)[:, None], 4, axis=1)
+    arrays = (tokens, np.array(TARGETS), np.array(MASK, dtype=bool))
+    for chunk_size in (1, 2, 3):  # the counts add up across chunks
+        (cell,) = evaluate_plain(_Predicts(), lambda d: arrays, [5], EvalConfig(chunk_size=chunk_size))["cells"]
+        assert (cell["n"], cell["correct"]) == (3, 2) and cell["accuracy"] == 2 / 3
+        assert cell["token_accuracy"] == 6 / 7
+        right, wrong = -math.log(math.exp(2) / (math.exp(2) + 2)), -math.log(1 / (math.exp(2) + 2))
+        assert math.isclose(cell["loss"], (6 * right + wrong) / 7, rel_tol=1e-6)

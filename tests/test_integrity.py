@@ -1,0 +1,91 @@
+"""Files a later command trusts are checked by content, not by presence or size: a sweep cell is done only
+with its result.json, a checkpoint file only with its sha256 and its step, and the final weights `eval`
+loads only with theirs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_crash_consistency import _train
+from test_train import tiny
+
+from mythbench.core.errors import ConfigError
+from mythbench.experiments.cells import Cell
+from mythbench.experiments.sweep import execute
+from mythbench.training.reevaluate import load_checkpoint
+from mythbench.training.train import WEIGHTS, WEIGHTS_DIGEST, write_model_card
+from mythbench.training.train_checkpoint import MANIFEST, load_latest, save_checkpoint
+
+
+def _flip_one_byte(path: Path, at: int = -1) -> None:
+    """The same size, one byte different: what a size check cannot see."""
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+class _Recorder:
+    """A backend that records the cells it is asked to run and runs none of them."""
+
+    def __init__(self) -> None:
+        self.asked: list[str] = []
+
+    def run(self, cells):
+        self.asked += [c.label for c in cells]
+        yield from ((c, "not run") for c in cells)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_cell_is_done_only_when_its_result_json_exists(tmp_path):
+    cell = Cell(str(tmp_path), "rdt", 0, plan=None, cfg=None)
+    seed_dir = tmp_path / "models" / "rdt" / "seed0"
+    (seed_dir / "ckpt-00000002").mkdir(parents=True)  # a started cell: checkpoint, card and weights
+    (seed_dir / "config.json").write_text("{}")
+    (seed_dir / WEIGHTS).write_bytes(b"")
+    assert not cell.done()
+    backend = _Recorder()
+    assert execute([cell], backend, retries=0) == {cell: "not run"} and backend.asked == [cell.label]
+    (seed_dir / "result.json").write_text("{}")
+    assert cell.done()
+    assert execute([cell], _Recorder(), retries=0) == {}
+
+
+def test_a_checkpoint_file_with_one_flipped_byte_is_inconsistent(tmp_path):
+    save_checkpoint(tmp_path, 2, {"a.bin": b"first" * 10, "b.bin": b"second"})
+    save_checkpoint(tmp_path, 4, {"a.bin": b"third" * 10, "b.bin": b"fourth"})
+    _flip_one_byte(tmp_path / "ckpt-00000004" / "a.bin")
+    found = load_latest(tmp_path, {"a.bin", "b.bin"})
+    assert found is None  # step 2 was removed when step 4 was saved, and step 4 no longer verifies
+    assert not (tmp_path / "ckpt-00000004").exists()
+
+
+def test_a_manifest_whose_step_is_not_its_directory_s_is_inconsistent(tmp_path):
+    save_checkpoint(tmp_path, 2, {"a.bin": b"weights"})
+    (tmp_path / "ckpt-00000002").rename(tmp_path / "ckpt-00000008")  # files and checksums intact
+    assert json.loads((tmp_path / "ckpt-00000008" / MANIFEST).read_text())["step"] == 2
+    assert load_latest(tmp_path, {"a.bin"}) is None
+
+
+@pytest.fixture
+def trained(tmp_path) -> Path:
+    """A seed directory as training leaves it: the card, the final weights and their sha256."""
+    ckpt = tmp_path / "seed0"
+    _train(ckpt)
+    write_model_card(ckpt, "rdt", tiny().cfg.to_dict(), {})
+    return ckpt
+
+
+def test_the_final_weights_load_only_with_their_checksum(trained):
+    load_checkpoint(trained)  # intact
+    _flip_one_byte(trained / WEIGHTS)  # the same size: safetensors would load it
+    with pytest.raises(ConfigError, match=f"{WEIGHTS}: does not match its checksum in {WEIGHTS_DIGEST}"):
+        load_checkpoint(trained)
+    _flip_one_byte(trained / WEIGHTS)
+    load_checkpoint(trained)
+    (trained / WEIGHTS_DIGEST).unlink()
+    with pytest.raises(ConfigError, match=f"{WEIGHTS_DIGEST}: missing"):
+        load_checkpoint(trained)
