@@ -15,12 +15,12 @@ from mythbench.baselines.standard import as_standard
 from mythbench.tasks import get_task
 from typer.testing import CliRunner
 
+from mythbench.analysis.ladder import compute_fits, gate
 from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json
 from mythbench.experiments.cells import plan_cells
-from mythbench.analysis.ladder import compute_fits, gate
 from mythbench.experiments.refit import refit, refit_results
 from mythbench.experiments.scale import (
     grid_ladder,

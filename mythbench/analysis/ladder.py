@@ -127,20 +127,29 @@ def compute_fits(points: list[dict], n_bootstrap: int, headline: int, reference_
     checked = gate(ok, reference_loops)
     refused = ([f"withheld: {checked['summary']}"] if not checked["passed"] else []) + _at_or_below_floor(ok)
     if refused:
-        return {"gate": checked, "matched_tokens": {"comparison": "matched-tokens", "error": refused},
-                "matched_flops": {"comparison": "matched-FLOPs", "error": refused}, "test_time": curves}
+        comparisons = {"matched_tokens": {"comparison": "matched-tokens", "error": refused},
+                       "matched_flops": {"comparison": "matched-FLOPs", "error": refused}}
+    else:
+        comparisons = fit_comparisons(ok, n_bootstrap, headline, reference_loops)
+    return {"gate": checked, **comparisons, "test_time": curves}
+
+
+def fit_comparisons(points: list[dict], n_bootstrap: int, headline: int,
+                    reference_loops: int | None = None) -> dict[str, dict]:
+    """The matched-token and matched-FLOPs fits of the complete `points`' excess losses, gate or no gate
+    (`compute_fits` asks the gate first)."""
+    ok = complete(points)
+    rdt = [p for p in ok if p["family"] == "rdt"]
     ref = [{**p, "family": "standard", "loops": None} for p in ok if is_reference(p, reference_loops)]
     tokens = [{"family": p["family"], "params": p["params"]["unique"], "loops": p["loops"], "seed": p["seed"],
                "loss": excess(p), **({"n_once": p["params"]["once"], "n_rec": p["params"]["recurrent"]}
                                      if p["family"] == "rdt" else {})} for p in ref + rdt]
     flops = [{"family": p["family"], "params": p["train_flops"], "loops": p["loops"], "seed": p["seed"],
               "loss": excess(p)} for p in ref + [p for p in rdt if p["loops"] == headline]]
-    return {"gate": checked,
-            "matched_tokens": _fit_or_error(tokens, n_bootstrap=n_bootstrap, comparison="matched-tokens",
+    return {"matched_tokens": _fit_or_error(tokens, n_bootstrap=n_bootstrap, comparison="matched-tokens",
                                             rdt_loops=headline, project_to=PROJECT_TO),
             "matched_flops": _fit_or_error(flops, n_bootstrap=n_bootstrap, comparison="matched-FLOPs",
-                                           rdt_loops=headline, project_to=()),
-            "test_time": curves}
+                                           rdt_loops=headline, project_to=())}
 
 
 def ladder_notes(points: list[dict], headline: int, reference_loops: int | None = None) -> list[str]:
@@ -155,5 +164,5 @@ def ladder_notes(points: list[dict], headline: int, reference_loops: int | None 
     return [*notes, gate(points, reference_loops)["summary"]]
 
 
-__all__ = ["GATE_STANDARD_ERRORS", "LEVEL", "compute_fits", "excess", "gate", "is_reference", "ladder_notes",
-           "loop_curve", "reference_label"]
+__all__ = ["GATE_STANDARD_ERRORS", "LEVEL", "compute_fits", "excess", "fit_comparisons", "gate", "is_reference",
+           "ladder_notes", "loop_curve", "reference_label"]
