@@ -12,8 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mythbench.tasks import get_task
+from typer.testing import CliRunner
 
 from mythbench.analysis.ladder import gate
+from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.experiments.cells import plan_cells
@@ -138,3 +140,21 @@ def test_a_tiny_dense_ladder_pilots_trains_resumes_and_refits(tmp_path, monkeypa
     assert again["points"] == results["points"] and again["fits"] == results["fits"]
     refitted = refit_results([run_dir / "results.json"])
     assert refitted["fits"] == results["fits"] and refitted["notes"] == results["notes"]
+
+
+@pytest.mark.slow
+def test_the_engine_runs_the_pilot_then_the_ladder_it_chose(tmp_path, monkeypatch):
+    """On the sweep engine the pilot's cells run first; the engine plans again and runs the ladder's points at
+    the rates the pilot chose, and the serial path then finds every point trained."""
+    args = ["scale", "zipf-hops", "--backend", "local", "--workers", "2", "--seeds", "1", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args + [arg for s in TINY for arg in ("--set", s)])
+    assert result.exit_code == 0, result.output
+    engine = json.loads((tmp_path / "results.json").read_text())
+    assert len(engine["points"]) == 8 and len(engine["lr_selection"]) == 8
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the serial path trained a point the engine had finished")
+
+    monkeypatch.setattr(harness, "train_model", no_training)
+    again = run_scale(resolve_run_config("zipf-hops", "quick", None, TINY, seeds=[0]), tmp_path, "serial")
+    assert again["points"] == engine["points"] and again["lr_selection"] == engine["lr_selection"]

@@ -153,9 +153,9 @@ def pilot_choice(cfg: RunConfig, task: Any, run_dir: Path) -> tuple[dict[int, fl
 def planned_points(cfg: RunConfig, task: Any, run_dir: Path) -> list[tuple[int, ModelPlan, RunConfig]]:
     """(seed, plan, config) of what the ladder in `run_dir` can train now: the pilot's points while any is
     missing (the ladder's learning rates depend on them), then every ladder point (the sweep engine's cells)."""
-    if cfg.scale.pilot_steps and pilot_choice(cfg, task, run_dir)[0] is None:
-        return [(s, plan, pilot_config(cfg, w, m)) for s, (plan, w, _, m) in pilot_points(cfg, task)]
     chosen = pilot_choice(cfg, task, run_dir)[0]
+    if cfg.scale.pilot_steps and chosen is None:
+        return [(s, plan, pilot_config(cfg, w, m)) for s, (plan, w, _, m) in pilot_points(cfg, task)]
     return [(s, plan, point_run_config(cfg, w, m)[0]) for s, (plan, w, _, m) in ladder_order(cfg, task, chosen)]
 
 
