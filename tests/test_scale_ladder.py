@@ -129,6 +129,7 @@ def test_a_tiny_dense_ladder_pilots_trains_resumes_and_refits(tmp_path, monkeypa
         (r, w) for r in (1, 2) for w in (8, 16, 24, 32)}
     text = (run_dir / "scale.md").read_text()
     assert text.index("## Excess loss L − H by width") < text.index("![excess loss") < text.index("## Gate")
+    assert "A pilot trained each width's reference model 2 steps at each candidate" in text
     assert all((run_dir / f).is_file() for f in ("scaling.png", "test_time.png", "exponents.png"))
     assert len(pilot_points(cfg, task)) == 8 and all(c.done() for c in plan_cells("scale", cfg, run_dir, task))
 

@@ -204,9 +204,13 @@ def _lr_selection_table(results: dict) -> list[str]:
                            "validation loss": "diverged" if r["validation_loss"] is None
                            else f"{r['validation_loss']:.4g}", "chosen": "yes" if r["chosen"] else ""}
                           for r in rows])
-    return ["## Learning rate chosen on the validation split", "",
-            "Every point trained at each candidate; the candidate of lowest seed-mean loss on the task's "
-            "validation split (training difficulties, instances apart from the test ones) is the one reported.",
+    scale = (results.get("config") or {}).get("scale") or {}
+    how = (f"A pilot trained each width's reference model {scale['pilot_steps']} steps at each candidate (first "
+           "seed); the candidate of lowest loss on the task's validation split (training difficulties, instances "
+           "apart from the test ones) trains every point of that width." if scale.get("pilot_steps") else
+           "Every point trained at each candidate; the candidate of lowest seed-mean loss on the task's "
+           "validation split (training difficulties, instances apart from the test ones) is the one reported.")
+    return ["## Learning rate chosen on the validation split", "", how,
             "", markdown(frame, escape=False), ""]
 
 
