@@ -312,7 +312,8 @@ def scale(task: str = task_argument(all_=True),
           slurm: list[str] = typer.Option([], "--slurm", help=SLURM_HELP),
           partial: bool = typer.Option(False, "--partial", help="train nothing: write the tables and fits of "
                                        "the points stored so far (an interrupted ladder)")) -> None:
-    """Width ladder of RDTs (loop sweep) and layer-matched standard transformers; scaling fits and N_eq/N.
+    """Width ladder of looped models at several loop counts (scale.ladder: dense, r = 1 the reference; or the RDT
+    beside layer-matched standard transformers); the gate, then scaling fits of L − H and N_eq/N.
     With --backend, the ladder points are sweep cells run on that engine."""
     from mythbench import tasks
 

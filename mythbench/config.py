@@ -153,10 +153,18 @@ class EvalConfig:
         return p + _in_range(self, {"confidence_threshold": (0, 1)})
 
 
+LADDERS = ("rdt", "dense")  # what a width ladder trains: see ScaleConfig.ladder
+
+
 @dataclass
 class ScaleConfig:
-    """`mythbench scale`: a width ladder for the RDT and its layer-matched standard transformer."""
+    """`mythbench scale`: a width ladder of looped models at several training loop counts r."""
 
+    # "rdt": the RDT under test (recipes.yaml; its per-loop tables sized for the largest r at every r) beside
+    # the standard transformer of its distinct layers; "dense": a dense looped transformer (MHA, SwiGLU, LTI
+    # injection; no MoE, no LoRA), whose unique parameters do not depend on r and whose r = 1 point is the
+    # standard comparison with the same unique layers (so scale.loop_counts must hold 1)
+    ladder: str = "rdt"
     widths: list[int] = field(default_factory=lambda: [16, 24, 32, 48, 64])  # d_model of each point, 5 or more
     head_dim: int = 8  # n_heads = width // head_dim, so attention shape scales with width
     loop_counts: list[int] = field(default_factory=lambda: [1, 2, 4, 8])  # RDT training loops (loop-worth law)
@@ -169,11 +177,23 @@ class ScaleConfig:
     # lowest seed-mean validation loss (the task's validation split, never its test instances) is reported,
     # per family, width and loop count
     lr_grid: list[float] = field(default_factory=lambda: [1.0])
+    # > 0: the grid is tried in a short pilot instead: the reference model (r = 1, or the standard transformer)
+    # of each width trains this many steps at every multiplier (first seed), and the multiplier of lowest
+    # validation loss trains every point of that width
+    pilot_steps: int = 0
 
     def problems(self) -> list[str]:
         p = []
-        if len(set(self.widths)) < 5:
-            p.append(f"scale.widths: need at least 5 distinct widths for the fits, got {self.widths}")
+        if len(set(self.widths)) < 4:
+            p.append(f"scale.widths: need at least 4 distinct widths for the fits, got {self.widths}")
+        if self.ladder not in LADDERS:
+            p.append(f"scale.ladder: {self.ladder!r} is not one of {', '.join(LADDERS)}")
+        elif self.ladder == "dense" and 1 not in self.loop_counts:
+            p.append(f"scale.loop_counts: the dense ladder's reference is its r = 1 point; got {self.loop_counts}")
+        if self.pilot_steps < 0:
+            p.append(f"scale.pilot_steps: {self.pilot_steps} must be >= 0 (0 = no pilot)")
+        elif self.pilot_steps and len(self.lr_grid) < 2:
+            p.append("scale.pilot_steps: a pilot chooses among the multipliers of scale.lr_grid; give it at least 2")
         p += [f"scale.widths: {w} is not a positive multiple of scale.head_dim ({self.head_dim})"
               for w in self.widths if self.head_dim <= 0 or w <= 0 or w % self.head_dim]
         if not self.loop_counts or min(self.loop_counts) < 1:

@@ -121,14 +121,22 @@ def _fit_mismatches(new: object, old: object, path: str = "fits") -> list[str]:
 
 def test_refitting_the_committed_scale_results_gives_their_stored_fits() -> None:
     """The fit engine (scipy's Huber loss, the stored replicates and bands) leaves the committed numbers as
-    they are: `mythbench fit` reproduces every stored fit, plus the replicates and bands files now carry."""
-    from mythbench.experiments.refit import refit_results
+    they are: the comparisons and test-time curves of the committed points reproduce every stored fit, plus
+    the replicates and bands files now carry. (`mythbench fit` now withholds this one-seed ladder's
+    comparisons at the gate, and adds curves at the other loop counts.)"""
+    from mythbench.analysis.ladder import fit_comparisons, loop_curve
 
     def strip(x: object) -> object:
         if isinstance(x, dict):
             return {k: strip(v) for k, v in x.items() if k not in ("replicates", "band")}
         return [strip(v) for v in x] if isinstance(x, list) else x
 
-    refit = json.loads(json.dumps(refit_results([SCALE])))
-    assert _fit_mismatches(strip(refit["fits"]), json.loads(SCALE.read_text())["fits"]) == []
-    assert refit["fits"]["matched_tokens"]["families"]["rdt"]["band"]["x"]
+    stored = json.loads(SCALE.read_text())
+    h, n_boot = stored["scale"]["headline_loops"], stored["scale"]["n_bootstrap"]
+    rdt = [p for p in stored["points"] if p["family"] == "rdt" and p["loops"] == h]
+    refit = {**fit_comparisons(stored["points"], n_boot, h),
+             "test_time": [loop_curve([p for p in rdt if p["width"] == w], n_boot)
+                           for w in sorted({p["width"] for p in rdt})]}
+    refit = json.loads(json.dumps(refit))
+    assert _fit_mismatches(strip(refit), stored["fits"]) == []
+    assert refit["matched_tokens"]["families"]["rdt"]["band"]["x"]

@@ -4,6 +4,7 @@ tiny end-to-end ladder that is resumable and refits to the same numbers."""
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 
 import numpy as np
@@ -14,6 +15,7 @@ from mythbench.baselines.standard import as_standard
 from mythbench.tasks import get_task
 from typer.testing import CliRunner
 
+from mythbench.analysis.ladder import compute_fits, gate
 from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
@@ -21,7 +23,6 @@ from mythbench.core.fileio import atomic_write_json
 from mythbench.experiments.cells import plan_cells
 from mythbench.experiments.refit import refit, refit_results
 from mythbench.experiments.scale import (
-    compute_fits,
     grid_ladder,
     plan_ladder,
     point_run_config,
@@ -32,7 +33,6 @@ from mythbench.experiments.scale import (
 )
 from mythbench.models.accounting import count_config
 from mythbench.models.model import RDTConfig
-from mythbench.reports.scale_report import standard_monotone
 from mythbench.results.scale_schema import check_scale_v1
 from mythbench.training import harness
 
@@ -47,10 +47,10 @@ E, A, ALPHA, PHI, ONCE = 0.2, 20.0, 0.4, 0.5, 0.3  # the synthetic laws: rdt N_e
        attention=st.sampled_from(["mha", "gqa", "mla"]))
 def test_every_width_gives_a_valid_config_with_heads_from_head_dim(mult, head_dim, loops, attention):
     base = RDTConfig(d_model=64, n_heads=4, n_kv_heads=2, attention=attention, ffn="moe")
-    cfg = width_config(base, mult * head_dim, head_dim, loops)
+    cfg = width_config(base, mult * head_dim, head_dim, loops, 8)
     assert cfg.n_heads == mult and cfg.d_model // cfg.n_heads == head_dim
     assert cfg.ffn_hidden % 2 == 0 and cfg.expert_hidden % 2 == 0 and min(cfg.ffn_hidden, cfg.expert_hidden) >= 2
-    assert cfg.train_loops == cfg.lora_max_loops == cfg.router_max_loops == loops
+    assert cfg.train_loops == loops and cfg.lora_max_loops == cfg.router_max_loops == 8
 
 
 def test_the_ladder_pairs_each_rdt_with_a_standard_model_of_its_distinct_layers():
@@ -100,32 +100,36 @@ def test_each_point_trains_at_its_widths_learning_rate_on_both_paths(tmp_path):
         resolve_run_config("parity", "quick", None, ["scale.lr_width_exponent=-1"])
 
 
-def _synthetic(seed: int = 0, loops: tuple[int, ...] = (1, 2, 4), diverged: bool = False) -> dict:
-    """A scale results document whose losses follow known laws with 1% noise."""
+def _synthetic(seed: int = 0, loops: tuple[int, ...] = (1, 2, 4), diverged: bool = False, floor: float = 0.0,
+               seeds: tuple[int, ...] = (0, 1)) -> dict:
+    """A scale results document whose excess losses L − H follow known laws with 1% noise, at every seed;
+    H = `floor`, the task's exact floor, is added to every loss."""
     rng = np.random.default_rng(seed)
-    law = lambda n: (E + A * n ** -ALPHA) * float(np.exp(rng.normal(0, 0.01)))  # noqa: E731
+    law = lambda n: floor + (E + A * n ** -ALPHA) * float(np.exp(rng.normal(0, 0.01)))  # noqa: E731
     points = []
-    for w in (8, 16, 24, 32, 48, 64):
+    for w, s in itertools.product((8, 16, 24, 32, 48, 64), seeds):
         n = 60 * w * w
-        points.append({"name": f"standard-w{w}", "family": "standard", "width": w, "loops": None, "seed": 0,
+        points.append({"name": f"standard-w{w}", "family": "standard", "width": w, "loops": None, "seed": s,
                        "status": "complete", "params": {"unique": n, "once": n, "recurrent": 0},
-                       "train_flops": 6.0 * n * 1000, "loss": law(n), "loss_by_loops": None, "accuracy": []})
+                       "train_flops": 6.0 * n * 1000, "loss": law(n), "loss_floor": floor, "loss_by_loops": None,
+                       "accuracy": []})
         for r in loops:
             once, rec = round(ONCE * n), n - round(ONCE * n)
             loss = law(once + r**PHI * rec)
             curve = [[t, loss * (1 + 0.5 * np.exp(-t)) / (1 + 0.5 * np.exp(-r))] for t in range(1, 2 * r + 3)]
-            points.append({"name": f"rdt-w{w}-r{r}", "family": "rdt", "width": w, "loops": r, "seed": 0,
+            points.append({"name": f"rdt-w{w}-r{r}", "family": "rdt", "width": w, "loops": r, "seed": s,
                            "status": "complete", "params": {"unique": n, "once": once, "recurrent": rec},
-                           "train_flops": (6.0 * once + 6.0 * r * rec) * 1000, "loss": loss,
+                           "train_flops": (6.0 * once + 6.0 * r * rec) * 1000, "loss": loss, "loss_floor": floor,
                            "loss_by_loops": curve,
                            "accuracy": [{"difficulty": 16, "split": "train", "accuracy": 0.5,
                                          "ci_low": 0.4, "ci_high": 0.6}]})
     if diverged:
-        points.append({**points[-1], "seed": 1, "status": "diverged", "loss": None, "loss_by_loops": None})
-    return {"schema_version": 1, "kind": "scale", "preset": "quick", "command": "synthetic", "seeds": [0],
+        points.append({**points[-1], "seed": len(seeds), "status": "diverged", "loss": None, "loss_by_loops": None})
+    return {"schema_version": 1, "kind": "scale", "preset": "quick", "command": "synthetic",
+            "seeds": list(range(len(seeds) + diverged)),
             "task": {"name": "parity", "version": 1, "fingerprint": "0" * 64, "train_difficulties": [2, 16],
                      "test_difficulties": [32]},
-            "scale": {"headline_loops": max(loops), "n_bootstrap": 40, "level": 0.95,
+            "scale": {"headline_loops": max(loops), "n_bootstrap": 20, "level": 0.95,
                       "train": {"steps": 10, "batch_size": 4}},
             "points": points, "notes": []}
 
@@ -139,33 +143,54 @@ def test_fits_recover_the_known_ratio_and_phi_and_skip_diverged_points(tmp_path)
     ratios = [row["ratio"] for row in tok["equivalence"]]
     assert len(ratios) == 6 and np.allclose(ratios, expected, rtol=0.1), ratios
     assert tok["loop_worth"]["params"]["phi"] == pytest.approx(PHI, abs=0.08)
-    assert tok["families"]["rdt"]["n_points"] == 6  # the diverged copy of the largest RDT is left out
-    assert any("diverged" in n and "rdt-w64-r4 seed 1" in n for n in out["notes"])
+    assert tok["families"]["rdt"]["n_points"] == 12  # the diverged copy of the largest RDT is left out
+    assert any("diverged" in n and "rdt-w64-r4 seed 2" in n for n in out["notes"])
     assert out["fits"]["matched_flops"]["comparison"] == "matched-FLOPs"
-    assert [t["best_loops"] for t in out["fits"]["test_time"]] == [10] * 6
+    curves = out["fits"]["test_time"]  # one per training loop count and width, each falling to its last T
+    assert sorted((t["train_loops"], t["width"], t["best_loops"]) for t in curves) == [
+        (r, w, 2 * r + 2) for r in (1, 2, 4) for w in (8, 16, 24, 32, 48, 64)]
     text = refit([path])
     assert "EXTRAPOLATION" in text and "Matched training FLOPs" in text and "φ" in text
 
 
-def test_ladder_check_names_every_width_where_the_standard_loss_rises(tmp_path):
-    """The report leads with whether the standard losses fall with width (the fits mean nothing otherwise)
-    and states the points' summed training time beside the wall time of the command that assembled them."""
+def test_the_fits_are_of_the_loss_above_the_tasks_floor(tmp_path):
+    """A known floor H under every loss: the fitted irreducible term is the excess E, not E + H, and N_eq/N is
+    that of the excess laws (the reference law's E absorbing H would move the N_eq where the RDT's loss is)."""
+    path = tmp_path / "results.json"
+    atomic_write_json(path, _synthetic(floor=0.7))
+    tok = refit_results([path])["fits"]["matched_tokens"]
+    assert tok["families"]["standard"]["params"]["E"] == pytest.approx(E, rel=0.15)
+    assert tok["loop_worth"]["params"]["E"] == pytest.approx(E, rel=0.15)
+    doc = _synthetic(floor=0.7)
+    doc["points"][0]["loss"] = 0.7  # at the floor: no logarithm of its excess
+    fits = compute_fits(doc["points"], 20, 4)
+    assert any("standard-w8 seed 0: loss 0.7 is not above the task's floor" in e
+               for e in fits["matched_tokens"]["error"])
+
+
+def test_the_gate_withholds_every_fit_where_the_reference_loss_does_not_fall_with_width(tmp_path):
+    """The report leads with the gate (the fits mean nothing otherwise), names every failed width step, and
+    states the points' summed training time beside the wall time of the command that assembled them."""
     doc = _synthetic()
-    assert standard_monotone(doc["points"])[0] is True
+    assert gate(doc["points"], None)["passed"] is True
     for p in doc["points"]:
         p["train"] = {"wall_time_s": 2.0}
         if p["name"] in ("standard-w24", "standard-w48"):
-            p["loss"] = 1.0  # above every narrower width's loss
+            p["loss"] = 1.0 + 0.01 * p["seed"]  # above every narrower width's loss
     path = tmp_path / "results.json"
     atomic_write_json(path, doc)
-    ok, sentence = standard_monotone(doc["points"])
-    assert ok is False and "w24 1 >= w16" in sentence and "w48 1 >= w32" in sentence
-    assert sentence.count(">=") == 2  # w32 and w64 fall again: not listed
+    checked = gate(doc["points"], None)
+    assert checked["passed"] is False and checked["loss"] == "test"  # no validation losses in this file
+    assert [(s["from"], s["to"]) for s in checked["steps"] if not s["passed"]] == [(16, 24), (32, 48)]
+    assert "gate FAILED at w16→w24, w32→w48" in checked["summary"]
     out = refit_results([path])
-    assert f"ladder check: {sentence}" in out["notes"]
+    assert checked["summary"] in out["notes"] and out["fits"]["gate"] == checked
+    for key in ("matched_tokens", "matched_flops"):
+        assert out["fits"][key]["error"][0] == f"withheld: {checked['summary']}"
+    assert len(out["fits"]["test_time"]) == 18  # the test-time curves do not rest on the width law
     text = refit([path])
-    assert text.index("do NOT fall monotonically") < text.index("## Headline")
-    assert "| 24 | 1 [1, 1] |" in text
+    assert text.index("FAILED") < text.index("## Headline")
+    assert "| 24 | 34,560 | 1.005 ± 0.005 |" in text
     assert f"summed over them, wherever and whenever they ran: {2 * len(doc['points'])} s)" in text
 
 
@@ -201,7 +226,7 @@ def test_cli_scale_reports_bad_config_without_training(tmp_path):
     result = CliRunner().invoke(app, ["scale", "parity", "--out", str(tmp_path / "x"),
                                       "--set", "scale.widths=[8,16]", "--set", "scale.head_dim=3"])
     assert result.exit_code == 2
-    assert "at least 5 distinct widths" in result.output and "multiple of scale.head_dim" in result.output
+    assert "at least 4 distinct widths" in result.output and "multiple of scale.head_dim" in result.output
     assert not (tmp_path / "x").exists()
 
 

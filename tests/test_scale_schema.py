@@ -24,9 +24,9 @@ from hostile.paths import all_paths, dotted, leaf, required_paths
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mythbench.analysis.ladder import compute_fits
 from mythbench.analysis.stats import wilson_interval
 from mythbench.core.errors import ConfigError
-from mythbench.experiments.scale import compute_fits
 from mythbench.results.jsonshape import Node, Obj
 from mythbench.results.leaderboard import submit, verify
 from mythbench.results.safejson import content_hash, parse_json_bytes
@@ -78,10 +78,12 @@ def make_point(rng: np.random.Generator, width: int, loops: int | None, seed: in
 
 
 def make_scale_results(widths: tuple[int, ...] = WIDTHS, n_bootstrap: int = 20) -> dict[str, Any]:
-    """A complete scale results document, with one diverged point at a second seed."""
+    """A complete scale results document: every point at seed 0, one diverged point at seed 2, then every point
+    at seed 1 (two seeds per point, so that the gate can pass and the fits are computed)."""
     rng = np.random.default_rng(0)
     points = [make_point(rng, w, r) for w in widths for r in (None, *LOOPS)]
-    points.append(make_point(rng, widths[-1], LOOPS[-1], seed=1, diverged=True))
+    points.append(make_point(rng, widths[-1], LOOPS[-1], seed=2, diverged=True))
+    points += [make_point(rng, w, r, seed=1) for w in widths for r in (None, *LOOPS)]
     return {
         "schema_version": 1, "kind": "scale", "mythbench_version": "0.1.0",
         "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": True},
@@ -92,12 +94,12 @@ def make_scale_results(widths: tuple[int, ...] = WIDTHS, n_bootstrap: int = 20) 
                  "train_difficulties": list(TRAIN_D), "test_difficulties": list(TEST_D)},
         "environment": {"python": "3.11.7", "torch": "2.13.0+cpu", "numpy": "2.4.6", "platform": "Linux",
                         "device": "cpu", "cpu_count": 2, "cuda": None},
-        "seeds": [0, 1],
+        "seeds": [0, 1, 2],
         "scale": {"headline_loops": max(LOOPS), "n_bootstrap": n_bootstrap, "level": 0.95,
                   "train": {"steps": 100, "batch_size": 128, "recipe": "fixed"}, "eval": {"loops_factor": 2}},
         "points": points, "fits": compute_fits(points, n_bootstrap, max(LOOPS)),
         "notes": ["every point trains 100 steps (scale.steps; warmup 7)",
-                  f"diverged, recorded and excluded from every fit: rdt-w{widths[-1]}-r{max(LOOPS)} seed 1"],
+                  f"diverged, recorded and excluded from every fit: rdt-w{widths[-1]}-r{max(LOOPS)} seed 2"],
     }
 
 
@@ -125,14 +127,16 @@ def test_a_document_as_mythbench_scale_writes_it_is_valid() -> None:
     assert check_schema(parse_json_bytes(json.dumps(DOC, indent=1).encode())) == []
     tokens = DOC["fits"]["matched_tokens"]  # the fixture reaches every part of the fits
     assert tokens["loop_worth"] and tokens["test_time"] and tokens["equivalence"] and tokens["projections"]
-    assert all("fit" in c for c in DOC["fits"]["test_time"]) and len(DOC["fits"]["test_time"]) == len(WIDTHS)
+    assert DOC["fits"]["gate"]["passed"] is True
+    assert all("fit" in c for c in DOC["fits"]["test_time"] if c["train_loops"] > 1)
+    assert len(DOC["fits"]["test_time"]) == len(WIDTHS) * len(LOOPS)
     assert len(REQUIRED) > 500 and len(NUMERIC) > 500
 
 
 def test_fits_that_failed_and_intervals_without_a_bootstrap_are_valid() -> None:
     doc = make_scale_results(widths=WIDTHS[:2], n_bootstrap=0)  # too few widths for any power law
     assert "error" in doc["fits"]["matched_tokens"] and "error" in doc["fits"]["matched_flops"]
-    assert doc["fits"]["test_time"][0]["fit"]["intervals"]["tau"]["low"] is None
+    assert doc["fits"]["test_time"][-1]["fit"]["intervals"]["tau"]["low"] is None
     assert check_schema(doc) == []
 
 
@@ -150,7 +154,7 @@ def test_the_provenance_nodes_are_the_run_schemas() -> None:
     (("points", 3, "loss_by_loops"), DELETE, "points[3].loss_by_loops: required field is missing"),
     (("fits", "matched_tokens", "families", "rdt", "params", "alpha"), DELETE,
      "fits.matched_tokens.families.rdt.params.alpha: required field is missing"),
-    (("fits", "test_time", 0, "fit"), DELETE, "fits.test_time[0]: needs exactly one of `fit`"),
+    (("fits", "test_time", 5, "fit"), DELETE, "fits.test_time[5]: needs exactly one of `fit`"),
     (("points", 1, "loss"), math.nan, "points[1].loss: nan is not allowed; every number must be finite"),
     (("fits", "matched_tokens", "equivalence", 0, "ratio"), math.inf,
      "fits.matched_tokens.equivalence[0].ratio: inf is not allowed"),
@@ -158,7 +162,7 @@ def test_the_provenance_nodes_are_the_run_schemas() -> None:
     (("points", 1, "loss"), 0, "points[1].loss: 0 is not > 0"),
     (("points", 1, "loss_by_loops", 0, 1), -1.0, "points[1].loss_by_loops[0][1]: -1.0 is not > 0"),
     (("points", 1, "loss_by_loops", 0), [1], "points[1].loss_by_loops[0]: expected an array of 2 entries"),
-    (("fits", "test_time", 0, "loss_best"), 0.0, "fits.test_time[0].loss_best: 0.0 is not > 0"),
+    (("fits", "test_time", 5, "loss_best"), 0.0, "fits.test_time[5].loss_best: 0.0 is not > 0"),
     (("points", 0, "accuracy", 0, "accuracy"), 1.5, "points[0].accuracy[0].accuracy: 1.5 is not in [0, 1]"),
     (("points", 2, "accuracy", 1, "accuracy_max_loops"), -0.1, "accuracy_max_loops: -0.1 is not in [0, 1]"),
     (("points", 0, "accuracy", 2, "ci_high"), 0.0, "points[0].accuracy[2]: accuracy"),
@@ -179,8 +183,10 @@ def test_the_provenance_nodes_are_the_run_schemas() -> None:
     (("fits", "matched_tokens", "equivalence", 0, "unbounded"), True, "equivalence[0].unbounded: true, but n_eq"),
     (("fits", "matched_tokens", "equivalence", 0, "ratio"), 123.0, "equivalence[0].ratio: 123.0 is not n_eq / n_rdt"),
     (("fits", "matched_flops"), {"comparison": "matched-FLOPs", "error": []}, "matched_flops.error: has 0 entries"),
-    (("fits", "test_time", 0, "best_loops"), 99, "fits.test_time[0].best_loops: 99 is above max_loops"),
-    (("fits", "test_time", 0, "train_loops"), 2, "fits.test_time[0].train_loops: 2 is not scale.headline_loops"),
+    (("fits", "test_time", 5, "best_loops"), 99, "fits.test_time[5].best_loops: 99 is above max_loops"),
+    (("fits", "test_time", 5, "train_loops"), 3, "fits.test_time[5].train_loops: 3 is not a training loop count"),
+    (("fits", "gate", "passed"), "yes", "fits.gate.passed: expected"),
+    (("points", 0, "loss_floor"), -0.1, "points[0].loss_floor: -0.1 is not >= 0"),
 ])
 def test_a_broken_field_is_reported_with_its_path(path: tuple, value: Any, message: str) -> None:
     problems = check_schema(mutated(DOC, path, value))
@@ -201,8 +207,8 @@ def test_a_broken_field_is_reported_with_its_path(path: tuple, value: Any, messa
     (("points", 0, "accuracy", 0, "difficulty"), 99, "points[0].accuracy[0].difficulty: 99 is not one of the task's"),
     (("points", 0, "accuracy", 1, "difficulty"), 2, "points[0].accuracy[1].difficulty: duplicate difficulty 2"),
     (("points", 0, "accuracy", 0, "accuracy_max_loops"), 0.5, "a standard transformer has no loop counts"),
-    (("points", -1, "loss"), 1.0, "points[20].loss: must be null for a diverged point"),
-    (("points", -1, "seed"), 0, "points[20]: duplicate point 'rdt-w40-r4' at seed 0 (also points[19])"),
+    (("points", 20, "loss"), 1.0, "points[20].loss: must be null for a diverged point"),
+    (("points", 20, "seed"), 0, "points[20]: duplicate point 'rdt-w40-r4' at seed 0 (also points[19])"),
     (("points", 0, "seed"), 5, "points[0].seed: 5 is not listed in the top-level seeds"),
     (("scale", "headline_loops"), 2, "scale.headline_loops: 2 is below the largest training loop count"),
     (("config", "scale", "loop_counts"), [1, 2], "scale.headline_loops: 4 is not the largest of config.scale"),

@@ -53,11 +53,12 @@ class Cell:
 
 def plan_cells(kind: str, cfg: RunConfig, run_dir: Path, task: Any) -> list[Cell]:
     """Every cell of a run, in the order the serial path trains them: the models `mythbench run` plans (kind
-    "run"), model by model, seed by seed; or the width ladder of `mythbench scale` with the config its points
-    train with (kind "scale"), in `scale.ladder_order`."""
+    "run"), model by model, seed by seed; or what the width ladder of `mythbench scale` can train now with the
+    config each point trains with (kind "scale", `scale.planned_points`: its learning-rate pilot first, when it
+    has one, whose outcome sets the rates of the ladder's points)."""
     if kind == "scale":
-        return [Cell(str(run_dir), plan.name, seed, plan, scale.point_run_config(cfg, width, lr_scale)[0])
-                for seed, (plan, width, _, lr_scale) in scale.ladder_order(cfg, task)]
+        return [Cell(str(run_dir), plan.name, seed, plan, pcfg)
+                for seed, plan, pcfg in scale.planned_points(cfg, task, Path(run_dir))]
     plans = harness.plan_models(cfg, task)
     configs = apply_tuning(cfg, plans)[0]
     return [Cell(str(run_dir), plan.name, seed, plan, configs[plan.name]) for plan in plans for seed in cfg.seeds]

@@ -7,9 +7,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mythbench.analysis.ladder import compute_fits, ladder_notes
 from mythbench.config import run_config_from_dict
 from mythbench.core.errors import ConfigError
-from mythbench.experiments.scale import compute_fits, ladder_notes, point_run_config
+from mythbench.experiments.scale import point_run_config
 from mythbench.reports.scale_report import render_markdown
 from mythbench.results.results_model import SCALE_SCHEMA_VERSION
 from mythbench.results.safejson import read_json_file, walk_problems
@@ -71,7 +72,8 @@ def load_scale_results(paths: list[Path]) -> list[dict]:
         for path, d in zip(paths[1:], docs[1:], strict=True):
             for key, what in ((("task", "name"), "task"), (("task", "version"), "task version"),
                               (("task", "fingerprint"), "test-set fingerprint"),
-                              (("scale", "train"), "training config (token budget)")):
+                              (("scale", "train"), "training config (token budget)"),
+                              (("scale", "reference_loops"), "reference model (the standard or r = 1)")):
                 if d[key[0]].get(key[1]) != first[key[0]].get(key[1]):
                     problems.append(f"{path}: {what} differs from {paths[0]}'s; their points cannot share a fit")
             if _lr_exponent(d) != _lr_exponent(first):
@@ -95,9 +97,10 @@ def refit_results(paths: list[Path]) -> dict:
     scale = docs[0]["scale"]
     stored = docs[0].get("config")  # the notes on how the points trained come from the ladder's config
     recipe_notes = point_run_config(run_config_from_dict(stored))[1] if stored is not None else []
+    reference = scale.get("reference_loops")  # absent in files written before the dense ladder: the standard
     out = {**docs[0], "points": points,
-           "fits": compute_fits(points, scale["n_bootstrap"], scale["headline_loops"]),
-           "notes": recipe_notes + ladder_notes(points, scale["headline_loops"])}
+           "fits": compute_fits(points, scale["n_bootstrap"], scale["headline_loops"], reference),
+           "notes": recipe_notes + ladder_notes(points, scale["headline_loops"], reference)}
     if len(docs) > 1:
         out["notes"].append(f"points pooled from {len(docs)} files: {', '.join(map(str, paths))}")
     return out

@@ -1,12 +1,17 @@
-"""`mythbench scale`: a width ladder of RDTs and their layer-matched standard transformers, scaling fits and
-the parameter-matched comparison (how many standard parameters one RDT parameter is worth).
+"""`mythbench scale`: a width ladder of looped models at several training loop counts r, the gate, the scaling
+fits of the excess loss and the parameter-matched comparison (how many reference parameters one looped
+parameter is worth).
 
-Every point (family, width, training loops, seed) is one `harness.train_and_evaluate` call stored under
-`RUN_DIR/models/<point>/seed<k>/`, so a killed ladder resumes where it stopped (`ladder_order` says in
-which order). With several multipliers in scale.lr_grid, every point trains at each and the one of lowest
-validation loss is reported (`select_lr`). Both families train on the same batches (same TrainConfig and
-seeds). The loss of a point is the token cross-entropy on held-out test instances at the evaluated training
-difficulties (an RDT at its training loop count), averaged over them.
+Two ladders (`scale.ladder`): "dense", a dense looped transformer whose r = 1 point is the reference (the
+standard comparison with the same unique layers), and "rdt", the RDT under test beside the standard
+transformer of its distinct layers. Every point (model, width, training loops, seed) is one
+`harness.train_and_evaluate` call stored under `RUN_DIR/models/<point>/seed<k>/`, so a killed ladder resumes
+where it stopped (`ladder_order` says in which order). With several multipliers in scale.lr_grid, every
+point trains at each and the one of lowest validation loss is reported (`select_lr`), or, with
+scale.pilot_steps, a short pilot of each width's reference model chooses one multiplier per width
+(`pilot_choice`). All points train on the same batches (same TrainConfig and seeds). The loss of a point is
+the token cross-entropy on held-out test instances at the evaluated training difficulties (an RDT at its
+training loop count), averaged over them; `loss_floor` is the task's exact floor over the same difficulties.
 """
 
 from __future__ import annotations
@@ -22,13 +27,13 @@ from typing import Any
 import numpy as np
 
 import mythbench
-from mythbench.analysis import fits
+from mythbench.analysis.ladder import LEVEL, compute_fits, ladder_notes
 from mythbench.config import RunConfig, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json, atomic_write_text
 from mythbench.models import baseline_registry
 from mythbench.models.accounting import count_config
-from mythbench.reports.scale_report import render_markdown, standard_monotone, write_plots
+from mythbench.reports.scale_report import render_markdown, write_plots
 from mythbench.results.results_model import SCALE_SCHEMA_VERSION
 from mythbench.results.scale_schema import check_scale_v1
 from mythbench.tasks import get_task
@@ -36,17 +41,19 @@ from mythbench.training import harness
 from mythbench.training.plan import ModelPlan, task_model_config
 from mythbench.training.runlock import holds_run_dir
 
-LEVEL, FIT_SEED = 0.95, 0
-PROJECT_TO = (770e6, 1.3e9)  # Parcae's sizes: its 770M RDT matches a 1.3B standard transformer (ratio ~1.69)
 log = logging.getLogger("mythbench")
+# the dense ladder's model: the RDT's prelude / recurrent block / coda and LTI injection with MHA and SwiGLU
+# everywhere, and nothing whose size depends on r (no depth-wise LoRA, no router loop table)
+DENSE = {"attention": "mha", "ffn": "dense", "injection": "lti", "lora_rank": 0, "act": False}
+Point = tuple[ModelPlan, int, "int | None", float]  # plan, width, training loops (None: standard), lr multiplier
 
 
-
-def width_config(base: Any, width: int, head_dim: int, loops: int) -> Any:
+def width_config(base: Any, width: int, head_dim: int, loops: int, table_loops: int) -> Any:
     """The base RDT config at `width` and `loops`: n_heads = width // head_dim; FFN, expert and latent widths
     scale with width (FFN widths kept even and >= 2), so every ladder point has the same shape. Per-loop
-    tables (LoRA adapters, router loop rows) get one row per training loop: N counts no parameter training
-    never reaches, and inference past r reuses the last row."""
+    tables (LoRA adapters, router loop rows) have `table_loops` rows at every r (the ladder's largest r), so
+    a point's unique parameters do not grow with r; a point trained at r < table_loops leaves the later rows
+    at their initial values."""
     f = width / base.d_model
     even = lambda x: max(2, 2 * round(x * f / 2))  # noqa: E731
     n_heads = max(1, width // head_dim)
@@ -58,62 +65,128 @@ def width_config(base: Any, width: int, head_dim: int, loops: int) -> Any:
         ffn_hidden=even(base.ffn_hidden), expert_hidden=even(base.expert_hidden),
         kv_latent_dim=max(1, round(base.kv_latent_dim * f)),
         q_latent_dim=max(1, round(base.q_latent_dim * f)) if base.q_latent_dim else 0, train_loops=loops,
-        lora_max_loops=loops, router_max_loops=loops)
+        lora_max_loops=table_loops, router_max_loops=table_loops)
+
+
+def reference_loops(cfg: RunConfig) -> int | None:
+    """The training loop count of the model N_eq is counted in: 1 on the dense ladder; None (the standard
+    transformer) on the rdt ladder."""
+    return 1 if cfg.scale.ladder == "dense" else None
 
 
 def plan_ladder(cfg: RunConfig, task: Any) -> list[tuple[ModelPlan, int, int | None]]:
-    """(plan, width, training loops) for every point: per width the standard transformer with the RDT's
-    distinct layers (Parcae pairing, P/R/C against P+R+C layers), then the RDT at each loop count."""
+    """(plan, width, training loops) for every point: per width, on the rdt ladder the standard transformer
+    with the RDT's distinct layers (Parcae pairing, P/R/C against P+R+C layers), then the looped model at each
+    loop count."""
     base = task_model_config(cfg, task)
+    if cfg.scale.ladder == "dense":
+        base = dataclasses.replace(base, **DENSE)
+    loop_counts = sorted(set(cfg.scale.loop_counts))
     out, problems = [], []
     for w in sorted(set(cfg.scale.widths)):
         try:
-            rdts = [width_config(base, w, cfg.scale.head_dim, r) for r in sorted(set(cfg.scale.loop_counts))]
+            rdts = [width_config(base, w, cfg.scale.head_dim, r, loop_counts[-1]) for r in loop_counts]
         except ConfigError as e:
             problems += [f"scale.widths: width {w}: {p}" for p in e.problems]
             continue
-        std_family, std = baseline_registry.matched_standard(rdts[0])
-        out.append((ModelPlan(f"standard-w{w}", std_family, "scale", std), w, None))
+        if reference_loops(cfg) is None:
+            std_family, std = baseline_registry.matched_standard(rdts[0])
+            out.append((ModelPlan(f"standard-w{w}", std_family, "scale", std), w, None))
         out += [(ModelPlan(f"rdt-w{w}-r{c.train_loops}", "rdt", "scale", c), w, c.train_loops) for c in rdts]
     if problems:
         raise ConfigError(problems)
     return out
 
 
-def grid_ladder(cfg: RunConfig, task: Any) -> list[tuple[ModelPlan, int, int | None, float]]:
-    """(plan, width, loops, lr multiplier) for every point of `plan_ladder` at every multiplier of
-    scale.lr_grid; with more than one, the point's name says its multiplier (`standard-w32-lrx0.5`)."""
+def grid_ladder(cfg: RunConfig, task: Any, chosen: dict[int, float] | None = None) -> list[Point]:
+    """Every point of `plan_ladder` with its learning-rate multiplier: at `chosen[width]` (a pilot's choice),
+    or at every multiplier of scale.lr_grid; with more than one, the point's name says its multiplier
+    (`standard-w32-lrx0.5`)."""
+    if chosen is not None:
+        return [(plan, w, r, chosen[w]) for plan, w, r in plan_ladder(cfg, task)]
     grid = cfg.scale.lr_grid
     return [(dataclasses.replace(plan, name=f"{plan.name}-lrx{m:g}") if len(grid) > 1 else plan, w, r, m)
             for plan, w, r in plan_ladder(cfg, task) for m in grid]
 
 
-def ladder_order(cfg: RunConfig, task: Any) -> list[tuple[int, tuple[ModelPlan, int, int | None, float]]]:
-    """(seed, point) in training order: the standard transformers of every seed first, since the ladder check
-    reads them before any fit, then the RDTs seed by seed, so an interrupted ladder holds whole seeds."""
-    ladder = grid_ladder(cfg, task)
-    return ([(s, p) for s in cfg.seeds for p in ladder if p[0].family != "rdt"]
-            + [(s, p) for s in cfg.seeds for p in ladder if p[0].family == "rdt"])
+def ladder_order(cfg: RunConfig, task: Any, chosen: dict[int, float] | None = None) -> list[tuple[int, Point]]:
+    """(seed, point) in training order: the reference models of every seed first, since the gate reads them
+    before any fit, then the other looped points seed by seed, so an interrupted ladder holds whole seeds."""
+    ladder = grid_ladder(cfg, task, chosen)
+    first = [p for p in ladder if p[2] == reference_loops(cfg)]
+    return ([(s, p) for s in cfg.seeds for p in first]
+            + [(s, p) for s in cfg.seeds for p in ladder if p not in first])
+
+
+def pilot_points(cfg: RunConfig, task: Any) -> list[tuple[int, Point]]:
+    """(seed, point) of the learning-rate pilot: each width's reference model at every multiplier of
+    scale.lr_grid, first seed only, named `pilot-<point>-lrx<m>`; none without scale.pilot_steps."""
+    if not cfg.scale.pilot_steps:
+        return []
+    return [(cfg.seeds[0], (dataclasses.replace(plan, name=f"pilot-{plan.name}-lrx{m:g}"), w, r, m))
+            for plan, w, r in plan_ladder(cfg, task) if r == reference_loops(cfg) for m in cfg.scale.lr_grid]
+
+
+def pilot_config(cfg: RunConfig, width: int, lr_scale: float) -> RunConfig:
+    """A pilot point's config: the ladder point's, trained scale.pilot_steps steps (warmup scaled alike)."""
+    pcfg = point_run_config(cfg, width, lr_scale)[0]
+    steps = cfg.scale.pilot_steps
+    warmup = min(steps - 1, round(pcfg.train.warmup_steps * steps / pcfg.train.steps))
+    return dataclasses.replace(pcfg, train=dataclasses.replace(pcfg.train, steps=steps, warmup_steps=warmup))
+
+
+def pilot_choice(cfg: RunConfig, task: Any, run_dir: Path) -> tuple[dict[int, float] | None, list[dict]]:
+    """The multiplier the pilot chose per width (lowest validation loss) and the table of every candidate;
+    (None, []) while a pilot point is not trained yet (or without a pilot)."""
+    pilots = pilot_points(cfg, task)
+    paths = [run_dir / "models" / plan.name / f"seed{s}" / "result.json" for s, (plan, *_) in pilots]
+    if not pilots or not all(path.exists() for path in paths):
+        return None, []
+    points = [_point(plan, w, r, s, harness.stored_result(path), pilot_config(cfg, w, m), task)
+              for (s, (plan, w, r, m)), path in zip(pilots, paths, strict=True)]
+    chosen, table = select_lr(points, cfg.scale.lr_grid)
+    by_width = {p["width"]: p["lr"] for p in chosen}
+    multipliers = {w: next(m for m in cfg.scale.lr_grid if point_run_config(cfg, w, m)[0].train.lr == lr)
+                   for w, lr in by_width.items()}
+    return multipliers, table
+
+
+def planned_points(cfg: RunConfig, task: Any, run_dir: Path) -> list[tuple[int, ModelPlan, RunConfig]]:
+    """(seed, plan, config) of what the ladder in `run_dir` can train now: the pilot's points while any is
+    missing (the ladder's learning rates depend on them), then every ladder point (the sweep engine's cells)."""
+    chosen = pilot_choice(cfg, task, run_dir)[0]
+    if cfg.scale.pilot_steps and chosen is None:
+        return [(s, plan, pilot_config(cfg, w, m)) for s, (plan, w, _, m) in pilot_points(cfg, task)]
+    return [(s, plan, point_run_config(cfg, w, m)[0]) for s, (plan, w, _, m) in ladder_order(cfg, task, chosen)]
 
 
 def point_run_config(cfg: RunConfig, width: int | None = None, lr_scale: float = 1.0) -> tuple[RunConfig, list[str]]:
     """The config a point of `width` trains with (None: the ladder's base, before the per-width learning
     rate): scale.steps (warmup scaled alike), lr scaled by (min width / width) ** scale.lr_width_exponent and
-    by the point's multiplier of scale.lr_grid, the `tied` recipe replaced by `fixed`, since the loop-worth
-    law's r must be the loop count a model trained at, not the difficulty, and the validation split scored."""
+    by the point's multiplier of scale.lr_grid, a loop schedule that draws or ties loops replaced by `fixed`,
+    since the loop-worth law's r must be the loop count every step of a model trained at, and the validation
+    split scored."""
     train, notes = cfg.train, []
     if cfg.scale.steps:
         train = train.with_steps(cfg.scale.steps)
         notes.append(f"every point trains {cfg.scale.steps} steps (scale.steps; warmup {train.warmup_steps})")
-    if train.recipe == "tied":
+    if train.recipe not in ("fixed", "progressive"):
+        notes.append(f"the task's `{train.recipe}` recipe is replaced by `fixed` (r loops at every step), so that "
+                     "r in the loop sweep is the number of loops each looped model trained with")
         train = dataclasses.replace(train, recipe="fixed")
-        notes.append("the task's `tied` recipe (loops = difficulty) is replaced by `fixed` (loops = r), so that "
-                     "r in the loop sweep is the number of loops each RDT trained with")
+    if cfg.scale.ladder == "dense":
+        notes.append(f"dense ladder: the RDT's layers with {', '.join(f'{k}={v}' for k, v in DENSE.items())}; "
+                     "its unique parameters are the same at every r, and r = 1 is the reference N_eq is counted in")
     if cfg.scale.lr_width_exponent:
         rates = ", ".join(f"w{w} {width_lr(cfg, w):.3g}" for w in sorted(set(cfg.scale.widths)))
         notes.append(f"learning rate per width, train.lr x (min width / width)^{cfg.scale.lr_width_exponent:g} "
-                     f"(scale.lr_width_exponent), the same for both families: {rates}")
-    if len(cfg.scale.lr_grid) > 1:
+                     f"(scale.lr_width_exponent), the same for every model: {rates}")
+    if cfg.scale.pilot_steps:
+        notes.append(f"learning-rate pilot: each width's reference model trained {cfg.scale.pilot_steps} steps "
+                     f"(seed {cfg.seeds[0]}) at each multiplier of scale.lr_grid "
+                     f"({', '.join(f'{m:g}' for m in cfg.scale.lr_grid)}); the one of lowest loss on the task's "
+                     "validation split trains every point of that width (table `lr_selection`)")
+    elif len(cfg.scale.lr_grid) > 1:
         notes.append("every point trains at each learning-rate multiplier of scale.lr_grid "
                      f"({', '.join(f'{m:g}' for m in cfg.scale.lr_grid)}); per family, width and loop count the "
                      "one of lowest seed-mean loss on the task's validation split is reported and fitted (table "
@@ -149,8 +222,9 @@ def _point(plan: ModelPlan, width: int, loops: int | None, seed: int, result: di
         return point
     if result.get("validation"):
         point["validation_loss"] = float(np.mean([c["loss"] for c in result["validation"]]))
-    losses = [c["loss"] for d, c in trained.items() if d in train_d]
-    point["loss"] = float(np.mean(losses)) if losses else None
+    scored = [d for d in trained if d in train_d]
+    point["loss"] = float(np.mean([trained[d]["loss"] for d in scored])) if scored else None
+    point["loss_floor"] = float(np.mean([task.loss_floor(d) for d in scored])) if scored else 0.0
     last = at(max(c["loops"] for c in cells)) if loops is not None else {}
     if loops is not None:
         point["loss_by_loops"] = [[t, float(np.mean([c["loss"] for d, c in at(t).items() if d in train_d]))]
@@ -199,70 +273,18 @@ def select_lr(points: list[dict], grid: list[float]) -> tuple[list[dict], list[d
     return chosen, sorted(table, key=lambda c: (c["family"] == "rdt", c["loops"] or 0, c["width"], c["lr"]))
 
 
-def _fit_or_error(points: list[dict], **kw: Any) -> dict:
-    try:
-        return fits.fit_results(points, level=LEVEL, seed=FIT_SEED, **kw)
-    except ConfigError as e:
-        return {"comparison": kw["comparison"], "error": e.problems}
-
-
-def _test_time(pts: list[dict], n_bootstrap: int) -> dict:
-    """The saturating test-time law fitted over the falling part of the loss-vs-inference-loops curve (T up to
-    the loop count of lowest mean loss, at least 3 points): past it the loss may rise again (overthinking),
-    which the law cannot describe, so that rise is reported beside the fit instead of bending it."""
-    loops = [t for t, _ in pts[0]["loss_by_loops"]]
-    mean = np.mean([[v for _, v in p["loss_by_loops"]] for p in pts], axis=0)
-    best = int(np.argmin(mean))
-    t_fit = loops[min(max(best, 2), len(loops) - 1)]
-    entry = {"width": pts[0]["width"], "params": pts[0]["params"]["unique"], "train_loops": pts[0]["loops"],
-             "fit_loops": [loops[0], t_fit], "best_loops": loops[best], "loss_best": float(mean[best]),
-             "max_loops": loops[-1], "loss_max_loops": float(mean[-1])}
-    keep = [(t, v) for p in pts for t, v in p["loss_by_loops"] if t <= t_fit]
-    try:
-        entry["fit"] = fits.fit_test_time([t for t, _ in keep], [v for _, v in keep], n_bootstrap=n_bootstrap,
-                                          level=LEVEL, seed=FIT_SEED).to_dict()
-    except ConfigError as e:
-        entry["error"] = e.problems
-    return entry
-
-
-def compute_fits(points: list[dict], n_bootstrap: int, headline: int) -> dict:
-    """Both comparisons and the test-time curves from stored points alone (what `mythbench fit` reruns)."""
-    ok = [p for p in points if p["status"] == "complete" and p["loss"] is not None]
-    rdt = lambda p: p["family"] == "rdt"  # noqa: E731
-    tokens = [{"family": p["family"], "params": p["params"]["unique"], "loops": p["loops"], "seed": p["seed"],
-               "loss": p["loss"], **({"n_once": p["params"]["once"], "n_rec": p["params"]["recurrent"]}
-                                     if rdt(p) else {})} for p in ok]
-    flops = [{"family": p["family"], "params": p["train_flops"], "loops": p["loops"], "seed": p["seed"],
-              "loss": p["loss"]} for p in ok if not rdt(p) or p["loops"] == headline]
-    test_time = [_test_time([p for p in ok if rdt(p) and p["loops"] == headline and p["width"] == w], n_bootstrap)
-                 for w in sorted({p["width"] for p in ok if rdt(p) and p["loops"] == headline})]
-    return {"matched_tokens": _fit_or_error(tokens, n_bootstrap=n_bootstrap, comparison="matched-tokens",
-                                            rdt_loops=headline, project_to=PROJECT_TO),
-            "matched_flops": _fit_or_error(flops, n_bootstrap=n_bootstrap, comparison="matched-FLOPs",
-                                           rdt_loops=headline, project_to=()),
-            "test_time": test_time}
-
-
-def ladder_notes(points: list[dict], headline: int) -> list[str]:
-    bad = [f"{p['name']} seed {p['seed']}" for p in points if p["status"] != "complete" or p["loss"] is None]
-    notes = [f"the RDT law and both comparisons use the RDT at r = {headline} training loops (the largest "
-             "of scale.loop_counts); model.train_loops is replaced by each r of the loop sweep",
-             "the 'L(T)' rows of the matched-token fits are loss against *training* loops at fixed N (points "
-             "of the loop sweep); the test-time curve against *inference* loops is the separate table"]
-    if bad:
-        notes.append(f"diverged, recorded and excluded from every fit: {', '.join(bad)}")
-    return [*notes, f"ladder check: {standard_monotone(points)[1]}"]
-
-
-def _stored_points(cfg: RunConfig, run_dir: Path, ladder: list, task: Any) -> tuple[list, list]:
-    """The ladder's points already trained in `run_dir` (by whatever code prepared it; nothing is trained),
-    and the names of those still missing. Refuses a directory that holds no ladder or another config."""
+def _check_ladder_dir(cfg: RunConfig, run_dir: Path) -> None:
+    """Refuse to assemble a directory that holds no ladder, or one of another config."""
     problems = harness.run_dir_problems(run_dir, cfg, code=None)
     if not (run_dir / "config.yaml").exists():
         problems.append(f"{run_dir} holds no ladder (no config.yaml): nothing to assemble")
     if problems:
         raise ConfigError(problems)
+
+
+def _stored_points(cfg: RunConfig, run_dir: Path, ladder: list, task: Any) -> tuple[list, list]:
+    """The ladder's points already trained in `run_dir` (by whatever code prepared it; nothing is trained),
+    and the names of those still missing."""
     points, missing = [], []
     for s, (plan, w, r, m) in ladder:
         path = run_dir / "models" / plan.name / f"seed{s}" / "result.json"
@@ -271,6 +293,36 @@ def _stored_points(cfg: RunConfig, run_dir: Path, ladder: list, task: Any) -> tu
         else:
             missing.append(f"{plan.name} seed {s}")
     return points, missing
+
+
+def _train_points(cfg: RunConfig, run_dir: Path, task: Any) -> list[dict]:
+    """Train (or reuse) the pilot, then every ladder point at the learning rates it chose."""
+    for s, (plan, w, _, m) in pilot_points(cfg, task):
+        harness.train_and_evaluate(plan, s, pilot_config(cfg, w, m), task, run_dir)
+    points = []
+    for s, (plan, w, r, m) in ladder_order(cfg, task, pilot_choice(cfg, task, run_dir)[0]):
+        wcfg = point_run_config(cfg, w, m)[0]
+        points.append(_point(plan, w, r, s, harness.train_and_evaluate(plan, s, wcfg, task, run_dir), wcfg, task))
+    return points
+
+
+def _partial_points(cfg: RunConfig, run_dir: Path, task: Any) -> tuple[list[dict], list[str]]:
+    """The points stored so far and a note naming those missing; ConfigError when there is nothing to assemble."""
+    chosen = pilot_choice(cfg, task, run_dir)[0]
+    if cfg.scale.pilot_steps and chosen is None:
+        raise ConfigError(f"{run_dir}: the learning-rate pilot is not finished, so no ladder point has its rate "
+                          "yet; nothing to assemble")
+    points, missing = _stored_points(cfg, run_dir, ladder_order(cfg, task, chosen), task)
+    if not (points if chosen else select_lr(points, cfg.scale.lr_grid)[0]):
+        raise ConfigError(f"{run_dir}: no ladder point is trained yet (with scale.lr_grid: at every candidate "
+                          "rate of one family, width and loop count); nothing to assemble")
+    if not missing:
+        return points, []
+    code_file = run_dir / "code.sha256"
+    code = code_file.read_text().strip()[:12] + "…" if code_file.exists() else "unknown"
+    return points, [f"incomplete: {len(points)} of {len(points) + len(missing)} points trained, computed by "
+                    f"source sha256 {code}; not trained yet: {', '.join(missing)}; the same command without "
+                    "--partial, from a checkout of that code, trains them"]
 
 
 @holds_run_dir
@@ -283,38 +335,29 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
     started = time.perf_counter() if started is None else started
     harness.use_threads(cfg)
     task = get_task(cfg.task)
-    ladder = ladder_order(cfg, task)
     pcfg, notes = point_run_config(cfg)
     missing: list[str] = []
     if train:
         harness.prepare_run_dir(run_dir, cfg)
     else:
-        points, missing = _stored_points(cfg, run_dir, ladder, task)
-        if not select_lr(points, cfg.scale.lr_grid)[0]:
-            raise ConfigError(f"{run_dir}: no ladder point is trained yet (with scale.lr_grid: at every candidate "
-                              "rate of one family, width and loop count); nothing to assemble")
-        if missing:
-            code_file = run_dir / "code.sha256"
-            code = code_file.read_text().strip()[:12] + "…" if code_file.exists() else "unknown"
-            notes.append(f"incomplete: {len(points)} of {len(points) + len(missing)} points trained, computed by "
-                         f"source sha256 {code}; not trained yet: {', '.join(missing)}; the same command "
-                         "without --partial, from a checkout of that code, trains them")
+        _check_ladder_dir(cfg, run_dir)
+        points, missing = _partial_points(cfg, run_dir, task)
+        notes += missing
     handler = logging.FileHandler(run_dir / "log.txt")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     log.addHandler(handler)
     try:
         log.info("command: %s", command)
         if train:
-            points = []
-            for s, (plan, w, r, m) in ladder:
-                wcfg = point_run_config(cfg, w, m)[0]
-                points.append(_point(plan, w, r, s, harness.train_and_evaluate(plan, s, wcfg, task, run_dir), wcfg,
-                                     task))
+            points = _train_points(cfg, run_dir, task)
     finally:
         log.removeHandler(handler)
         handler.close()
-    headline = max(cfg.scale.loop_counts)
-    points, selection = select_lr(points, cfg.scale.lr_grid)
+    headline, reference = max(cfg.scale.loop_counts), reference_loops(cfg)
+    if cfg.scale.pilot_steps:
+        selection = pilot_choice(cfg, task, run_dir)[1]
+    else:
+        points, selection = select_lr(points, cfg.scale.lr_grid)
     results = {
         "schema_version": SCALE_SCHEMA_VERSION, "kind": "scale", "mythbench_version": mythbench.__version__,
         "git": harness.git_state(), "command": command,
@@ -324,10 +367,11 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
                  "train_difficulties": task.spec.train_difficulties,
                  "test_difficulties": task.spec.test_difficulties},
         "environment": harness.environment(cfg.device), "seeds": list(cfg.seeds),
-        "scale": {"headline_loops": headline, "n_bootstrap": cfg.scale.n_bootstrap, "level": LEVEL,
-                  "train": to_dict(pcfg.train), "eval": to_dict(pcfg.eval)},
-        "points": points, "fits": compute_fits(points, cfg.scale.n_bootstrap, headline),
-        "notes": notes + ladder_notes(points, headline), **({"lr_selection": selection} if selection else {}),
+        "scale": {"headline_loops": headline, "reference_loops": reference, "n_bootstrap": cfg.scale.n_bootstrap,
+                  "level": LEVEL, "train": to_dict(pcfg.train), "eval": to_dict(pcfg.eval)},
+        "points": points, "fits": compute_fits(points, cfg.scale.n_bootstrap, headline, reference),
+        "notes": notes + ladder_notes(points, headline, reference),
+        **({"lr_selection": selection} if selection else {}),
     }
     results["wall_time_s"] = round(time.perf_counter() - started, 3)
     for problem in check_scale_v1(results):  # the results model checks the writer too
@@ -338,5 +382,6 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
     return results
 
 
-__all__ = ["compute_fits", "grid_ladder", "ladder_order", "lowest_validation", "plan_ladder",
-           "run_scale", "select_lr", "width_config", "width_lr"]
+__all__ = ["DENSE", "grid_ladder", "ladder_order", "lowest_validation", "pilot_choice", "pilot_points", "plan_ladder",
+           "planned_points", "point_run_config", "reference_loops", "run_scale", "select_lr", "width_config",
+           "width_lr"]

@@ -185,6 +185,9 @@ def run_grid(runs: list[Run], backend: Backend, command: str, retries: int = 2) 
             for run in runs:
                 held.enter_context(run_dir_lock(run.run_dir))
             failed = execute(prepare(runs), backend, retries)
+            # a ladder's pilot sets the rates of its points: plan again until nothing new is left to run
+            while not failed and any(not c.done() for c in prepare(runs)):
+                failed = execute(prepare(runs), backend, retries)
     finally:
         backend.close()
     broken = {Path(c.run_dir) for c in failed}

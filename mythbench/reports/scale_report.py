@@ -9,7 +9,6 @@ bands were stored are drawn without them: `mythbench fit` recomputes them).
 
 from __future__ import annotations
 
-import itertools
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from mythbench.analysis import fits
+from mythbench.analysis.ladder import complete, excess, gate, reference_label
 from mythbench.analysis.tables import interval, markdown, num
 from mythbench.core.fileio import atomic_write_bytes
 
@@ -41,61 +41,77 @@ def _verdict(row: dict) -> str:
 
 def points_frame(results: dict, family: str | None = None, loops: Any = "any") -> pd.DataFrame:
     """The complete points with a loss as a DataFrame (one row per point and seed), optionally of one family
-    and training loop count."""
+    and training loop count; `excess` is L − H (the loss above the task's floor)."""
     rows = [{"name": p["name"], "family": p["family"], "width": p["width"], "loops": p["loops"], "seed": p["seed"],
              "n_unique": p["params"]["unique"], "train_flops": p["train_flops"], "loss": p["loss"],
-             "loss_by_loops": p.get("loss_by_loops")}
-            for p in results["points"] if p["status"] == "complete" and p["loss"] is not None
-            and (family is None or p["family"] == family) and (loops == "any" or p["loops"] == loops)]
+             "excess": excess(p), "loss_by_loops": p.get("loss_by_loops")}
+            for p in complete(results["points"])
+            if (family is None or p["family"] == family) and (loops == "any" or p["loops"] == loops)]
     return pd.DataFrame(rows, columns=["name", "family", "width", "loops", "seed", "n_unique", "train_flops", "loss",
-                                       "loss_by_loops"])
+                                       "excess", "loss_by_loops"])
+
+
+def _model(family: str, loops: Any) -> str:
+    return f"rdt r={int(loops)}" if family == "rdt" else family
 
 
 def width_trend(points: list[dict]) -> pd.DataFrame:
-    """Loss over seeds (mean, min, max) per family, training loop count and width: the ladder the fits read."""
+    """Excess loss L − H over seeds (mean, standard error, seeds) and N per model (family and training loop
+    count) and width: the ladder the fits read, the standard transformers first."""
     frame = points_frame({"points": points})
-    frame["model"] = [f"rdt r={int(r)}" if f == "rdt" else f for f, r in zip(frame.family, frame.loops, strict=True)]
+    frame["model"] = [_model(f, r) for f, r in zip(frame.family, frame.loops, strict=True)]
     frame["order"] = [-1 if f == "standard" else int(r) for f, r in zip(frame.family, frame.loops, strict=True)]
-    return (frame.groupby(["order", "model", "width"], sort=True).loss.agg(["mean", "min", "max"]).reset_index()
-            .drop(columns="order"))
+    return (frame.groupby(["order", "model", "width"], sort=True)
+            .agg(mean=("excess", "mean"), se=("excess", "sem"), seeds=("excess", "size"), n=("n_unique", "first"))
+            .reset_index().drop(columns="order"))
 
 
-def standard_monotone(points: list[dict]) -> tuple[bool | None, str]:
-    """Whether the standard transformers' seed-mean losses fall at every step up in width, and a sentence
-    saying so. A standard law fitted to a ladder that does not fall with width (seed noise, too short a
-    training run, one learning rate for every width, or a loss set by rare instances) reads that as N_eq/N,
-    so the report puts this check first. None: under two widths."""
-    std = width_trend(points).query("model == 'standard'")
-    if len(std) < 2:
-        return None, "fewer than two standard widths: no trend to check"
-    means = [(int(w), float(m)) for w, m in zip(std.width, std["mean"], strict=True)]
-    rises = [f"w{w1} {m1:.4g} >= w{w0} {m0:.4g}" for (w0, m0), (w1, m1) in itertools.pairwise(means) if m1 >= m0]
-    listed = ", ".join(f"w{w} {m:.4g}" for w, m in means)
-    if not rises:
-        return True, f"the standard transformers' seed-mean losses fall monotonically with width ({listed})"
-    return False, (f"the standard transformers' seed-mean losses do NOT fall monotonically with width "
-                   f"({listed}; rises: {'; '.join(rises)}); the standard law is fitted to points that do not fall with "
-                   "width, so N_eq/N and φ do not answer the question (causes to rule out: seed noise, too short "
-                   "a training run, a learning rate wrong for some widths, a held-out loss set by states the training "
-                   "distribution makes rare or never shows)")
+def _gate(results: dict) -> dict:
+    """The stored gate, or for files written before it was stored, the gate recomputed from their points."""
+    return results["fits"].get("gate") or gate(results["points"], results["scale"].get("reference_loops"))
 
 
-def _ladder_section(results: dict) -> list[str]:
+def lead_table(results: dict) -> list[str]:
+    """scale.md's first table: per width, N and the excess loss of every model (mean ± standard error over
+    seeds), the gate's verdict on the step up to that width and N_eq/N at the headline loop count."""
     trend = width_trend(results["points"])
-    table = trend.assign(loss=[f"{m:.4g} [{lo:.4g}, {hi:.4g}]" for m, lo, hi in
-                               zip(trend["mean"], trend["min"], trend["max"], strict=True)])
-    table = (table.pivot(index="width", columns="model", values="loss")
-             .reindex(columns=list(dict.fromkeys(trend.model))).fillna("—").reset_index())
-    _, sentence = standard_monotone(results["points"])
-    return ["## Ladder check: held-out loss by width (mean over seeds [min, max])", "",
-            f"**{sentence[0].upper()}{sentence[1:]}.**", "", markdown(table, escape=False)]
+    if trend.empty:
+        return ["No point has a loss yet.", ""]
+    trend["cell"] = [f"{m:.4g} ± {se:.2g}" if n > 1 else f"{m:.4g} (1 seed)"
+                     for m, se, n in zip(trend["mean"], trend["se"], trend["seeds"], strict=True)]
+    table = (trend.pivot(index="width", columns="model", values="cell")
+             .reindex(columns=list(dict.fromkeys(trend.model))).fillna("—"))
+    n_by_width = trend.groupby("width").n.agg(lambda v: "/".join(f"{int(x):,}" for x in sorted(set(v))))
+    table.insert(0, "N (non-embedding)", n_by_width)
+    steps = {s["to"]: s for s in _gate(results)["steps"]}
+    table["gate (step from the previous width)"] = [
+        "—" if w not in steps else {True: "passed", False: "FAILED", None: "undecided"}[steps[w]["passed"]]
+        for w in table.index]
+    eq = {r["n_rdt"]: r for r in results["fits"]["matched_tokens"].get("equivalence", [])}
+    h, pct = results["scale"]["headline_loops"], f"{results['scale']['level']:.0%}"
+    headline_n = trend[trend.model == _model("rdt", h)].set_index("width").n
+    table[f"N_eq/N at r={h} [{pct}]"] = [
+        f"{num(eq[headline_n[w]]['ratio'])} {interval(eq[headline_n[w]]['ratio_interval'])}"
+        if w in headline_n and headline_n[w] in eq else "—" for w in table.index]
+    return [markdown(table.reset_index(), escape=False), ""]
+
+
+def _gate_section(results: dict) -> list[str]:
+    g = _gate(results)
+    rows = pd.DataFrame([{"step": f"w{s['from']} → w{s['to']}", "drop in excess loss": f"{s['drop']:.4g}",
+                          "2 SE": "—" if s["se"] is None else f"{2 * s['se']:.3g}",
+                          "passed": {True: "yes", False: "NO", None: "undecided"}[s["passed"]]} for s in g["steps"]],
+                        columns=["step", "drop in excess loss", "2 SE", "passed"])
+    return [f"## Gate: does the {g['reference']} excess {g['loss']} loss fall with width?", "",
+            f"**{g['summary'][0].upper()}{g['summary'][1:]}.**", "", markdown(rows, escape=False)]
 
 
 def headline_table(results: dict) -> list[str]:
     """The matched-token N_eq/N and the matched-FLOPs C_eq/C per RDT width, with the verdict."""
     h = results["scale"]["headline_loops"]
     tok, flo = results["fits"]["matched_tokens"], results["fits"]["matched_flops"]
-    lines = [f"## Headline: standard parameters one RDT is worth (RDT trained at r = {h} loops)", ""]
+    reference = reference_label(results["scale"].get("reference_loops"))
+    lines = [f"## Headline: {reference} parameters one RDT parameter is worth (RDT trained at r = {h} loops)", ""]
     for f in (tok, flo):
         if "error" in f:
             lines += [f"**No {f['comparison']} fit:**", *(f"- {p}" for p in f["error"]), ""]
@@ -107,17 +123,17 @@ def headline_table(results: dict) -> list[str]:
     for w, pts in rdt.groupby("width", sort=True):
         n, c = float(pts.n_unique.iloc[0]), float(pts.train_flops.iloc[0])
         t, f = by_n.get(n), by_c.get(c)
-        rows.append([w, f"{n:.4g}", f"{pts.loss.mean():.4g}", num(t and t["n_eq"]),
+        rows.append([w, f"{n:.4g}", f"{pts.excess.mean():.4g}", num(t and t["n_eq"]),
                      f"{num(t and t['ratio'])} {interval(t['ratio_interval']) if t else ''}", _verdict(t) if t else "—",
                      f"{c:.3g}", f"{num(f and f['ratio'])} {interval(f['ratio_interval']) if f else ''}"])
-    lines.append(markdown(pd.DataFrame(rows, columns=["width", "N rdt", "loss rdt (mean)", "N_eq standard",
+    lines.append(markdown(pd.DataFrame(rows, columns=["width", "N rdt", "L − H rdt (mean)", f"N_eq {reference}",
                                                       f"N_eq/N [{pct}]", "worth", "C rdt (train FLOPs)",
                                                       f"C_eq/C [{pct}]"]), escape=False))
     steps, batch = results["scale"]["train"]["steps"], results["scale"]["train"]["batch_size"]
-    lines += ["", f"- **Matched tokens**: both families trained on the same {steps} steps × {batch} sequences "
-              "(identical batches). N = unique non-embedding parameters; N_eq is the standard size whose fitted "
-              "L(N) = E + A·N^-α equals the RDT law's loss at N. N_eq/N > 1: one RDT parameter is worth more "
-              "than one standard parameter.",
+    lines += ["", f"- **Matched tokens**: every model trained on the same {steps} steps × {batch} sequences "
+              "(identical batches). N = unique non-embedding parameters; L − H the loss above the task's exact "
+              f"floor H; N_eq is the {reference} size whose fitted L − H = E + A·N^-α equals the RDT law's at N. "
+              f"N_eq/N > 1: one RDT parameter is worth more than one {reference} parameter.",
               "- **Matched training FLOPs**: per family, L fitted against training compute C = training FLOPs "
               "per token (Parcae accounting: 6·N_once + 2·N_rec·r + 4·N_rec·r_bwd, plus attention) × training "
               "tokens. C_eq/C = the training compute the fitted standard law needs to reach the RDT's fitted "
@@ -170,10 +186,11 @@ def _test_time_frame(results: dict) -> pd.DataFrame:
         f = t.get("fit")
         cols = [f"{f['params'][k]:.4g} {interval(f['intervals'][k])}" for k in ("L_inf", "L_0", "tau")] if f else [
             f"no fit: {'; '.join(t['error'])}", "", ""]
-        rows.append([t["width"], f"{t['params']:,}", f"{t['fit_loops'][0]}–{t['fit_loops'][1]}", *cols,
+        rows.append([t["train_loops"], t["width"], f"{t['params']:,}", f"{t['fit_loops'][0]}–{t['fit_loops'][1]}",
+                     *cols,
                      f"{f['rmse_log']:.3g}" if f else "", f"{t['loss_best']:.4g} (T={t['best_loops']})",
                      f"{t['loss_max_loops']:.4g} (T={t['max_loops']})"])
-    return pd.DataFrame(rows, columns=["width", "N", "fitted T", "L_inf", "L_0", "τ", "RMSE log L",
+    return pd.DataFrame(rows, columns=["r", "width", "N", "fitted T", "L_inf", "L_0", "τ", "RMSE log L",
                                        "lowest loss (at T)", "loss at T max"])
 
 
@@ -187,27 +204,35 @@ def _lr_selection_table(results: dict) -> list[str]:
                            "validation loss": "diverged" if r["validation_loss"] is None
                            else f"{r['validation_loss']:.4g}", "chosen": "yes" if r["chosen"] else ""}
                           for r in rows])
-    return ["## Learning rate chosen on the validation split", "",
-            "Every point trained at each candidate; the candidate of lowest seed-mean loss on the task's "
-            "validation split (training difficulties, instances apart from the test ones) is the one reported.",
+    scale = (results.get("config") or {}).get("scale") or {}
+    how = (f"A pilot trained each width's reference model {scale['pilot_steps']} steps at each candidate (first "
+           "seed); the candidate of lowest loss on the task's validation split (training difficulties, instances "
+           "apart from the test ones) trains every point of that width." if scale.get("pilot_steps") else
+           "Every point trained at each candidate; the candidate of lowest seed-mean loss on the task's "
+           "validation split (training difficulties, instances apart from the test ones) is the one reported.")
+    return ["## Learning rate chosen on the validation split", "", how,
             "", markdown(frame, escape=False), ""]
 
 
 def render_markdown(results: dict) -> str:
-    """scale.md: provenance, headline, test-time curve, points, fit details and notes."""
+    """scale.md: provenance, then the one table and the one plot a reader needs (excess loss by width and
+    model, the gate, N_eq/N), then the gate's steps, the headline, the test-time curves, the points, the fit
+    details and the notes."""
     git = results.get("git") or {}
     trained = sum((p.get("train") or {}).get("wall_time_s") or 0.0 for p in results["points"])
     lines = [f"# Scaling: {results['task']['name']} ({results.get('preset')} preset)", "",
              f"`{results.get('command')}` — {results.get('created_at')}, commit {git.get('commit')} "
              f"(dirty: {git.get('dirty')}), wall time of this command {results.get('wall_time_s')} s (training "
              f"of the points, summed over them, wherever and whenever they ran: {trained:.0f} s), "
-             f"seeds {results.get('seeds')}",
-             "", *_ladder_section(results), "", *headline_table(results), "",
-             f"## Test-time curve: loss against inference loops (RDT at r = {results['scale']['headline_loops']})",
-             "", "L(T) = L_inf + (L_0 − L_inf)·exp(−T/τ), fitted over the falling part of the curve (T up to the "
+             f"seeds {results.get('seeds')}", "",
+             "## Excess loss L − H by width (mean ± standard error over seeds)", "", *lead_table(results),
+             "![excess loss against non-embedding parameters](scaling.png)", "", *_gate_section(results), "",
+             *headline_table(results), "",
+             "## Test-time curves: loss against inference loops, per training loop count r", "",
+             "L(T) = L_inf + (L_0 − L_inf)·exp(−T/τ), fitted over the falling part of each curve (T up to the "
              "loop count of lowest loss, at least 3 points); past it the loss may rise again (overthinking), "
              "which the law does not describe: the last columns show it.", "",
-             markdown(_test_time_frame(results), escape=False)]
+             markdown(_test_time_frame(results), escape=False), "", "![test-time curves](test_time.png)"]
     lines += ["", *_lr_selection_table(results), *_points_table(results), "", "## Fit details", ""]
     for key in ("matched_tokens", "matched_flops"):
         f = results["fits"][key]
@@ -241,56 +266,69 @@ def _replicates(fit: dict | None, name: str) -> np.ndarray | None:
     return np.asarray(values) if values else None
 
 
+def _model_colors(results: dict) -> dict[str, Any]:
+    """One colour per model: the standard transformer orange, the loop counts along viridis."""
+    loops = sorted({p["loops"] for p in results["points"] if p["family"] == "rdt"})
+    shade = matplotlib.colormaps["viridis"]
+    colors = {_model("rdt", r): shade(i / max(1, len(loops) - 1)) for i, r in enumerate(loops)}
+    return {"standard": "tab:orange", **colors}
+
+
 def write_plots(results: dict, run_dir: Path) -> list[Path]:
-    """scaling.png (loss vs N and vs C), test_time.png, exponents.png (bootstrap distributions), all drawn
+    """scaling.png (excess loss against N and against training compute C, every model, the fitted laws),
+    test_time.png (one panel per training loop count), exponents.png (bootstrap distributions), all drawn
     from the fits stored in `results`."""
     h, level = results["scale"]["headline_loops"], results["scale"]["level"]
-    colors = {"rdt": "tab:blue", "standard": "tab:orange"}
+    reference = reference_label(results["scale"].get("reference_loops"))
+    colors = _model_colors(results)
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     alphas: dict[str, np.ndarray] = {}
     panels = (("N", "matched_tokens", "unique non-embedding parameters N"),
               ("C", "matched_flops", "training compute C (FLOPs)"))
     for ax, (axis, key, xlabel) in zip(fig.subplots(1, 2), panels, strict=True):
         families = results["fits"][key].get("families") or {}
-        for fam in ("standard", "rdt"):
-            pts = points_frame(results, fam, h if fam == "rdt" else None)
-            if fam == "rdt" and axis == "N":
-                other = points_frame(results, "rdt").query("loops != @h")
-                ax.scatter(other.n_unique, other.loss, s=10, color=colors[fam], alpha=0.3, label="rdt, other r")
+        frame = points_frame(results)
+        for model in colors:
+            pts = frame[[_model(f, r) == model for f, r in zip(frame.family, frame.loops, strict=True)]]
+            if pts.empty or (axis == "C" and model not in (reference, _model("rdt", h))):
+                continue
             x = (pts.n_unique if axis == "N" else pts.train_flops).to_numpy(float)
-            label = f"rdt r={h}" if fam == "rdt" else fam
-            ax.scatter(x, pts.loss.to_numpy(float), color=colors[fam], s=22, label=label)
+            ax.scatter(x, pts.excess.to_numpy(float), color=colors[model], s=18, label=model)
+        for fam, model, label in (("standard", reference, f"fit {reference}"), ("rdt", _model("rdt", h), f"fit r={h}")):
             fit = families.get(fam)
+            x = (frame.n_unique if axis == "N" else frame.train_flops).to_numpy(float)
             if fit is None or not len(x):
                 continue
-            _law_curve(ax, fit, x, colors[fam], f"fit α={fit['params']['alpha']:.2f}")
+            _law_curve(ax, fit, x, colors[model], f"{label}, α={fit['params']['alpha']:.2f}")
             if axis == "N" and _replicates(fit, "alpha") is not None:
-                alphas[fam] = _replicates(fit, "alpha")
-        ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="validation loss (train difficulties)",
+                alphas[label.removeprefix("fit ")] = _replicates(fit, "alpha")
+        ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="excess loss L − H (train difficulties)",
                title=f"matched {'tokens' if axis == 'N' else 'training FLOPs'} ({level:.0%} bootstrap band)")
         ax.legend(fontsize=7)
     paths = [_save(fig, run_dir / "scaling.png")]
 
-    fig = Figure(figsize=(6, 4.2))
-    ax = fig.subplots()
-    fitted = {t["width"]: t.get("fit") for t in results["fits"]["test_time"]}
-    fitted_range = {t["width"]: t["fit_loops"] for t in results["fits"]["test_time"]}
-    rdt = points_frame(results, "rdt", h)
-    widths = sorted(set(rdt.width))
-    for i, w in enumerate(widths):
-        span = fitted_range.get(w, (0, 0))
-        color = matplotlib.colormaps["viridis"](i / max(1, len(widths) - 1))
-        curves = list(rdt[rdt.width == w].loss_by_loops)
-        t = np.array([c[0] for c in curves[0]], float)
-        ax.plot(t, np.mean([[c[1] for c in cur] for cur in curves], axis=0), "o", ms=3, color=color,
-                label=f"width {w}")
-        if fitted.get(w):
-            p, tf = fitted[w]["params"], t[(t >= span[0]) & (t <= span[1])]
-            ax.plot(tf, p["L_inf"] + (p["L_0"] - p["L_inf"]) * np.exp(-tf / p["tau"]), "-", color=color)
-    ax.axvline(h, ls=":", color="grey", label=f"training loops r={h}")
-    ax.set(yscale="log", xlabel="inference loops T", ylabel="loss (train difficulties)",
-           title="RDT test-time curve (markers: measured; lines: fit over the falling part)")
-    ax.legend(fontsize=7)
+    curves = {(t["train_loops"], t["width"]): t for t in results["fits"]["test_time"]}
+    rdt = points_frame(results, "rdt")
+    loops, widths = sorted(set(rdt.loops.astype(int))), sorted(set(rdt.width))
+    fig = Figure(figsize=(4 * max(1, len(loops)), 3.8), layout="constrained")
+    for ax, r in zip(np.atleast_1d(fig.subplots(1, max(1, len(loops)), sharey=True)), loops, strict=False):
+        for i, w in enumerate(widths):
+            series = list(rdt[(rdt.width == w) & (rdt.loops == r)].loss_by_loops)
+            if not series:
+                continue
+            color = matplotlib.colormaps["plasma"](i / max(1, len(widths) - 1))
+            t = np.array([c[0] for c in series[0]], float)
+            ax.plot(t, np.mean([[c[1] for c in cur] for cur in series], axis=0), "o", ms=3, color=color,
+                    label=f"width {w}")
+            fitted = curves.get((r, w), {})
+            if fitted.get("fit"):
+                p, lo, hi = fitted["fit"]["params"], *fitted["fit_loops"]
+                tf = t[(t >= lo) & (t <= hi)]
+                ax.plot(tf, p["L_inf"] + (p["L_0"] - p["L_inf"]) * np.exp(-tf / p["tau"]), "-", color=color)
+        ax.axvline(r, ls=":", color="grey")
+        ax.set(yscale="log", xlabel="inference loops T", title=f"trained at r = {r} (dotted)")
+        ax.legend(fontsize=6)
+    fig.supylabel("loss (train difficulties)")
     paths.append(_save(fig, run_dir / "test_time.png"))
 
     phi = _replicates(results["fits"]["matched_tokens"].get("loop_worth"), "phi")

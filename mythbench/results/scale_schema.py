@@ -147,7 +147,7 @@ CURVE = Ruled(Obj({"width": Int(1), "params": Int(0), "train_loops": Int(1),
                    "fit_loops": Pair(Int(1), Int(1), ordered=True), "best_loops": Int(1), "loss_best": Open(0),
                    "max_loops": Int(1), "loss_max_loops": Open(0)},
                   optional={"fit": TEST_TIME, "error": Arr(TEXT, 1)},
-                  doc={"params": "unique parameters", "train_loops": "= `scale.headline_loops`",
+                  doc={"params": "unique parameters", "train_loops": "a training loop count of the rdt points",
                        "fit_loops": "[first, last] loop counts fitted", "best_loops": "loop count of lowest mean loss",
                        "fit": "the fitted test-time law", "error": "why there is no fit"}), _test_time_rule)
 ACCURACY = Ruled(Obj({"difficulty": Int(1), "split": Enum(("train", "test")), "accuracy": Num(0, 1),
@@ -160,7 +160,7 @@ POINT = Obj({"name": Str(MODEL_NAME_RE, 64), "family": Enum(FAMILIES), "width": 
              "params": Obj({"unique": Int(0), "once": Int(0), "recurrent": Int(0)}),
              "flops_train_per_token": Num(0), "tokens": Int(0), "train_flops": Num(0), "train": TRAIN,
              "loss": Nullable(Open(0)), "loss_by_loops": Nullable(Arr(Pair(Int(1), Open(0)), 1)),
-             "accuracy": Arr(ACCURACY)}, optional={"lr": Open(0), "validation_loss": Open(0)},
+             "accuracy": Arr(ACCURACY)}, optional={"lr": Open(0), "validation_loss": Open(0), "loss_floor": Num(0)},
             doc={"name": "as a model name, e.g. `standard-w32`, `rdt-w32-r4`; a (`name`, `seed`) pair occurs once",
                  "width": "`d_model` of the point", "loops": "the training loop count r; required for `rdt`, "
                  "null for `standard`", "seed": "listed in the top-level `seeds`",
@@ -170,6 +170,8 @@ POINT = Obj({"name": Str(MODEL_NAME_RE, 64), "family": Enum(FAMILIES), "width": 
                        "width); absent in files written before it was recorded",
                  "validation_loss": "token cross-entropy on the task's validation split at the evaluated training "
                                     "difficulties (an RDT at r loops): what `scale.lr_grid` chooses on",
+                 "loss_floor": "the task's exact per-token floor H (`Task.loss_floor`) averaged over the difficulties "
+                               "`loss` averages over: the fits are of L − H; absent (0) in older files",
                  "train_flops": "`flops_train_per_token × tokens` (relative tolerance 1e-9)",
                  "train": "the training outcome, as a run's `train`",
                  "loss": "held-out token cross-entropy at the training difficulties (an RDT at r loops); null when "
@@ -178,12 +180,29 @@ POINT = Obj({"name": Str(MODEL_NAME_RE, 64), "family": Enum(FAMILIES), "width": 
                                   "at r equals `loss`; required when an rdt point has a `loss`",
                  "accuracy": "per evaluated difficulty; empty when diverged"})
 SCALE = Obj({"headline_loops": Int(1), "n_bootstrap": Int(0), "level": LEVEL, "train": Obj(), "eval": Obj()},
+            optional={"reference_loops": Nullable(Int(1))},
             doc={"headline_loops": "the largest training loop count of the rdt points (the RDT law and both "
                                    "comparisons use it)", "level": "the interval level",
+                 "reference_loops": "the model N_eq is counted in and the gate reads: null (or absent) the "
+                                    "standard transformer, 1 the looped model's own r = 1 points (dense ladder)",
                  "train": "the training config every point used (free-form)", "eval": "the evaluation config"})
+GATE_STEP = Obj({"from": Int(1), "to": Int(1), "drop": Num(), "se": Nullable(Num(0)), "passed": Nullable(Bool())},
+                doc={"drop": "seed-mean excess loss at `from` minus that at `to`",
+                     "se": "standard error of that difference; null with one seed at either width",
+                     "passed": "`drop` > 2 `se`; null without a standard error"})
+GATE = Obj({"reference": Str(max_len=64), "loss": Enum(("validation", "test")),
+            "widths": Arr(Obj({"width": Int(1), "seeds": Int(1), "mean": Num(), "se": Nullable(Num(0))})),
+            "steps": Arr(GATE_STEP), "passed": Nullable(Bool()), "summary": TEXT},
+           doc={"reference": "the model the gate reads (`standard` or `rdt r=1`)",
+                "loss": "which excess loss L − H: the validation split's (test only in files without it)",
+                "widths": "per width: seeds, seed-mean excess loss and its standard error",
+                "passed": "every step passed; null when undecided (under two widths or two seeds)"})
 FITS = Obj({"matched_tokens": COMPARISON, "matched_flops": COMPARISON, "test_time": Arr(CURVE)},
-           doc={"matched_tokens": "N = unique parameters", "matched_flops": "N = training FLOPs",
-                "test_time": "one curve per width at r = `scale.headline_loops`: loss against *inference* loops"})
+           optional={"gate": GATE},
+           doc={"matched_tokens": "N = unique parameters; an `error` saying `withheld` when the gate did not pass",
+                "matched_flops": "N = training FLOPs", "gate": "the check before any fit (absent in older files)",
+                "test_time": "one curve per training loop count and width: loss against *inference* loops "
+                             "(older files: at r = `scale.headline_loops` only)"})
 LR_CANDIDATE = Obj({"family": Enum(FAMILIES), "width": Int(1), "loops": Nullable(Int(1)), "lr": Open(0),
                     "seeds": Arr(Int(0)), "validation_loss": Nullable(Num(0)), "chosen": Bool()},
                    doc={"lr": "one candidate peak learning rate of (`family`, `width`, `loops`)",
@@ -294,6 +313,7 @@ def check_scale_v1(doc: dict) -> list[str]:
             chosen[group] = cp
     fits = doc.get("fits") if isinstance(doc.get("fits"), dict) else {}
     for cp, c in dicts(fits.get("test_time"), "fits.test_time"):
-        if is_int(headline) and is_int(c.get("train_loops")) and c["train_loops"] != headline:
-            out.append(f"{cp}.train_loops: {c['train_loops']} is not scale.headline_loops = {headline}")
+        if rdt_loops and is_int(c.get("train_loops")) and c["train_loops"] not in rdt_loops:
+            out.append(f"{cp}.train_loops: {c['train_loops']} is not a training loop count of the rdt points, "
+                       f"{sorted(rdt_loops)}")
     return out

@@ -1,0 +1,161 @@
+"""The ladder issue 31 asks for: a dense looped model whose unique parameters do not depend on r, with r = 1 as
+the reference; the gate before any fit; the learning-rate pilot; and a tiny end-to-end dense ladder."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from mythbench.tasks import get_task
+from typer.testing import CliRunner
+
+from mythbench.analysis.ladder import gate
+from mythbench.cli import app
+from mythbench.config import resolve_run_config
+from mythbench.core.errors import ConfigError
+from mythbench.experiments.cells import plan_cells
+from mythbench.experiments.refit import refit_results
+from mythbench.experiments.scale import pilot_points, plan_ladder, run_scale, width_lr
+from mythbench.models.accounting import count_config
+from mythbench.results.scale_schema import check_scale_v1
+from mythbench.training import harness
+
+LADDER = Path(__file__).resolve().parent.parent / "docs" / "grids" / "zipf-ladder.yaml"
+TINY = ["scale.ladder=dense", "scale.widths=[8,16,24,32]", "scale.head_dim=8", "scale.loop_counts=[1,2]",
+        "scale.steps=3", "scale.pilot_steps=2", "scale.lr_grid=[1,0.5]", "scale.n_bootstrap=20",
+        "train.batch_size=4", "train.warmup_steps=1", "eval.loops_factor=2", "eval.depth_factor=0",
+        "eval.train_points=1"]
+
+
+def _counts(cfg, task) -> dict[str, tuple[int, int, int]]:
+    return {plan.name: (lambda a: (a.params_unique, a.params_once, a.params_recurrent))(
+        count_config(plan.family, plan.config)) for plan, _, _ in plan_ladder(cfg, task)}
+
+
+def test_the_dense_ladder_counts_the_same_parameters_at_every_r_and_spans_8x():
+    """The committed ladder config: a dense looped model (no MoE, no LoRA) at r = 1, 2, 4, 8 and no separate
+    standard transformer (r = 1 is the comparison with the same unique layers); at each width every r has
+    the same unique, once and recurrent counts, and the widths span at least 8x in non-embedding N."""
+    cfg = resolve_run_config("zipf-hops", "quick", LADDER)
+    task = get_task("zipf-hops")
+    ladder = plan_ladder(cfg, task)
+    assert {plan.family for plan, _, _ in ladder} == {"rdt"} and len(ladder) == 4 * 4
+    for plan, _, r in ladder:
+        c = plan.config
+        assert (c.attention, c.ffn, c.lora_rank, c.injection, c.act, c.train_loops) == ("mha", "dense", 0, "lti",
+                                                                                          False, r)
+    counts = _counts(cfg, task)
+    for w in cfg.scale.widths:
+        assert len({counts[f"rdt-w{w}-r{r}"] for r in cfg.scale.loop_counts}) == 1, w
+    n = [counts[f"rdt-w{w}-r1"][0] for w in sorted(cfg.scale.widths)]
+    assert n == sorted(n) and n[-1] / n[0] >= 8
+    assert len(cfg.seeds) == 3 and len(cfg.scale.lr_grid) > 1 and cfg.scale.pilot_steps > 0
+
+
+def test_the_rdt_ladder_sizes_its_per_loop_tables_for_the_largest_r():
+    """LoRA adapters and router rows of fixed size across r: N at a width does not grow with r (the parity
+    ladders' N_rec grew from 1,392 at r = 2 to 3,264 at r = 8, which confounded φ)."""
+    cfg = resolve_run_config("parity-biased", "quick", None, ["scale.widths=[8,16,24,32]", "scale.loop_counts=[2,8]"])
+    counts = _counts(cfg, get_task("parity-biased"))
+    assert counts["rdt-w8-r2"] == counts["rdt-w8-r8"] and counts["standard-w8"][2] == 0
+
+
+def test_a_dense_ladder_needs_its_reference_point():
+    with pytest.raises(ConfigError) as err:
+        resolve_run_config("zipf-hops", "quick", None, ["scale.ladder=dense", "scale.loop_counts=[2,4]",
+                                                        "scale.pilot_steps=5"])
+    problems = " ".join(err.value.problems)
+    assert "reference is its r = 1 point" in problems and "pilot chooses among" in problems
+    with pytest.raises(ConfigError, match="not one of rdt, dense"):
+        resolve_run_config("zipf-hops", "quick", None, ["scale.ladder=moe"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.floats(0.01, 5.0), min_size=1, max_size=4), min_size=2, max_size=5))
+def test_a_width_step_passes_the_gate_exactly_when_it_drops_more_than_two_standard_errors(by_width):
+    points = [{"name": f"rdt-w{8 * (i + 1)}-r1", "family": "rdt", "width": 8 * (i + 1), "loops": 1, "seed": s,
+               "status": "complete", "loss": 1.0 + v, "validation_loss": 0.5 + v, "loss_floor": 0.5}
+              for i, values in enumerate(by_width) for s, v in enumerate(values)]
+    checked = gate(points, 1)
+    assert checked["loss"] == "validation"
+    for step, a, b in zip(checked["steps"], by_width, by_width[1:], strict=False):
+        if min(len(a), len(b)) < 2:
+            assert step["passed"] is None and checked["passed"] is None
+            continue
+        se = math.hypot(*(np.std(v, ddof=1) / math.sqrt(len(v)) for v in (a, b)))
+        assert step["drop"] == pytest.approx(np.mean(a) - np.mean(b))
+        if abs(step["drop"] - 2 * se) > 1e-9:
+            assert step["passed"] == (np.mean(a) - np.mean(b) > 2 * se)
+    verdicts = [s["passed"] for s in checked["steps"]]
+    assert checked["passed"] == (None if None in verdicts else all(verdicts))
+
+
+def test_the_pilot_comes_first_and_alone(tmp_path):
+    """Until every pilot point is trained, the ladder's cells are the pilot's: each width's r = 1 model at every
+    multiplier, first seed, trained scale.pilot_steps steps (the ladder's rates depend on their outcome)."""
+    cfg = resolve_run_config("zipf-hops", "quick", None, TINY, seeds=[3, 4])
+    cells = plan_cells("scale", cfg, tmp_path, get_task("zipf-hops"))
+    assert sorted(c.model for c in cells) == sorted(f"pilot-rdt-w{w}-r1-lrx{m}" for w in (8, 16, 24, 32)
+                                                    for m in ("1", "0.5"))
+    assert {c.seed for c in cells} == {3} and {c.cfg.train.steps for c in cells} == {2}
+    assert {c.cfg.train.lr for c in cells if c.model == "pilot-rdt-w16-r1-lrx0.5"} == {width_lr(cfg, 16) * 0.5}
+
+
+@pytest.mark.slow
+def test_a_tiny_dense_ladder_pilots_trains_resumes_and_refits(tmp_path, monkeypatch):
+    cfg = resolve_run_config("zipf-hops", "quick", None, TINY, seeds=[0, 1])
+    task, run_dir = get_task("zipf-hops"), tmp_path / "ladder"
+    results = run_scale(cfg, run_dir, "test")
+    assert check_scale_v1(results) == [] and results["scale"]["reference_loops"] == 1
+    assert sorted((p["width"], p["loops"], p["seed"]) for p in results["points"]) == sorted(
+        (w, r, s) for w in (8, 16, 24, 32) for r in (1, 2) for s in (0, 1))
+
+    def validation(name: str) -> float:  # recomputed from the stored per-seed result
+        stored = json.loads((run_dir / "models" / name / "seed0" / "result.json").read_text())
+        return float(np.mean([c["loss"] for c in stored["validation"]]))
+
+    for w in cfg.scale.widths:
+        best = min(cfg.scale.lr_grid, key=lambda m: validation(f"pilot-rdt-w{w}-r1-lrx{m:g}"))
+        assert {p["lr"] for p in results["points"] if p["width"] == w} == {width_lr(cfg, w) * best}
+        assert [r["lr"] for r in results["lr_selection"] if r["width"] == w and r["chosen"]] == [
+            width_lr(cfg, w) * best]
+    assert all(p["loss_floor"] == 0.0 and p["validation_loss"] > 0 for p in results["points"])
+    assert {(t["train_loops"], t["width"]) for t in results["fits"]["test_time"]} == {
+        (r, w) for r in (1, 2) for w in (8, 16, 24, 32)}
+    text = (run_dir / "scale.md").read_text()
+    assert text.index("## Excess loss L − H by width") < text.index("![excess loss") < text.index("## Gate")
+    assert "A pilot trained each width's reference model 2 steps at each candidate" in text
+    assert all((run_dir / f).is_file() for f in ("scaling.png", "test_time.png", "exponents.png"))
+    assert len(pilot_points(cfg, task)) == 8 and all(c.done() for c in plan_cells("scale", cfg, run_dir, task))
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished point was trained again")
+
+    monkeypatch.setattr(harness, "train_model", no_training)
+    again = run_scale(cfg, run_dir, "test")
+    assert again["points"] == results["points"] and again["fits"] == results["fits"]
+    refitted = refit_results([run_dir / "results.json"])
+    assert refitted["fits"] == results["fits"] and refitted["notes"] == results["notes"]
+
+
+@pytest.mark.slow
+def test_the_engine_runs_the_pilot_then_the_ladder_it_chose(tmp_path, monkeypatch):
+    """On the sweep engine the pilot's cells run first; the engine plans again and runs the ladder's points at
+    the rates the pilot chose, and the serial path then finds every point trained."""
+    args = ["scale", "zipf-hops", "--backend", "local", "--workers", "2", "--seeds", "1", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args + [arg for s in TINY for arg in ("--set", s)])
+    assert result.exit_code == 0, result.output
+    engine = json.loads((tmp_path / "results.json").read_text())
+    assert len(engine["points"]) == 8 and len(engine["lr_selection"]) == 8
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the serial path trained a point the engine had finished")
+
+    monkeypatch.setattr(harness, "train_model", no_training)
+    again = run_scale(resolve_run_config("zipf-hops", "quick", None, TINY, seeds=[0]), tmp_path, "serial")
+    assert again["points"] == engine["points"] and again["lr_selection"] == engine["lr_selection"]
