@@ -163,15 +163,17 @@ def test_a_model_whose_evaluation_overflows_is_recorded_as_diverged_in_valid_jso
     real_train = harness.train_model
 
     def overflowing_at_evaluation(model, *args, **kwargs):
-        forward = model.forward_detailed
+        def poison(method):  # every evaluation path: single passes and the loop sweep
+            def poisoned(*a, **k):
+                out = method(*a, **k)
+                if not model.training and ":rdt:" in kwargs["desc"]:
+                    out.logits = out.logits * float("inf")
+                return out
+            return poisoned
 
-        def poisoned(*a, **k):
-            out = forward(*a, **k)
-            if not model.training and ":rdt:" in kwargs["desc"]:
-                out.logits = out.logits * float("inf")
-            return out
-
-        model.forward_detailed = poisoned
+        model.forward_detailed = poison(model.forward_detailed)
+        if hasattr(model, "sweep_loops"):  # the RDT's loop sweep
+            model.sweep_loops = poison(model.sweep_loops)
         return real_train(model, *args, **kwargs)
 
     monkeypatch.setattr(harness, "train_model", overflowing_at_evaluation)
