@@ -195,10 +195,7 @@ class RecurrentDepthTransformer(nn.Module):
         if T < 1 or (grad_loops is not None and grad_loops < 0):
             raise ValueError(f"need loops >= 1 and grad_loops >= 0, got loops={T}, grad_loops={grad_loops}")
         no_grad_loops = 0 if grad_loops is None else max(T - grad_loops, 0)
-        e = self._prelude(tokens)
-        h = self._init_state(e)
-        act = ACT(tokens.shape, h, self.cfg.act_threshold) if self.act is not None else None
-        inject = self.injection.bind(e)
+        h, act, inject = self._start(tokens)
         stats, readouts = [], []
         for t in range(T):
             with torch.set_grad_enabled(torch.is_grad_enabled() and t >= no_grad_loops):
@@ -208,6 +205,13 @@ class RecurrentDepthTransformer(nn.Module):
                 readouts.append(readout)
         logits = self._coda(readouts)
         return self._output(logits if all_loops else logits[0], stats, act)
+
+    def _start(self, tokens: Tensor) -> tuple[Tensor, ACT | None, Callable[[Tensor], Tensor]]:
+        """What every pass starts from: the initial state, ACT's bookkeeping (or None) and the bound injection."""
+        e = self._prelude(tokens)
+        h = self._init_state(e)
+        act = ACT(tokens.shape, h, self.cfg.act_threshold) if self.act is not None else None
+        return h, act, self.injection.bind(e)
 
     @torch.inference_mode()
     def sweep_loops(self, tokens: Tensor, loops: int) -> RDTOutput:
@@ -223,10 +227,7 @@ class RecurrentDepthTransformer(nn.Module):
         many loops ran."""
         if loops < 1:
             raise ValueError(f"need loops >= 1, got {loops}")
-        e = self._prelude(tokens)
-        h = self._init_state(e)
-        act = ACT(tokens.shape, h, self.cfg.act_threshold) if self.act is not None else None
-        inject = self.injection.bind(e)
+        h, act, inject = self._start(tokens)
         stats, logits = [], []
         for t in range(loops):
             carried = (h, *act.carried()) if act is not None else (h,)
