@@ -2,10 +2,11 @@
 and do its non-looped twins? Built from committed reference results only (`SOURCES`), so README.md's copy
 (a generated block, tests/test_answer.py) changes only when those files or this list do.
 
-Per task, every looped model the suite trains (`recipes.yaml` `models:`) and each one's twins (`twins:`):
-exact match at the largest training difficulty and at 1.5x, 2x and 4x of it (those that are difficulties
-of the task), under the pre-registered loop rule and under the adaptive early-exit rule `ADAPTIVE_RULE`,
-as mean [95% interval] (per seed). A model no source holds gets a "not run" row rather than no row.
+Per task, every looped model a standard run trains (`models:` of `recipes.yaml`) and each one's twins
+(`twins:`): exact match at the largest training difficulty and at 1.5x, 2x and 4x of it (those that are
+difficulties of the task), under the pre-registered loop rule and under the adaptive early-exit rule
+`ADAPTIVE_RULE`, as mean [95% interval] (per seed). A model no source holds is named in the notes under
+the table, never silently left out.
 """
 
 from __future__ import annotations
@@ -20,12 +21,14 @@ import pandas as pd
 
 from mythbench.analysis.stats import summarize_seeds
 from mythbench.analysis.tables import DASH, markdown
+from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
+from mythbench.reports.reference_index import budget_text
 from mythbench.results.results_frame import load
 
 REFERENCE_DIR = Path("results/reference")
 MULTIPLES = (1.0, 1.5, 2.0, 4.0)  # of the largest training difficulty
-# The early-exit rule shown as "adaptive": stop once every scored token's top probability reaches
+# The early-exit rule shown as "adaptive": stop once every scored token's top probability is above
 # `eval.confidence_threshold` (0.99). Fixed before any result was read (issue 30's example of a usable rule);
 # the `kl` and `delta_h` exits are in each run's report.md.
 ADAPTIVE_RULE = "confidence"
@@ -48,9 +51,6 @@ SOURCES: dict[str, tuple[Source, ...]] = {
                     Source("control/chain-grows-standard-isoparam-seed0", only=("iso-param",),
                            names={"rdt": "control"})),
 }
-# The looped models and twins every task should show (recipes.yaml's `models:` and `twins:`).
-LOOPED = ("rdt", "control")
-TWIN_KINDS = ("iso-param", "iso-flop")
 
 
 @dataclass
@@ -75,12 +75,6 @@ def _raw(root: Path, folder: str) -> dict[str, Any]:
     if not path.is_file():
         raise ConfigError(f"{path}: not found (a reference folder named in mythbench.reports.answer.SOURCES)")
     return json.loads(path.read_text())
-
-
-def budget_text(doc: Mapping[str, Any]) -> str:
-    """`preset, steps x batch` of a results document's training config."""
-    train = (doc.get("config") or {}).get("train") or {}
-    return f"{doc.get('preset')}, {train.get('steps')} x {train.get('batch_size')}"
 
 
 def read_source(root: Path, source: Source) -> tuple[dict[str, Any], list[ModelResult]]:
@@ -178,8 +172,9 @@ def task_table(task_name: str, root: Path) -> tuple[pd.DataFrame, list[str]]:
         notes.append("these references predate `twin_of`: a twin belongs to its file's `rdt`-role model, the "
                      "looped model its file trained")
     rows, absent = [], []
-    for looped in LOOPED:
-        for name in (looped, *(f"{looped}-{kind}" for kind in TWIN_KINDS)):
+    expected = resolve_run_config(task_name, "standard")
+    for looped in expected.models:
+        for name in (looped, *(f"{looped}-{kind}" for kind in expected.twins)):
             if name in found:
                 rows += _rows(found[name], targets)
             else:

@@ -28,7 +28,7 @@ def _commit(git: Mapping[str, Any] | None) -> str:
     return f"{commit[:7]}" + (" (uncommitted changes)" if (git or {}).get("dirty") else "")
 
 
-def _budget(doc: Mapping[str, Any]) -> str:
+def budget_text(doc: Mapping[str, Any]) -> str:
     """Preset and training steps x batch; a scaling ladder's points train `scale.steps` steps."""
     config = doc.get("config") or {}
     train = config.get("train") or {}
@@ -53,7 +53,7 @@ def index_row(folder: str, doc: Mapping[str, Any]) -> dict[str, str]:
     return {"folder": f"[{folder}]({folder}/)", "kind": _field(doc.get("kind")),
             "task": _field((doc.get("task") or {}).get("name")), "status": _field(doc.get("status")),
             "command": f"`{command}`" if command else NOT_RECORDED, "commit": _commit(doc.get("git")),
-            "seeds": ", ".join(map(str, seeds)) if seeds else NOT_RECORDED, "budget": _budget(doc),
+            "seeds": ", ".join(map(str, seeds)) if seeds else NOT_RECORDED, "budget": budget_text(doc),
             "wall time": _wall_time(doc.get("wall_time_s"))}
 
 
