@@ -3,6 +3,7 @@ what the generators make from the committed results, and the generators say what
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -127,3 +128,13 @@ def test_the_command_refuses_a_checkout_without_the_pages(tmp_path):
     result = CliRunner().invoke(app, ["answer", "--write", "--root", str(tmp_path)])
     assert result.exit_code == 2
     assert "not found" in result.output
+
+
+def test_the_readme_summary_quotes_only_numbers_of_the_answer_table():
+    """The sentence under the table that says what the references answer cites the table: when new references
+    change the table, a number the summary still quotes from the old one fails here."""
+    readme = (ROOT / "README.md").read_text()
+    block = read_block(readme, "answer")
+    summary = readme[readme.index("What the references answer so far"):readme.index("## Reading a run's outputs")]
+    quoted = re.findall(r"\d\.\d{3}", summary)
+    assert quoted and [q for q in quoted if q not in block] == []
