@@ -462,6 +462,23 @@ def report(run_dir: Path) -> None:
         typer.echo(str(path))
 
 
+@app.command(epilog=examples("answer", "answer --write"))
+@reports_errors
+def answer(write: bool = typer.Option(False, "--write", help="rewrite the generated blocks of README.md and "
+                                      "results/README.md (the answer table, the reference index)"),
+           root: Path = typer.Option(Path("."), "--root", help="the repository checkout")) -> None:
+    """The answer table (looped models and their twins at 1x..4x the training difficulty) from the committed
+    references; with --write, regenerate the README blocks built from them."""
+    from mythbench.reports.answer import answer_markdown
+    from mythbench.reports.readme_blocks import write_pages
+
+    if not write:
+        typer.echo(answer_markdown(root), nl=False)
+        return
+    for path in write_pages(root):
+        typer.echo(f"rewrote {path}")
+
+
 @app.command()
 @reports_errors
 @option_ranges(difficulty=(1, 2**20))

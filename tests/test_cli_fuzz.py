@@ -204,6 +204,7 @@ COMMANDS: dict[str, tuple[list[st.SearchStrategy[str]], dict[str, st.SearchStrat
     "submit": ([PATHS], {"--name": TEXT, "--results-dir": st.sampled_from(["{new}", "{file}"])}),
     "verify": ([PATHS], {"--rescore": PATHS, "--checkpoint": PATHS}),
     "fit": ([PATHS], {}),
+    "answer": ([], {"--write": FLAG, "--root": PATHS}),
 }
 # --set pairs appended: small models, and a one-trial search for tune
 ALWAYS = {"describe": BASE, "bench": BASE, "run": BASE, "scale": BASE,

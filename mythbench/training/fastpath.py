@@ -1,7 +1,8 @@
 """Opt-in fast paths (torch.compile, bf16 autocast) with a clean fallback to the eager fp32 reference.
 
 Neither is on by default: on the project's 2-core CPU neither paid off end to end for the quick preset's
-models (README, "Speed"). `tests/test_fastpath.py` bounds how far their losses may drift from the reference.
+models (docs/findings.md, "Speed (history)"). `tests/test_fastpath.py` bounds how far their losses may drift
+from the reference.
 """
 
 from __future__ import annotations
