@@ -14,6 +14,7 @@ from io import BytesIO
 from typing import Any, NamedTuple
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -26,6 +27,7 @@ from mythbench.results.results_frame import complete_runs, is_looped, twin_group
 
 LOOPED_COLOR = "C0"  # a looped model; its twins take C1, C2, ... in file order, in every figure
 PANEL_COLUMNS = 4  # accuracy-against-loops panels per row
+PLAIN_TEXT = {"text.parse_math": False}  # names from a results file are drawn as text, never parsed as math
 
 
 class Plot(NamedTuple):
@@ -196,24 +198,24 @@ def _plot_vs_twins(model: dict[str, Any], twins: list[dict[str, Any]], summaries
 
 def plots(results: dict[str, Any], summaries: dict[str, list]) -> dict[str, list[Plot]]:
     """Per looped model with loop cells, its plots: accuracy against loops beside its twins, against its twins
-    by difficulty, and the heatmap. The role 'rdt' model gets unsuffixed file names."""
+    by difficulty, and the heatmap. The role 'rdt' model gets unsuffixed file names, the others their name."""
     train = set(results.get("task", {}).get("train_difficulties", []))
     caption = run_caption(results)
     by_model: dict[str, list[Plot]] = {}
-    for m, *twins in twin_groups(results):
-        grid = {d: v for d, v in _loop_grid(m).items() if v} if is_looped(m) else {}
-        if not grid:
-            continue
-        name = m["name"]
-        unsuffixed_taken = any(p.file == "heatmap.png" for drawn in by_model.values() for p in drawn)
-        suffix = "" if m.get("role") == "rdt" and not unsuffixed_taken else "_" + re.sub(r"[^A-Za-z0-9_.-]+", "_",
-                                                                                        name)
-        by_model[name] = [
-            Plot(f"acc_vs_loops{suffix}.png", f"{_and_twins(name, twins)}: accuracy against loops",
-                 _plot_acc_vs_loops(m, twins, grid, summaries, train, caption)),
-            Plot(f"vs_twins{suffix}.png", f"{_and_twins(name, twins)} by difficulty",
-                 _plot_vs_twins(m, twins, summaries, train, caption)),
-            Plot(f"heatmap{suffix}.png", f"{name}: accuracy over difficulty × loops",
-                 _plot_heatmap(name, grid, train, m.get("train_loops"), caption)),
-        ]
+    with rc_context(PLAIN_TEXT):
+        for m, *twins in twin_groups(results):
+            grid = {d: v for d, v in _loop_grid(m).items() if v} if is_looped(m) else {}
+            if not grid:
+                continue
+            name = m["name"]
+            unsuffixed = m.get("role") == "rdt" and not any(p.file == "heatmap.png" for p in sum(by_model.values(), []))
+            suffix = "" if unsuffixed else "_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+            by_model[name] = [
+                Plot(f"acc_vs_loops{suffix}.png", f"{_and_twins(name, twins)}: accuracy against loops",
+                     _plot_acc_vs_loops(m, twins, grid, summaries, train, caption)),
+                Plot(f"vs_twins{suffix}.png", f"{_and_twins(name, twins)} by difficulty",
+                     _plot_vs_twins(m, twins, summaries, train, caption)),
+                Plot(f"heatmap{suffix}.png", f"{name}: accuracy over difficulty × loops",
+                     _plot_heatmap(name, grid, train, m.get("train_loops"), caption)),
+            ]
     return by_model
