@@ -4,6 +4,7 @@ browser (Debian's chromium, installed by .ci/run), and the plots they embed."""
 from __future__ import annotations
 
 import base64
+import csv
 import json
 import re
 import shutil
@@ -18,6 +19,7 @@ from typer.testing import CliRunner
 
 from mythbench.cli import app
 from mythbench.reports import report_plots
+from mythbench.reports.leaderboard_page import build_leaderboard_page
 from mythbench.reports.report import build_report
 from mythbench.reports.report_plots import cell_edges, model_label, run_caption
 
@@ -125,6 +127,19 @@ def test_the_page_is_one_file_whose_only_sources_are_its_own_figures(tmp_path: P
                                         "ul", "li", "table", "thead", "tbody", "tr", "th", "td", "img", "code",
                                         "strong", "em"}
     assert "url(" not in text
+
+
+def test_a_hostile_leaderboard_gets_a_page_of_text_and_its_own_figures(tmp_path: Path) -> None:
+    with (ROOT / "results" / "leaderboard.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    rows[0] |= {"model": HOSTILE[1] + " " + HOSTILE[2], "submitter": HOSTILE[0], "acc_max": "inf", "d_max": "inf", "d_2x": "x"}
+    with (tmp_path / "leaderboard.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    tags = _Tags(build_leaderboard_page(tmp_path).read_text()).tags
+    sources = [value for _, attrs in tags for name, value in attrs.items() if name in ("src", "href", "srcset")]
+    assert len(sources) == sum(tag == "table" for tag, _ in tags) and all(str(s).startswith(PNG) for s in sources)
 
 
 def test_a_run_page_is_written_only_with_html_and_a_leaderboard_page_needs_a_board(tmp_path: Path) -> None:

@@ -33,19 +33,23 @@ def _table_plot(file: str, caption: str, table: pd.DataFrame) -> Plot:
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
     members: dict[tuple[str, str], int] = {}
+    difficulties: set[float] = set()
     for (_, row), row_owner in zip(table.iterrows(), owner, strict=True):
         values = {c: pd.to_numeric(pd.Series([row[f"{c}_{tag}"] for tag in POINTS]), errors="coerce").to_numpy()
                   for c in ("d", "acc", "low", "high")}
-        shown = ~(np.isnan(values["d"]) | np.isnan(values["acc"]))
+        shown = np.isfinite(values["d"]) & np.isfinite(values["acc"])
         if not shown.any():
             continue
+        difficulties.update(values["d"][shown])
         group = (row["content_hash"], row_owner)
         member = members[group] = members.get(group, -1) + 1
-        err = np.clip(np.nan_to_num([values["acc"] - values["low"], values["high"] - values["acc"]]), 0, None)
+        err = np.clip(np.nan_to_num([values["acc"] - values["low"], values["high"] - values["acc"]], posinf=0,
+                                    neginf=0), 0, None)
         label = row["model"] + (f" (twin of {row['twin_of']})" if row["twin_of"] else "") + (
             f", {row['submitter']} {row['date']} {row['content_hash'][:8]}" if several else "")
         ax.errorbar(values["d"][shown], values["acc"][shown], yerr=err[:, shown], capsize=3, ms=4, label=label,
                     fmt=MEMBER_STYLES[member % len(MEMBER_STYLES)], color=f"C{groups.index(group) % 10}")
+    ax.set_xticks(sorted(difficulties))
     ax.set(xlabel="difficulty (the board's training, 2x and largest test difficulty)",
            ylabel="exact-match accuracy (headline)", ylim=(-0.02, 1.02))
     ax.set_title(f"Headline accuracy by difficulty (bars: 95% interval)\n{caption}", fontsize=10)

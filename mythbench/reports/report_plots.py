@@ -148,7 +148,7 @@ def _plot_heatmap(name: str, grid: dict, train: set[int], train_loops: int | Non
     ax = fig.add_subplot()
     image = ax.pcolormesh(cell_edges(loops), cell_edges(difficulties), acc, vmin=0, vmax=1, cmap="viridis")
     fig.colorbar(image, ax=ax, label="exact-match accuracy (mean over seeds)")
-    if acc.size <= 300:
+    if len(loops) <= 24 and acc.size <= 300:  # room for the numbers
         for (i, j), v in np.ndenumerate(acc):
             if not np.isnan(v):
                 ax.text(loops[j], difficulties[i], f"{v:.2f}", ha="center", va="center", fontsize=6,
@@ -202,14 +202,16 @@ def plots(results: dict[str, Any], summaries: dict[str, list]) -> dict[str, list
     train = set(results.get("task", {}).get("train_difficulties", []))
     caption = run_caption(results)
     by_model: dict[str, list[Plot]] = {}
+    unsuffixed_taken = False
     with rc_context(PLAIN_TEXT):
         for m, *twins in twin_groups(results):
             grid = {d: v for d, v in _loop_grid(m).items() if v} if is_looped(m) else {}
             if not grid:
                 continue
             name = m["name"]
-            unsuffixed = m.get("role") == "rdt" and not any(p.file == "heatmap.png" for p in sum(by_model.values(), []))
-            suffix = "" if unsuffixed else "_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+            suffix = "" if m.get("role") == "rdt" and not unsuffixed_taken else "_" + re.sub(r"[^A-Za-z0-9_.-]+",
+                                                                                           "_", name)
+            unsuffixed_taken = unsuffixed_taken or not suffix
             by_model[name] = [
                 Plot(f"acc_vs_loops{suffix}.png", f"{_and_twins(name, twins)}: accuracy against loops",
                      _plot_acc_vs_loops(m, twins, grid, summaries, train, caption)),
