@@ -132,7 +132,8 @@ def test_the_page_is_one_file_whose_only_sources_are_its_own_figures(tmp_path: P
 def test_a_hostile_leaderboard_gets_a_page_of_text_and_its_own_figures(tmp_path: Path) -> None:
     with (ROOT / "results" / "leaderboard.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
-    rows[0] |= {"model": HOSTILE[1] + " " + HOSTILE[2], "submitter": HOSTILE[0], "acc_max": "inf", "d_max": "inf", "d_2x": "x"}
+    rows[0] |= {"model": HOSTILE[1] + " " + HOSTILE[2], "submitter": HOSTILE[0], "acc_max": "inf", "d_max": "inf",
+                "d_2x": "x"}
     with (tmp_path / "leaderboard.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
