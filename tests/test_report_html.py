@@ -48,6 +48,11 @@ class _Tags(HTMLParser):
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, dict(attrs)))
 
+    def sources(self) -> list[str]:
+        """Every URL the page would load or link to."""
+        return [str(value) for _, attrs in self.tags for name, value in attrs.items()
+                if name in ("src", "href", "srcset")]
+
 
 def _browse(page: Path, tmp_path: Path) -> tuple[str, list[str]]:
     """The DOM chromium renders from `page` (opened from disk, every host name unresolvable) and the URLs the
@@ -120,12 +125,12 @@ def test_the_page_is_one_file_whose_only_sources_are_its_own_figures(tmp_path: P
     build_report(_write(tmp_path, results), html=True)
     text = page.read_text()
     assert "default-src 'none'; img-src data:" in text  # the browser refuses anything else
-    tags = _Tags(text).tags
-    sources = [value for _, attrs in tags for name, value in attrs.items() if name in ("src", "href", "srcset")]
-    assert len(sources) == 3 and all(str(source).startswith(PNG) for source in sources)
-    assert {tag for tag, _ in tags} <= {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p",
-                                        "ul", "li", "table", "thead", "tbody", "tr", "th", "td", "img", "code",
-                                        "strong", "em"}
+    page_tags = _Tags(text)
+    sources = page_tags.sources()
+    assert len(sources) == 3 and all(source.startswith(PNG) for source in sources)
+    markup = {"html", "head", "meta", "title", "style", "body", "h1", "h2", "h3", "p", "ul", "li", "table", "thead",
+              "tbody", "tr", "th", "td", "img", "code", "strong", "em"}
+    assert {tag for tag, _ in page_tags.tags} <= markup  # no script, link, iframe, object...
     assert "url(" not in text
 
 
@@ -138,9 +143,10 @@ def test_a_hostile_leaderboard_gets_a_page_of_text_and_its_own_figures(tmp_path:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    tags = _Tags(build_leaderboard_page(tmp_path).read_text()).tags
-    sources = [value for _, attrs in tags for name, value in attrs.items() if name in ("src", "href", "srcset")]
-    assert len(sources) == sum(tag == "table" for tag, _ in tags) and all(str(s).startswith(PNG) for s in sources)
+    page_tags = _Tags(build_leaderboard_page(tmp_path).read_text())
+    sources = page_tags.sources()
+    tables = sum(tag == "table" for tag, _ in page_tags.tags)
+    assert len(sources) == tables and all(source.startswith(PNG) for source in sources)
 
 
 def test_a_run_page_is_written_only_with_html_and_a_leaderboard_page_needs_a_board(tmp_path: Path) -> None:
