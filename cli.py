@@ -450,15 +450,24 @@ def _int_list(text: str | None) -> list[int] | None:
         raise ConfigError(f"{text!r} is not a comma-separated list of integers") from None
 
 
-@app.command()
+@app.command(epilog=examples("report runs/parity", "report runs/parity --html", "report results --html"))
 @reports_errors
-def report(run_dir: Path) -> None:
-    """Rebuild tables and plots of a run from its results.json alone."""
+def report(directory: Path = typer.Argument(..., help="a run directory; with --html, or a results directory "
+                                                     "holding leaderboard.csv"),
+           html: bool = typer.Option(False, "--html", help="also write one self-contained page that opens from "
+                                     "disk: report.html (a run) or leaderboard.html (a leaderboard)")) -> None:
+    """Rebuild tables and plots of a run from its results.json alone; with --html, its page (or the leaderboard's)."""
+    if html and not (directory / "results.json").exists() and (directory / "leaderboard.csv").is_file():
+        from mythbench.reports.leaderboard_page import build_leaderboard_page
+
+        typer.echo(str(build_leaderboard_page(directory)))
+        return
     from mythbench.reports.report import build_report
 
-    if not (run_dir / "results.json").is_file():
-        raise ConfigError(f"{run_dir}: no results.json (is it a run directory?)")
-    for path in build_report(run_dir):
+    if not (directory / "results.json").is_file():
+        hint = "; for its leaderboard's page, add --html" if (directory / "leaderboard.csv").is_file() else ""
+        raise ConfigError(f"{directory}: no results.json (is it a run directory?){hint}")
+    for path in build_report(directory, html=html):
         typer.echo(str(path))
 
 

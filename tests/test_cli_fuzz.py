@@ -199,7 +199,7 @@ COMMANDS: dict[str, tuple[list[st.SearchStrategy[str]], dict[str, st.SearchStrat
               {**BACKEND, "--out": st.sampled_from(["{done}", "{file}", "/proc/mythbench/x"])}),
     "eval": ([TASK, PATHS], {"--difficulties": st.one_of(TEXT, INTS), "--loops": st.one_of(TEXT, INTS),
                        "--device": DEVICE}),
-    "report": ([PATHS], {}),
+    "report": ([PATHS], {"--html": FLAG}),
     "compare": ([PATHS], {"--difficulty": INTS, "-d": INTS}),
     "submit": ([PATHS], {"--name": TEXT, "--results-dir": st.sampled_from(["{new}", "{file}"])}),
     "verify": ([PATHS], {"--rescore": PATHS, "--checkpoint": PATHS}),

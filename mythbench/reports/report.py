@@ -2,8 +2,9 @@
 
 Everything here reads only the results file, so any run directory (or a submission) can be
 re-reported without checkpoints, and the report can never disagree with the numbers it shows. The file is
-read by mythbench/results_frame.py; every table is a DataFrame, written as CSV or Markdown by
-mythbench/tables.py; the plots are mythbench/report_plots.py.
+read by mythbench/results/results_frame.py; every table is a DataFrame, written as CSV or Markdown by
+mythbench/analysis/tables.py; the plots are mythbench/reports/report_plots.py, and report.html
+(mythbench/reports/html_page.py) is report.md rendered with its plots embedded.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from mythbench.analysis.stats import LEARNED, seed_verdict, seeds_learned, summa
 from mythbench.analysis.tables import DASH, csv_text, markdown, num, plain
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_bytes, atomic_write_text
-from mythbench.reports.report_plots import plots
+from mythbench.reports.html_page import render_page
+from mythbench.reports.report_plots import Plot, plots
+from mythbench.results.board import budget, md_escape
 from mythbench.results.results_frame import (
     CELL_COLUMNS,
     EARLY_EXIT_COLUMNS,
@@ -54,18 +57,25 @@ def load_results(run_dir: Path) -> dict[str, Any]:
     return results
 
 
-def build_report(run_dir: Path) -> list[Path]:
-    """Write cells/summary/early-exit CSVs, report.md and PNG plots into `run_dir`; return the paths."""
+def build_report(run_dir: Path, html: bool = False) -> list[Path]:
+    """Write cells/summary/early-exit CSVs, report.md and PNG plots into `run_dir`, and with `html` report.html
+    (report.md with its plots embedded: one file that opens from disk); return the paths."""
     run_dir = Path(run_dir)
     results = load_results(run_dir)
     summaries = _summaries(results)
+    figures = plots(results, summaries)
+    pngs = {plot.file: plot.png for drawn in figures.values() for plot in drawn}
+    report_md = _markdown(results, summaries, figures)
     files: dict[str, str | bytes] = {
         "cells.csv": csv_text(cells_frame(results)),
         "summary.csv": csv_text(summary_frame(results, summaries)),
         "early_exit.csv": csv_text(early_exit_frame(results)),
-        "report.md": _markdown(results, summaries),
+        "report.md": report_md,
+        **pngs,
     }
-    files.update(plots(results, summaries))
+    if html:
+        task = results.get("task") or {}
+        files["report.html"] = render_page(f"mythbench report: {task.get('name', DASH)}", report_md, pngs)
     written = []
     for name, data in files.items():
         write = atomic_write_bytes if isinstance(data, bytes) else atomic_write_text
@@ -110,18 +120,23 @@ def _acc(stats: dict[str, Any] | None) -> str:
     return text + (f" tok {stats['token_accuracy']:.3f}" if "token_accuracy" in stats else "")
 
 
-def _per_seed(model: dict[str, Any], difficulty: int, loops: int | None) -> str:
-    """Each seed's exact match at this cell, in seed order, when there is more than one seed: a failing seed
-    is visible next to the mean, never averaged away (a diverged seed is named)."""
-    if len(model["runs"]) < 2:
-        return ""
-    parts = []
-    for run in model["runs"]:
+def _seed_values(model: dict[str, Any], difficulty: int, loops: int | None, spec: str) -> dict[int, str]:
+    """Each seed's exact match at this cell, in seed order; a seed that did not complete shows its status."""
+    values = {}
+    for run in sorted(model["runs"], key=lambda r: r["seed"]):
         cell = next((c for c in run.get("cells", []) if c["difficulty"] == difficulty and c.get("loops") == loops),
                     None)
-        parts.append(run["status"] if run["status"] != "complete" else DASH if cell is None
-                     else f"{cell['accuracy']:.2f}")
-    return " (seeds " + " / ".join(parts) + ")"
+        values[run["seed"]] = (run["status"] if run["status"] != "complete" else DASH if cell is None
+                               else format(cell["accuracy"], spec))
+    return values
+
+
+def _per_seed(model: dict[str, Any], difficulty: int, loops: int | None) -> str:
+    """Each seed's exact match at this cell when there is more than one seed: a failing seed is visible next to
+    the mean, never averaged away (a diverged seed is named)."""
+    if len(model["runs"]) < 2:
+        return ""
+    return " (seeds " + " / ".join(_seed_values(model, difficulty, loops, ".2f").values()) + ")"
 
 
 def _seed_status(run: dict[str, Any], learned: dict[int, bool]) -> str:
@@ -176,6 +191,21 @@ def _headline(results: dict[str, Any], summaries: dict[str, list],
     return header, rows
 
 
+def _per_seed_table(results: dict[str, Any], summaries: dict[str, list]) -> str:
+    """Every seed's exact match at the headline loop count: one row per model and difficulty, a column per seed."""
+    seeds = sorted({r["seed"] for m in results["models"] for r in m.get("runs", [])})
+    rows = []
+    for model in (m for group in twin_groups(results) for m in group):
+        for entry in summaries[model["name"]]:
+            loops = (entry.get("headline") or {}).get("loops")
+            values = _seed_values(model, entry["difficulty"], loops, ".3f")
+            rows.append([model["name"], str(entry["difficulty"]), DASH if loops is None else str(loops),
+                         *(values.get(seed, DASH) for seed in seeds)])
+    if not rows:
+        return "_No complete seed in this file._"
+    return _md_table(["model", "difficulty", "loops", *(f"seed {seed}" for seed in seeds)], rows)
+
+
 def _early_exit_table(results: dict[str, Any]) -> str:
     exits = early_exit_frame(results)
     if exits.empty:
@@ -213,7 +243,12 @@ def _diagnostics_table(results: dict[str, Any]) -> str:
                       "expert load max/mean", "halting mean loop"], rows)
 
 
-def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
+def _figure_links(model: str, figures: dict[str, list[Plot]]) -> list[str]:
+    """Markdown images of a looped model's plots (files beside report.md; report.html embeds them)."""
+    return [f"![{md_escape(plot.caption)}]({plot.file})\n" for plot in figures.get(model, [])]
+
+
+def _markdown(results: dict[str, Any], summaries: dict[str, list], figures: dict[str, list[Plot]]) -> str:
     task, git, env = results.get("task", {}), results.get("git") or {}, results.get("environment") or {}
     evaluation = results.get("evaluation") or {}
     max_loops = max((max(m.get("eval_loops") or [1]) for m in results["models"]), default=1)
@@ -226,6 +261,7 @@ def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
         ["git commit", f"`{commit}`" + (" (dirty tree)" if git.get("dirty") else "")],
         ["mythbench version", str(results.get("mythbench_version", DASH))],
         ["preset", str(results.get("preset") or DASH)],
+        ["budget", budget(results.get("config"))],
         ["seeds", ", ".join(str(s) for s in results.get("seeds", []))],
         ["environment", ", ".join(f"{k} {v}" for k, v in env.items()) or DASH],
         ["created", str(results.get("created_at", DASH))],
@@ -250,7 +286,7 @@ def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
         header, rows = _headline(results, summaries, group)
         twins = ", ".join(f"`{t['name']}`" for t in group[1:])
         groups += [f"### {group[0]['name']}" + (f" and its twins {twins}" if twins else ""), "",
-                   _md_table(header, rows), ""]
+                   _md_table(header, rows), "", *_figure_links(group[0]["name"], figures)]
     parts = [
         f"# mythbench report: {task.get('name', DASH)}", "",
         _md_table(["field", "value"], provenance), "",
@@ -269,6 +305,10 @@ def _markdown(results: dict[str, Any], summaries: dict[str, list]) -> str:
         "themselves: an upper bound no user can apply, never a result. The overthinking drop is the oracle "
         "minus the accuracy at the largest loop count. One table per looped model, beside its own twins.", "",
         *groups, *notes, *([""] if notes else []),
+        "## Per seed", "",
+        "Each seed's exact match at the headline loop count (the loop rule's; a model evaluated once: its one "
+        "value), in seed order; a seed that did not complete shows its status.", "",
+        _per_seed_table(results, summaries), "",
         "## Adaptive early exit", "", _early_exit_table(results), "",
         "## Diagnostics", "", _diagnostics_table(results), "",
     ]
