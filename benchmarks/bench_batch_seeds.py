@@ -70,9 +70,19 @@ def forward_loss(forward: Callable[..., object], batch: tuple, loops: int, grad_
     return loss_fn(out.logits, targets, mask) + out.aux_loss
 
 
-def solo_step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: tuple, loops: int, grad_loops: int,
+def adamw(params: list[torch.Tensor], cfg: RunConfig, copy_axes: int) -> torch.optim.AdamW:
+    """`train_model`'s optimizer: weight decay on the matrices only (dim >= 2 before the copy axes)."""
+    decay = [p for p in params if p.dim() - copy_axes >= 2]
+    no_decay = [p for p in params if p.dim() - copy_axes < 2]
+    return torch.optim.AdamW([{"params": decay, "weight_decay": cfg.train.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=cfg.train.lr, betas=(0.9, 0.95))
+
+
+def solo_step(model: torch.nn.Module, batch: tuple, loops: int, grad_loops: int,
               cfg: RunConfig) -> Callable[[], None]:
     """The body of `train_model`'s loop for one model (lr schedule and bookkeeping left out)."""
+    opt = adamw(list(model.parameters()), cfg, copy_axes=0)
+
     def step() -> None:
         loss = forward_loss(model.forward_detailed, batch, loops, grad_loops, masked_loss)
         opt.zero_grad(set_to_none=True)
@@ -83,14 +93,12 @@ def solo_step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: tuple, 
 
 
 def stacked_step(models: list[torch.nn.Module], batch: tuple, loops: int, grad_loops: int,
-                 cfg: RunConfig) -> Callable[[], None]:
-    """One step of S copies: vmapped forward, one backward, a per-copy gradient norm clip, one AdamW."""
+                 cfg: RunConfig) -> tuple[Callable[[], None], dict[str, torch.Tensor]]:
+    """One step of S copies (vmapped forward, one backward, a per-copy gradient norm clip, one AdamW), and
+    the stacked parameters it trains."""
     params, buffers = stack_module_state(models)
     template = Detailed(copy.deepcopy(models[0]))
-    decay = [p for p in params.values() if p.dim() >= 3]  # a solo parameter of dim >= 2, plus the copy axis
-    no_decay = [p for p in params.values() if p.dim() < 3]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.train.weight_decay},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=cfg.train.lr, betas=(0.9, 0.95))
+    opt = adamw(list(params.values()), cfg, copy_axes=1)
     tokens, targets, mask = (torch.stack([t] * len(models)) for t in batch)
 
     def copy_loss(p: dict, b: dict, tok: torch.Tensor, tgt: torch.Tensor, msk: torch.Tensor) -> torch.Tensor:
@@ -111,7 +119,7 @@ def stacked_step(models: list[torch.nn.Module], batch: tuple, loops: int, grad_l
         for p in params.values():
             p.grad.mul_(scale.view(-1, *[1] * (p.dim() - 1)))
         opt.step()
-    return step
+    return step, params
 
 
 def timed_points(cfg: RunConfig, difficulties: list[int], train_loops: int,
@@ -193,7 +201,7 @@ def main() -> None:
     print(f"{args.task} --preset {args.preset}: batch {batch_size}, 1 thread, S = {args.seeds}, "
           f"median of {args.repeats}")
     print(f"{'model':>17} {'n':>3} {'loops':>5} {'grad':>4} {'solo ms':>8} {'stacked ms':>10} "
-          f"{'per seed ms':>11} {'speedup (range)':>17} {'utilization':>11}")
+          f"{'per seed ms':>11} {'speedup (range)':>17} {'utilization':>11} {'max |dw|':>8}")
     for name in args.model or ["control", "rdt"]:
         plan = plans[name]
         looped = registry.is_looped(plan.family)
@@ -208,13 +216,13 @@ def main() -> None:
             data = task.generate("train", n, batch_size, 0)
             batch = tuple(torch.as_tensor(a) for a in (data.tokens, data.targets, data.supervised))
             solo_model = copy.deepcopy(models[0])
-            opt = torch.optim.AdamW(solo_model.parameters(), lr=cfg.train.lr)
-            solo, stacked, ratios = interleaved(solo_step(solo_model, opt, batch, loops, grad_loops, cfg),
-                                                stacked_step(models, batch, loops, grad_loops, cfg),
+            step, stacked_params = stacked_step(models, batch, loops, grad_loops, cfg)
+            solo, stacked, ratios = interleaved(solo_step(solo_model, batch, loops, grad_loops, cfg), step,
                                                 args.seeds, args.repeats)
+            drift = max(float((w - stacked_params[k][0]).abs().max()) for k, w in solo_model.named_parameters())
             spread = f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
             print(f"{name:>17} {n:>3} {loops:>5} {grad_loops:>4} {1e3 * solo:>8.1f} {1e3 * stacked:>10.1f} "
-                  f"{1e3 * stacked / args.seeds:>11.1f} {spread:>17} {use:>11.2f}")
+                  f"{1e3 * stacked / args.seeds:>11.1f} {spread:>17} {use:>11.2f} {drift:>8.1e}")
 
 
 if __name__ == "__main__":
