@@ -157,6 +157,16 @@ def interleaved(solo: Callable[[], None], stacked: Callable[[], None], n_seeds: 
     return statistics.median(solo_times), statistics.median(stacked_times), ratios
 
 
+def profile(steps: dict[str, Callable[[], None]], rows: int = 12) -> None:
+    """The ops that take the time in one call of each step (after a warm-up call), by self CPU time."""
+    for label, step in steps.items():
+        step()
+        with torch.profiler.profile() as prof:
+            step()
+        print(f"{label}:")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows))
+
+
 def step_cost(step: int, seed: int, cfg: RunConfig, lengths: dict[int, int], train_loops: int,
               looped: bool) -> int:
     """Sequence length x loops of one seed's forward at one step (the progressive term's when it has one)."""
@@ -187,6 +197,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--config", type=Path, help="a run config file, as `mythbench run --config`")
+    parser.add_argument("--profile", action="store_true",
+                        help="print the ops of one solo and one stacked step at each point (torch.profiler)")
     parser.add_argument("--model", action="append",
                         help="models of the run, or with --config of a ladder its points (default: control, rdt)")
     args = parser.parse_args()
@@ -219,6 +231,9 @@ def main() -> None:
             step, stacked_params = stacked_step(models, batch, loops, grad_loops, cfg)
             solo, stacked, ratios = interleaved(solo_step(solo_model, batch, loops, grad_loops, cfg), step,
                                                 args.seeds, args.repeats)
+            if args.profile:
+                profile({"solo": solo_step(copy.deepcopy(models[0]), batch, loops, grad_loops, cfg),
+                         "stacked": stacked_step(models, batch, loops, grad_loops, cfg)[0]})
             drift = max(float((w - stacked_params[k][0]).abs().max()) for k, w in solo_model.named_parameters())
             spread = f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f})"
             print(f"{name:>17} {n:>3} {loops:>5} {grad_loops:>4} {1e3 * solo:>8.1f} {1e3 * stacked:>10.1f} "
