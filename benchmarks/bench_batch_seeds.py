@@ -1,7 +1,7 @@
 """Several seeds as one batched model: one training step of S stacked copies against S solo steps.
 
-    python benchmarks/bench_batch_seeds.py [--task parity] [--preset quick] [--seeds 5] [--repeats 5]
-                                           [--model control --model rdt]
+    python benchmarks/bench_batch_seeds.py [--task parity] [--preset quick] [--config FILE] [--seeds 5]
+                                           [--repeats 5] [--model control --model rdt] [--profile]
 
 Issue 28, item 2. Each model of the run config (`mythbench run TASK --preset PRESET`) is built at seeds
 0..S-1, and one training step (forward + backward + gradient clipping + AdamW) is timed two ways, one
@@ -17,6 +17,9 @@ every step, so a batched step would have to pad every copy to the largest of the
 mean over the run's steps of sum_s cost_s / (S * max_s cost_s), cost = sequence length x loops of the
 step's forward, from the run's own schedules (`train.difficulty_for_step`, `loop_schedule` and the
 progressive term's draws). The per-seed speedup a run could see is at most speedup x utilization.
+`max |dw|`: seed 0's largest weight difference, stacked against solo, after the timed steps (float
+reduction order). With --config of a scaling ladder, --model names its points (`rdt-w16-r8`). Results and
+why batching was not built: docs/findings.md.
 """
 
 from __future__ import annotations
