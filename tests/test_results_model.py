@@ -52,9 +52,9 @@ def test_load_validates_and_refuses_scale_files(tmp_path: Path) -> None:
     import mythbench
 
     doc = json.loads((PARITY / "results.json").read_text())
-    doc["models"][0]["runs"][0]["cells"][0]["accuracy"] = 1.5
+    doc["models"][0]["runs"][0]["cells"][0]["correct"] = 10**6
     (tmp_path / "results.json").write_text(json.dumps(doc))
-    with pytest.raises(ConfigError, match="accuracy"):
+    with pytest.raises(ConfigError, match=r"cells\[0\].correct: 1000000 is more than n"):
         mythbench.load(tmp_path)
     with pytest.raises(ConfigError, match="kind 'scale'"):
         mythbench.load(SCALE)

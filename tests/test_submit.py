@@ -18,6 +18,7 @@ from mythbench.core.errors import ConfigError
 from mythbench.results.board import COLUMNS, CSV_NAME, MD_NAME, md_escape, read_board, render_markdown
 from mythbench.results.leaderboard import compare_rescore, submit
 from mythbench.results.leaderboard import verify as verify_results
+from mythbench.results.results_model import with_derived
 from mythbench.results.safejson import content_hash
 
 
@@ -83,7 +84,7 @@ def test_valid_result_round_trips_into_the_leaderboard(tmp_path: Path) -> None:
     rows = read_board(results)
     assert rows == out.rows and [r["model"] for r in rows] == ["rdt", "std-iso-param"]
     rdt = rows[0]
-    summary = {s["difficulty"]: s for s in doc["models"][0]["summary"]}
+    summary = {s["difficulty"]: s for s in with_derived(doc)["models"][0]["summary"]}
     assert (rdt["d_train"], rdt["d_2x"], rdt["d_max"]) == ("4", "8", "12")
     assert float(rdt["acc_max"]) == summary[12]["headline"]["mean"]
     assert float(rdt["low_2x"]) == summary[8]["headline"]["ci_low"]
@@ -193,9 +194,9 @@ def test_verify_reference_results_need_the_schema_but_not_three_seeds(tmp_path: 
     assert verify(tmp_path) == []
     assert verify(ref / "results.json") == []
     bad = make_results(seeds=(0,))
-    bad["models"][0]["runs"][0]["cells"][0]["accuracy"] = 2.0
+    bad["models"][0]["runs"][0]["cells"][0]["correct"] = 99
     write(ref / "results.json", bad)
-    assert any(p.startswith("reference/toy/results.json: models[0].runs[0].cells[0].accuracy: 2.0 is not in")
+    assert any(p.startswith("reference/toy/results.json: models[0].runs[0].cells[0].correct: 99 is more than n")
                for p in verify(tmp_path))
 
 

@@ -33,6 +33,7 @@ from mythbench.experiments.backends import Backend
 from mythbench.experiments.cells import Cell
 from mythbench.experiments.scale import lowest_validation
 from mythbench.experiments.sweep import CellsFailed, execute
+from mythbench.results.results_model import rates
 from mythbench.tasks import get_task
 from mythbench.training import harness
 from mythbench.training.runlock import run_dir_lock
@@ -83,7 +84,7 @@ def _trial_row(point: dict, cell: Cell) -> dict:
         row.update(status=result["status"], final_train_loss=result["train"]["final_loss"])
         if result.get("validation"):
             row.update(validation_loss=float(np.mean([c["loss"] for c in result["validation"]])),
-                       validation_accuracy=float(np.mean([c["accuracy"] for c in result["validation"]])),
+                       validation_accuracy=float(np.mean([rates(c)["accuracy"] for c in result["validation"]])),
                        validation=result["validation"])
     return row
 

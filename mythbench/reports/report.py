@@ -32,6 +32,7 @@ from mythbench.results.results_frame import (
     twin_groups,
     twin_of,
 )
+from mythbench.results.results_model import with_derived
 
 CELL_FIELDS, EARLY_EXIT_FIELDS, SUMMARY_FIELDS = CELL_COLUMNS, EARLY_EXIT_COLUMNS, SUMMARY_COLUMNS
 
@@ -42,8 +43,8 @@ def load_results(run_dir: Path) -> dict[str, Any]:
     problems = []
     if not isinstance(results, dict):
         raise ConfigError(f"{Path(run_dir) / 'results.json'} must hold a JSON object")
-    if results.get("schema_version") != 2:
-        problems.append(f"schema_version must be 2, got {results.get('schema_version')!r} (reports of older "
+    if results.get("schema_version") not in (2, 3):
+        problems.append(f"schema_version must be 2 or 3, got {results.get('schema_version')!r} (reports of older "
                         "files: use the mythbench version that wrote them)")
     if results.get("kind", "run") != "run":
         problems.append(f"report builds run reports; this file has kind {results.get('kind')!r}")
@@ -51,7 +52,10 @@ def load_results(run_dir: Path) -> dict[str, Any]:
         problems.append("'models' must be a list")
     if problems:
         raise ConfigError(problems)
-    return results
+    try:
+        return with_derived(results)  # rates and summaries, from the counts
+    except ValueError as err:  # an inconsistent file is bad input, reported like any other
+        raise ConfigError(str(err)) from err
 
 
 def build_report(run_dir: Path) -> list[Path]:
