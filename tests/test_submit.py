@@ -295,3 +295,15 @@ def test_tables_of_older_task_versions_are_marked_stale_and_never_ranked_with_cu
     assert "**Stale, kept as history:** the current toy task is version 4" in v3
     assert "Stale" not in v4 and "-v4" not in v3 and "-v4 |" in v4
     assert "no longer in the suite" in render_markdown(rows, {})
+
+
+def test_a_plugin_familys_results_validate_and_submit(tmp_path: Path) -> None:
+    """The model knows no family by name (a model loops when it has train_loops): a looped model of a plugin
+    family, OpenMythos, and its twin are verified and go on the board."""
+    doc = make_results()
+    doc["models"][0] |= {"name": "openmythos", "family": "openmythos", "role": "openmythos"}
+    doc["models"][1]["twin_of"] = "openmythos"
+    out = submit(write(tmp_path / "r.json", doc), tmp_path / "results", "alice", fake_lookup)
+    assert [(r["model"], r["family"], r["twin_of"]) for r in out.rows] == [
+        ("openmythos", "openmythos", ""), ("std-iso-param", "standard", "openmythos")]
+    assert verify(tmp_path / "results") == []

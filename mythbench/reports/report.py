@@ -80,7 +80,8 @@ def build_report(run_dir: Path) -> list[Path]:
 
 def format_summary_table(results: dict[str, Any]) -> str:
     """Compact plain-text headline tables for the terminal at the end of `mythbench run`: each looped model with
-    its twins."""
+    its twins (the document as the harness wrote it: rates and summaries are computed from its counts)."""
+    results = with_derived(results)
     summaries = _summaries(results)
     return "\n\n".join(plain(pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object))
                         for header, rows in (_headline(results, summaries, g) for g in twin_groups(results)))

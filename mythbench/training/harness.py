@@ -36,7 +36,7 @@ from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json, atomic_write_text
 from mythbench.models import accounting, registry
 from mythbench.reports.report import build_report
-from mythbench.results.results_model import RUN_SCHEMA_VERSION, Run, with_derived
+from mythbench.results.results_model import RUN_SCHEMA_VERSION, Run
 from mythbench.results.safejson import read_json_file, walk_problems
 from mythbench.results.schema import check_schema, model_problems
 from mythbench.tasks import get_task
@@ -295,7 +295,7 @@ def run_benchmark(cfg: RunConfig, run_dir: Path, command: str, started: float | 
         raise ConfigError([f"{run_dir / 'results.json'} would not validate: {p}" for p in problems])
     atomic_write_json(run_dir / "results.json", results)
     build_report(run_dir)
-    return with_derived(results)
+    return results
 
 
 def command_line() -> str:
