@@ -14,9 +14,10 @@ from hostile.paths import all_paths, dotted, leaf, required_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mythbench.analysis.stats import with_derived
 from mythbench.core.errors import ConfigError
 from mythbench.results.leaderboard import TaskIdentity
-from mythbench.results.results_model import RunFileV3, with_derived
+from mythbench.results.results_model import RunFileV3
 from mythbench.results.safejson import canonical_json, content_hash, json_depth, parse_json_bytes, walk_problems
 from mythbench.results.schema import check_schema, check_submittable, leaderboard_difficulties, validate
 

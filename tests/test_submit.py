@@ -14,11 +14,11 @@ import pytest
 from hostile.corpus import CASES
 from hostile.factory import TOY, fake_lookup, make_results
 
+from mythbench.analysis.stats import with_derived
 from mythbench.core.errors import ConfigError
 from mythbench.results.board import COLUMNS, CSV_NAME, MD_NAME, md_escape, read_board, render_markdown
 from mythbench.results.leaderboard import compare_rescore, submit
 from mythbench.results.leaderboard import verify as verify_results
-from mythbench.results.results_model import with_derived
 from mythbench.results.safejson import content_hash
 
 

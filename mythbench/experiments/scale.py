@@ -28,13 +28,13 @@ import numpy as np
 
 import mythbench
 from mythbench.analysis.ladder import LEVEL, compute_fits, ladder_notes
+from mythbench.analysis.stats import cell_rates
 from mythbench.config import RunConfig, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json, atomic_write_text
 from mythbench.models import baseline_registry
 from mythbench.models.accounting import count_config
 from mythbench.reports.scale_report import render_markdown, write_plots
-from mythbench.results.results_model import rates
 from mythbench.results.scale_model import SCALE_SCHEMA_VERSION
 from mythbench.results.schema import check_schema
 from mythbench.tasks import get_task
@@ -232,9 +232,9 @@ def _point(plan: ModelPlan, width: int, loops: int | None, seed: int, result: di
                                   for t in sorted({c["loops"] for c in cells})]
     for d, c in sorted(trained.items()):
         entry = {"difficulty": d, "split": "train" if d in train_d else "test",
-                 **{k: v for k, v in rates(c).items() if k in ("accuracy", "ci_low", "ci_high")}}
+                 **{k: v for k, v in cell_rates(c).items() if k in ("accuracy", "ci_low", "ci_high")}}
         if d in last:
-            entry["accuracy_max_loops"] = rates(last[d])["accuracy"]
+            entry["accuracy_max_loops"] = cell_rates(last[d])["accuracy"]
         point["accuracy"].append(entry)
     return point
 

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 import mythbench
+from mythbench.analysis.stats import cell_rates
 from mythbench.config import RECIPE_KEYS, RunConfig, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json
@@ -33,7 +34,6 @@ from mythbench.experiments.backends import Backend
 from mythbench.experiments.cells import Cell
 from mythbench.experiments.scale import lowest_validation
 from mythbench.experiments.sweep import CellsFailed, execute
-from mythbench.results.results_model import rates
 from mythbench.tasks import get_task
 from mythbench.training import harness
 from mythbench.training.runlock import run_dir_lock
@@ -84,7 +84,7 @@ def _trial_row(point: dict, cell: Cell) -> dict:
         row.update(status=result["status"], final_train_loss=result["train"]["final_loss"])
         if result.get("validation"):
             row.update(validation_loss=float(np.mean([c["loss"] for c in result["validation"]])),
-                       validation_accuracy=float(np.mean([rates(c)["accuracy"] for c in result["validation"]])),
+                       validation_accuracy=float(np.mean([cell_rates(c)["accuracy"] for c in result["validation"]])),
                        validation=result["validation"])
     return row
 

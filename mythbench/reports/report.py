@@ -14,7 +14,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mythbench.analysis.stats import LEARNED, seed_verdict, seeds_learned, summarize_model, summarize_seeds
+from mythbench.analysis.stats import (
+    LEARNED,
+    seed_verdict,
+    seeds_learned,
+    summarize_model,
+    summarize_seeds,
+    with_derived,
+)
 from mythbench.analysis.tables import DASH, csv_text, markdown, num, plain
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_bytes, atomic_write_text
@@ -32,7 +39,6 @@ from mythbench.results.results_frame import (
     twin_groups,
     twin_of,
 )
-from mythbench.results.results_model import with_derived
 
 CELL_FIELDS, EARLY_EXIT_FIELDS, SUMMARY_FIELDS = CELL_COLUMNS, EARLY_EXIT_COLUMNS, SUMMARY_COLUMNS
 

@@ -18,7 +18,8 @@ from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_text
 from mythbench.analysis.stats import LEARNED, seed_verdict, seeds_learned
 from mythbench.results.results_frame import twin_of
-from mythbench.results.results_model import HEADLINE_KEY, with_derived
+from mythbench.analysis.stats import with_derived
+from mythbench.results.results_model import HEADLINE_KEY
 from mythbench.results.safejson import MAX_BYTES
 from mythbench.results.schema import leaderboard_difficulties
 from mythbench.analysis.tables import csv_text, markdown

@@ -86,7 +86,7 @@ A writer validates before its atomic write: an invalid document is never written
 The validator picks the model by (`schema_version`, `kind`): {{kinds}}. An unknown pair is refused with a
 message listing the known ones. Version {RUN_SCHEMA_VERSION} (what `mythbench run` writes) stores **raw counts
 only**: per cell `correct` of `n` sequences, `token_correct` of `tokens` scored positions, and the loss. Every
-rate, Wilson interval and per-difficulty summary is computed when read (`results_model.with_derived`); a
+rate, Wilson interval and per-difficulty summary is computed when read (`analysis.stats.with_derived`); a
 version {RUN_SCHEMA_VERSION} file that stores `accuracy`, `ci_low`, `ci_high`, `token_accuracy` or a `summary`
 is refused. Versions 1 and 2 stored those numbers too; such files are still read, and their stored rates and
 summaries are ignored in favour of the ones their counts give. Version 1 has no loop rule (its headline is the

@@ -4,7 +4,7 @@
 model x seed x difficulty x loops, with the provenance that tells results apart (task, version, test-set
 fingerprint, commit, preset, schema version). Files are read as untrusted data (mythbench/safejson.py: bounded
 size and depth, no NaN) and, by default, validated against the results model before any number is used; every
-rate, interval and summary is then computed from the stored counts (`results_model.with_derived`).
+rate, interval and summary is then computed from the stored counts (`analysis.stats.with_derived`).
 Importing this module pulls in pandas and scipy (the validator), never torch or matplotlib.
 """
 
@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from mythbench.core.errors import ConfigError
-from mythbench.results.results_model import with_derived
+from mythbench.analysis.stats import with_derived
 from mythbench.results.safejson import read_json_file
 from mythbench.results.schema import check_schema
 

@@ -8,21 +8,17 @@ that return every problem at once, as `relative.path: message` lines (mythbench/
 them to the path pydantic reports).
 
 Version 3 stores raw counts only (`correct`, `n` and the scored tokens per cell): accuracies, intervals and
-summaries are computed when read (`results_frame.with_derived`). Versions 1 and 2 stored them as well; a file
-of those versions is read through the same models, and its stored derived numbers must be what its counts
-give (checked by recomputing them, so a tampered summary is refused).
+summaries are computed when read (`analysis.stats.with_derived`). Versions 1 and 2 stored them as well; their
+files are read through the same models, and what they stored beside the counts is never used.
 """
 
 from __future__ import annotations
 
-import copy
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
-
-from mythbench.analysis.stats import summarize_model, wilson_interval
 
 RUN_SCHEMA_VERSION = 3  # what `mythbench run` writes
 TASK_NAME_RE = r"[a-z][a-z0-9_-]{0,63}"
@@ -377,25 +373,3 @@ def _cell_problems(cells: list[Cell], path: str, m: ModelEntry, difficulties: se
             out.append(f"{cp}.token_accuracy: required field is missing")
     return set(first)
 
-
-def rates(counts: dict[str, Any]) -> dict[str, float]:
-    """What a cell's (or early exit's) counts give: exact match with its 95% Wilson interval, and the per-token
-    accuracy where the tokens were counted (version 3)."""
-    low, high = wilson_interval(counts["correct"], counts["n"])
-    out = {"accuracy": counts["correct"] / counts["n"], "ci_low": low, "ci_high": high}
-    if counts.get("tokens") is not None:
-        out["token_accuracy"] = counts["token_correct"] / max(1, counts["tokens"])
-    return out
-
-
-def with_derived(doc: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a valid run document with every derived number computed from its counts: each cell's and early
-    exit's rates, and each model's `summary` (analysis.stats.summarize_model). Numbers an older file stored are
-    replaced by these, so a reader never uses a stored rate or summary."""
-    doc = copy.deepcopy(doc)
-    for m in doc["models"]:
-        for run in m["runs"]:
-            for counts in [*run["cells"], *run.get("validation", []), *run.get("early_exit", [])]:
-                counts.update(rates(counts))
-        m["summary"] = summarize_model(m, doc["task"]["train_difficulties"], doc["task"]["test_difficulties"])
-    return doc

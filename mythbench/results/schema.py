@@ -20,8 +20,8 @@ from mythbench.results.results_model import (
     RunFileV1,
     RunFileV2,
     RunFileV3,
-    with_derived,
 )
+from mythbench.analysis.stats import with_derived
 from mythbench.results.safejson import INT_LIMIT, NonFinite, walk_problems
 from mythbench.results.scale_model import ScaleFileV1
 

@@ -21,10 +21,10 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from mythbench.analysis.stats import cell_rates
 from mythbench.config import EvalConfig, TrainConfig
 from mythbench.core.errors import ConfigError
 from mythbench.results.results_frame import typed
-from mythbench.results.results_model import rates
 from mythbench.tasks import TEST_SEED, get_task
 
 NOT_APPLICABLE = {"kl": "not applicable: compares consecutive loops, and only one loop was evaluated"}
@@ -266,5 +266,5 @@ def evaluate(model: Callable[..., Any], task: str, difficulties: Sequence[int] |
     chosen = scored.spec.test_difficulties if difficulties is None else list(difficulties)
     cells = [cell for count in loop_counts
              for cell in evaluate_plain(model, batches, chosen, cfg, device, count)["cells"]]
-    frame = pd.DataFrame([{"task": scored.name, **cell, **rates(cell)} for cell in cells])
+    frame = pd.DataFrame([{"task": scored.name, **cell, **cell_rates(cell)} for cell in cells])
     return typed(frame.sort_values(["difficulty", "loops"], kind="stable", ignore_index=True))

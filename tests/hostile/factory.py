@@ -13,10 +13,10 @@ from typing import Any
 
 import numpy as np
 
+from mythbench.analysis.stats import with_derived
 from mythbench.config import TrainConfig
 from mythbench.core.errors import ConfigError
 from mythbench.results.leaderboard import TaskIdentity
-from mythbench.results.results_model import with_derived
 from mythbench.training.evaluate import rule_loops
 
 TOY = TaskIdentity(name="toy", version=3, fingerprint=hashlib.sha256(b"toy v3 test set").hexdigest(),
