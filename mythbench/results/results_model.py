@@ -32,7 +32,7 @@ HEADLINE_KEY = {1: "acc_at_train_loops", 2: "headline", 3: "headline"}
 class Model(BaseModel):
     """Strict types (a bool is not a count, "1" is not a number); unknown keys are kept (forward compatibility)."""
 
-    model_config = ConfigDict(strict=True, extra="allow", protected_namespaces=(), populate_by_name=False)
+    model_config = ConfigDict(strict=True, extra="allow", protected_namespaces=())
 
 
 def _printable(v: Any) -> Any:
