@@ -24,7 +24,7 @@ RUN_SCHEMA_VERSION = 3  # what `mythbench run` writes
 TASK_NAME_RE = r"[a-z][a-z0-9_-]{0,63}"
 MODEL_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}"
 FAMILY_RE = r"[a-z][a-z0-9_-]{0,63}"  # any registered model family (plugins included)
-ROLE_RE = r"rdt|control|iso-param|iso-flop|ablation:[a-z0-9][a-z0-9_-]{0,47}|[a-z][a-z0-9_-]{0,63}"
+ROLE_RE = r"ablation:[a-z0-9][a-z0-9_-]{0,47}|[a-z][a-z0-9_-]{0,63}"  # rdt, control, iso-param, a plugin's
 # the summary statistic each version's leaderboard rows rank by (version 1 had no loop rule)
 HEADLINE_KEY = {1: "acc_at_train_loops", 2: "headline", 3: "headline"}
 
@@ -207,14 +207,11 @@ class ModelEntry(Model):
     loop_rule: LoopRule | None = Field(None, description="version 2 on: required for a looped model, else null")
     twin_of: Text(MODEL_NAME_RE, 64) | None = Field(None, description="a twin: the looped model it is matched to")
     runs: list[Run] = Field(min_length=1, description="one per seed")
-    summary: list[dict[str, Any]] | None = Field(None, description="versions 1 and 2: what the cells give")
+    summary: list[dict[str, Any]] | None = Field(None, description="versions 1 and 2 stored it; never read")
 
     @property
     def looped(self) -> bool:
         return self.train_loops is not None
-
-    def complete_runs(self) -> list[Run]:
-        return sorted((r for r in self.runs if r.status == "complete"), key=lambda r: r.seed)
 
 
 class Evaluation(Model):

@@ -142,6 +142,9 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
     else:
         log.warning("%s seed %d: loss became non-finite at step %d; recorded as diverged",
                     plan.name, seed, outcome.steps)
+    problems = model_problems(Run, result)  # the results model checks the writer: nothing invalid is written
+    if problems:
+        raise ConfigError([f"{done} would not validate: {p}" for p in problems])
     atomic_write_json(done, result)
     return result
 
