@@ -140,3 +140,16 @@ def test_refitting_the_committed_scale_results_gives_their_stored_fits() -> None
     refit = json.loads(json.dumps(refit))
     assert _fit_mismatches(strip(refit), stored["fits"]) == []
     assert refit["matched_tokens"]["families"]["rdt"]["band"]["x"]
+
+
+def test_load_computes_the_rates_of_a_counts_only_file(tmp_path: Path) -> None:
+    from hostile.factory import make_results
+
+    import mythbench
+
+    doc = make_results()
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    df = mythbench.load(tmp_path)
+    assert len(df) == sum(len(r["cells"]) for m in doc["models"] for r in m["runs"])
+    assert (df.accuracy == df.correct / df.n).all() and df.ci_low.le(df.accuracy).all()
+    assert df.token_accuracy.between(0, 1).all() and df.headline.any()
