@@ -49,10 +49,11 @@ def test_training_flops_are_a_forward_through_every_loop_and_a_backward_through_
 # Fields a run's results must have, listed here rather than read from the schema (which could weaken).
 MUST_HAVE = [("schema_version",), ("kind",), ("status",), ("task",), ("task", "fingerprint"), ("seeds",),
              ("models",), ("models", 0, "name"), ("models", 0, "family"), ("models", 0, "params"),
-             ("models", 0, "runs"), ("models", 0, "summary"), ("models", 0, "runs", 0, "seed"),
+             ("models", 0, "runs"), ("models", 0, "runs", 0, "seed"),
              ("models", 0, "runs", 0, "status"), ("models", 0, "runs", 0, "train"),
-             ("models", 0, "runs", 0, "cells"), ("models", 0, "summary", 0, "oracle_best"),
-             ("models", 0, "summary", 0, "headline"), ("models", 0, "loop_rule"), ("evaluation",)]
+             ("models", 0, "runs", 0, "cells"), ("models", 0, "runs", 0, "cells", 0, "correct"),
+             ("models", 0, "runs", 0, "cells", 0, "n"), ("models", 0, "runs", 0, "cells", 0, "tokens"),
+             ("models", 0, "runs", 0, "cells", 0, "token_correct"), ("models", 0, "loop_rule"), ("evaluation",)]
 
 
 def _dotted(path: tuple) -> str:

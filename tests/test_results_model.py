@@ -52,9 +52,9 @@ def test_load_validates_and_refuses_scale_files(tmp_path: Path) -> None:
     import mythbench
 
     doc = json.loads((PARITY / "results.json").read_text())
-    doc["models"][0]["runs"][0]["cells"][0]["accuracy"] = 1.5
+    doc["models"][0]["runs"][0]["cells"][0]["correct"] = 10**6
     (tmp_path / "results.json").write_text(json.dumps(doc))
-    with pytest.raises(ConfigError, match="accuracy"):
+    with pytest.raises(ConfigError, match=r"cells\[0\].correct: 1000000 is more than n"):
         mythbench.load(tmp_path)
     with pytest.raises(ConfigError, match="kind 'scale'"):
         mythbench.load(SCALE)
@@ -140,3 +140,16 @@ def test_refitting_the_committed_scale_results_gives_their_stored_fits() -> None
     refit = json.loads(json.dumps(refit))
     assert _fit_mismatches(strip(refit), stored["fits"]) == []
     assert refit["matched_tokens"]["families"]["rdt"]["band"]["x"]
+
+
+def test_load_computes_the_rates_of_a_counts_only_file(tmp_path: Path) -> None:
+    from hostile.factory import make_results
+
+    import mythbench
+
+    doc = make_results()
+    (tmp_path / "results.json").write_text(json.dumps(doc))
+    df = mythbench.load(tmp_path)
+    assert len(df) == sum(len(r["cells"]) for m in doc["models"] for r in m["runs"])
+    assert (df.accuracy == df.correct / df.n).all() and df.ci_low.le(df.accuracy).all()
+    assert df.token_accuracy.between(0, 1).all() and df.headline.any()

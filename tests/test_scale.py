@@ -33,7 +33,7 @@ from mythbench.experiments.scale import (
 )
 from mythbench.models.accounting import count_config
 from mythbench.models.model import RDTConfig
-from mythbench.results.scale_schema import check_scale_v1
+from mythbench.results.schema import check_schema
 from mythbench.training import harness
 
 TINY = ["scale.widths=[8,16,24,32,40]", "scale.head_dim=8", "scale.steps=6", "scale.loop_counts=[1,2]",
@@ -315,7 +315,7 @@ def test_tiny_ladder_end_to_end_resumes_and_refits_to_the_same_numbers(tmp_path,
     assert partial["points"] == [p for p in first["points"] if p["name"] not in ("standard-w40", "rdt-w40-r2")]
     assert any("not trained yet: standard-w40 seed 0, rdt-w40-r2 seed 0" in n and "000000000000" in n
                for n in partial["notes"])
-    assert check_scale_v1(partial) == []
+    assert check_schema(partial) == []
     assert (run_dir / "code.sha256").read_text() == "0" * 64 + "\n"
 
 
@@ -326,7 +326,7 @@ def test_a_ladder_with_a_learning_rate_grid_reports_the_rate_of_lowest_validatio
     cfg = resolve_run_config("parity", "quick", None, grid, seeds=[0, 1])
     run_dir = tmp_path / "grid"
     results = run_scale(cfg, run_dir, "test")
-    assert check_scale_v1(results) == [] and len(results["lr_selection"]) == 5 * 2 * 2
+    assert check_schema(results) == [] and len(results["lr_selection"]) == 5 * 2 * 2
 
     def validation(name: str, seed: int) -> float:  # recomputed from the stored per-seed result
         stored = json.loads((run_dir / "models" / name / f"seed{seed}" / "result.json").read_text())

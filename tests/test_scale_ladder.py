@@ -22,7 +22,7 @@ from mythbench.experiments.cells import plan_cells
 from mythbench.experiments.refit import refit_results
 from mythbench.experiments.scale import pilot_points, plan_ladder, run_scale, width_lr
 from mythbench.models.accounting import count_config
-from mythbench.results.scale_schema import check_scale_v1
+from mythbench.results.schema import check_schema
 from mythbench.training import harness
 
 LADDER = Path(__file__).resolve().parent.parent / "docs" / "grids" / "zipf-ladder.yaml"
@@ -111,7 +111,7 @@ def test_a_tiny_dense_ladder_pilots_trains_resumes_and_refits(tmp_path, monkeypa
     cfg = resolve_run_config("zipf-hops", "quick", None, TINY, seeds=[0, 1])
     task, run_dir = get_task("zipf-hops"), tmp_path / "ladder"
     results = run_scale(cfg, run_dir, "test")
-    assert check_scale_v1(results) == [] and results["scale"]["reference_loops"] == 1
+    assert check_schema(results) == [] and results["scale"]["reference_loops"] == 1
     assert sorted((p["width"], p["loops"], p["seed"]) for p in results["points"]) == sorted(
         (w, r, s) for w in (8, 16, 24, 32) for r in (1, 2) for s in (0, 1))
 

@@ -7,7 +7,6 @@ writes, and fits computed from them by the real `compute_fits`.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import hashlib
 import json
 import math
@@ -27,11 +26,11 @@ from hypothesis import strategies as st
 from mythbench.analysis.ladder import compute_fits
 from mythbench.analysis.stats import wilson_interval
 from mythbench.core.errors import ConfigError
-from mythbench.results.jsonshape import Node, Obj
 from mythbench.results.leaderboard import submit, verify
+from mythbench.results.results_model import Provenance
 from mythbench.results.safejson import content_hash, parse_json_bytes
-from mythbench.results.scale_schema import SCALE_V1
-from mythbench.results.schema import PROVENANCE, check_schema, check_submittable
+from mythbench.results.scale_model import ScaleFileV1
+from mythbench.results.schema import check_schema, check_submittable
 
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "results-schema.md"
 TRAIN_D, TEST_D = (2, 4), (6, 8)
@@ -104,20 +103,10 @@ def make_scale_results(widths: tuple[int, ...] = WIDTHS, n_bootstrap: int = 20) 
 
 
 DOC = make_scale_results()
+RDT_LAW = DOC["fits"]["matched_tokens"]["families"]["rdt"]
 
 
-def field_names(node: Node) -> set[str]:
-    """Every key any object node under node names, required or optional, in every variant."""
-    names = set(node.required) | set(node.optional) if isinstance(node, Obj) else set()
-    for f in dataclasses.fields(node):
-        value = getattr(node, f.name)
-        for child in value.values() if isinstance(value, dict) else [value]:
-            if isinstance(child, Node):
-                names |= field_names(child)
-    return names
-
-
-REQUIRED = required_paths(SCALE_V1, DOC)
+REQUIRED = required_paths(ScaleFileV1, DOC)
 NUMERIC = [p for p in all_paths(DOC) if p and isinstance(leaf(DOC, p), (int, float))
            and not isinstance(leaf(DOC, p), bool)]
 
@@ -140,9 +129,8 @@ def test_fits_that_failed_and_intervals_without_a_bootstrap_are_valid() -> None:
     assert check_schema(doc) == []
 
 
-def test_the_provenance_nodes_are_the_run_schemas() -> None:
-    for key, node in PROVENANCE.items():
-        assert SCALE_V1.required[key] is node
+def test_the_provenance_fields_are_the_run_files() -> None:
+    assert issubclass(ScaleFileV1, Provenance)
 
 
 @pytest.mark.parametrize("path, value, message", [
@@ -154,30 +142,31 @@ def test_the_provenance_nodes_are_the_run_schemas() -> None:
     (("points", 3, "loss_by_loops"), DELETE, "points[3].loss_by_loops: required field is missing"),
     (("fits", "matched_tokens", "families", "rdt", "params", "alpha"), DELETE,
      "fits.matched_tokens.families.rdt.params.alpha: required field is missing"),
-    (("fits", "test_time", 5, "fit"), DELETE, "fits.test_time[5]: needs exactly one of `fit`"),
+    (("fits", "test_time", 5, "fit"), DELETE, "fits.test_time[5].fit: needs exactly one of `fit`"),
     (("points", 1, "loss"), math.nan, "points[1].loss: nan is not allowed; every number must be finite"),
     (("fits", "matched_tokens", "equivalence", 0, "ratio"), math.inf,
      "fits.matched_tokens.equivalence[0].ratio: inf is not allowed"),
     (("points", 1, "loss"), -0.5, "points[1].loss: -0.5 is not > 0"),
     (("points", 1, "loss"), 0, "points[1].loss: 0 is not > 0"),
-    (("points", 1, "loss_by_loops", 0, 1), -1.0, "points[1].loss_by_loops[0][1]: -1.0 is not > 0"),
-    (("points", 1, "loss_by_loops", 0), [1], "points[1].loss_by_loops[0]: expected an array of 2 entries"),
+    (("points", 1, "loss_by_loops", 0, 1), -1.0, "points[1].loss_by_loops: every entry is [loops >= 1, loss > 0]"),
+    (("points", 1, "loss_by_loops", 0), [1], "points[1].loss_by_loops: every entry is [loops >= 1, loss > 0]"),
     (("fits", "test_time", 5, "loss_best"), 0.0, "fits.test_time[5].loss_best: 0.0 is not > 0"),
-    (("points", 0, "accuracy", 0, "accuracy"), 1.5, "points[0].accuracy[0].accuracy: 1.5 is not in [0, 1]"),
-    (("points", 2, "accuracy", 1, "accuracy_max_loops"), -0.1, "accuracy_max_loops: -0.1 is not in [0, 1]"),
-    (("points", 0, "accuracy", 2, "ci_high"), 0.0, "points[0].accuracy[2]: accuracy"),
+    (("points", 0, "accuracy", 0, "accuracy"), 1.5, "points[0].accuracy[0].accuracy: 1.5 is not <= 1"),
+    (("points", 2, "accuracy", 1, "accuracy_max_loops"), -0.1, "accuracy_max_loops: -0.1 is not >= 0"),
+    (("points", 0, "accuracy", 2, "ci_high"), 0.0, "points[0].accuracy[2].accuracy: 0.3125 is outside its Wilson"),
     (("points", 0, "params", "unique"), 1.5, "points[0].params.unique: expected an integer, got 1.5"),
     (("points", 0, "params", "recurrent"), -1, "points[0].params.recurrent: -1 is not >= 0"),
-    (("points", 0, "status"), "exploded", "points[0].status: 'exploded' is not one of 'complete', 'diverged'"),
+    (("points", 0, "status"), "exploded", "points[0].status: 'exploded' is not one of 'complete' or 'diverged'"),
     (("points", 0, "name"), "../x", "points[0].name: '../x' does not match"),
-    (("scale", "level"), 1.0, "scale.level: 1.0 is not in (0, 1)"),
+    (("scale", "level"), 1.0, "scale.level: 1.0 is not < 1"),
     (("notes",), [1], "notes[0]: expected a string, got 1"),
-    (("fits", "matched_tokens", "families", "rdt", "law"), "loop_worth",
-     "fits.matched_tokens.families.rdt.law: 'loop_worth' is not one of 'power_law'"),
+    (("fits", "matched_tokens", "families", "rdt"), {**RDT_LAW, "law": "loop_worth", "params": {
+        **RDT_LAW["params"], "phi": 0.5}}, "fits.matched_tokens.families.rdt.law: 'loop_worth' is not 'power_law'"),
     (("fits", "matched_tokens", "families", "rdt", "n_failed"), 999, "n_failed: 999 is more than n_bootstrap"),
-    (("fits", "matched_tokens", "families", "rdt", "domain", "N"), [2.0, 1.0], "domain.N: 2.0 is above 1.0"),
+    (("fits", "matched_tokens", "families", "rdt", "domain", "N"), [2.0, 1.0],
+     "domain.N: [2.0, 1.0] is not an ordered [low, high] pair"),
     (("fits", "matched_tokens", "equivalence", 0, "ratio_interval"), {"low": 2.0, "high": 1.0, "reason": None},
-     "equivalence[0].ratio_interval: low 2.0 is above high 1.0"),
+     "equivalence[0].ratio_interval.low: 2.0 is above high 1.0"),
     (("fits", "matched_tokens", "equivalence", 0, "ratio_interval"), {"low": None, "high": 1.0, "reason": None},
      "ratio_interval.reason: null, but an end of the interval is null"),
     (("fits", "matched_tokens", "equivalence", 0, "unbounded"), True, "equivalence[0].unbounded: true, but n_eq"),
@@ -195,24 +184,24 @@ def test_a_broken_field_is_reported_with_its_path(path: tuple, value: Any, messa
 
 @pytest.mark.parametrize("path, value, message", [
     (("points", 0, "params", "unique"), 7, "points[0].params.unique: 7 is not once + recurrent"),
-    (("points", 0, "params", "recurrent"), 5, "a standard transformer has no looped part"),
+    (("points", 0, "params", "recurrent"), 5, "points[0].loops: null, but the point has a looped part"),
     (("points", 0, "tokens"), 5, "points[0].tokens: 5 is not train.tokens = 12800"),
     (("points", 0, "train_flops"), 1.0, "points[0].train_flops: 1.0 is not flops_train_per_token * tokens"),
-    (("points", 0, "loops"), 2, "points[0].loops: must be null for family 'standard'"),
-    (("points", 1, "loops"), None, "points[1].loops: required for family 'rdt', got null"),
-    (("points", 1, "loss_by_loops"), None, "points[1].loss_by_loops: null, but an rdt point with a loss"),
+    (("points", 0, "loops"), 2, "points[0].loss_by_loops: null, but a looped point with a loss"),
+    (("points", 1, "loops"), None, "points[1].loops: null, but the point has a looped part"),
+    (("points", 1, "loss_by_loops"), None, "points[1].loss_by_loops: null, but a looped point with a loss"),
     (("points", 2, "loss"), 9.0, "points[2].loss: 9.0 is not loss_by_loops at the training loops 2"),
-    (("points", 2, "loss_by_loops", 1, 0), 9, "points[2].loss_by_loops: loop counts [1, 9, 3, 4]"),
+    (("points", 2, "loss_by_loops", 1, 0), 9, "points[2].loss_by_loops: loop counts are not strictly increasing"),
     (("points", 0, "accuracy", 0, "split"), "test", "points[0].accuracy[0].split: 'test', but difficulty 2 is a train"),
     (("points", 0, "accuracy", 0, "difficulty"), 99, "points[0].accuracy[0].difficulty: 99 is not one of the task's"),
     (("points", 0, "accuracy", 1, "difficulty"), 2, "points[0].accuracy[1].difficulty: duplicate difficulty 2"),
-    (("points", 0, "accuracy", 0, "accuracy_max_loops"), 0.5, "a standard transformer has no loop counts"),
+    (("points", 0, "accuracy", 0, "accuracy_max_loops"), 0.5, "a model that does not loop has no loop counts"),
     (("points", 20, "loss"), 1.0, "points[20].loss: must be null for a diverged point"),
     (("points", 20, "seed"), 0, "points[20]: duplicate point 'rdt-w40-r4' at seed 0 (also points[19])"),
     (("points", 0, "seed"), 5, "points[0].seed: 5 is not listed in the top-level seeds"),
     (("scale", "headline_loops"), 2, "scale.headline_loops: 2 is below the largest training loop count"),
     (("config", "scale", "loop_counts"), [1, 2], "scale.headline_loops: 4 is not the largest of config.scale"),
-    (("seeds",), [0, 1, 1], "seeds: duplicate seed 1"),
+    (("seeds",), [0, 1, 2, 2], "seeds: duplicate seed 2"),
     (("task", "fingerprint"), "abc", "task.fingerprint: 'abc' does not match"),
     (("environment", "python"), DELETE, "environment.python: required field is missing"),
 ])
@@ -234,7 +223,7 @@ def test_a_partial_ladder_without_points_at_its_largest_loop_count_is_valid() ->
 def test_kind_and_version_are_checked_first() -> None:
     assert check_schema({**DOC, "kind": "sweep"}) == [
         "kind: 'sweep' is not a known kind for schema_version 1 (known: 'run', 'scale')"]
-    assert check_schema({**DOC, "schema_version": 3})[0].startswith("schema_version: 3 is not a known schema")
+    assert check_schema({**DOC, "schema_version": 7})[0].startswith("schema_version: 7 is not a known schema")
     assert check_schema({**DOC, "schema_version": 2}) == [
         "kind: 'scale' is not a known kind for schema_version 2 (known: 'run')"]
     assert "models: required field is missing" in check_schema({**DOC, "kind": "run"})
@@ -257,13 +246,15 @@ def test_a_non_finite_number_anywhere_is_rejected_with_its_path(path: tuple, val
 
 def test_the_schema_document_names_every_scale_field() -> None:
     doc = DOC_PATH.read_text()
-    missing = sorted(n for n in field_names(SCALE_V1) if f"`{n}`" not in doc)
+    schema = ScaleFileV1.model_json_schema()
+    names = {k for spec in [schema, *schema["$defs"].values()] for k in spec["properties"]}
+    missing = sorted(n for n in names if f"`{n}`" not in doc)
     assert not missing, f"docs/results-schema.md does not mention {missing}"
 
 
 def test_the_scale_schema_imports_on_its_own() -> None:
-    code = ("import mythbench.results.scale_schema as s, mythbench.results.schema as r; "
-            "assert r.check_schema([]) and s.SCALE_V1")
+    code = ("import mythbench.results.scale_model as s, mythbench.results.schema as r; "
+            "assert r.check_schema([]) and s.ScaleFileV1")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
 
 

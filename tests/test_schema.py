@@ -9,22 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hostile.factory import DELETE, TOY, make_results, mutated
+from hostile.factory import DELETE, TOY, as_version_2, make_results, mutated
 from hostile.paths import all_paths, dotted, leaf, required_paths
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mythbench.analysis.stats import with_derived
 from mythbench.core.errors import ConfigError
-from mythbench.results.jsonshape import Arr, Nullable, Obj
 from mythbench.results.leaderboard import TaskIdentity
+from mythbench.results.results_model import RunFileV3
 from mythbench.results.safejson import canonical_json, content_hash, json_depth, parse_json_bytes, walk_problems
-from mythbench.results.schema import RUN_V2, check_schema, check_submittable, leaderboard_difficulties, validate
+from mythbench.results.schema import check_schema, check_submittable, leaderboard_difficulties, validate
 
 BASE = make_results()
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "results-schema.md"
 
 
-REQUIRED = required_paths(RUN_V2, BASE)
+REQUIRED = required_paths(RunFileV3, BASE)
 # one representative path per schema field (first array element), for an exhaustive check
 FIELDS = list({re.sub(r"\[\d+\]", "[]", dotted(p)): p for p in REQUIRED}.values())
 NUMERIC = [p for p in all_paths(BASE) if p and isinstance(leaf(BASE, p), (int, float))
@@ -36,12 +37,12 @@ REQUIRED_SET = set(REQUIRED)
 def test_the_base_document_is_valid_and_submittable() -> None:
     assert check_schema(BASE) == [] and check_submittable(BASE) == []
     validate(BASE)
-    assert len(FIELDS) > 60 and len(NUMERIC) > 500
+    assert len(FIELDS) > 50 and len(NUMERIC) > 500
 
 
 def test_messages_name_the_exact_place() -> None:
-    doc = mutated(BASE, ("models", 0, "runs", 1, "cells", 3, "accuracy"), 1.2)
-    assert "models[0].runs[1].cells[3].accuracy: 1.2 is not in [0, 1]" in check_schema(doc)
+    doc = mutated(BASE, ("models", 0, "runs", 1, "cells", 3, "n"), 0)
+    assert "models[0].runs[1].cells[3].n: 0 is not >= 1" in check_schema(doc)
     with pytest.raises(ConfigError) as err:
         validate(doc)
     assert err.value.problems == check_schema(doc)
@@ -132,7 +133,7 @@ def test_arbitrary_bytes_parse_or_raise_config_error(data: bytes) -> None:
 
 
 def test_kinds_and_versions_dispatch() -> None:
-    assert check_schema({**BASE, "kind": "sweep"}) == ["kind: 'sweep' is not a known kind for schema_version 2 "
+    assert check_schema({**BASE, "kind": "sweep"}) == ["kind: 'sweep' is not a known kind for schema_version 3 "
                                                        "(known: 'run')"]
     old = {**BASE, "schema_version": 1}
     assert "points: required field is missing" in check_schema({**old, "kind": "scale"})  # the scale schema
@@ -148,42 +149,49 @@ def test_one_seed_reference_results_pass_the_schema_but_are_not_submittable() ->
 
 
 @pytest.mark.parametrize("path, value, message", [
-    (("models", 0, "summary", 1, "acc_at_train_loops", "std"), 0.5, "acc_at_train_loops.std: 0.5 is not the standard"),
-    (("models", 0, "summary", 1, "overthinking_drop"), 0.3, "overthinking_drop: 0.3 is not oracle_best.mean"),
-    (("models", 0, "summary", 0, "split"), "test", "split: difficulty 2 is not a test difficulty"),
-    (("models", 1, "summary", 0, "oracle_best", "loops"), 3, "oracle_best.loops: must be null for family 'standard'"),
-    (("models", 0, "summary", 0, "acc_at_max_loops"), None, "acc_at_max_loops: null, but the cells"),
     (("models", 0, "train_loops"), 9, "models[0].train_loops: 9 is not in eval_loops"),
-    (("models", 0, "eval_loops"), None, "models[0].eval_loops: required for family 'rdt', got null"),
-    (("models", 1, "runs", 0, "cells", 0, "loops"), 2, "cells[0].loops: must be null for family 'standard'"),
-    (("models", 1, "runs", 0, "early_exit"), BASE["models"][0]["runs"][0]["early_exit"], "must be empty for family"),
+    (("models", 0, "eval_loops"), None, "models[0].eval_loops: required for a looped model (train_loops is set)"),
+    (("models", 1, "eval_loops"), [1, 2], "models[1].eval_loops: must be null for a model that does not loop"),
+    (("models", 1, "runs", 0, "cells", 0, "loops"), 2, "cells[0].loops: must be null for a model that does not"),
+    (("models", 1, "runs", 0, "early_exit"), BASE["models"][0]["runs"][0]["early_exit"], "must be empty for a model"),
     (("models", 0, "runs", 0, "early_exit", 0, "mean_loops"), 5.5, "mean_loops: 5.5 exceeds the largest eval loop"),
-    (("models", 0, "runs", 0, "diagnostics", "spectral_radius"), -0.5, "spectral_radius: -0.5 is not"),
+    (("models", 0, "runs", 0, "cells", 0, "token_correct"), 10**6, "token_correct: 1000000 is more than tokens"),
+    (("models", 0, "runs", 0, "cells", 0, "tokens"), DELETE, "cells[0].tokens: required field is missing"),
     (("models", 0, "role"), "ablation:../x", "models[0].role: 'ablation:../x' does not match"),
     (("task", "train_difficulties"), [2, 4, 4], "task.train_difficulties: duplicate difficulty 4"),
     (("models", 1, "twin_of"), "nope", "models[1].twin_of: 'nope' is not the name of a looped model"),
     (("models", 1, "twin_of"), "std-iso-param", "is not the name of a looped model in this file"),
-    (("models", 0, "twin_of"), "rdt", "models[0].twin_of: only a 'standard' model is a twin"),
+    (("models", 0, "twin_of"), "rdt", "models[0].twin_of: a twin does not loop"),
+    (("models", 0, "summary"), [], "models[0].summary: version 3 stores counts only"),
+    (("models", 0, "runs", 1, "cells", 3, "accuracy"), 0.5, "cells[3].accuracy: version 3 stores counts only"),
+    (("models", 0, "runs", 1, "cells", 3, "ci_low"), 0.5, "cells[3].ci_low: version 3 stores counts only"),
 ])
 def test_semantic_rules(path: tuple, value: Any, message: str) -> None:
     problems = check_schema(mutated(BASE, path, value))
     assert any(message in p for p in problems), problems
 
 
-def test_a_single_seed_summary_interval_is_that_cells_wilson_interval() -> None:
-    doc = make_results(seeds=(0,))
-    assert check_schema(doc) == []
-    doc["models"][1]["summary"][0]["acc_at_train_loops"]["ci_low"] = 0.0
-    assert any("acc_at_train_loops.ci_low: 0.0 is not the single seed's cell interval" in p
-               for p in check_schema(doc))
+def test_derived_numbers_are_computed_from_the_counts_when_read() -> None:
+    cell = BASE["models"][0]["runs"][0]["cells"][0]
+    derived = with_derived(BASE)
+    got = derived["models"][0]["runs"][0]["cells"][0]
+    assert got["accuracy"] == cell["correct"] / cell["n"]
+    assert got["token_accuracy"] == cell["token_correct"] / cell["tokens"]
+    assert 0 <= got["ci_low"] <= got["accuracy"] <= got["ci_high"] <= 1
+    entry = derived["models"][1]["summary"][0]  # the twin: one cell per difficulty and seed
+    seeds = [next(c for c in r["cells"] if c["difficulty"] == entry["difficulty"])
+             for r in derived["models"][1]["runs"]]
+    assert entry["headline"]["mean"] == pytest.approx(sum(c["accuracy"] for c in seeds) / len(seeds), abs=1e-12)
+    assert "summary" not in BASE["models"][0]  # the document read is left as it was
 
 
-def test_best_loops_must_be_a_best_loop_count() -> None:
-    summary = BASE["models"][0]["summary"][1]
-    worse = next(k for k in range(1, 5) if k != summary["oracle_best"]["loops"])
-    problems = check_schema(mutated(BASE, ("models", 0, "summary", 1, "oracle_best", "loops"), worse))
-    assert any(f"oracle_best.loops: {worse} is not the best loop count" in p or "oracle_best.mean" in p
-               for p in problems)
+def test_older_versions_are_read_through_the_same_models() -> None:
+    """A version 2 file stored rates and summaries beside the counts: still valid, and its stored numbers are
+    never what a reader uses (with_derived computes them from the counts)."""
+    old = as_version_2(BASE)
+    assert check_schema(old) == []
+    old["models"][0]["runs"][0]["cells"][0]["accuracy"] = 0.999
+    assert with_derived(old)["models"][0]["runs"][0]["cells"][0]["accuracy"] != 0.999
 
 
 def test_leaderboard_difficulties() -> None:
@@ -205,43 +213,19 @@ def test_json_safety_helpers() -> None:
 
 def test_the_schema_document_names_every_field() -> None:
     doc = DOC_PATH.read_text()
-    names = {re.sub(r"\[\d+\]", "", dotted(p)).split(".")[-1] for p in REQUIRED}
-    names |= {k for node in (RUN_V2,) for k in _optional_keys(node)}
+    schema = RunFileV3.model_json_schema()
+    names = {k for spec in [schema, *schema["$defs"].values()] for k in spec["properties"]}
     missing = sorted(n for n in names if f"`{n}`" not in doc)
     assert not missing, f"docs/results-schema.md does not mention {missing}"
 
 
-def _optional_keys(node: Any) -> set[str]:
-    if isinstance(node, Nullable):
-        return _optional_keys(node.node)
-    if isinstance(node, Arr):
-        return _optional_keys(node.item)
-    if isinstance(node, Obj):
-        keys = set(node.optional)
-        for child in [*node.required.values(), *node.optional.values()]:
-            keys |= _optional_keys(child)
-        return keys
-    return set()
-
-
-def test_headline_sits_at_the_pre_registered_loop_count() -> None:
+def test_the_loop_rule_never_decreases_and_a_looped_model_needs_one() -> None:
     rule = BASE["models"][0]["loop_rule"]["loops"]
-    entry = BASE["models"][0]["summary"][2]
-    d, loops = entry["difficulty"], entry["headline"]["loops"]
-    assert rule[str(d)] == loops
-    other = 1 if loops != 1 else 2
-    problems = check_schema(mutated(BASE, ("models", 0, "summary", 2, "headline", "loops"), other))
-    assert any(f"headline.loops: {other}, but the model's loop_rule gives {loops}" in p for p in problems)
     decreasing = {**rule, str(max(map(int, rule))): 1}
     problems = check_schema(mutated(BASE, ("models", 0, "loop_rule", "loops"), decreasing))
     assert any("loop_rule.loops: must not decrease" in p for p in problems)
     problems = check_schema(mutated(BASE, ("models", 0, "loop_rule"), None))
-    assert any("loop_rule: required for family 'rdt'" in p for p in problems)
-
-
-def test_token_accuracy_in_the_summary_is_the_mean_of_the_cells() -> None:
-    problems = check_schema(mutated(BASE, ("models", 1, "summary", 0, "headline", "token_accuracy"), 0.0))
-    assert any("headline.token_accuracy: 0.0 is not the mean" in p for p in problems)
+    assert any("loop_rule: required for a looped model" in p for p in problems)
 
 
 def test_version_1_files_still_validate() -> None:

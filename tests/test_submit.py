@@ -14,6 +14,7 @@ import pytest
 from hostile.corpus import CASES
 from hostile.factory import TOY, fake_lookup, make_results
 
+from mythbench.analysis.stats import with_derived
 from mythbench.core.errors import ConfigError
 from mythbench.results.board import COLUMNS, CSV_NAME, MD_NAME, md_escape, read_board, render_markdown
 from mythbench.results.leaderboard import compare_rescore, submit
@@ -83,7 +84,7 @@ def test_valid_result_round_trips_into_the_leaderboard(tmp_path: Path) -> None:
     rows = read_board(results)
     assert rows == out.rows and [r["model"] for r in rows] == ["rdt", "std-iso-param"]
     rdt = rows[0]
-    summary = {s["difficulty"]: s for s in doc["models"][0]["summary"]}
+    summary = {s["difficulty"]: s for s in with_derived(doc)["models"][0]["summary"]}
     assert (rdt["d_train"], rdt["d_2x"], rdt["d_max"]) == ("4", "8", "12")
     assert float(rdt["acc_max"]) == summary[12]["headline"]["mean"]
     assert float(rdt["low_2x"]) == summary[8]["headline"]["ci_low"]
@@ -193,9 +194,9 @@ def test_verify_reference_results_need_the_schema_but_not_three_seeds(tmp_path: 
     assert verify(tmp_path) == []
     assert verify(ref / "results.json") == []
     bad = make_results(seeds=(0,))
-    bad["models"][0]["runs"][0]["cells"][0]["accuracy"] = 2.0
+    bad["models"][0]["runs"][0]["cells"][0]["correct"] = 99
     write(ref / "results.json", bad)
-    assert any(p.startswith("reference/toy/results.json: models[0].runs[0].cells[0].accuracy: 2.0 is not in")
+    assert any(p.startswith("reference/toy/results.json: models[0].runs[0].cells[0].correct: 99 is more than n")
                for p in verify(tmp_path))
 
 
@@ -294,3 +295,15 @@ def test_tables_of_older_task_versions_are_marked_stale_and_never_ranked_with_cu
     assert "**Stale, kept as history:** the current toy task is version 4" in v3
     assert "Stale" not in v4 and "-v4" not in v3 and "-v4 |" in v4
     assert "no longer in the suite" in render_markdown(rows, {})
+
+
+def test_a_plugin_familys_results_validate_and_submit(tmp_path: Path) -> None:
+    """The model knows no family by name (a model loops when it has train_loops): a looped model of a plugin
+    family, OpenMythos, and its twin are verified and go on the board."""
+    doc = make_results()
+    doc["models"][0] |= {"name": "openmythos", "family": "openmythos", "role": "openmythos"}
+    doc["models"][1]["twin_of"] = "openmythos"
+    out = submit(write(tmp_path / "r.json", doc), tmp_path / "results", "alice", fake_lookup)
+    assert [(r["model"], r["family"], r["twin_of"]) for r in out.rows] == [
+        ("openmythos", "openmythos", ""), ("std-iso-param", "standard", "openmythos")]
+    assert verify(tmp_path / "results") == []

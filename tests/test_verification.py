@@ -1,5 +1,5 @@
-"""What verification must catch however small or however timed: a summary number moved by less than 1e-3,
-and the same file submitted twice at the same moment."""
+"""What verification must hold however small or however timed: a stored summary number moved by less than 1e-3
+never reaches the board, and the same file submitted twice at the same moment lands once."""
 
 from __future__ import annotations
 
@@ -7,17 +7,17 @@ import json
 import threading
 from pathlib import Path
 
-import pytest
-from hostile.factory import fake_lookup, make_results, mutated
+from hostile.factory import as_version_2, fake_lookup, make_results, mutated
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mythbench.core.errors import ConfigError
 from mythbench.results import leaderboard
-from mythbench.results.board import read_board
+from mythbench.results.board import board_rows, read_board
 from mythbench.results.schema import check_schema
 
 BASE = make_results(rng_seed=3)  # three seeds: every summary statistic is over seeds
+OLD = as_version_2(BASE)  # a version 2 file stored its summaries
 STATS = ("headline", "acc_at_train_loops", "acc_at_max_loops", "oracle_best")
 FIELDS = ("mean", "std", "ci_low", "ci_high", "token_accuracy")
 
@@ -34,22 +34,24 @@ def _summary_numbers(doc: dict) -> list[tuple]:
     return paths
 
 
-NUMBERS = _summary_numbers(BASE)
+NUMBERS = _summary_numbers(OLD)
+ROWS = board_rows(OLD, "hash", "alice", "2026-12-01")
 
 
 def test_the_base_document_is_valid_and_has_multi_seed_summaries():
-    assert check_schema(BASE) == [] and len(BASE["seeds"]) == 3
+    assert check_schema(BASE) == [] and check_schema(OLD) == [] and len(BASE["seeds"]) == 3
     assert {p[-1] for p in NUMBERS} == {*FIELDS, "overthinking_drop"}
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(path=st.sampled_from(NUMBERS), shift=st.floats(1e-8, 1e-3), sign=st.sampled_from([-1, 1]))
-def test_a_summary_number_moved_by_less_than_1e_3_is_caught(path, shift, sign):
-    """Down to 1e-8: every statistic over seeds is recomputed from the cells within 1e-9."""
-    parent = BASE
+def test_a_stored_summary_number_moved_by_less_than_1e_3_never_reaches_the_board(path, shift, sign):
+    """Down to 1e-8: the board's numbers are computed from the counts, whatever a file stored beside them."""
+    parent = OLD
     for key in path:
         parent = parent[key]
-    assert check_schema(mutated(BASE, path, parent + sign * shift)) != []
+    tampered = mutated(OLD, path, parent + sign * shift)
+    assert check_schema(tampered) == [] and board_rows(tampered, "hash", "alice", "2026-12-01") == ROWS
 
 
 def test_the_same_file_submitted_twice_at_once_lands_once(tmp_path, monkeypatch):
@@ -90,13 +92,6 @@ def test_the_same_file_submitted_twice_at_once_lands_once(tmp_path, monkeypatch)
     rows = read_board(results)
     assert len(rows) == len(BASE["models"]) and len({r["submitter"] for r in rows}) == 1
     assert leaderboard.verify(results, fake_lookup) == []
-
-
-@pytest.mark.parametrize("field", ["ci_low", "ci_high"])
-def test_a_multi_seed_interval_is_the_bootstrap_of_the_seeds(field):
-    path = ("models", 0, "summary", 0, "headline", field)
-    problems = check_schema(mutated(BASE, path, BASE["models"][0]["summary"][0]["headline"][field] + 5e-4))
-    assert any("bootstrap interval of the seeds' mean" in p for p in problems), problems
 
 
 def test_read_board_is_what_submit_reads():

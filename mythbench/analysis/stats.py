@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import defaultdict
 from collections.abc import Sequence
@@ -102,10 +103,9 @@ def summarize_seeds(
 def _stats_at(per_seed: list[dict[str, Any]]) -> dict[str, float]:
     """Summarize the cells of one (difficulty, loops) point across seeds (already in seed order): exact match
     with its interval, and the mean per-token accuracy beside it."""
-    stats = summarize_seeds(
-        [c["accuracy"] for c in per_seed], [(int(c["correct"]), int(c["n"])) for c in per_seed]
-    )
-    return {**stats, "token_accuracy": float(np.mean([c["token_accuracy"] for c in per_seed]))}
+    rates = [{**c, **cell_rates(c)} for c in per_seed]  # from the counts, whatever a file stored beside them
+    stats = summarize_seeds([r["accuracy"] for r in rates], [(int(c["correct"]), int(c["n"])) for c in per_seed])
+    return {**stats, "token_accuracy": float(np.mean([r["token_accuracy"] for r in rates]))}
 
 
 def summarize_model(
@@ -186,7 +186,8 @@ def seeds_learned(model_entry: dict[str, Any], train_difficulties: Sequence[int]
     for run in runs:
         cell = next((c for c in run.get("cells", []) if c["difficulty"] == hardest and c.get("loops") == loops),
                     None)
-        learned[run["seed"]] = run.get("status") == "complete" and cell is not None and cell["accuracy"] >= LEARNED
+        learned[run["seed"]] = (run.get("status") == "complete" and cell is not None
+                                and cell["correct"] / cell["n"] >= LEARNED)
     return learned
 
 
@@ -201,3 +202,26 @@ def seed_verdict(learned: dict[int, bool]) -> str:
     if n == 1:
         return "learned" if k else "not learned"
     return "every seed learned" if k else "no seed learned"
+
+
+def cell_rates(counts: dict[str, Any]) -> dict[str, float]:
+    """What a cell's (or early exit's) counts give: exact match with its 95% Wilson interval, and the per-token
+    accuracy where the tokens were counted (version 3)."""
+    low, high = wilson_interval(counts["correct"], counts["n"])
+    out = {"accuracy": counts["correct"] / counts["n"], "ci_low": low, "ci_high": high}
+    if counts.get("tokens") is not None:
+        out["token_accuracy"] = counts["token_correct"] / max(1, counts["tokens"])
+    return out
+
+
+def with_derived(doc: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a valid run document with every derived number computed from its counts: each cell's and early
+    exit's rates, and each model's `summary` (summarize_model). Numbers an older file stored are
+    replaced by these, so a reader never uses a stored rate or summary."""
+    doc = copy.deepcopy(doc)
+    for m in doc["models"]:
+        for run in m["runs"]:
+            for counts in [*run["cells"], *run.get("validation", []), *run.get("early_exit", [])]:
+                counts.update(cell_rates(counts))
+        m["summary"] = summarize_model(m, doc["task"]["train_difficulties"], doc["task"]["test_difficulties"])
+    return doc

@@ -12,8 +12,8 @@ from mythbench.config import run_config_from_dict
 from mythbench.core.errors import ConfigError
 from mythbench.experiments.scale import point_run_config
 from mythbench.reports.scale_report import render_markdown
-from mythbench.results.results_model import SCALE_SCHEMA_VERSION
 from mythbench.results.safejson import read_json_file, walk_problems
+from mythbench.results.scale_model import SCALE_SCHEMA_VERSION
 
 POINT_KEYS = ("name", "family", "width", "loops", "seed", "status", "params", "train_flops", "loss")
 

@@ -28,14 +28,15 @@ import numpy as np
 
 import mythbench
 from mythbench.analysis.ladder import LEVEL, compute_fits, ladder_notes
+from mythbench.analysis.stats import cell_rates
 from mythbench.config import RunConfig, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json, atomic_write_text
 from mythbench.models import baseline_registry
 from mythbench.models.accounting import count_config
 from mythbench.reports.scale_report import render_markdown, write_plots
-from mythbench.results.results_model import SCALE_SCHEMA_VERSION
-from mythbench.results.scale_schema import check_scale_v1
+from mythbench.results.scale_model import SCALE_SCHEMA_VERSION
+from mythbench.results.schema import check_schema
 from mythbench.tasks import get_task
 from mythbench.training import harness
 from mythbench.training.plan import ModelPlan, task_model_config
@@ -230,10 +231,10 @@ def _point(plan: ModelPlan, width: int, loops: int | None, seed: int, result: di
         point["loss_by_loops"] = [[t, float(np.mean([c["loss"] for d, c in at(t).items() if d in train_d]))]
                                   for t in sorted({c["loops"] for c in cells})]
     for d, c in sorted(trained.items()):
-        entry = {"difficulty": d, "split": "train" if d in train_d else "test", "accuracy": c["accuracy"],
-                 "ci_low": c["ci_low"], "ci_high": c["ci_high"]}
+        entry = {"difficulty": d, "split": "train" if d in train_d else "test",
+                 **{k: v for k, v in cell_rates(c).items() if k in ("accuracy", "ci_low", "ci_high")}}
         if d in last:
-            entry["accuracy_max_loops"] = last[d]["accuracy"]
+            entry["accuracy_max_loops"] = cell_rates(last[d])["accuracy"]
         point["accuracy"].append(entry)
     return point
 
@@ -374,8 +375,9 @@ def run_scale(cfg: RunConfig, run_dir: Path, command: str, started: float | None
         **({"lr_selection": selection} if selection else {}),
     }
     results["wall_time_s"] = round(time.perf_counter() - started, 3)
-    for problem in check_scale_v1(results):  # the results model checks the writer too
-        log.warning("results.json does not validate: %s", problem)
+    problems = check_schema(results)  # the results model checks the writer too: nothing invalid is written
+    if problems:
+        raise ConfigError([f"{run_dir / 'results.json'} would not validate: {p}" for p in problems])
     atomic_write_json(run_dir / "results.json", results)
     atomic_write_text(run_dir / "scale.md", render_markdown(results))
     write_plots(results, run_dir)

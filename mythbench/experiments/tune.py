@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 import mythbench
+from mythbench.analysis.stats import cell_rates
 from mythbench.config import RECIPE_KEYS, RunConfig, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json
@@ -83,7 +84,7 @@ def _trial_row(point: dict, cell: Cell) -> dict:
         row.update(status=result["status"], final_train_loss=result["train"]["final_loss"])
         if result.get("validation"):
             row.update(validation_loss=float(np.mean([c["loss"] for c in result["validation"]])),
-                       validation_accuracy=float(np.mean([c["accuracy"] for c in result["validation"]])),
+                       validation_accuracy=float(np.mean([cell_rates(c)["accuracy"] for c in result["validation"]])),
                        validation=result["validation"])
     return row
 

@@ -36,7 +36,7 @@ def _recipe(results: dict[str, Any], model: str) -> str:
 def _seed_accuracy(run: dict[str, Any], difficulty: int, loops: int | None) -> float | None:
     for cell in run.get("cells", []):
         if cell["difficulty"] == difficulty and cell.get("loops") == loops:
-            return cell["accuracy"]
+            return cell["correct"] / cell["n"]
     return None
 
 

@@ -15,7 +15,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mythbench.analysis.stats import LEARNED, seed_verdict, seeds_learned, summarize_model, summarize_seeds
+from mythbench.analysis.stats import (
+    LEARNED,
+    seed_verdict,
+    seeds_learned,
+    summarize_model,
+    summarize_seeds,
+    with_derived,
+)
 from mythbench.analysis.tables import DASH, csv_text, markdown, num, plain
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_bytes, atomic_write_text
@@ -45,8 +52,8 @@ def load_results(run_dir: Path) -> dict[str, Any]:
     problems = []
     if not isinstance(results, dict):
         raise ConfigError(f"{Path(run_dir) / 'results.json'} must hold a JSON object")
-    if results.get("schema_version") != 2:
-        problems.append(f"schema_version must be 2, got {results.get('schema_version')!r} (reports of older "
+    if results.get("schema_version") not in (2, 3):
+        problems.append(f"schema_version must be 2 or 3, got {results.get('schema_version')!r} (reports of older "
                         "files: use the mythbench version that wrote them)")
     if results.get("kind", "run") != "run":
         problems.append(f"report builds run reports; this file has kind {results.get('kind')!r}")
@@ -54,7 +61,10 @@ def load_results(run_dir: Path) -> dict[str, Any]:
         problems.append("'models' must be a list")
     if problems:
         raise ConfigError(problems)
-    return results
+    try:
+        return with_derived(results)  # rates and summaries, from the counts
+    except ValueError as err:  # an inconsistent file is bad input, reported like any other
+        raise ConfigError(str(err)) from err
 
 
 def build_report(run_dir: Path, html: bool = False) -> list[Path]:
@@ -86,7 +96,8 @@ def build_report(run_dir: Path, html: bool = False) -> list[Path]:
 
 def format_summary_table(results: dict[str, Any]) -> str:
     """Compact plain-text headline tables for the terminal at the end of `mythbench run`: each looped model with
-    its twins."""
+    its twins (the document as the harness wrote it: rates and summaries are computed from its counts)."""
+    results = with_derived(results)
     summaries = _summaries(results)
     return "\n\n".join(plain(pd.DataFrame(rows, columns=pd.Index(header, dtype=object), dtype=object))
                         for header, rows in (_headline(results, summaries, g) for g in twin_groups(results)))

@@ -17,9 +17,9 @@ import pandas as pd
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_text
 from mythbench.analysis.stats import LEARNED, seed_verdict, seeds_learned
-from mythbench.results.jsonshape import is_int
 from mythbench.results.results_frame import twin_of
-from mythbench.results.results_model import HEADLINE_KEY, ORACLE_KEY
+from mythbench.analysis.stats import with_derived
+from mythbench.results.results_model import HEADLINE_KEY
 from mythbench.results.safejson import MAX_BYTES
 from mythbench.results.schema import leaderboard_difficulties
 from mythbench.analysis.tables import csv_text, markdown
@@ -53,7 +53,7 @@ def budget(config: Any) -> str:
     model = config.get("model") if isinstance(config, dict) else None
     values = [section.get(key) if isinstance(section, dict) else None
               for section, key in ((train, "steps"), (train, "batch_size"), (model, "d_model"))]
-    if not all(is_int(v) for v in values):
+    if not all(type(v) is int for v in values):
         return "unrecorded"
     return "{} steps x {} batch, d_model {}".format(*values)
 
@@ -73,10 +73,11 @@ def board_rows(doc: dict, digest: str, submitter: str, date: str) -> list[dict[s
     count for schema 1 files, whose runs had no other rule, with every seed's value beside it. The oracle (best
     loop count chosen on the test labels) is its own, labelled column.
     """
+    doc = with_derived(doc)
     task = doc["task"]
     points = leaderboard_difficulties(task["train_difficulties"], task["test_difficulties"])
     v1 = doc["schema_version"] == 1
-    headline, oracle = HEADLINE_KEY[doc["schema_version"]], ORACLE_KEY[doc["schema_version"]]
+    headline = HEADLINE_KEY[doc["schema_version"]]
     rows = []
     for m in doc["models"]:
         summary = {s["difficulty"]: s for s in m["summary"]}
@@ -92,9 +93,9 @@ def board_rows(doc: dict, digest: str, submitter: str, date: str) -> list[dict[s
             stat = summary[d][headline]
             loops = stat.get("loops") if not v1 else m["train_loops"]
             row |= {f"d_{tag}": d, f"acc_{tag}": stat["mean"], f"low_{tag}": stat["ci_low"],
-                    f"high_{tag}": stat["ci_high"], f"tok_{tag}": stat.get("token_accuracy"),
+                    f"high_{tag}": stat["ci_high"], f"tok_{tag}": None if v1 else stat["token_accuracy"],
                     f"per_seed_{tag}": _per_seed(m, d, loops)}
-        best = summary[points[2]][oracle]
+        best = summary[points[2]]["oracle_best"]
         seeds = sorted(r["seed"] for r in m["runs"] if r["status"] == "complete")
         row |= {"oracle_acc_max": best["mean"], "oracle_loops_max": best["loops"],
                 "seeds": " ".join(map(str, seeds)),

@@ -24,9 +24,8 @@ from typing import Any
 from mythbench.results.board import CSV_NAME, DERIVED, MD_NAME, board_rows, read_board, render_markdown, write_board
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_text
-from mythbench.results.jsonshape import is_int, show
 from mythbench.results.safejson import content_hash, read_json_file
-from mythbench.results.schema import TASK_NAME_RE, check_schema, check_submittable
+from mythbench.results.schema import TASK_NAME_RE, check_schema, check_submittable, show
 from mythbench.analysis.stats import wilson_interval
 
 SUBMISSIONS, LOCK_NAME = "submissions", ".leaderboard.lock"
@@ -120,7 +119,7 @@ def check_current_task(doc: dict, lookup: TaskLookup) -> list[str]:
         want = list(getattr(cur, key))
         got = task.get(key)
         if got != want:
-            plain = isinstance(got, list) and len(got) <= 32 and all(map(is_int, got))
+            plain = isinstance(got, list) and len(got) <= 32 and all(type(x) is int for x in got)
             shown = str(got) if plain else show(got)
             out.append(f"task.{key}: {shown} differs from the current task's {want}")
     return out
@@ -296,10 +295,10 @@ def compare_rescore(submitted_cells: list[dict], rescored_cells: list[dict]) -> 
         key = (r.get("difficulty"), r.get("loops"))
         label = f"difficulty {show(key[0])}, loops {show(key[1])}"
         n, k = r.get("n"), r.get("correct")
-        if not (is_int(n) and is_int(k) and 0 <= k <= n and n >= 1):
+        if not (type(n) is int and type(k) is int and 0 <= k <= n and n >= 1):
             out.append(f"{label}: re-scored counts correct={show(k)}, n={show(n)} are not valid")
             continue
-        sub = submitted.get(key) if all(x is None or is_int(x) for x in key) else None
+        sub = submitted.get(key) if all(x is None or type(x) is int for x in key) else None
         if sub is None:
             out.append(f"{label}: re-scored, but the submission has no such cell")
             continue

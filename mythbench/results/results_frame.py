@@ -3,7 +3,8 @@
 `load(path)` takes a run directory or a results.json and returns a tidy DataFrame of cells, one row per
 model x seed x difficulty x loops, with the provenance that tells results apart (task, version, test-set
 fingerprint, commit, preset, schema version). Files are read as untrusted data (mythbench/safejson.py: bounded
-size and depth, no NaN) and, by default, validated against the results model before any number is used.
+size and depth, no NaN) and, by default, validated against the results model before any number is used; every
+rate, interval and summary is then computed from the stored counts (`analysis.stats.with_derived`).
 Importing this module pulls in pandas and scipy (the validator), never torch or matplotlib.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from mythbench.core.errors import ConfigError
+from mythbench.analysis.stats import with_derived
 from mythbench.results.safejson import read_json_file
 from mythbench.results.schema import check_schema
 
@@ -41,7 +43,8 @@ def results_path(path: Path | str) -> Path:
 
 def read_results(path: Path | str, validate: bool = True) -> dict[str, Any]:
     """A results document from a run directory or file; ConfigError if missing, unreadable or (validate)
-    not valid under its schema, with every problem listed."""
+    not valid under its schema, with every problem listed. A validated run's derived numbers are computed from
+    its counts."""
     file = results_path(path)
     if not file.is_file():
         raise ConfigError(f"{file} not found: is {Path(path)} a run directory or a results.json?")
@@ -50,7 +53,7 @@ def read_results(path: Path | str, validate: bool = True) -> dict[str, Any]:
         problems = check_schema(doc)
         if problems:
             raise ConfigError([f"{file}: {p}" for p in problems])
-    return doc
+    return with_derived(doc) if validate and doc.get("kind") == "run" else doc
 
 
 def typed(df: pd.DataFrame) -> pd.DataFrame:

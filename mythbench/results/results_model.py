@@ -1,188 +1,372 @@
-"""The results model: one typed, declarative description of results.json, every kind and version.
+"""The results model: pydantic models of a `mythbench run` results.json, every schema version.
 
-Each node (mythbench/jsonshape.py) states a field's type and bounds; each object's `doc` states what the type
-cannot (meaning and cross-field rules). From this one description:
+The harness validates what it writes against these models (nothing invalid is written), `mythbench verify`
+and every reader validate what they read, and docs/results-schema.md is generated from them
+(mythbench/results/results_doc.py). Types and bounds are declared on the fields; the rules across fields
+(a seed listed once, a cell at a declared difficulty, a loop rule that never decreases) are validators
+that return every problem at once, as `relative.path: message` lines (mythbench/results/schema.py joins
+them to the path pydantic reports).
 
-- the validator checks shapes (mythbench/schema.py adds the semantic checks: Wilson intervals and summaries
-  recomputed from the counts; mythbench/scale_schema.py does the same for the scale kind, from its own nodes
-  built on PROVENANCE and TRAIN below);
-- the writers take their version from here (`RUN_SCHEMA_VERSION`, `SCALE_SCHEMA_VERSION`), the harness checks
-  each seed's result against `RUN` before keeping it, and both writers log every schema problem of a file
-  before writing it;
-- the readers: `mythbench.load` and the report read through mythbench/results_frame.py (safejson, then this
-  model's validator unless told not to); the leaderboard validates with `check_submittable` and names the
-  statistics it ranks by `HEADLINE_KEY` / `ORACLE_KEY`;
-- docs/results-schema.md is generated (`python -m mythbench.results.results_doc --write`; a test keeps it current).
-
-Why frozen dataclass nodes rather than pydantic models: results files arrive from strangers, and the validator
-must report *every* problem in one pass with the exact path and wording that the hostile-input tests pin
-(`models[0].runs[1].cells[3].accuracy: 1.2 is not in [0, 1]`), never stop or raise on a malformed value, and
-keep unknown keys for forward compatibility. Pydantic would need a translation layer for each of those, and a
-new dependency, for no less code; the nodes were already the project's typed description, so the model is
-them, described once, with the hand-maintained copies (the Markdown reference) generated from it.
+Version 3 stores raw counts only (`correct`, `n` and the scored tokens per cell): accuracies, intervals and
+summaries are computed when read (`analysis.stats.with_derived`). Versions 1 and 2 stored them as well; their
+files are read through the same models, and what they stored beside the counts is never used.
 """
 
 from __future__ import annotations
 
-from mythbench.results.jsonshape import Arr, Bool, Enum, Int, Node, Nullable, Num, Obj, Str, ints
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-RUN_SCHEMA_VERSION = 2  # what `mythbench run` writes
-SCALE_SCHEMA_VERSION = 1  # what `mythbench scale` writes
-SCHEMA_VERSIONS = (1, 2)
-FAMILIES = ("rdt", "standard")
-LOOP_RULES = ("difficulty", "train")
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+RUN_SCHEMA_VERSION = 3  # what `mythbench run` writes
 TASK_NAME_RE = r"[a-z][a-z0-9_-]{0,63}"
 MODEL_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}"
-ROLE_RE = r"rdt|control|iso-param|iso-flop|ablation:[a-z0-9][a-z0-9_-]{0,47}"
-PARAM_KEYS = ("total", "unique", "active", "once", "recurrent")
-# what each version calls the headline statistic (the leaderboard's number) and the oracle, in a summary entry
-HEADLINE_KEY = {1: "acc_at_train_loops", 2: "headline"}
-ORACLE_KEY = {1: "best", 2: "oracle_best"}
-WILSON = ("the 95% Wilson interval of `correct / n` (z = 1.959963984540054), recomputed by the validator, "
-          "within 1e-6")
-
-_STAT = {"mean": Num(0, 1), "std": Num(0), "ci_low": Num(0, 1), "ci_high": Num(0, 1)}
-_STAT_DOC = {"mean": "mean over complete seeds of the cells' accuracy (within 1e-9)",
-             "std": "their standard deviation, ddof = 1 (0 for one seed)",
-             "ci_low": "the seeded bootstrap over seeds; one seed: that cell's Wilson interval",
-             "ci_high": "as `ci_low`; `ci_low ≤ ci_high`"}
-_COUNTS = {"n": Int(1), "correct": Int(0), "accuracy": Num(0, 1), "ci_low": Num(0, 1), "ci_high": Num(0, 1)}
-_COUNTS_DOC = {"n": "test instances scored", "correct": "exact-match correct, `correct ≤ n`",
-               "accuracy": "`correct / n` within 1e-9", "ci_low": WILSON, "ci_high": WILSON}
-CELL = Obj({"difficulty": Int(1), "loops": Nullable(Int(1)), **_COUNTS, "token_accuracy": Num(0, 1),
-            "loss": Num(0)},
-           doc={"difficulty": "one of the task's train or test difficulties; a (difficulty, loops) pair occurs at "
-                              "most once per run",
-                "loops": "one of `eval_loops` for `rdt`; null for `standard`", **_COUNTS_DOC,
-                "token_accuracy": "per scored position", "loss": "mean cross-entropy per scored position"})
-EARLY_EXIT = Obj({"difficulty": Int(1), "rule": Str(r"[a-z][a-z0-9_]{0,31}"), "threshold": Nullable(Num()),
-                  **_COUNTS, "mean_loops": Num(0)},
-                 doc={"difficulty": "one of the task's difficulties", "rule": "e.g. `act`, `kl`, `confidence`, "
-                      "`delta_h`", **_COUNTS_DOC, "mean_loops": "at most the largest eval loop count"})
-SUMMARY = Obj({"difficulty": Int(1), "split": Enum(("train", "test")),
-               "acc_at_train_loops": Nullable(Obj(_STAT, doc=_STAT_DOC)),
-               "best": Obj({**_STAT, "loops": Nullable(Int(1))}, doc=_STAT_DOC),
-               "acc_at_max_loops": Nullable(Obj(_STAT, doc=_STAT_DOC)), "overthinking_drop": Num(-1, 1)},
-              doc={"best": "version 1's name of `oracle_best`",
-                   "overthinking_drop": "`best.mean − acc_at_max_loops.mean` within 1e-9"})
-# a training outcome; a scale point stores the same one
-TRAIN = Obj({"steps": Int(0), "tokens": Int(0), "final_loss": Nullable(Num(0)), "wall_time_s": Num(0)},
-            optional={"torch_threads": Int(1)},
-            doc={"torch_threads": "the intra-op threads this seed trained with: the config's `threads`"})
-RUN = Obj({"seed": Int(0), "status": Enum(("complete", "diverged")), "train": TRAIN, "cells": Arr(CELL)},
-          optional={"early_exit": Arr(EARLY_EXIT),
-                    "diagnostics": Obj(optional={"spectral_radius": Nullable(Num(0, None))}),
-                    "validation": Arr(CELL)},
-          doc={"seed": "listed in the top-level `seeds`; no seed occurs twice in a model",
-               "status": "`diverged`: the loss became non-finite; no numbers",
-               "cells": "non-empty for a complete run; all complete runs of a model cover the same (difficulty, "
-                        "loops) grid",
-               "early_exit": "empty for `standard`", "diagnostics": "free-form beside `spectral_radius`",
-               "validation": "`eval.validation`: cells on the validation split at the evaluated training "
-                             "difficulties, at the training loop count (null loops for `standard`)"})
-MODEL = Obj({"name": Str(MODEL_NAME_RE, 64), "family": Enum(FAMILIES), "role": Str(ROLE_RE),
-             "model_config": Obj(), "params": Obj({k: Int(0) for k in PARAM_KEYS}),
-             "flops_per_token": Obj({"forward": Num(0), "train": Num(0)}),
-             "train_loops": Nullable(Int(1)), "eval_loops": Nullable(Arr(Int(1), 1)),
-             "runs": Arr(RUN, 1), "summary": Arr(SUMMARY)},
-            doc={"name": "unique in the file", "model_config": "free-form",
-                 "train_loops": "required (non-null) for `rdt` and one of `eval_loops`; null for `standard`",
-                 "eval_loops": "no duplicates; required for `rdt`, null for `standard`",
-                 "runs": "one per seed; when `status` is `complete`, every top-level seed has a run",
-                 "summary": "per difficulty, over complete runs"})
-TASK = Obj({"name": Str(TASK_NAME_RE, 64), "version": Int(1), "fingerprint": Str(r"[0-9a-f]{64}"),
-            "train_difficulties": Arr(Int(1), 1), "test_difficulties": Arr(Int(1), 1)},
-           doc={"name": "it becomes a directory name on the leaderboard",
-                "fingerprint": "sha256 over the test split at every test difficulty",
-                "train_difficulties": "no duplicates", "test_difficulties": "no duplicates"})
-# The top-level fields every kind of results file carries: what was run, from which code, where and on what.
-PROVENANCE: dict[str, Node] = {
-    "schema_version": Int(), "kind": Str(), "mythbench_version": Str(max_len=64),
-    "git": Obj({"commit": Nullable(Str(r"[0-9a-f]{40}|[0-9a-f]{64}")), "dirty": Nullable(Bool())},
-               doc={"commit": "null: not a checkout", "dirty": "uncommitted changes in the tree"}),
-    "command": Str(max_len=4096), "created_at": Str(timestamp=True), "wall_time_s": Num(0),
-    "status": Enum(("complete", "incomplete")), "preset": Nullable(Str(max_len=64)), "config": Obj(),
-    "task": TASK,
-    "environment": Obj({"python": Str(), "torch": Str(), "device": Str()},
-                       optional={"numpy": Str(), "platform": Str(), "cpu_count": Nullable(Int(1)),
-                                 "torch_threads": Int(1)},
-                       doc={"device": "other keys are allowed",
-                            "torch_threads": "the intra-op threads of the writing process: the config's `threads`"}),
-    "seeds": Arr(Int(0), 1),
-}
-PROVENANCE_DOC = {"schema_version": "see [Versioning and kinds](#versioning-and-kinds)",
-                  "kind": "`run`, or `scale` (see [Scale results](#scale-results-kind-scale))",
-                  "command": "the command line", "status": "`incomplete`: some model or seed did not finish",
-                  "config": "the resolved run config (free-form)", "seeds": "no duplicates"}
-RUN_V1 = Obj({**PROVENANCE, "models": Arr(MODEL, 1)}, doc={**PROVENANCE_DOC, "models": "`name`s unique"})
-
-# Version 2 (tasks v2, evaluation protocol v2): every statistic carries the mean token accuracy; each summary
-# entry has the headline (the loop count of the model's pre-registered rule) and calls the best loop count
-# chosen on test labels `oracle_best`; looped models record their rule; the task records its depth and
-# whether its context grows; the run records its evaluation protocol.
-_STAT_V2 = {**_STAT, "token_accuracy": Num(0, 1)}
-_STAT_V2_DOC = {**_STAT_DOC, "token_accuracy": "mean over complete seeds of the cells' `token_accuracy` "
-                                               "(within 1e-9)"}
-STAT_V2 = Obj(_STAT_V2, doc=_STAT_V2_DOC)
-STAT_AT_V2 = Obj({**_STAT_V2, "loops": Nullable(Int(1))}, doc={**_STAT_V2_DOC, "loops": "null for `standard`"})
-SUMMARY_V2 = Obj({"difficulty": Int(1), "split": Enum(("train", "test")),
-                  "headline": Nullable(STAT_AT_V2), "acc_at_train_loops": Nullable(STAT_V2),
-                  "oracle_best": STAT_AT_V2, "acc_at_max_loops": Nullable(STAT_V2), "overthinking_drop": Num(-1, 1)},
-                 doc={"difficulty": "at most one entry per difficulty; complete runs have cells there",
-                      "split": "the difficulty is one of the task's difficulties of that split",
-                      "headline": "the result: at the model's `loop_rule.loops` for this difficulty (`rdt`; `loops` "
-                                  "must equal it) or the only cell (`standard`, `loops` null)",
-                      "acc_at_train_loops": "at loops = `train_loops` (`rdt`) or the only cell (`standard`); null "
-                                            "only where that cell does not exist",
-                      "oracle_best": "the best loop count chosen on the test labels (ties: any loop count within "
-                                     "1e-9 of the best mean). An upper bound for diagnosis, never a result",
-                      "acc_at_max_loops": "at the largest loop count evaluated there; required for `rdt`",
-                      "overthinking_drop": "`oracle_best.mean − acc_at_max_loops.mean` within 1e-9 (0 for "
-                                           "`standard`)"})
-LOOP_RULE = Obj({"name": Enum(LOOP_RULES), "loops": Obj()},
-                doc={"name": "as `evaluation.loop_rule`",
-                     "loops": "from each evaluated difficulty (a decimal string) to its headline loop count, one of "
-                              "`eval_loops`, never decreasing with the difficulty (all `train_loops` for rule "
-                              "`train`)"})
-MODEL_V2 = Obj({**MODEL.required, "loop_rule": Nullable(LOOP_RULE), "summary": Arr(SUMMARY_V2)},
-               optional={"twin_of": Nullable(Str(MODEL_NAME_RE, 64))},
-               doc={**MODEL.doc, "loop_rule": "required for `rdt`, null for `standard`",
-                    "twin_of": "a twin (a `standard` model matched to a looped one): the `name` of that looped "
-                               "model in this file; null for a looped model. Files written before twins "
-                               "lack it: their `iso-param` and `iso-flop` are the twins of the `rdt`-role model"})
-TASK_V2 = Obj({**TASK.required, "depth_per_difficulty": Int(1), "context_length": Enum(("fixed", "grows"))},
-              doc={**TASK.doc, "depth_per_difficulty": "sequential steps per unit of difficulty",
-                   "context_length": "whether the difficulty changes the sequence length"})
-EVALUATION = Obj({"loop_rule": Enum(LOOP_RULES), "depth_factor": Num(0), "loops_factor": Int(1),
-                  "oracle": Str(max_len=256)},
-                 doc={"loop_rule": "the headline's pre-registered loop rule",
-                      "depth_factor": "loops were swept to at least this times the depth of the hardest test "
-                                      "difficulty",
-                      "loops_factor": "and to at least this times the training loop count",
-                      "oracle": "what `oracle_best` is"})
-TUNING = Obj({"file": Str(max_len=4096), "sha256": Str(r"[0-9a-f]{64}"), "models": Obj()},
-             doc={"file": "the tune file (`mythbench tune`) passed as `--tuned`",
-                  "sha256": "its sha256, as `config.tune.use_sha256`",
-                  "models": "per model name: `chosen` (the trial, `lr`, `recipe`, and `train`: the recipe keys the "
-                            "model trained with) and `trials` (every trial of the search with its validation loss)"})
-RUN_V2 = Obj({**PROVENANCE, "task": TASK_V2, "evaluation": EVALUATION, "models": Arr(MODEL_V2, 1)},
-             optional={"tuning": TUNING},
-             doc={**PROVENANCE_DOC, "evaluation": "the evaluation protocol", "models": "`name`s unique",
-                  "tuning": "present when the run trained each model at its tuned settings (`--tuned`)"})
+FAMILY_RE = r"[a-z][a-z0-9_-]{0,63}"  # any registered model family (plugins included)
+ROLE_RE = r"ablation:[a-z0-9][a-z0-9_-]{0,47}|[a-z][a-z0-9_-]{0,63}"  # rdt, control, iso-param, a plugin's
+# the summary statistic each version's leaderboard rows rank by (version 1 had no loop rule)
+HEADLINE_KEY = {1: "acc_at_train_loops", 2: "headline", 3: "headline"}
 
 
-def duplicates(values: list[int], path: str, what: str, out: list[str]) -> None:
-    seen: set[int] = set()
-    for x in values:
-        if x in seen:
-            out.append(f"{path}: duplicate {what} {x}")
-        seen.add(x)
+class Model(BaseModel):
+    """Strict types (a bool is not a count, "1" is not a number); unknown keys are kept (forward compatibility)."""
+
+    model_config = ConfigDict(strict=True, extra="allow", protected_namespaces=())
 
 
-def check_provenance(doc: dict, out: list[str]) -> None:
-    """The rules on PROVENANCE beyond its shape, for every kind: no seed or difficulty listed twice."""
-    duplicates(ints(doc.get("seeds")), "seeds", "seed", out)
-    task = doc.get("task")
-    if isinstance(task, dict):
-        for key in ("train_difficulties", "test_difficulties"):
-            duplicates(ints(task.get(key)), f"task.{key}", "difficulty", out)
+def _printable(v: Any) -> Any:
+    if isinstance(v, str) and not v.isprintable():
+        raise PydanticCustomError("text", "contains control characters")
+    return v
+
+
+def _timestamp(v: Any) -> Any:
+    if isinstance(v, str):
+        try:
+            datetime.fromisoformat(v.replace("Z", "+00:00"))
+        except ValueError:
+            raise PydanticCustomError("text", "is not an ISO 8601 timestamp like 2026-11-29T06:00:00Z") from None
+    return v
+
+
+def Text(pattern: str | None = None, max_len: int = 256, doc: str | None = None) -> Any:  # noqa: N802
+    """A printable string (no control characters), at most max_len long, matching pattern if given."""
+    return Annotated[str, Field(max_length=max_len, pattern=pattern and f"^(?:{pattern})$", description=doc),
+                     BeforeValidator(_printable)]
+
+
+Count = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Field(ge=1)]
+Fraction = Annotated[float, Field(ge=0, le=1)]
+NonNegative = Annotated[float, Field(ge=0)]
+Timestamp = Annotated[str, Field(description="ISO 8601, e.g. `2026-11-29T06:00:00Z`"), BeforeValidator(_timestamp)]
+Split = Literal["train", "test"]
+
+
+def rules(check: Any) -> Any:
+    """An after-validator from a method returning problems (`path: message`); raises them all at once."""
+    def run(self: Any) -> Any:
+        problems = check(self)
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+    return model_validator(mode="after")(run)
+
+
+def duplicates(values: list[Any], path: str, what: str) -> list[str]:
+    seen: set[Any] = set()
+    return [f"{path}: duplicate {what} {x}" for x in values if x in seen or seen.add(x)]  # type: ignore[func-returns-value]
+
+
+class Git(Model):
+    commit: Text(r"[0-9a-f]{40}|[0-9a-f]{64}", doc="null: not a checkout") | None
+    dirty: bool | None = Field(description="uncommitted changes in the tree")
+
+
+class Environment(Model):
+    """Where the run ran; other keys are allowed."""
+
+    python: Text()
+    torch: Text()
+    device: Text()
+    cpu_count: Positive | None = None
+    torch_threads: Positive | None = Field(None, description="the intra-op threads of the writing process")
+
+
+class TaskInfo(Model):
+    name: Text(TASK_NAME_RE, 64, doc="it becomes a directory name on the leaderboard")
+    version: Positive
+    fingerprint: Text(r"[0-9a-f]{64}", doc="sha256 over the test split at every test difficulty")
+    train_difficulties: list[Positive] = Field(min_length=1, description="no duplicates")
+    test_difficulties: list[Positive] = Field(min_length=1, description="no duplicates")
+    check_difficulties = rules(lambda t: duplicates(t.train_difficulties, "train_difficulties", "difficulty")
+                   + duplicates(t.test_difficulties, "test_difficulties", "difficulty"))
+
+    def split(self, d: int) -> Split:
+        return "train" if d in self.train_difficulties else "test"
+
+
+class Provenance(Model):
+    """The top-level fields every kind of results file carries: what was run, from which code, where."""
+
+    schema_version: int
+    kind: str
+    mythbench_version: Text(max_len=64)
+    git: Git
+    command: Text(max_len=4096, doc="the command line")
+    created_at: Timestamp
+    wall_time_s: NonNegative
+    status: Literal["complete", "incomplete"] = Field(description="`incomplete`: some model or seed did not finish")
+    preset: Text(max_len=64) | None
+    config: dict[str, Any] = Field(description="the resolved run config (free-form)")
+    task: TaskInfo
+    environment: Environment
+    seeds: list[Count] = Field(min_length=1, description="no duplicates")
+
+
+class Counts(Model):
+    """Exact-match counts: `correct` of `n` sequences right at every scored position."""
+
+    n: Positive = Field(description="test instances scored")
+    correct: Count = Field(description="exact-match correct, `correct ≤ n`")
+    check_counts = rules(lambda c: [f"correct: {c.correct} is more than n = {c.n}"] if c.correct > c.n else [])
+
+
+class Cell(Counts):
+    difficulty: Positive = Field(description="one of the task's difficulties; once per (difficulty, loops) and run")
+    loops: Positive | None = Field(description="one of `eval_loops` for a looped model; null otherwise")
+    loss: NonNegative = Field(description="mean cross-entropy per scored position")
+    token_correct: Count | None = Field(None, description="scored positions predicted right (version 3)")
+    tokens: Count | None = Field(None, description="scored positions (version 3)")
+    token_accuracy: Fraction | None = Field(None, description="versions 1 and 2: `token_correct / tokens`")
+
+    @property
+    def key(self) -> tuple[int, int | None]:
+        return self.difficulty, self.loops
+
+    check_tokens = rules(lambda c: [f"token_correct: {c.token_correct} is more than tokens = {c.tokens}"]
+                    if c.token_correct is not None and c.tokens is not None and c.token_correct > c.tokens else [])
+
+
+class EarlyExit(Counts):
+    difficulty: Positive
+    rule: Text(r"[a-z][a-z0-9_]{0,31}", doc="e.g. `act`, `kl`, `confidence`, `delta_h`")
+    threshold: float | None
+    mean_loops: NonNegative = Field(description="at most the largest eval loop count")
+
+
+class Train(Model):
+    """A training outcome; a scale point stores the same one."""
+
+    steps: Count
+    tokens: Count
+    final_loss: NonNegative | None
+    wall_time_s: NonNegative
+    torch_threads: Positive | None = Field(None, description="the intra-op threads this seed trained with")
+
+
+class Run(Model):
+    seed: Count = Field(description="listed in the top-level `seeds`; no seed occurs twice in a model")
+    status: Literal["complete", "diverged"] = Field(description="`diverged`: the loss became non-finite")
+    train: Train
+    cells: list[Cell] = Field(description="non-empty for a complete run; one grid for all complete runs")
+    early_exit: list[EarlyExit] = Field([], description="empty for a model that does not loop")
+    diagnostics: dict[str, Any] = Field({}, description="free-form")
+    validation: list[Cell] = Field([], description="cells on the validation split (`eval.validation`)")
+
+
+class LoopRule(Model):
+    name: Literal["difficulty", "train"] = Field(description="as `evaluation.loop_rule`")
+    loops: dict[str, Positive] = Field(description="each evaluated difficulty (a decimal string) to its headline "
+                                                   "loop count, one of `eval_loops`, never decreasing")
+
+
+class Params(Model):
+    total: Count
+    unique: Count
+    active: Count
+    once: Count
+    recurrent: Count
+
+
+class Flops(Model):
+    forward: NonNegative
+    train: NonNegative
+
+
+class ModelEntry(Model):
+    name: Text(MODEL_NAME_RE, 64, doc="unique in the file")
+    family: Text(FAMILY_RE, 64, doc="the registered model family, e.g. `rdt`, `standard`, `openmythos`")
+    role: Text(ROLE_RE, 64)
+    model_config_: dict[str, Any] = Field(alias="model_config", description="free-form")
+    params: Params
+    flops_per_token: Flops
+    train_loops: Positive | None = Field(description="set exactly for a looped model; one of `eval_loops`")
+    eval_loops: list[Positive] | None = Field(min_length=1, description="looped models only; no duplicates")
+    loop_rule: LoopRule | None = Field(None, description="version 2 on: required for a looped model, else null")
+    twin_of: Text(MODEL_NAME_RE, 64) | None = Field(None, description="a twin: the looped model it is matched to")
+    runs: list[Run] = Field(min_length=1, description="one per seed")
+    summary: list[dict[str, Any]] | None = Field(None, description="versions 1 and 2 stored it; never read")
+
+    @property
+    def looped(self) -> bool:
+        return self.train_loops is not None
+
+
+class Evaluation(Model):
+    loop_rule: Literal["difficulty", "train"] = Field(description="the headline's pre-registered loop rule")
+    depth_factor: NonNegative = Field(description="loops swept to at least this times the hardest test depth")
+    loops_factor: Positive = Field(description="and to at least this times the training loop count")
+    oracle: Text() = Field(description="what `oracle_best` is")
+
+
+class Tuning(Model):
+    file: Text(max_len=4096, doc="the tune file passed as `--tuned`")
+    sha256: Text(r"[0-9a-f]{64}")
+    models: dict[str, Any] = Field(description="per model: the chosen trial and every trial of the search")
+
+
+class TaskInfoV2(TaskInfo):
+    depth_per_difficulty: Positive = Field(description="sequential steps per unit of difficulty")
+    context_length: Literal["fixed", "grows"] = Field(description="whether the difficulty changes the length")
+
+
+class RunFileV1(Provenance):
+    """Schema version 1: no loop rule (the headline is at the training loop count)."""
+
+    models: list[ModelEntry] = Field(min_length=1, description="`name`s unique")
+    check_models = rules(lambda doc: run_problems(doc))
+
+
+class RunFileV2(RunFileV1):
+    """Version 2 adds the evaluation protocol, each looped model's pre-registered loop rule and the task's depth."""
+
+    task: TaskInfoV2
+    evaluation: Evaluation
+    tuning: Tuning | None = Field(None, description="present when the run trained at tuned settings (`--tuned`)")
+
+
+class RunFileV3(RunFileV2):
+    """Version 3 stores raw counts only: every rate, interval and summary is computed when read."""
+
+
+DERIVED_CELL_KEYS = ("accuracy", "ci_low", "ci_high", "token_accuracy")  # stored by versions 1-2, never read
+
+
+def run_problems(doc: RunFileV1) -> list[str]:
+    """The rules across fields of a run file: every model's, then twins and unique names."""
+    out = duplicates(doc.seeds, "seeds", "seed")
+    names: dict[str, str] = {}
+    for i, m in enumerate(doc.models):
+        path = f"models[{i}]"
+        if m.name in names:
+            out.append(f"{path}.name: {m.name!r} is also the name of {names[m.name]}")
+        names.setdefault(m.name, path)
+        out += model_problems(m, path, doc)
+    looped = {m.name for m in doc.models if m.looped}
+    for i, m in enumerate(doc.models):
+        if m.twin_of is not None and m.looped:
+            out.append(f"models[{i}].twin_of: a twin does not loop, but this model has train_loops")
+        if m.twin_of is not None and m.twin_of not in looped:
+            out.append(f"models[{i}].twin_of: {m.twin_of!r} is not the name of a looped model in this file")
+    return out
+
+
+def model_problems(m: ModelEntry, path: str, doc: RunFileV1) -> list[str]:
+    """One model's loops, runs and cells against the task, the seeds and each other."""
+    version, task = doc.schema_version, doc.task
+    out = _loop_problems(m, path, set(task.train_difficulties) | set(task.test_difficulties), version)
+    difficulties = set(task.train_difficulties) | set(task.test_difficulties)
+    grid: tuple[str, set] | None = None
+    runs: dict[int, str] = {}
+    for i, run in enumerate(m.runs):
+        rp = f"{path}.runs[{i}]"
+        if run.seed in runs:
+            out.append(f"{rp}.seed: duplicate seed {run.seed} (also {runs[run.seed]})")
+        elif run.seed not in doc.seeds:
+            out.append(f"{rp}.seed: {run.seed} is not listed in the top-level seeds")
+        runs.setdefault(run.seed, rp)
+        keys = _cell_problems(run.cells, f"{rp}.cells", m, difficulties, version, out)
+        for j, e in enumerate(run.early_exit):
+            ep = f"{rp}.early_exit[{j}]"
+            if e.difficulty not in difficulties:
+                out.append(f"{ep}.difficulty: {e.difficulty} is not one of the task's difficulties")
+            if m.eval_loops and e.mean_loops > max(m.eval_loops):
+                out.append(f"{ep}.mean_loops: {e.mean_loops!r} exceeds the largest eval loop count")
+        if run.early_exit and not m.looped:
+            out.append(f"{rp}.early_exit: must be empty for a model that does not loop")
+        if run.status != "complete":
+            continue
+        if not run.cells:
+            out.append(f"{rp}.cells: a complete run has no cells")
+        elif grid is None:
+            grid = (rp, keys)
+        elif keys != grid[1]:
+            diff = sorted(grid[1] ^ keys, key=repr)[:3]
+            out.append(f"{rp}.cells: evaluated on a different (difficulty, loops) grid than {grid[0]}, "
+                       f"e.g. {', '.join(map(str, diff))}")
+    if doc.status == "complete":
+        out += [f"{path}.runs: no run for seed {s} although status is 'complete'" for s in sorted(set(doc.seeds) - set(runs))]
+    if version >= 3 and m.summary is not None:
+        out.append(f"{path}.summary: version 3 stores counts only; summaries are computed when read")
+    return out
+
+
+def _loop_problems(m: ModelEntry, path: str, difficulties: set[int], version: int) -> list[str]:
+    """A looped model (train_loops set) names its loop counts and, from version 2, a headline loop count per
+    difficulty by a rule that cannot have looked at the labels (constant, or growing with d)."""
+    if not m.looped:
+        return [f"{path}.{key}: must be null for a model that does not loop (train_loops is null)"
+                for key in ("eval_loops", "loop_rule") if getattr(m, key) is not None]
+    if m.eval_loops is None:
+        return [f"{path}.eval_loops: required for a looped model (train_loops is set), got null"]
+    out = duplicates(m.eval_loops, f"{path}.eval_loops", "loop count")
+    if m.train_loops not in m.eval_loops:
+        out.append(f"{path}.train_loops: {m.train_loops} is not in eval_loops")
+    if version >= 2 and m.loop_rule is None:
+        got = "got null" if "loop_rule" in m.model_fields_set else "the field is missing"
+        out.append(f"{path}.loop_rule: required for a looped model, {got}")
+    if version < 2 or m.loop_rule is None:
+        return out
+    loops: dict[int, int] = {}
+    for key, value in m.loop_rule.loops.items():
+        where = f"{path}.loop_rule.loops.{key}"
+        if not (key.isdigit() and len(key) <= 6 and int(key) in difficulties):
+            out.append(f"{where}: {key!r} is not one of the task's difficulties")
+        elif value not in m.eval_loops:
+            out.append(f"{where}: {value} is not an evaluated loop count")
+        else:
+            loops[int(key)] = value
+    ordered = [loops[d] for d in sorted(loops)]
+    if m.loop_rule.name == "train" and set(ordered) - {m.train_loops}:
+        out.append(f"{path}.loop_rule: rule 'train' must give train_loops = {m.train_loops} everywhere")
+    if any(b < a for a, b in zip(ordered, ordered[1:], strict=False)):
+        out.append(f"{path}.loop_rule.loops: must not decrease as the difficulty grows, got {ordered}")
+    return out
+
+
+def _cell_problems(cells: list[Cell], path: str, m: ModelEntry, difficulties: set[int], version: int,
+                   out: list[str]) -> set[tuple[int, int | None]]:
+    """Cells at declared difficulties and evaluated loop counts, once each, with the counts of their version;
+    returns the (difficulty, loops) grid."""
+    first: dict[tuple[int, int | None], str] = {}
+    for i, c in enumerate(cells):
+        cp = f"{path}[{i}]"
+        if c.difficulty not in difficulties:
+            out.append(f"{cp}.difficulty: {c.difficulty} is not one of the task's difficulties")
+        if not m.looped and c.loops is not None:
+            out.append(f"{cp}.loops: must be null for a model that does not loop")
+        elif m.looped and c.loops not in (m.eval_loops or []):
+            out.append(f"{cp}.loops: {c.loops} is not in eval_loops")
+        if c.key in first:
+            out.append(f"{cp}: duplicate cell for difficulty {c.difficulty}, loops {c.loops} (also {first[c.key]})")
+        first.setdefault(c.key, cp)
+        if version >= 3:
+            out += [f"{cp}.{k}: version 3 stores counts only; it is computed when read" for k in DERIVED_CELL_KEYS
+                    if k in (c.model_extra or {}) or getattr(c, k, None) is not None]
+            out += [f"{cp}.{k}: required field is missing" for k in ("token_correct", "tokens") if getattr(c, k) is None]
+        elif c.token_accuracy is None:
+            out.append(f"{cp}.token_accuracy: required field is missing")
+    return set(first)
+

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from mythbench.analysis.stats import wilson_interval
+from mythbench.analysis.stats import cell_rates
 from mythbench.config import EvalConfig, TrainConfig
 from mythbench.core.errors import ConfigError
 from mythbench.results.results_frame import typed
@@ -72,11 +72,9 @@ class _Tally:
         return exact
 
     def cell(self, difficulty: int, loops: int | None) -> dict:
-        low, high = wilson_interval(self.correct, self.n)
+        """The raw counts results.json stores; rates and intervals are computed when read (results_model.rates)."""
         return {"difficulty": difficulty, "loops": loops, "n": self.n, "correct": self.correct,
-                "accuracy": self.correct / self.n, "ci_low": low, "ci_high": high,
-                "token_accuracy": self.token_correct / max(1, self.tokens),
-                "loss": self.loss_sum / max(1, self.tokens)}
+                "token_correct": self.token_correct, "tokens": self.tokens, "loss": self.loss_sum / max(1, self.tokens)}
 
 
 @dataclass
@@ -196,10 +194,8 @@ def evaluate_looped(model: torch.nn.Module, batches: Callable[[int], tuple[np.nd
         thresholds = {"act": getattr(model.cfg, "act_threshold", None), "kl": cfg.kl_threshold,
                       "confidence": cfg.confidence_threshold, "delta_h": cfg.delta_h_threshold}
         for rule, et in exit_tallies.items():
-            low, high = wilson_interval(et.correct, et.n)
             exits.append({"difficulty": d, "rule": rule, "threshold": thresholds[rule], "n": et.n,
-                          "correct": et.correct, "accuracy": et.correct / et.n, "ci_low": low,
-                          "ci_high": high, "mean_loops": et.loops_sum / et.n})
+                          "correct": et.correct, "mean_loops": et.loops_sum / et.n})
         diag["state_change"][str(d)] = np.concatenate(per_diff.state_change, 1).mean(1).tolist()
         if per_diff.halt_steps:
             steps = np.concatenate(per_diff.halt_steps)
@@ -270,5 +266,5 @@ def evaluate(model: Callable[..., Any], task: str, difficulties: Sequence[int] |
     chosen = scored.spec.test_difficulties if difficulties is None else list(difficulties)
     cells = [cell for count in loop_counts
              for cell in evaluate_plain(model, batches, chosen, cfg, device, count)["cells"]]
-    frame = pd.DataFrame([{"task": scored.name, **cell} for cell in cells])
+    frame = pd.DataFrame([{"task": scored.name, **cell, **cell_rates(cell)} for cell in cells])
     return typed(frame.sort_values(["difficulty", "loops"], kind="stable", ignore_index=True))

@@ -31,15 +31,14 @@ import torch
 import yaml
 
 import mythbench
-from mythbench.analysis.stats import summarize_model
 from mythbench.config import RunConfig, eval_difficulties, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json, atomic_write_text
 from mythbench.models import accounting, registry
 from mythbench.reports.report import build_report
-from mythbench.results.results_model import RUN, RUN_SCHEMA_VERSION
+from mythbench.results.results_model import RUN_SCHEMA_VERSION, Run
 from mythbench.results.safejson import read_json_file, walk_problems
-from mythbench.results.schema import check_schema
+from mythbench.results.schema import check_schema, model_problems
 from mythbench.tasks import get_task
 from mythbench.training.evaluate import evaluate_looped, evaluate_plain, rule_loops, sweep_max_loops
 from mythbench.training.plan import ModelPlan, plan_models
@@ -143,6 +142,9 @@ def train_and_evaluate(plan: ModelPlan, seed: int, cfg: RunConfig, task: Any, ru
     else:
         log.warning("%s seed %d: loss became non-finite at step %d; recorded as diverged",
                     plan.name, seed, outcome.steps)
+    problems = model_problems(Run, result)  # the results model checks the writer: nothing invalid is written
+    if problems:
+        raise ConfigError([f"{done} would not validate: {p}" for p in problems])
     atomic_write_json(done, result)
     return result
 
@@ -155,9 +157,7 @@ def stored_result(path: Path) -> dict:
     except ConfigError as e:
         problems = e.problems
     else:
-        problems = walk_problems(result)
-        if not problems:
-            RUN.check(result, "", problems)
+        problems = walk_problems(result) or model_problems(Run, result)
     if problems:
         raise ConfigError([f"{path}: {p}" for p in problems] + [f"delete {path} to train and evaluate it again"])
     return result
@@ -200,7 +200,6 @@ def _model_entry(plan: ModelPlan, runs: list[dict], cfg: RunConfig, task: Any) -
         "eval_loops": list(range(1, max_eval_loops(train_loops, cfg, task) + 1)) if looped else None,
         "loop_rule": _loop_rule(train_loops, cfg, task) if looped else None, "runs": runs,
     }
-    entry["summary"] = summarize_model(entry, task.spec.train_difficulties, task.spec.test_difficulties)
     return entry
 
 
@@ -294,8 +293,9 @@ def run_benchmark(cfg: RunConfig, run_dir: Path, command: str, started: float | 
         "environment": environment(cfg.device), "seeds": list(cfg.seeds), "models": entries,
         **({"tuning": tuning} if tuning else {}),
     }
-    for problem in check_schema(results):  # the results model checks the writer too; a bug shows here first
-        log.warning("results.json does not validate: %s", problem)
+    problems = check_schema(results)  # the results model checks the writer too: nothing invalid is written
+    if problems:
+        raise ConfigError([f"{run_dir / 'results.json'} would not validate: {p}" for p in problems])
     atomic_write_json(run_dir / "results.json", results)
     build_report(run_dir)
     return results

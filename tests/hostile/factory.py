@@ -1,7 +1,7 @@
 """Consistent results documents built the way `mythbench run` builds them, for a fake task.
 
-Cells are drawn from a seeded generator, intervals come from the real Wilson function and summaries from the
-real `summarize_model`, so a document from here is exactly what the harness would write.
+Cells hold raw counts drawn from a seeded generator, as results schema 3 stores them (rates, intervals and
+summaries are computed when read), so a document from here is exactly what the harness would write.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mythbench.analysis.stats import summarize_model, wilson_interval
+from mythbench.analysis.stats import with_derived
 from mythbench.config import TrainConfig
 from mythbench.core.errors import ConfigError
 from mythbench.results.leaderboard import TaskIdentity
@@ -32,9 +32,9 @@ def fake_lookup(name: str) -> TaskIdentity:
 
 def make_cell(rng: np.random.Generator, difficulty: int, loops: int | None, n: int) -> dict[str, Any]:
     correct = int(rng.integers(0, n + 1))
-    low, high = wilson_interval(correct, n)
-    return {"difficulty": difficulty, "loops": loops, "n": n, "correct": correct, "accuracy": correct / n,
-            "ci_low": low, "ci_high": high, "token_accuracy": float(rng.uniform(correct / n, 1.0)),
+    tokens = 4 * n
+    return {"difficulty": difficulty, "loops": loops, "n": n, "correct": correct,
+            "token_correct": int(rng.integers(4 * correct, tokens + 1)), "tokens": tokens,
             "loss": float(rng.uniform(0.0, 3.0))}
 
 
@@ -54,7 +54,8 @@ def _model(name: str, family: str, role: str, seeds: Sequence[int], task: TaskId
             run["cells"] = [make_cell(rng, d, loops, n) for d in difficulties for loops in (eval_loops or [None])]
             if looped:
                 exit_cell = make_cell(rng, difficulties[-1], None, n)
-                del exit_cell["loops"], exit_cell["token_accuracy"], exit_cell["loss"]
+                for key in ("loops", "token_correct", "tokens", "loss"):
+                    del exit_cell[key]
                 run["early_exit"] = [{**exit_cell, "rule": "delta_h", "threshold": 0.01,
                                       "mean_loops": len(eval_loops) / 2 + 0.5}]
                 run["diagnostics"] = {"spectral_radius": 0.93, "state_change": {"4": [0.5, 0.1]}}
@@ -68,7 +69,6 @@ def _model(name: str, family: str, role: str, seeds: Sequence[int], task: TaskId
         loops = rule_loops("difficulty", difficulties, max(task.train_difficulties), train_loops, TrainConfig(),
                            len(eval_loops))
         entry["loop_rule"] = {"name": "difficulty", "loops": {str(d): k for d, k in loops.items()}}
-    entry["summary"] = summarize_model(entry, list(task.train_difficulties), list(task.test_difficulties))
     return entry
 
 
@@ -79,7 +79,7 @@ def make_results(seeds: Sequence[int] = (0, 1, 2), task: TaskIdentity = TOY, n: 
     models = [_model("rdt", "rdt", "rdt", seeds, task, n, train_loops, rng, diverged),
               _model("std-iso-param", "standard", "iso-param", seeds, task, n, train_loops, rng, diverged)]
     return {
-        "schema_version": 2, "kind": "run", "mythbench_version": "0.1.0",
+        "schema_version": 3, "kind": "run", "mythbench_version": "0.1.0",
         "git": {"commit": "0123456789abcdef0123456789abcdef01234567", "dirty": False},
         "command": f"mythbench run {task.name} --preset {preset}", "created_at": "2026-11-29T06:00:00Z",
         "wall_time_s": 12.5, "status": "complete", "preset": preset, "config": {"task": task.name, "train": {}},
@@ -109,3 +109,14 @@ def mutated(doc: dict[str, Any], path: Sequence[str | int], value: Any) -> dict[
 
 
 DELETE = object()
+
+
+def as_version_2(doc: dict[str, Any]) -> dict[str, Any]:
+    """The same results as a version 2 file wrote them: rates, intervals and summaries stored beside the counts,
+    the per-token accuracy as a rate."""
+    old = {**with_derived(doc), "schema_version": 2}
+    for m in old["models"]:
+        for run in m["runs"]:
+            for cell in run["cells"]:
+                del cell["token_correct"], cell["tokens"]
+    return old

@@ -1,40 +1,41 @@
-"""Walking schema nodes and documents together: the paths the validator's messages name."""
+"""Walking the results model and a document together: the paths the validator's messages name."""
 
 from __future__ import annotations
 
-from typing import Any
+import types
+from typing import Annotated, Any, Union, get_args, get_origin
 
-from mythbench.results.jsonshape import Arr, Node, Obj
-from mythbench.results.scale_schema import Either, Pair
+from pydantic import BaseModel
 
+from mythbench.results.schema import dotted
 
-def dotted(path: tuple) -> str:
-    """('models', 0, 'runs') -> 'models[0].runs', the form the validator's messages use."""
-    out = ""
-    for key in path:
-        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else key)
-    return out
+__all__ = ["all_paths", "dotted", "leaf", "required_paths"]
 
 
-def required_paths(node: Node, value: Any, path: tuple = ()) -> list[tuple]:
-    """Every schema-required field present in value, walking the schema together with the document."""
-    if isinstance(node, Either):
-        node = node.present if isinstance(value, dict) and node.marker in value else node.absent
-    if hasattr(node, "node"):  # Nullable, Ruled
-        return required_paths(node.node, value, path)
+def required_paths(model: type[BaseModel], value: Any, path: tuple = ()) -> list[tuple]:
+    """Every field the model requires that is present in value, walking the models together with the document."""
     out: list[tuple] = []
-    if isinstance(node, Obj) and isinstance(value, dict):
-        for key, child in node.required.items():
-            out += [path + (key,)] + required_paths(child, value[key], path + (key,))
-        for key, child in node.optional.items():
-            if key in value:
-                out += required_paths(child, value[key], path + (key,))
-    elif isinstance(node, Arr) and isinstance(value, list):
-        for i, x in enumerate(value):
-            out += required_paths(node.item, x, path + (i,))
-    elif isinstance(node, Pair) and isinstance(value, list):
-        out += required_paths(node.first, value[0], path + (0,)) + required_paths(node.second, value[1], path + (1,))
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        if isinstance(value, dict) and key in value:
+            out += [path + (key,)] if field.is_required() else []
+            out += _walk(field.annotation, value[key], path + (key,))
     return out
+
+
+def _walk(annotation: Any, value: Any, path: tuple) -> list[tuple]:
+    origin, args = get_origin(annotation), get_args(annotation)
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return required_paths(annotation, value, path)
+    if origin is Annotated:
+        return _walk(args[0], value, path)
+    if origin in (Union, types.UnionType):
+        return [p for arg in args if arg is not type(None) for p in _walk(arg, value, path)]
+    if origin is list and isinstance(value, list):
+        return [p for i, x in enumerate(value) for p in _walk(args[0], x, path + (i,))]
+    if origin is dict and isinstance(value, dict):
+        return [p for k, x in value.items() for p in _walk(args[1], x, path + (k,))]
+    return []
 
 
 def all_paths(value: Any, path: tuple = ()) -> list[tuple]:
