@@ -256,9 +256,16 @@ class RunConfig:
             p.append("seeds: must be in [0, 2**31)")
         if self.threads < 1:
             p.append(f"threads: {self.threads} must be >= 1")
-        if self.device not in ("cpu", "cuda") and not self.device.startswith("cuda:"):
-            p.append(f"device: {self.device!r} is not cpu, cuda or cuda:N")
+        p += device_problems(self.device, "device")
         return p
+
+
+def device_problems(device: str, where: str) -> list[str]:
+    """A device name torch would reject only after the model is built (or, for cuda:N, a typo) named up front."""
+    index = device.removeprefix("cuda:")
+    if device in ("cpu", "cuda") or (device.startswith("cuda:") and index.isdigit()):
+        return []
+    return [f"{where}: {device!r} is not cpu, cuda or cuda:N"]
 
 
 def _recipe_problems(bundle: dict, base: TrainConfig) -> list[str]:

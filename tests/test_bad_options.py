@@ -126,6 +126,12 @@ def test_eval_loops_are_bounded(tmp_path):
     assert "--loops 5000: must be <= 1024" in _refused("eval", "parity", str(tmp_path), "--loops", "5000")
 
 
+@pytest.mark.parametrize("device", ["x", "cuda:", "cuda:one", "gpu"])
+def test_eval_refuses_a_device_torch_does_not_know_before_loading(tmp_path, device):
+    assert f"--device: {device!r} is not cpu, cuda or cuda:N" in _refused("eval", "parity", str(tmp_path),
+                                                                         "--device", device)
+
+
 def test_the_seeds_option_sets_the_seed_count(monkeypatch, tmp_path):
     """--seeds 1 trains seed 0 alone, whatever the preset's seeds (a falsy check once dropped --seeds 0)."""
     from mythbench.training import harness

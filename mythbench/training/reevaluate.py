@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mythbench.config import EvalConfig
+from mythbench.config import EvalConfig, device_problems
 from mythbench.core.errors import ConfigError
 from mythbench.models import registry
 from mythbench.results.leaderboard import compare_rescore
@@ -77,6 +77,8 @@ def evaluate_checkpoint(ckpt_dir: Path, task_name: str, difficulties: list[int] 
     if loops and max(loops) > MAX_EVAL_LOOPS:
         raise ConfigError(f"--loops {max(loops)}: must be <= {MAX_EVAL_LOOPS}")
     task = get_task(task_name)
+    if problems := device_problems(device, "--device"):
+        raise ConfigError(problems)
     model, card = load_checkpoint(ckpt_dir, device)
     if card.get("task") not in (None, task.spec.name):
         raise ConfigError(f"{ckpt_dir} was trained on task {card['task']!r}, not {task_name!r}")
