@@ -7,8 +7,9 @@ bench's first has: `registry.build_model` and the bench's `_Runner` (train step,
 sweep), so the step's definition is the same and only the model and evaluation code differ.
 
 Protocol, one JSON value a line. stdin: first {"models": {name: rdt config dict}, "batch", "seq",
-"threads"}; then [name, pass] per timing ("train", "infer" or "sweep"). stdout: first {"mythbench": the
-imported package's folder, "params": {name: count}}, then each pass's seconds.
+"threads"}; then [name, pass] per timing ("train", "infer" or "sweep"). stdout: first {"folders": where
+mythbench, mythbench.tasks and mythbench.baselines were imported from, "params": {name: count}}, then
+each pass's seconds.
 """
 
 from __future__ import annotations
@@ -53,7 +54,9 @@ def serve() -> None:
                                generator=torch.Generator().manual_seed(0))
         runners[name] = _Runner(Variant("rdt"), model, tokens, cfg.train_loops)
     params = {name: sum(p.numel() for p in r.model.parameters()) for name, r in runners.items()}
-    print(json.dumps({"mythbench": str(Path(sys.modules["mythbench"].__file__).parent), "params": params}), flush=True)
+    folders = {name: str(Path(sys.modules[name].__file__).parent)
+               for name in ("mythbench", "mythbench.tasks", "mythbench.baselines")}
+    print(json.dumps({"folders": folders, "params": params}), flush=True)
     for line in sys.stdin:
         name, kind = json.loads(line)
         run = getattr(runners[name], kind)
