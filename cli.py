@@ -230,6 +230,10 @@ def bench(task: str = task_argument(),
     if json_out is not None and json_out.is_dir():
         raise ConfigError(f"--json {json_out}: a directory; give the path of a file")
     if suite:
+        fixed = {"--family": family != ["rdt"], "--dtype": dtype != ["fp32"], "--compile": compile_ != "off",
+                 "--loops": loops is not None, "--threads": threads != 2, "--no-sweep": not sweep}
+        if any(fixed.values()):
+            raise ConfigError([f"{name}: --suite chooses it itself" for name, given in fixed.items() if given])
         result, table = _bench_suite(task, preset, config, set_, against, batch, seq, repeats or 5)
     else:
         from mythbench.training.bench import format_table, run_bench, variants  # heavy (torch): config is valid

@@ -87,3 +87,9 @@ def test_the_worker_imports_every_package_from_the_checkout_it_runs_in(tmp_path)
     assert json.loads(done.stdout) == {"mythbench": str(tmp_path / "mythbench" / "__init__.py"),
                                        "mythbench.tasks": str(tmp_path / "tasks" / "__init__.py"),
                                        "mythbench.baselines": str(tmp_path / "baselines" / "__init__.py")}
+
+
+def test_options_the_suite_sets_itself_are_refused_together():
+    res = CliRunner().invoke(app, ["bench", "parity", "--suite", "--family", "standard", "--threads", "1"])
+    assert res.exit_code == 2
+    assert "--family: --suite chooses it itself" in res.output and "--threads" in res.output
