@@ -93,3 +93,13 @@ def test_options_the_suite_sets_itself_are_refused_together():
     res = CliRunner().invoke(app, ["bench", "parity", "--suite", "--family", "standard", "--threads", "1"])
     assert res.exit_code == 2
     assert "--family: --suite chooses it itself" in res.output and "--threads" in res.output
+
+
+def test_a_commit_whose_code_cannot_time_the_models_is_a_config_error():
+    first = subprocess.run(["git", "-C", str(ROOT), "rev-list", "--max-parents=0", "HEAD"], capture_output=True,
+                           text=True).stdout.split()
+    if not first:
+        pytest.skip("no git history here")
+    res = CliRunner().invoke(app, ["bench", "parity", "--suite", "--batch", "2", "--seq", "8", "--repeats", "1",
+                                   "--against", first[0]])
+    assert res.exit_code == 2 and "cannot build or time the models" in res.output

@@ -80,6 +80,7 @@ class Worker:
     """One bench_worker process: the mythbench of `root`, timing the given models on request."""
 
     def __init__(self, root: Path, models: dict[str, RDTConfig], size: SuiteSize):
+        self.root = root
         self.process = subprocess.Popen([sys.executable, "-c", Path(bench_worker.__file__).read_text()],
                                         cwd=root, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
                                         env=_environment())
@@ -93,7 +94,8 @@ class Worker:
         self.process.stdin.flush()
         line = self.process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the bench worker in {self.process.args} exited ({self.process.wait()})")
+            raise ConfigError(f"the bench worker in {self.root} exited with status {self.process.wait()}: that "
+                              "checkout's code cannot build or time the models (its error is above)")
         return json.loads(line)
 
     def seconds(self, model: str, kind: str) -> float:
@@ -112,20 +114,16 @@ def _environment() -> dict[str, str]:
 def compare_code(models: dict[str, RDTConfig], commit: str, size: SuiteSize) -> dict[str, Any]:
     """Train step and loop sweep of each model, this checkout against `commit`, interleaved per repeat."""
     repo = Path(__file__).resolve().parents[2]
-    with checkout(commit, repo) as old_root:
-        before, after = Worker(old_root, models, size), Worker(repo, models, size)
-        try:
-            times: dict[tuple[str, str, str], list[float]] = {}
-            for rep in range(size.warmup + size.repeats):
-                for name in models:
-                    for kind in ("train", "sweep"):
-                        for side, worker in (("before", before), ("after", after)):
-                            t = worker.seconds(name, kind)
-                            if rep >= size.warmup:
-                                times.setdefault((name, kind, side), []).append(t)
-        finally:
-            before.close()
-            after.close()
+    times: dict[tuple[str, str, str], list[float]] = {}
+    with (checkout(commit, repo) as old_root, contextlib.closing(Worker(old_root, models, size)) as before,
+          contextlib.closing(Worker(repo, models, size)) as after):
+        for rep in range(size.warmup + size.repeats):
+            for name in models:
+                for kind in ("train", "sweep"):
+                    for side, worker in (("before", before), ("after", after)):
+                        t = worker.seconds(name, kind)
+                        if rep >= size.warmup:
+                            times.setdefault((name, kind, side), []).append(t)
     commit_id = subprocess.run(["git", "-C", str(repo), "rev-parse", "--short", commit], capture_output=True,
                                text=True).stdout.strip()
     rows = [{"model": name, "kind": kind, "params": after.info["params"][name],
