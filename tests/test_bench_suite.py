@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -19,6 +20,9 @@ from mythbench.training import bench_worker
 from mythbench.training.bench_suite import bare_matmul_share, ratio_summary
 
 ROOT = Path(__file__).resolve().parents[1]
+IN_GIT = shutil.which("git") is not None and subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"],
+                                                            capture_output=True).returncode == 0
+needs_git = pytest.mark.skipif(not IN_GIT, reason="--against checks out a commit of this repository's history")
 seconds = st.lists(st.floats(1e-4, 10.0), min_size=1, max_size=9)
 
 
@@ -39,6 +43,7 @@ def test_bare_matmuls_count_only_two_operand_products():
     assert math.isnan(bare_matmul_share(Counter({("aten::_grouped_mm", "[]"): 1}), peak=1.0))  # nothing timed
 
 
+@needs_git
 def test_suite_at_its_smallest_prints_every_section_and_times_the_other_commit_from_its_checkout(tmp_path):
     out = tmp_path / "suite.json"
     res = CliRunner().invoke(app, ["bench", "parity", "--suite", "--batch", "2", "--seq", "8", "--repeats", "1",
@@ -95,6 +100,7 @@ def test_options_the_suite_sets_itself_are_refused_together():
     assert "--family: --suite chooses it itself" in res.output and "--threads" in res.output
 
 
+@needs_git
 def test_a_commit_whose_code_cannot_time_the_models_is_a_config_error():
     first = subprocess.run(["git", "-C", str(ROOT), "rev-list", "--max-parents=0", "HEAD"], capture_output=True,
                            text=True).stdout.split()

@@ -65,8 +65,11 @@ def checkout(commit: str, repo: Path) -> Iterator[Path]:
     """A detached worktree of `commit` in a temporary folder, removed afterwards."""
     with tempfile.TemporaryDirectory(prefix="mythbench-against-") as tmp:
         path = Path(tmp) / "checkout"
-        done = subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(path), commit],
-                              capture_output=True, text=True)
+        try:
+            done = subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(path), commit],
+                                  capture_output=True, text=True)
+        except FileNotFoundError:
+            raise ConfigError(f"--against {commit}: needs git, which is not installed") from None
         if done.returncode != 0:
             raise ConfigError(f"--against {commit}: git cannot check it out ({done.stderr.strip()})")
         try:
