@@ -11,6 +11,7 @@ nor scipy (tests/test_cli.py checks it).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import json
@@ -31,6 +32,9 @@ from mythbench.core.fileio import atomic_write_json
 BACKENDS = ("local", "ray", "slurm")
 DTYPES = ("fp32", "bf16")
 SPLITS = ("train", "test", "validation")
+# The commit the branches of issue 28 (threads per cell, analytic counts, the loop sweep's shortcut) started
+# from: the code whose speed the issue measured, which `bench --suite` compares against by default
+BEFORE_ISSUE_28 = "f75905d"
 COMPILE_MODES = {"off": [False], "on": [True], "both": [False, True]}
 
 BACKEND_HELP = "local (processes on this machine) | ray | slurm (submitit)"
@@ -211,23 +215,60 @@ def bench(task: str = task_argument(),
           compile_: str = typer.Option("off", "--compile", help="torch.compile", **choice(list(COMPILE_MODES))),
           batch: int = typer.Option(32, "--batch"), seq: int = typer.Option(64, "--seq"),
           loops: int | None = typer.Option(None, "--loops", help="default: train_loops"),
-          threads: int = typer.Option(2, "--threads"), repeats: int = typer.Option(10, "--repeats"),
+          threads: int = typer.Option(2, "--threads"),
+          repeats: int | None = typer.Option(None, "--repeats", help="default: 10; 5 with --suite"),
           sweep: bool = typer.Option(True, "--sweep/--no-sweep", help="time the eval loop sweep too"),
+          suite: bool = typer.Option(False, "--suite", help="issue 28's figures as ratios, one thread: this code "
+                                     "against --against (train step, loop sweep of the run's looped models), "
+                                     "rdt against openmythos, % of the fp32 matmul peak at d_model 256, their "
+                                     "ceilings, ls/describe wall time (--batch, --seq, --repeats size it)"),
+          against: str = typer.Option(BEFORE_ISSUE_28, "--against", help="--suite: the commit to compare with "
+                                      "(default: the code before issue 28)"),
           json_out: Path | None = typer.Option(None, "--json", help="also write the results here")) -> None:
     """Train and inference tokens/s, FLOP/s and % of the measured matmul peak, variants side by side."""
     rdt_cfg = _rdt_config(task, preset, config, set_)
-    from mythbench.training.bench import format_table, run_bench, variants  # heavy (torch): after the config is valid
-
     if json_out is not None and json_out.is_dir():
         raise ConfigError(f"--json {json_out}: a directory; give the path of a file")
-    result = run_bench(rdt_cfg, variants(family, dtype, COMPILE_MODES[compile_]), batch, seq,
-                       loops, threads, repeats, sweep=sweep)
-    typer.echo(format_table(result))
+    if suite:
+        fixed = {"--family": family != ["rdt"], "--dtype": dtype != ["fp32"], "--compile": compile_ != "off",
+                 "--loops": loops is not None, "--threads": threads != 2, "--no-sweep": not sweep}
+        if any(fixed.values()):
+            raise ConfigError([f"{name}: --suite chooses it itself" for name, given in fixed.items() if given])
+        result, table = _bench_suite(task, preset, config, set_, against, batch, seq, repeats or 5)
+    else:
+        from mythbench.training.bench import format_table, run_bench, variants  # heavy (torch): config is valid
+
+        result = run_bench(rdt_cfg, variants(family, dtype, COMPILE_MODES[compile_]), batch, seq,
+                           loops, threads, repeats or 10, sweep=sweep)
+        table = format_table(result)
+    typer.echo(table)
     if json_out is not None:
         try:
             atomic_write_json(json_out, result)
         except OSError as exc:
             raise ConfigError(f"--json {json_out}: cannot write it ({exc.strerror})") from None
+
+
+# OpenMythos hard-codes these switches; `bench --suite` compares the two families there (README, Speed)
+OPENMYTHOS_SWITCHES = ["model.recurrent_layers=1", "model.init_state=embedding", "model.q_latent_dim=32"]
+
+
+def _bench_suite(task: str, preset: str, config: Path | None, overrides: list[str], against: str, batch: int,
+                 seq: int, repeats: int) -> tuple[dict, str]:
+    """`bench --suite`: the run's looped RDT-family models, OpenMythos's switches, and those at d_model 256."""
+    from mythbench.training import plan
+
+    cfg, task_obj = _run_config_and_task(task, preset, config, overrides)
+    looped = {p.name: p.config for p in plan.plan_models(dataclasses.replace(cfg, twins=[]), task_obj)
+              if p.family == "rdt"}
+    openmythos_cfg = _rdt_config(task, preset, config, [*overrides, *OPENMYTHOS_SWITCHES])
+    wide_cfg = _rdt_config(task, preset, config, [*overrides, *OPENMYTHOS_SWITCHES, "model.d_model=256",
+                                                  "model.expert_hidden=256"])
+    from mythbench.training.bench_suite import SuiteSize, format_suite, run_suite  # heavy (torch)
+
+    size = SuiteSize(batch=batch, seq=seq, repeats=repeats, cli_repeats=min(repeats, 3))
+    result = run_suite(looped, openmythos_cfg, wide_cfg, task, against, size)
+    return result, format_suite(result)
 
 
 @app.command(cls=TaskFirst, epilog=examples("sample parity -d 5", "sample khop -d 3 --n 1 --json"))

@@ -42,6 +42,10 @@ LOCAL_ALLOWED = {
         "the default task lookup is resolved when a submission is checked (tests substitute the suite)",
     ("mythbench.config", "mythbench.tasks"):
         "a config's task name is checked when it is resolved; `mythbench --help` imports config, not the suite",
+    ("mythbench.training.bench_worker", "mythbench.models.registry"):
+        "bench --suite runs the worker in a checkout of another commit: it imports that checkout's modules",
+    ("mythbench.training.bench_worker", "mythbench.training.bench"):
+        "bench --suite runs the worker in a checkout of another commit: it imports that checkout's modules",
 }
 # The command line is the top layer and nothing imports it, so its commands may import what they call
 # locally (no cycle can hide there): `mythbench --help` then loads neither torch nor scipy.
