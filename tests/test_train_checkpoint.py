@@ -12,6 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mythbench.core.fileio import temp_path
 from mythbench.training.train_checkpoint import MANIFEST, load_latest, save_checkpoint
 
 NAMES = {"a.bin", "b.bin"}
@@ -67,3 +68,13 @@ def test_a_damaged_checkpoint_is_removed_with_a_warning_naming_what_is_wrong(tmp
     assert not (tmp_path / "ckpt-00000002").exists()
     assert f"is inconsistent ({reason}" in caplog.text
     assert "training starts over from step 0" in caplog.text
+
+
+def test_a_killed_writer_s_temporary_is_removed_and_named_in_the_log(tmp_path, caplog):
+    save_checkpoint(tmp_path, 2, {"a.bin": b"first", "b.bin": b"second"})
+    stale = temp_path(tmp_path / "ckpt-00000004")
+    stale.mkdir()
+    with caplog.at_level(logging.INFO, logger="mythbench"):
+        assert load_latest(tmp_path, NAMES).step == 2
+    assert not stale.exists()
+    assert f"removed {stale}, left by a writer that was killed" in caplog.text
