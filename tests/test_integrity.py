@@ -149,7 +149,22 @@ def test_a_damaged_checkpoint_is_removed_with_a_warning_naming_what_is_wrong(tmp
         assert load_latest(tmp_path, NAMES) is None
     assert not (tmp_path / "ckpt-00000002").exists()
     assert f"is inconsistent ({reason}" in caplog.text
-    assert "training starts over from step 0" in caplog.text
+    assert caplog.messages[-1] == f"{tmp_path}: no consistent checkpoint left; training starts over from step 0"
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_older_one_and_says_so(tmp_path, caplog):
+    save_checkpoint(tmp_path, 2, {"a.bin": b"first", "b.bin": b"second"})
+    kept = (tmp_path / "ckpt-00000002").rename(tmp_path / "kept")  # saving step 4 removes older checkpoints
+    save_checkpoint(tmp_path, 4, {"a.bin": b"third", "b.bin": b"fourth"})
+    kept.rename(tmp_path / "ckpt-00000002")
+    assert load_latest(tmp_path, NAMES).files == {"a.bin": b"third", "b.bin": b"fourth"}  # the newest first
+    _file_changed(tmp_path / "ckpt-00000004")
+    with caplog.at_level(logging.WARNING, logger="mythbench"):
+        assert load_latest(tmp_path, NAMES).files == {"a.bin": b"first", "b.bin": b"second"}
+    assert caplog.messages == [
+        f"checkpoint {tmp_path / 'ckpt-00000004'} is inconsistent (b.bin (6 bytes) does not match its checksum in "
+        f"{MANIFEST}); it is removed",
+        f"{tmp_path}: resuming from step 2, the last consistent checkpoint"]
 
 
 def test_a_killed_writer_s_temporary_is_removed_and_named_in_the_log(tmp_path, caplog):
