@@ -128,7 +128,8 @@ def test_a_family_without_a_count_is_sized_on_the_meta_device(monkeypatch):
         built_on.append(model.weight.device.type)
         return model
 
-    monkeypatch.setitem(registry._FAMILIES, "linear", registry.ModelFamily(dict, build, looped=False))
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+    registry.register_family("linear", registry.ModelFamily(dict, build, looped=False))
     monkeypatch.setattr(registry, "MAX_MODEL_ELEMENTS", 0)
     assert registry.size_problem("linear", 5) == "the linear model holds 23 parameters; the limit is 0"
     assert built_on == ["meta"]

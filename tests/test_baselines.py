@@ -165,3 +165,15 @@ def test_a_registered_twin_is_built_by_its_own_family(monkeypatch):
     cfg = RDTConfig()
     assert twin_model("copy", "rdt", cfg) == ("standard", cfg)
     assert baseline_registry.describe_twins() == [f"{'copy':<14} the looped model's config as it is"]
+
+
+def test_a_registered_model_and_standard_family_are_built_by_their_own_families(monkeypatch):
+    monkeypatch.setattr(baseline_registry, "_MODELS", {})
+    monkeypatch.setattr(baseline_registry, "_STANDARD", [])
+    wider = lambda cfg: dataclasses.replace(cfg, d_model=2 * cfg.d_model)  # noqa: E731
+    baseline_registry.register_model("wide", "rdt", "control", "twice the width", wider)
+    baseline_registry.register_standard("standard", wider)
+    cfg = RDTConfig(d_model=32, n_heads=2)
+    assert looped_model("wide", cfg) == ("rdt", wider(cfg), "control")
+    assert baseline_registry.describe_models() == [f"{'wide':<14} twice the width"]
+    assert baseline_registry.matched_standard(cfg) == ("standard", wider(cfg))
