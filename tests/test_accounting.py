@@ -140,3 +140,15 @@ def test_without_a_standard_family_the_ladder_s_comparison_is_refused_by_name(mo
     with pytest.raises(ConfigError, match=r"^no standard-transformer family is registered \(the baselines plugin "
                                           r"provides it\)$"):
         baseline_registry.matched_standard(RDTConfig())
+
+
+def test_plugins_named_in_the_environment_come_last_and_an_unimportable_one_is_refused(monkeypatch):
+    monkeypatch.setenv(registry.PLUGIN_ENV, " no_such_plugin_module , ,")
+    modules = registry.plugin_modules()
+    assert modules[:len(registry.PLUGIN_PACKAGES)] == list(registry.PLUGIN_PACKAGES)
+    assert modules[-1] == "no_such_plugin_module" and "" not in modules
+    with pytest.raises(ConfigError, match="^plugin 'no_such_plugin_module' cannot be imported: No module named"):
+        registry.load_plugins()
+    monkeypatch.delenv(registry.PLUGIN_ENV)
+    with pytest.raises(ConfigError, match="^unknown model family 'rdx'.*rdt"):
+        registry.get_family("rdx")
