@@ -174,4 +174,4 @@ def test_a_killed_writer_s_temporary_is_removed_and_named_in_the_log(tmp_path, c
     with caplog.at_level(logging.INFO, logger="mythbench"):
         assert load_latest(tmp_path, NAMES).step == 2
     assert not stale.exists()
-    assert f"removed {stale}, left by a writer that was killed" in caplog.text
+    assert caplog.messages == [f"removed {stale}, left by a writer that was killed"]
