@@ -102,3 +102,53 @@ def test_spectral_radius_at_init_is_the_built_models(injection):
     else:
         assert model.spectral_radius() == pytest.approx(expected, rel=1e-6)
         assert math.isfinite(expected)
+
+
+def test_the_size_check_counts_every_role_of_a_family_with_a_count(monkeypatch):
+    cfg = RDTConfig(d_model=32, n_heads=2)
+    counts = registry.get_family("rdt").count(cfg)
+    elements = counts.embedding + counts.once + counts.recurrent
+    assert counts.once and counts.recurrent and counts.embedding
+    monkeypatch.setattr(registry, "MAX_MODEL_ELEMENTS", elements - 1)
+    problem = f"the rdt model holds {elements:,} parameters; the limit is {elements - 1:,}"
+    assert registry.size_problem("rdt", cfg) == problem
+    with pytest.raises(ConfigError, match=problem):
+        registry.instantiate("rdt", cfg)
+    monkeypatch.setattr(registry, "MAX_MODEL_ELEMENTS", elements)
+    assert registry.size_problem("rdt", cfg) is None
+
+
+def test_a_family_without_a_count_is_sized_on_the_meta_device(monkeypatch):
+    """Its parameters and buffers are counted from a model built on the meta device, which allocates nothing."""
+    built_on: list[str] = []
+
+    def build(width: int) -> torch.nn.Module:
+        model = torch.nn.Linear(width, 3)
+        model.register_buffer("scale", torch.ones(width))
+        built_on.append(model.weight.device.type)
+        return model
+
+    monkeypatch.setattr(registry, "_FAMILIES", dict(registry._FAMILIES))
+    registry.register_family("linear", registry.ModelFamily(dict, build, looped=False))
+    monkeypatch.setattr(registry, "MAX_MODEL_ELEMENTS", 0)
+    assert registry.size_problem("linear", 5) == "the linear model holds 23 parameters; the limit is 0"
+    assert built_on == ["meta"]
+
+
+def test_without_a_standard_family_the_ladder_s_comparison_is_refused_by_name(monkeypatch):
+    monkeypatch.setattr(baseline_registry, "_STANDARD", [])
+    with pytest.raises(ConfigError, match=r"^no standard-transformer family is registered \(the baselines plugin "
+                                          r"provides it\)$"):
+        baseline_registry.matched_standard(RDTConfig())
+
+
+def test_plugins_named_in_the_environment_come_last_and_an_unimportable_one_is_refused(monkeypatch):
+    monkeypatch.setenv(registry.PLUGIN_ENV, " no_such_plugin_module , ,")
+    modules = registry.plugin_modules()
+    assert modules[:len(registry.PLUGIN_PACKAGES)] == list(registry.PLUGIN_PACKAGES)
+    assert modules[-1] == "no_such_plugin_module" and "" not in modules
+    with pytest.raises(ConfigError, match="^plugin 'no_such_plugin_module' cannot be imported: No module named"):
+        registry.load_plugins()
+    monkeypatch.delenv(registry.PLUGIN_ENV)
+    with pytest.raises(ConfigError, match="^unknown model family 'rdx'.*rdt"):
+        registry.get_family("rdx")

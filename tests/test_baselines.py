@@ -15,6 +15,7 @@ from mythbench.baselines.standard_model import StandardTransformer
 
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
+from mythbench.models import baseline_registry
 from mythbench.models.accounting import count_config
 from mythbench.models.baseline_registry import looped_model, twin_model
 from mythbench.models.model import RDTConfig
@@ -147,3 +148,32 @@ def test_matching_takes_the_closest_width_not_the_bracket_below(cfg, name):
 
     width = getattr(base, knob)
     assert miss(width) <= min(miss(width + 1), miss(max(1, width - 1)))
+
+
+def test_an_unknown_model_or_twin_is_refused_with_every_known_name():
+    with pytest.raises(ConfigError) as err:
+        looped_model("rdt+nope", RDTConfig())
+    assert f"(known: {', '.join(baseline_registry._MODELS)}; join two with '+')" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        twin_model("nope", "rdt", RDTConfig())
+    assert str(err.value).endswith(f"(known: {', '.join(baseline_registry._TWINS)})")
+
+
+def test_a_registered_twin_is_built_by_its_own_family(monkeypatch):
+    monkeypatch.setattr(baseline_registry, "_TWINS", {})
+    baseline_registry.register_twin("copy", "standard", "the looped model's config as it is", lambda fam, cfg: cfg)
+    cfg = RDTConfig()
+    assert twin_model("copy", "rdt", cfg) == ("standard", cfg)
+    assert baseline_registry.describe_twins() == [f"{'copy':<14} the looped model's config as it is"]
+
+
+def test_a_registered_model_and_standard_family_are_built_by_their_own_families(monkeypatch):
+    monkeypatch.setattr(baseline_registry, "_MODELS", {})
+    monkeypatch.setattr(baseline_registry, "_STANDARD", [])
+    wider = lambda cfg: dataclasses.replace(cfg, d_model=2 * cfg.d_model)  # noqa: E731
+    baseline_registry.register_model("wide", "rdt", "control", "twice the width", wider)
+    baseline_registry.register_standard("standard", wider)
+    cfg = RDTConfig(d_model=32, n_heads=2)
+    assert looped_model("wide", cfg) == ("rdt", wider(cfg), "control")
+    assert baseline_registry.describe_models() == [f"{'wide':<14} twice the width"]
+    assert baseline_registry.matched_standard(cfg) == ("standard", wider(cfg))
