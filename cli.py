@@ -229,6 +229,8 @@ def bench(task: str = task_argument(),
     rdt_cfg = _rdt_config(task, preset, config, set_)
     if json_out is not None and json_out.is_dir():
         raise ConfigError(f"--json {json_out}: a directory; give the path of a file")
+    if against != BEFORE_ISSUE_28 and not suite:
+        raise ConfigError(f"--against {against}: compares code only under --suite; add --suite or drop it")
     if suite:
         fixed = {"--family": family != ["rdt"], "--dtype": dtype != ["fp32"], "--compile": compile_ != "off",
                  "--loops": loops is not None, "--threads": threads != 2, "--no-sweep": not sweep}

@@ -79,6 +79,11 @@ def test_an_unknown_commit_is_a_config_error():
     assert res.exit_code == 2 and "no-such-commit" in res.output
 
 
+def test_against_without_the_suite_is_refused_rather_than_ignored():
+    res = CliRunner().invoke(app, ["bench", "parity", "--repeats", "1", "--against", "HEAD"])
+    assert res.exit_code == 2 and "--against HEAD: compares code only under --suite" in res.output
+
+
 def test_the_worker_imports_every_package_from_the_checkout_it_runs_in(tmp_path):
     """The editable install maps mythbench.tasks and mythbench.baselines to this checkout's folders; the worker
     must take the other commit's."""
