@@ -79,6 +79,17 @@ def duplicates(values: list[Any], path: str, what: str) -> list[str]:
     return [f"{path}: duplicate {what} {x}" for x in values if x in seen or seen.add(x)]  # type: ignore[func-returns-value]
 
 
+def repeats(keyed: list[tuple[Any, str]], field: str, what: str) -> list[str]:
+    """For each (key, path) whose key an earlier entry holds: `path.field: duplicate what key (also first)`."""
+    first: dict[Any, str] = {}
+    out = []
+    for key, path in keyed:
+        if key in first:
+            out.append(f"{path}.{field}: duplicate {what} {key!r} (also {first[key]})")
+        first.setdefault(key, path)
+    return out
+
+
 class Git(Model):
     commit: Text(r"[0-9a-f]{40}|[0-9a-f]{64}", doc="null: not a checkout") | None
     dirty: bool | None = Field(description="uncommitted changes in the tree")
@@ -257,13 +268,9 @@ DERIVED_CELL_KEYS = ("accuracy", "ci_low", "ci_high", "token_accuracy")  # store
 def run_problems(doc: RunFileV1) -> list[str]:
     """The rules across fields of a run file: every model's, then twins and unique names."""
     out = duplicates(doc.seeds, "seeds", "seed")
-    names: dict[str, str] = {}
+    out += repeats([(m.name, f"models[{i}]") for i, m in enumerate(doc.models)], "name", "name")
     for i, m in enumerate(doc.models):
-        path = f"models[{i}]"
-        if m.name in names:
-            out.append(f"{path}.name: {m.name!r} is also the name of {names[m.name]}")
-        names.setdefault(m.name, path)
-        out += model_problems(m, path, doc)
+        out += model_problems(m, f"models[{i}]", doc)
     looped = {m.name for m in doc.models if m.looped}
     for i, m in enumerate(doc.models):
         if m.twin_of is not None and m.looped:
@@ -276,17 +283,14 @@ def run_problems(doc: RunFileV1) -> list[str]:
 def model_problems(m: ModelEntry, path: str, doc: RunFileV1) -> list[str]:
     """One model's loops, runs and cells against the task, the seeds and each other."""
     version, task = doc.schema_version, doc.task
-    out = _loop_problems(m, path, set(task.train_difficulties) | set(task.test_difficulties), version)
     difficulties = set(task.train_difficulties) | set(task.test_difficulties)
+    out = _loop_problems(m, path, difficulties, version)
+    out += repeats([(run.seed, f"{path}.runs[{i}]") for i, run in enumerate(m.runs)], "seed", "seed")
     grid: tuple[str, set] | None = None
-    runs: dict[int, str] = {}
     for i, run in enumerate(m.runs):
         rp = f"{path}.runs[{i}]"
-        if run.seed in runs:
-            out.append(f"{rp}.seed: duplicate seed {run.seed} (also {runs[run.seed]})")
-        elif run.seed not in doc.seeds:
+        if run.seed not in doc.seeds:
             out.append(f"{rp}.seed: {run.seed} is not listed in the top-level seeds")
-        runs.setdefault(run.seed, rp)
         keys = _cell_problems(run.cells, f"{rp}.cells", m, difficulties, version, out)
         for j, e in enumerate(run.early_exit):
             ep = f"{rp}.early_exit[{j}]"
@@ -307,7 +311,7 @@ def model_problems(m: ModelEntry, path: str, doc: RunFileV1) -> list[str]:
             out.append(f"{rp}.cells: evaluated on a different (difficulty, loops) grid than {grid[0]}, "
                        f"e.g. {', '.join(map(str, diff))}")
     if doc.status == "complete":
-        out += [f"{path}.runs: no run for seed {s} although status is 'complete'" for s in sorted(set(doc.seeds) - set(runs))]
+        out += [f"{path}.runs: no run for seed {s} although status is 'complete'" for s in sorted(set(doc.seeds) - {run.seed for run in m.runs})]
     if version >= 3 and m.summary is not None:
         out.append(f"{path}.summary: version 3 stores counts only; summaries are computed when read")
     return out

@@ -26,6 +26,7 @@ from mythbench.results.results_model import (
     Text,
     Train,
     duplicates,
+    repeats,
     rules,
 )
 
@@ -280,12 +281,10 @@ def point_problems(p: Point, path: str, doc: ScaleFileV1) -> list[str]:
             out.append(f"{path}.loss_by_loops: no entry at the training loop count {p.loops}")
         elif not math.isclose(at[p.loops], p.loss, rel_tol=REL_TOL):
             out.append(f"{path}.loss: {p.loss!r} is not loss_by_loops at the training loops {p.loops}, {at[p.loops]!r}")
-    seen: dict[int, str] = {}
+    out += repeats([(a.difficulty, f"{path}.accuracy[{i}]") for i, a in enumerate(p.accuracy)],
+                   "difficulty", "difficulty")
     for i, a in enumerate(p.accuracy):
         ap = f"{path}.accuracy[{i}]"
-        if a.difficulty in seen:
-            out.append(f"{ap}.difficulty: duplicate difficulty {a.difficulty} (also {seen[a.difficulty]})")
-        seen.setdefault(a.difficulty, ap)
         if a.difficulty not in doc.task.train_difficulties + doc.task.test_difficulties:
             out.append(f"{ap}.difficulty: {a.difficulty} is not one of the task's difficulties")
         elif a.split != doc.task.split(a.difficulty):

@@ -216,7 +216,7 @@ CASES: list[Case] = [
     Case("duplicate-cell", _doc(_duplicate_cell), ("duplicate cell for difficulty 2, loops 1",)),
     Case("cell-difficulty-unknown", _doc(_set(f"{CELL}.difficulty", 99)), ("cells[3].difficulty: 99 is not one of",)),
     Case("cell-loops-not-evaluated", _doc(_set(f"{CELL}.loops", 40)), ("cells[3].loops: 40 is not in eval_loops",)),
-    Case("duplicate-model-name", _doc(_duplicate_model), ("models[1].name: 'rdt' is also the name of models[0]",)),
+    Case("duplicate-model-name", _doc(_duplicate_model), ("models[1].name: duplicate name 'rdt' (also models[0])",)),
     # --- already on the board
     Case("already-submitted", _doc(lambda d: None), ("already on the leaderboard",)),
 ]
