@@ -43,8 +43,9 @@ READOUT_LOSSES = ("last", "tail")
 EXIT_RULES = ("act", "delta_h", "kl", "confidence")
 LOOP_RULES = ("difficulty", "train")  # the headline's loop count per difficulty, fixed before any test label
 # what a named recipe (a train.* bundle of `recipes:`) sets; the rest of train.* is budget, shared by every recipe
-RECIPE_KEYS = ("recipe", "bwd_loops", "huginn_sigma", "progressive", "progressive_alpha", "loops_per_difficulty",
-               "loop_jitter", "readout_loss", "curriculum_fraction")
+LOOP_ONLY_KEYS = ("recipe", "bwd_loops", "huginn_sigma", "progressive", "progressive_alpha", "loops_per_difficulty",
+                  "loop_jitter", "readout_loss")  # recipe keys that a model without loops ignores (train.py)
+RECIPE_KEYS = (*LOOP_ONLY_KEYS, "curriculum_fraction")
 
 
 @dataclass

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mythbench.tasks import get_task
@@ -119,6 +120,12 @@ def test_every_model_gets_the_same_trials_and_the_lowest_validation_loss_is_chos
     assert len(points) == 4 and doc["search"]["steps"] == 6
     for model in doc["models"]:
         assert [(t["lr"], t["recipe"]) for t in model["trials"]] == points  # the same trials, in the same order
+        # the twin trains alike under tied and tied-progressive (loop keys only): one cell per rate
+        shared = [t.get("same_as") for t in model["trials"]]
+        assert shared == ([None] * 4 if model["name"] == "rdt" else [None, None, 0, 1])
+        for t in model["trials"]:
+            if t.get("same_as") is not None:
+                assert t["validation"] == model["trials"][t["same_as"]]["validation"]
         assert all(t["status"] == "complete" and t["validation"] for t in model["trials"])
         for t in model["trials"]:  # scored at training difficulties only
             assert {c["difficulty"] for c in t["validation"]} <= set(doc["task"]["train_difficulties"])
@@ -128,6 +135,29 @@ def test_every_model_gets_the_same_trials_and_the_lowest_validation_loss_is_chos
         assert model["chosen"]["validation_loss"] == best["validation_loss"]
     assert doc["task"]["validation_difficulties"] == [2, 16]  # eval.train_points=2: the ends of parity's 2..16
     assert doc["code_sha256"] == harness.code_fingerprint()
+    assert sorted(p.name for p in (tuned_dir / "models").iterdir()) == [
+        "rdt-iso-param.t0", "rdt-iso-param.t1", "rdt.t0", "rdt.t1", "rdt.t2", "rdt.t3"]
+
+
+@pytest.mark.slow
+@settings(max_examples=4, deadline=None)
+@given(recipes=st.lists(st.sampled_from(["parcae", "tied", "tied-progressive-half", "tied-progressive"]),
+                        min_size=2, max_size=2, unique=True))
+def test_a_model_without_loops_trains_alike_under_recipes_that_differ_in_loop_keys_only(tmp_path_factory,
+                                                                                        recipes):
+    """The premise of sharing a twin's trials: loop-only keys leave its training bit-identical."""
+    cfg = _cfg()
+    task = get_task("parity")
+    twin = harness.plan_models(cfg, task)[1]
+    assert twin.twin_of == "rdt" and tune.trained_alike(twin, cfg.train.with_recipe(cfg.recipes[recipes[0]])) \
+        == tune.trained_alike(twin, cfg.train.with_recipe(cfg.recipes[recipes[1]]))
+    weights = []
+    for recipe in recipes:
+        run = dataclasses.replace(cfg, train=cfg.train.with_recipe(cfg.recipes[recipe]))
+        model, outcome = harness.train_cell(twin, 0, run, task, tmp_path_factory.mktemp(recipe))
+        assert outcome.status == "complete"
+        weights.append(model.state_dict())
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 @pytest.mark.slow
@@ -177,7 +207,7 @@ def test_a_failing_trial_leaves_an_incomplete_file_that_a_run_refuses(tmp_path, 
     real_train = harness.train_model
 
     def fail_one(model, batches, difficulties, cfg, *args, desc, **kwargs):
-        if desc.endswith("rdt-iso-param.t1:s0"):
+        if desc.endswith("rdt-iso-param.t0:s0"):  # the twin's only trial at this rate (recipes share it)
             raise RuntimeError("killed")
         return real_train(model, batches, difficulties, cfg, *args, desc=desc, **kwargs)
 

@@ -27,13 +27,14 @@ import numpy as np
 
 import mythbench
 from mythbench.analysis.stats import cell_rates
-from mythbench.config import RECIPE_KEYS, RunConfig, to_dict
+from mythbench.config import LOOP_ONLY_KEYS, RECIPE_KEYS, RunConfig, TrainConfig, to_dict
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json
 from mythbench.experiments.backends import Backend
 from mythbench.experiments.cells import Cell
 from mythbench.experiments.scale import lowest_validation
 from mythbench.experiments.sweep import CellsFailed, execute
+from mythbench.models import registry
 from mythbench.tasks import get_task
 from mythbench.training import harness
 from mythbench.training.runlock import run_dir_lock
@@ -63,15 +64,31 @@ def trial_config(cfg: RunConfig, point: dict) -> RunConfig:
     return dataclasses.replace(cfg, train=train, seeds=list(cfg.tune.seeds))
 
 
+def trained_alike(plan: harness.ModelPlan, train: TrainConfig) -> TrainConfig:
+    """What a model's training depends on: for a model without loops, the train config less the keys that act
+    on loops only (loop schedule, progressive term, readout tail; train.py ignores them there)."""
+    if registry.is_looped(plan.family):
+        return train
+    return dataclasses.replace(train, **{k: getattr(TrainConfig, k) for k in LOOP_ONLY_KEYS})
+
+
 def plan_trials(cfg: RunConfig, tune_dir: Path, task: Any) -> list[tuple[harness.ModelPlan, dict, Cell]]:
-    """(model, point, cell) for every model of the run, every point and every tune seed."""
+    """(model, point, cell) for every model of the run, every point and every tune seed. Points that train a
+    model alike (a twin at two recipes that differ in loop keys only) share one cell: the same trials for
+    every model, and a twin's duplicates are not trained again (tune.json marks them `same_as`)."""
     if cfg.tune.use:
         raise ConfigError("tune.use: a search starts from the declared space, not from another search's choices")
     out = []
     for plan in harness.plan_models(cfg, task):
+        firsts: list[tuple[TrainConfig, int]] = []  # each distinct training and its first trial
         for point in search_points(cfg):
-            trial = dataclasses.replace(plan, name=f"{plan.name}.t{point['trial']}")
-            out += [(plan, point, Cell(str(tune_dir), trial.name, seed, trial, trial_config(cfg, point), kind="trial"))
+            trial_cfg = trial_config(cfg, point)
+            alike = trained_alike(plan, trial_cfg.train)
+            shared = next((i for train, i in firsts if train == alike), point["trial"])
+            if shared == point["trial"]:
+                firsts.append((alike, shared))
+            trial = dataclasses.replace(plan, name=f"{plan.name}.t{shared}")
+            out += [(plan, point, Cell(str(tune_dir), trial.name, seed, trial, trial_cfg, kind="trial"))
                     for seed in cfg.tune.seeds]
     return out
 
@@ -79,6 +96,9 @@ def plan_trials(cfg: RunConfig, tune_dir: Path, task: Any) -> list[tuple[harness
 def _trial_row(point: dict, cell: Cell) -> dict:
     """One trial at one seed as tune.json stores it; a cell that never finished has status `missing`."""
     row = {**point, "seed": cell.seed, "status": "missing"}
+    shared = int(cell.model.rsplit(".t", 1)[1])
+    if shared != point["trial"]:
+        row["same_as"] = shared  # trained alike (loop-only keys on a model without loops): one cell
     if cell.done():
         result = harness.stored_result(cell.result_path)
         row.update(status=result["status"], final_train_loss=result["train"]["final_loss"])
@@ -135,7 +155,7 @@ def run_tune(cfg: RunConfig, tune_dir: Path, command: str, backend: Backend, ret
     try:
         with run_dir_lock(tune_dir):
             harness.prepare_run_dir(tune_dir, cfg)
-            failed = execute([cell for _, _, cell in trials], backend, retries)
+            failed = execute(list(dict.fromkeys(cell for _, _, cell in trials)), backend, retries)
     finally:
         backend.close()
     doc = tune_document(cfg, tune_dir, trials, task, command, started)
