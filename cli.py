@@ -413,7 +413,7 @@ def tune(task: str = task_argument(),
     cfg = resolve_run_config(task, preset, config, set_, device=device)
     tune_dir = Path("runs") / "tune" / task / preset if out is None else out
     engine = InProcessBackend() if backend is None else make_backend(
-        backend, workers, None, _slurm_options([], tune_dir), retries)
+        backend, workers, None, {}, retries, tune_dir / "slurm")
     _warnings_to_stderr()
     doc = run_tune(cfg, tune_dir, command_line(), engine, retries)
     typer.echo(format_choices(doc))

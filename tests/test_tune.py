@@ -234,3 +234,15 @@ def test_cli_tune_and_run_tuned_reject_bad_input_with_exit_2(tmp_path):
     missing = runner.invoke(app, ["run", "parity", "--out", str(tmp_path / "r"), "--tuned", str(tmp_path / "no.json")])
     assert missing.exit_code == 2 and "cannot read" in missing.output
     assert not (tmp_path / "t").exists() and not (tmp_path / "r").exists()
+
+
+@pytest.mark.slow
+def test_cli_tune_on_local_processes_writes_its_choices(tmp_path):
+    from mythbench.cli import app
+
+    sets = [a for pair in [*TINY, "tune.lr_grid=[1]", "tune.recipes=[]", "twins=[]"] for a in ("--set", pair)]
+    out = CliRunner().invoke(app, ["tune", "parity", "--out", str(tmp_path / "t"), "--backend", "local",
+                                   "--workers", "1", *sets])
+    assert out.exit_code == 0, out.output
+    doc = json.loads((tmp_path / "t" / "tune.json").read_text())
+    assert doc["status"] == "complete" and [m["chosen"]["trial"] for m in doc["models"]] == [0]
