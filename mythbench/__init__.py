@@ -12,8 +12,8 @@ from typing import Any
 __version__ = "0.1.0"
 _LAZY = {"RDTConfig": "mythbench.models.rdt_config", "RDTOutput": "mythbench.models.model",
          "RecurrentDepthTransformer": "mythbench.models.model", "load": "mythbench.results.results_frame",
-         "evaluate": "mythbench.training.evaluate"}
-__all__ = ["RDTConfig", "RDTOutput", "RecurrentDepthTransformer", "__version__", "evaluate", "load"]
+         "evaluate": "mythbench.training.evaluate", "register_metric": "mythbench.analysis.metrics"}
+__all__ = ["RDTConfig", "RDTOutput", "RecurrentDepthTransformer", "__version__", "evaluate", "load", "register_metric"]
 
 
 def __getattr__(name: str) -> Any:

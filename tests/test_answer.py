@@ -117,9 +117,16 @@ def test_a_ladder_budget_is_its_points_steps_and_a_dirty_tree_is_named():
                                                                 "1.2 min")
 
 
+def test_a_search_lists_its_trial_budget_and_seeds():
+    doc = {"kind": "tune", "preset": "standard", "search": {"steps": 750, "seeds": [0, 1]},
+           "config": {"train": {"steps": 1500, "batch_size": 128}}}
+    row = index_row("reference/x", doc)
+    assert (row["kind"], row["budget"], row["seeds"]) == ("tune", "standard, 750 x 128", "0, 1")
+
+
 def test_the_index_lists_every_reference_folder_history_included():
     folders = {p.parent.relative_to(ROOT / "results").as_posix()
-               for p in (ROOT / "results" / "reference").rglob("results.json")}
+               for name in ("results.json", "tune.json") for p in (ROOT / "results" / "reference").rglob(name)}
     listed = {f.split("](")[0].lstrip("[") for f in reference_index(ROOT / "results" / "reference")["folder"]}
     assert listed == folders and any(f.startswith("reference/history/") for f in folders)
 

@@ -15,7 +15,7 @@ from mythbench.baselines import matching
 from mythbench.core.errors import ConfigError
 from mythbench.models.accounting import count_config
 from mythbench.models.model import RDTConfig
-from mythbench.results.board import COLUMNS, budget, read_board, render_markdown
+from mythbench.results.board import budget, columns, read_board, render_markdown
 from mythbench.results.leaderboard import submit, verify
 from mythbench.results.schema import check_schema
 
@@ -105,7 +105,7 @@ def test_the_stored_leaderboard_is_in_that_order_too(tmp_path):
 def test_the_leaderboard_never_ranks_two_budgets_in_one_table(entries):
     """Rows of one test set at different presets or budgets (a quick run, a standard one, a quick run with more
     steps) land in different tables, one per (preset, budget), however their accuracies would rank."""
-    template = {c: "" for c in COLUMNS} | {
+    template = {c: "" for c in columns()} | {
         "task": "toy", "task_version": "3", "fingerprint": "f" * 64, "d_train": "2", "d_2x": "4", "d_max": "5"}
     rows = [template | {"preset": preset, "budget": budget({"train": {"steps": steps, "batch_size": 64},
                                                            "model": {"d_model": 64}}),

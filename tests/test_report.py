@@ -11,7 +11,8 @@ import pytest
 
 from mythbench.analysis.stats import summarize_model, wilson_interval
 from mythbench.core.errors import ConfigError
-from mythbench.reports.report import CELL_FIELDS, build_report, format_summary_table
+from mythbench.reports.report import build_report, format_summary_table
+from mythbench.results.results_frame import cell_columns
 
 FINGERPRINT = "ab" * 32
 N = 20
@@ -101,7 +102,7 @@ def test_csv_rows_match_cells(tmp_path: Path) -> None:
     results = make_results()
     build_report(_write(tmp_path, results))
     cells = _rows(tmp_path / "cells.csv")
-    assert list(cells[0]) == CELL_FIELDS
+    assert list(cells[0]) == cell_columns()
     assert len(cells) == 2 * 3 * 4 + 3  # RDT: 2 seeds x 3 difficulties x 4 loops; baseline: 1 seed x 3
     assert {r["seed"] for r in cells if r["model"] == "std-iso-param"} == {"0"}
     exits = _rows(tmp_path / "early_exit.csv")

@@ -16,7 +16,7 @@ from hostile.factory import TOY, fake_lookup, make_results
 
 from mythbench.analysis.stats import with_derived
 from mythbench.core.errors import ConfigError
-from mythbench.results.board import COLUMNS, CSV_NAME, MD_NAME, md_escape, read_board, render_markdown
+from mythbench.results.board import CSV_NAME, MD_NAME, columns, md_escape, read_board, render_markdown
 from mythbench.results.leaderboard import compare_rescore, submit
 from mythbench.results.leaderboard import verify as verify_results
 from mythbench.results.safejson import content_hash
@@ -152,7 +152,7 @@ def test_concurrent_submits_all_land_and_the_csv_stays_whole(pool: str, tmp_path
     rows = read_board(results)
     assert len(rows) == 12 and {r["content_hash"] for r in rows} == set(hashes)
     with open(results / CSV_NAME, newline="") as f:
-        assert all(len(r) == len(COLUMNS) for r in csv.reader(f))
+        assert all(len(r) == len(columns()) for r in csv.reader(f))
     assert verify(results) == []
 
 

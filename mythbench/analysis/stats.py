@@ -12,6 +12,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import binomtest, norm
 
+from mythbench.analysis.metrics import secondary
+
 Z95 = 1.959963984540054
 
 
@@ -102,10 +104,11 @@ def summarize_seeds(
 
 def _stats_at(per_seed: list[dict[str, Any]]) -> dict[str, float]:
     """Summarize the cells of one (difficulty, loops) point across seeds (already in seed order): exact match
-    with its interval, and the mean per-token accuracy beside it."""
+    with its interval, and beside it the mean of every other registered metric all of them counted."""
     rates = [{**c, **cell_rates(c)} for c in per_seed]  # from the counts, whatever a file stored beside them
     stats = summarize_seeds([r["accuracy"] for r in rates], [(int(c["correct"]), int(c["n"])) for c in per_seed])
-    return {**stats, "token_accuracy": float(np.mean([r["token_accuracy"] for r in rates]))}
+    return {**stats, **{m.name: float(np.mean([r[m.name] for r in rates])) for m in secondary()
+                        if all(r.get(m.name) is not None for r in rates)}}
 
 
 def summarize_model(
@@ -205,12 +208,14 @@ def seed_verdict(learned: dict[int, bool]) -> str:
 
 
 def cell_rates(counts: dict[str, Any]) -> dict[str, float]:
-    """What a cell's (or early exit's) counts give: exact match with its 95% Wilson interval, and the per-token
-    accuracy where the tokens were counted (version 3)."""
+    """What a cell's (or early exit's) counts give: exact match with its 95% Wilson interval, and the rate of
+    every other registered metric the cell counted (a version 1-2 file's stored token accuracy is kept)."""
     low, high = wilson_interval(counts["correct"], counts["n"])
     out = {"accuracy": counts["correct"] / counts["n"], "ci_low": low, "ci_high": high}
-    if counts.get("tokens") is not None:
-        out["token_accuracy"] = counts["token_correct"] / max(1, counts["tokens"])
+    for metric in secondary():
+        rate = metric.rate(counts)
+        if rate is not None:
+            out[metric.name] = rate
     return out
 
 

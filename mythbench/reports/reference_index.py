@@ -1,6 +1,7 @@
-"""The index of results/reference/: one row per folder holding a results.json (history included), with the
-provenance that file records: command, commit, seeds, budget, wall time. results/README.md's copy is a
-generated block (tests/test_answer.py); a field a file does not record is written as such, never guessed.
+"""The index of results/reference/: one row per folder holding a results.json or a tune.json (a `mythbench
+tune` search), history included, with the provenance that file records: command, commit, seeds, budget,
+wall time. results/README.md's copy is a generated block (tests/test_answer.py); a field a file does not
+record is written as such, never guessed.
 """
 
 from __future__ import annotations
@@ -32,8 +33,8 @@ def budget_text(doc: Mapping[str, Any]) -> str:
     """Preset and training steps x batch; a scaling ladder's points train `scale.steps` steps."""
     config = doc.get("config") or {}
     train = config.get("train") or {}
-    steps = (config.get("scale") or {}).get("steps") if doc.get("kind") == "scale" else None
-    steps = steps or train.get("steps")
+    own_steps = {"scale": (config.get("scale") or {}).get("steps"), "tune": (doc.get("search") or {}).get("steps")}
+    steps = own_steps.get(doc.get("kind")) or train.get("steps")
     preset = _field(doc.get("preset"))
     if steps is None or train.get("batch_size") is None:
         return f"{preset}, steps {NOT_RECORDED}"
@@ -47,8 +48,8 @@ def _wall_time(seconds: Any) -> str:
 
 
 def index_row(folder: str, doc: Mapping[str, Any]) -> dict[str, str]:
-    """One folder's row, from its results.json's provenance fields."""
-    seeds = doc.get("seeds")
+    """One folder's row, from its results.json's (or tune.json's) provenance fields."""
+    seeds = doc.get("seeds") or (doc.get("search") or {}).get("seeds")
     command = doc.get("command")
     return {"folder": f"[{folder}]({folder}/)", "kind": _field(doc.get("kind")),
             "task": _field((doc.get("task") or {}).get("name")), "status": _field(doc.get("status")),
@@ -58,9 +59,9 @@ def index_row(folder: str, doc: Mapping[str, Any]) -> dict[str, str]:
 
 
 def reference_index(reference_dir: Path) -> pd.DataFrame:
-    """Every folder under `reference_dir` with a results.json, in path order, relative to results/."""
+    """Every folder under `reference_dir` with a results.json or tune.json, in path order, relative to results/."""
     rows = []
-    for path in sorted(reference_dir.rglob("results.json")):
+    for path in sorted([*reference_dir.rglob("results.json"), *reference_dir.rglob("tune.json")]):
         folder = path.parent.relative_to(reference_dir.parent).as_posix()
         rows.append(index_row(folder, json.loads(path.read_text())))
     return pd.DataFrame(rows)

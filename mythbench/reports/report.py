@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mythbench.analysis.metrics import secondary
 from mythbench.analysis.stats import (
     LEARNED,
     seed_verdict,
@@ -30,9 +31,6 @@ from mythbench.reports.html_page import render_page
 from mythbench.reports.report_plots import Plot, plots
 from mythbench.results.board import budget, md_escape
 from mythbench.results.results_frame import (
-    CELL_COLUMNS,
-    EARLY_EXIT_COLUMNS,
-    SUMMARY_COLUMNS,
     cells_frame,
     complete_runs,
     early_exit_frame,
@@ -42,8 +40,6 @@ from mythbench.results.results_frame import (
     twin_groups,
     twin_of,
 )
-
-CELL_FIELDS, EARLY_EXIT_FIELDS, SUMMARY_FIELDS = CELL_COLUMNS, EARLY_EXIT_COLUMNS, SUMMARY_COLUMNS
 
 
 def load_results(run_dir: Path) -> dict[str, Any]:
@@ -124,11 +120,11 @@ def _diverged_seeds(model: dict[str, Any]) -> list[int]:
 
 
 def _acc(stats: dict[str, Any] | None) -> str:
-    """Exact match [95% interval], then the per-token accuracy where the file has it."""
+    """Exact match [95% interval], then each other registered metric the file counted, by its short name."""
     if not stats:
         return DASH
     text = f"{stats['mean']:.3f} [{stats['ci_low']:.3f}, {stats['ci_high']:.3f}]"
-    return text + (f" tok {stats['token_accuracy']:.3f}" if "token_accuracy" in stats else "")
+    return " ".join([text, *(f"{m.short} {stats[m.name]:.3f}" for m in secondary() if m.name in stats)])
 
 
 def _seed_values(model: dict[str, Any], difficulty: int, loops: int | None, spec: str) -> dict[int, str]:

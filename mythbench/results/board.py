@@ -16,6 +16,7 @@ import pandas as pd
 
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_text
+from mythbench.analysis.metrics import secondary
 from mythbench.analysis.stats import LEARNED, seed_verdict, seeds_learned
 from mythbench.results.results_frame import twin_of
 from mythbench.analysis.stats import with_derived
@@ -28,13 +29,17 @@ CSV_NAME, MD_NAME = "leaderboard.csv", "LEADERBOARD.md"
 POINTS = ("train", "2x", "max")
 # a table ranks only rows that agree on these: the same test set, trained at the same preset and budget
 TABLE_KEYS = ["task", "task_version", "fingerprint", "preset", "budget"]
-COLUMNS = (*TABLE_KEYS, "model", "twin_of", "family", "role", "params_unique", "params_total",
-           "params_active", "flops_forward", "train_loops", "loop_rule",
-           *(f"{c}_{p}" for p in POINTS for c in ("d", "acc", "low", "high", "tok", "per_seed")),
-           "oracle_acc_max", "oracle_loops_max", "seeds", "in_distribution", "submitter", "date", "commit", "dirty",
-           "content_hash")
-# Columns recomputed from the stored results file; submitter and date exist only on the board.
-DERIVED = tuple(c for c in COLUMNS if c not in ("submitter", "date"))
+BOARD_ONLY = ("submitter", "date")  # every other column is recomputed from the stored results file
+
+
+def columns() -> tuple[str, ...]:
+    """The CSV's columns: at each point exact match with its interval, then every other registered metric (by
+    its short name; plugin metrics too, so register them before the board is first written)."""
+    per_point = ("d", "acc", "low", "high", *(m.short for m in secondary()), "per_seed")
+    return (*TABLE_KEYS, "model", "twin_of", "family", "role", "params_unique", "params_total", "params_active",
+            "flops_forward", "train_loops", "loop_rule", *(f"{c}_{p}" for p in POINTS for c in per_point),
+            "oracle_acc_max", "oracle_loops_max", "seeds", "in_distribution", *BOARD_ONLY, "commit", "dirty",
+            "content_hash")
 
 
 def _text(v: Any) -> str:
@@ -93,8 +98,8 @@ def board_rows(doc: dict, digest: str, submitter: str, date: str) -> list[dict[s
             stat = summary[d][headline]
             loops = stat.get("loops") if not v1 else m["train_loops"]
             row |= {f"d_{tag}": d, f"acc_{tag}": stat["mean"], f"low_{tag}": stat["ci_low"],
-                    f"high_{tag}": stat["ci_high"], f"tok_{tag}": None if v1 else stat["token_accuracy"],
-                    f"per_seed_{tag}": _per_seed(m, d, loops)}
+                    f"high_{tag}": stat["ci_high"], f"per_seed_{tag}": _per_seed(m, d, loops)}
+            row |= {f"{m.short}_{tag}": None if v1 else stat.get(m.name) for m in secondary()}
         best = summary[points[2]]["oracle_best"]
         seeds = sorted(r["seed"] for r in m["runs"] if r["status"] == "complete")
         row |= {"oracle_acc_max": best["mean"], "oracle_loops_max": best["loops"],
@@ -102,7 +107,7 @@ def board_rows(doc: dict, digest: str, submitter: str, date: str) -> list[dict[s
                 "in_distribution": seed_verdict(seeds_learned(m, task["train_difficulties"])),
                 "submitter": submitter, "date": date,
                 "commit": doc["git"]["commit"], "dirty": doc["git"]["dirty"], "content_hash": digest}
-        rows.append({c: _text(row[c]) for c in COLUMNS})
+        rows.append({c: _text(row[c]) for c in columns()})
     return rows
 
 
@@ -122,14 +127,15 @@ def _float(text: str) -> float | None:
 
 
 def _acc(row: pd.Series, tag: str) -> str:
-    """Mean [interval] (tokens), then each seed."""
+    """Mean [interval] (each other metric recorded, by its short name), then each seed."""
     vals = [_float(row[f"{k}_{tag}"]) for k in ("acc", "low", "high")]
     if any(v is None for v in vals):
         return md_escape(row[f"acc_{tag}"])
-    tokens = _float(row[f"tok_{tag}"])
+    others = [(m.short, _float(row.get(f"{m.short}_{tag}", ""))) for m in secondary()]
+    others_text = ", ".join(f"{short} {v:.3f}" for short, v in others if v is not None)
     seeds = [_float(v) for v in row[f"per_seed_{tag}"].split()]
     shown = " / ".join("-" if v is None else f"{v:.2f}" for v in seeds)
-    return (f"{vals[0]:.3f} [{vals[1]:.3f}, {vals[2]:.3f}]" + (f" ({tokens:.3f})" if tokens is not None else "")
+    return (f"{vals[0]:.3f} [{vals[1]:.3f}, {vals[2]:.3f}]" + (f" ({others_text})" if others_text else "")
             + (f"; seeds {shown}" if len(seeds) > 1 else ""))
 
 
@@ -150,8 +156,8 @@ def _display(row: pd.Series) -> list[str]:
 
 
 def board_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
-    """The board as a DataFrame of strings in COLUMNS order (the CSV's exact text, nothing parsed)."""
-    return pd.DataFrame(rows, columns=pd.Index(COLUMNS, dtype=object), dtype=object)
+    """The board as a DataFrame of strings in columns() order (the CSV's exact text, nothing parsed)."""
+    return pd.DataFrame(rows, columns=pd.Index(columns(), dtype=object), dtype=object)
 
 
 def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]) -> str:
@@ -164,7 +170,8 @@ def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]
              "(`mythbench verify` checks it).",
              "Accuracy is exact match under the run's pre-registered loop rule (*train*: the model's training "
              "loop count; *difficulty*: loops in proportion to the difficulty, as trained): mean over seeds "
-             "[95% bootstrap interval over seeds] (mean per-token accuracy, where recorded), then each seed. "
+             "[95% bootstrap interval over seeds] (every other metric recorded, by its short name: "
+             + ", ".join(f"*{m.short}* {m.description}" for m in secondary()) + "), then each seed. "
              "The *oracle* column is the best loop count at the largest test difficulty chosen on the test labels "
              "themselves: an upper bound, not a result. Each table holds one preset and training budget (steps x "
              "batch at a width): runs at different budgets are never ranked together. A twin (iso-param, "
@@ -210,13 +217,19 @@ def read_board(results_dir: Path) -> list[dict[str, str]]:
     if len(data) > MAX_BYTES:
         raise ConfigError(f"{CSV_NAME}: larger than {MAX_BYTES:,} bytes")
     records = list(csv.reader(io.StringIO(text, newline="")))
-    if not records or tuple(records[0]) != COLUMNS:
-        raise ConfigError(f"{CSV_NAME}: the header is not the expected columns {', '.join(COLUMNS)}")
-    bad = [f"{CSV_NAME}: line {i}: {len(r)} fields, expected {len(COLUMNS)}"
-           for i, r in enumerate(records[1:], 2) if len(r) != len(COLUMNS)]
+    expected = columns()
+    if not records or tuple(records[0]) != expected:
+        header = records[0] if records else []
+        missing, extra = [c for c in expected if c not in header], [c for c in header if c not in expected]
+        raise ConfigError(f"{CSV_NAME}: the header is not the expected columns {', '.join(expected)}"
+                          + (f"; missing {', '.join(missing)}" if missing else "")
+                          + (f"; unexpected {', '.join(map(repr, extra))[:200]}" if extra else "")
+                          + " (a metric registered since the board was written adds columns)" * bool(missing))
+    bad = [f"{CSV_NAME}: line {i}: {len(r)} fields, expected {len(expected)}"
+           for i, r in enumerate(records[1:], 2) if len(r) != len(expected)]
     if bad:
         raise ConfigError(bad)
-    return [dict(zip(COLUMNS, r, strict=True)) for r in records[1:]]
+    return [dict(zip(expected, r, strict=True)) for r in records[1:]]
 
 
 def write_board(results_dir: Path, rows: list[dict[str, str]], current_versions: dict[str, int]) -> None:

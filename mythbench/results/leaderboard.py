@@ -21,7 +21,16 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from mythbench.results.board import CSV_NAME, DERIVED, MD_NAME, board_rows, read_board, render_markdown, write_board
+from mythbench.results.board import (
+    BOARD_ONLY,
+    CSV_NAME,
+    MD_NAME,
+    board_rows,
+    columns,
+    read_board,
+    render_markdown,
+    write_board,
+)
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_text
 from mythbench.results.safejson import content_hash, read_json_file
@@ -248,7 +257,7 @@ def _verify_board(root: Path, docs: dict[str, dict], lookup: TaskLookup) -> list
                 where = "in the stored file but not on" if model in want else "on the board but not in"
                 out.append(f"{label}: model {show(model)} is {where} the other")
                 continue
-            cols = [c for c in DERIVED if want[model][c] != have[model][c]]
+            cols = [c for c in columns() if c not in BOARD_ONLY and want[model][c] != have[model][c]]
             if cols:
                 out.append(f"{label}, model {show(model)}: {', '.join(cols)} disagree with the stored file")
     out += [f"submissions/{doc['task']['name']}/{digest}.json: not on the leaderboard"

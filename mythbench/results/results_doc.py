@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from mythbench.results.board import COLUMNS
+from mythbench.results.board import columns
 from mythbench.results.results_model import RUN_SCHEMA_VERSION, RunFileV3
 from mythbench.results.safejson import MAX_BYTES, MAX_DEPTH
 from mythbench.results.scale_model import ScaleFileV1
@@ -151,7 +151,8 @@ BOARD = """## The leaderboard (`results/`)
 
 CSV columns (mythbench/results/board.py): {columns}. The points are `train` (the largest train difficulty),
 `2x` (the test difficulty nearest twice that; ties go to the harder) and `max` (the largest test difficulty);
-`acc`, `low`, `high`, `tok` are the headline mean, interval and token accuracy there, computed from the counts,
+`acc`, `low`, `high` are the headline mean and interval there and every other registered metric has a column
+by its short name (`tok`: per-token accuracy; mythbench/analysis/metrics.py), all computed from the counts,
 `per_seed` each complete seed's headline accuracy; `oracle_*` the best loop count at the largest test
 difficulty. `budget` is `train.steps` x `train.batch_size` at `model.d_model`: rows of different presets or
 budgets are never ranked in one table. Floats are written with `repr`.
@@ -168,7 +169,7 @@ def render() -> str:
     skip: set[str] = set()
     run = tables(RunFileV3, skip)
     return "\n".join([INTRO.replace("{kinds}", kinds), *run, SCALE, *tables(ScaleFileV1, skip),
-                      BOARD.format(columns=", ".join(f"`{c}`" for c in COLUMNS))]).rstrip() + "\n"
+                      BOARD.format(columns=", ".join(f"`{c}`" for c in columns()))]).rstrip() + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:

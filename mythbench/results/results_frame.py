@@ -16,20 +16,30 @@ from typing import Any
 import pandas as pd
 
 from mythbench.core.errors import ConfigError
+from mythbench.analysis.metrics import secondary
 from mythbench.analysis.stats import with_derived
 from mythbench.results.safejson import read_json_file
 from mythbench.results.schema import check_schema
 
-CELL_COLUMNS = ["model", "role", "seed", "difficulty", "loops", "n", "correct", "accuracy", "ci_low", "ci_high",
-                "token_accuracy", "loss"]
 EARLY_EXIT_COLUMNS = ["model", "role", "seed", "difficulty", "rule", "threshold", "n", "correct", "accuracy",
                       "ci_low", "ci_high", "mean_loops"]
 SUMMARY_BLOCKS = [("headline", "headline"), ("acc_train", "acc_at_train_loops"), ("oracle", "oracle_best"),
                   ("acc_max", "acc_at_max_loops")]
-STAT_FIELDS = ("mean", "std", "ci_low", "ci_high", "token_accuracy")
-SUMMARY_COLUMNS = (["model", "role", "difficulty", "split", "headline_loops"]
-                   + [f"{p}_{s}" for p, _ in SUMMARY_BLOCKS for s in STAT_FIELDS]
-                   + ["oracle_loops", "overthinking_drop"])
+
+
+def cell_columns() -> list[str]:
+    """A cell row: exact match with its interval, then every other registered metric's rate (plugins too)."""
+    return ["model", "role", "seed", "difficulty", "loops", "n", "correct", "accuracy", "ci_low", "ci_high",
+            *(m.name for m in secondary()), "loss"]
+
+
+def stat_fields() -> list[str]:
+    return ["mean", "std", "ci_low", "ci_high", *(m.name for m in secondary())]
+
+
+def summary_columns() -> list[str]:
+    return (["model", "role", "difficulty", "split", "headline_loops"]
+            + [f"{p}_{s}" for p, _ in SUMMARY_BLOCKS for s in stat_fields()] + ["oracle_loops", "overthinking_drop"])
 PROVENANCE_COLUMNS = ["task", "task_version", "fingerprint", "schema_version", "preset", "commit", "dirty"]
 INT_COLUMNS = ("seed", "difficulty", "loops", "n", "correct", "train_loops", "task_version", "schema_version",
                "headline_loops", "oracle_loops")
@@ -70,7 +80,7 @@ def complete_runs(model: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def cells_frame(doc: dict[str, Any], provenance: bool = False) -> pd.DataFrame:
-    """The cells of every complete run (CELL_COLUMNS), plus with `provenance` the family, the looped model a twin
+    """The cells of every complete run (cell_columns()), plus with `provenance` the family, the looped model a twin
     belongs to (`twin_of`), split, training loop count, whether the cell is the headline (the model's pre-registered loop count there; schema 1: the
     training loop count) and the file's provenance columns."""
     task, git = doc.get("task") or {}, doc.get("git") or {}
@@ -94,7 +104,7 @@ def cells_frame(doc: dict[str, Any], provenance: bool = False) -> pd.DataFrame:
                             "preset": doc.get("preset"), "commit": git.get("commit"), "dirty": git.get("dirty")}
                 rows.append(row)
     extra = ["family", "twin_of", "split", "train_loops", "headline", *PROVENANCE_COLUMNS] if provenance else []
-    return typed(pd.DataFrame(rows, columns=CELL_COLUMNS + extra))
+    return typed(pd.DataFrame(rows, columns=cell_columns() + extra))
 
 
 def early_exit_frame(doc: dict[str, Any]) -> pd.DataFrame:
@@ -114,9 +124,9 @@ def summary_frame(doc: dict[str, Any], summaries: dict[str, list[dict[str, Any]]
                    "oracle_loops": entry["oracle_best"].get("loops"), "overthinking_drop": entry["overthinking_drop"]}
             for prefix, key in SUMMARY_BLOCKS:
                 stats = entry.get(key) or {}
-                row |= {f"{prefix}_{s}": stats.get(s) for s in STAT_FIELDS}
+                row |= {f"{prefix}_{s}": stats.get(s) for s in stat_fields()}
             rows.append(row)
-    return typed(pd.DataFrame(rows, columns=SUMMARY_COLUMNS))
+    return typed(pd.DataFrame(rows, columns=summary_columns()))
 
 
 def load(path: Path | str, validate: bool = True) -> pd.DataFrame:

@@ -20,6 +20,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from mythbench.analysis.metrics import secondary
+
 RUN_SCHEMA_VERSION = 3  # what `mythbench run` writes
 TASK_NAME_RE = r"[a-z][a-z0-9_-]{0,63}"
 MODEL_NAME_RE = r"[A-Za-z0-9][A-Za-z0-9_.:+-]{0,63}"
@@ -156,8 +158,23 @@ class Cell(Counts):
     def key(self) -> tuple[int, int | None]:
         return self.difficulty, self.loops
 
-    check_tokens = rules(lambda c: [f"token_correct: {c.token_correct} is more than tokens = {c.tokens}"]
-                    if c.token_correct is not None and c.tokens is not None and c.token_correct > c.tokens else [])
+    check_metrics = rules(lambda c: metric_count_problems(c))
+
+
+def metric_count_problems(cell: Cell) -> list[str]:
+    """Every registered metric's counts the cell holds (a plugin's are extra keys): counts, `hits ≤ total`."""
+    out = []
+    for m in secondary():
+        hits, total = getattr(cell, m.hits, None), getattr(cell, m.total, None)
+        if hits is None or total is None:  # a declared field's absence is its version's rule
+            out += [f"{k}: required field is missing ({m.name} counts {m.hits} of {m.total})"
+                    for k, v in ((m.hits, hits), (m.total, total))
+                    if v is None and (hits, total) != (None, None) and k not in type(cell).model_fields]
+            continue
+        bad = [f"{k}: expected a count (an integer >= 0), got {v!r}"[:120] for k, v in ((m.hits, hits), (m.total, total))
+               if type(v) is not int or v < 0]
+        out += bad or ([f"{m.hits}: {hits} is more than {m.total} = {total}"] if hits > total else [])
+    return out
 
 
 class EarlyExit(Counts):
@@ -367,7 +384,8 @@ def _cell_problems(cells: list[Cell], path: str, m: ModelEntry, difficulties: se
             out.append(f"{cp}: duplicate cell for difficulty {c.difficulty}, loops {c.loops} (also {first[c.key]})")
         first.setdefault(c.key, cp)
         if version >= 3:
-            out += [f"{cp}.{k}: version 3 stores counts only; it is computed when read" for k in DERIVED_CELL_KEYS
+            out += [f"{cp}.{k}: version 3 stores counts only; it is computed when read"
+                    for k in dict.fromkeys([*DERIVED_CELL_KEYS, *(m.name for m in secondary())])
                     if k in (c.model_extra or {}) or getattr(c, k, None) is not None]
             out += [f"{cp}.{k}: required field is missing" for k in ("token_correct", "tokens") if getattr(c, k) is None]
         elif c.token_accuracy is None:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
+from mythbench.analysis.metrics import METRICS
 from mythbench.analysis.stats import cell_rates
 from mythbench.config import EvalConfig, TrainConfig
 from mythbench.core.errors import ConfigError
@@ -52,29 +53,27 @@ def rule_loops(rule: str, difficulties: list[int], hardest_train: int, train_loo
 
 @dataclass
 class _Tally:
-    """Running sums for one (difficulty, loops) cell."""
+    """Running sums for one (difficulty, loops) cell: every registered metric's counts, and the loss."""
 
-    correct: int = 0
-    n: int = 0
-    token_correct: int = 0
-    tokens: int = 0
+    counts: dict[str, int] = field(default_factory=dict)
     loss_sum: float = 0.0
+    scored: int = 0
 
     def add(self, logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Accumulate one chunk; return per-sequence exact-match (for early-exit bookkeeping)."""
-        right = (logits.argmax(-1) == targets) & mask
-        exact = (right | ~mask).all(-1)
-        self.correct += int(exact.sum())
-        self.n += exact.numel()
-        self.token_correct += int(right.sum())
-        self.tokens += int(mask.sum())
+        pred = logits.argmax(-1)
+        for metric in METRICS.values():
+            hits, total = metric.count(pred, targets, mask)
+            self.counts[metric.hits] = self.counts.get(metric.hits, 0) + hits
+            self.counts[metric.total] = self.counts.get(metric.total, 0) + total
         self.loss_sum += float(F.cross_entropy(logits[mask].float(), targets[mask], reduction="sum"))
-        return exact
+        self.scored += int(mask.sum())
+        return ((pred == targets) | ~mask).all(-1)
 
     def cell(self, difficulty: int, loops: int | None) -> dict:
-        """The raw counts results.json stores; rates and intervals are computed when read (results_model.rates)."""
-        return {"difficulty": difficulty, "loops": loops, "n": self.n, "correct": self.correct,
-                "token_correct": self.token_correct, "tokens": self.tokens, "loss": self.loss_sum / max(1, self.tokens)}
+        """The raw counts results.json stores; rates and intervals are computed when read (stats.cell_rates)."""
+        return {"difficulty": difficulty, "loops": loops, **self.counts,
+                "loss": self.loss_sum / max(1, self.scored)}
 
 
 @dataclass
