@@ -4,10 +4,12 @@ shown beside exact match in summaries, frames, reports and the leaderboard; bad 
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 import numpy as np
 import pytest
-from hostile.factory import make_results
+from hostile.factory import fake_lookup, make_results
 from test_eval_counts import MASK, TARGETS, _Predicts
 
 import mythbench
@@ -15,7 +17,8 @@ from mythbench.analysis.metrics import METRICS, register_metric
 from mythbench.analysis.stats import summarize_model, with_derived
 from mythbench.config import EvalConfig
 from mythbench.core.errors import ConfigError
-from mythbench.results.board import board_rows, columns, render_markdown
+from mythbench.results.board import board_rows, columns, read_board, render_markdown
+from mythbench.results.leaderboard import submit, verify
 from mythbench.results.results_frame import cell_columns, cells_frame
 from mythbench.results.schema import check_schema
 from mythbench.training.evaluate import evaluate_plain
@@ -32,6 +35,11 @@ def token_errors():
                              "scored positions predicted wrong")
     yield metric
     del METRICS[metric.name]
+
+
+def _written(path: Path, doc: dict) -> Path:
+    path.write_text(json.dumps(doc))
+    return path
 
 
 def _with_counts(doc: dict, hits: int, total: int) -> dict:
@@ -86,15 +94,32 @@ def test_a_version_3_file_storing_a_plugin_metrics_rate_is_refused(token_errors)
                                  "computed when read"]
 
 
-def test_a_board_written_before_a_metric_was_registered_names_the_missing_columns(tmp_path, token_errors):
-    from mythbench.results.board import read_board
-
+def test_a_board_written_before_a_metric_was_registered_still_verifies_and_takes_submissions(tmp_path,
+                                                                                          token_errors):
+    results = tmp_path / "results"
     del METRICS[token_errors.name]
-    header = ",".join(columns())
+    old = submit(_written(tmp_path / "old.json", make_results(rng_seed=1)), results, "alice", fake_lookup)
     METRICS[token_errors.name] = token_errors
-    (tmp_path / "leaderboard.csv").write_text(header + "\n")
-    with pytest.raises(ConfigError, match="missing err_train, err_2x, err_max"):
-        read_board(tmp_path)
+    before = {p.name: p.read_bytes() for p in results.iterdir() if p.is_file()}
+    assert verify(results, fake_lookup) == []  # registering a metric changes nothing on a board without it
+    assert all(row["err_max"] == "" for row in read_board(results))
+
+    new = submit(_written(tmp_path / "new.json", _with_counts(make_results(rng_seed=2), 3, 12)), results, "bob",
+                 fake_lookup)
+    rows = {(r["content_hash"], r["model"]): r for r in read_board(results)}
+    assert {r["err_max"] for (digest, _), r in rows.items() if digest == old.content_hash} == {""}
+    assert {r["err_max"] for (digest, _), r in rows.items() if digest == new.content_hash} == {"0.25"}
+    assert "*err* scored positions predicted wrong" in (results / "LEADERBOARD.md").read_text()
+    assert "*err*" not in before["LEADERBOARD.md"].decode()
+    assert verify(results, fake_lookup) == []
+
+
+def test_a_board_missing_part_of_a_metric_or_another_column_is_refused(tmp_path, token_errors):
+    for dropped, message in (("err_2x", "missing err_2x"), ("acc_max", "missing acc_max")):
+        header = [c for c in columns() if c != dropped]
+        (tmp_path / "leaderboard.csv").write_text(",".join(header) + "\n")
+        with pytest.raises(ConfigError, match=message):
+            read_board(tmp_path)
 
 
 def test_bad_registrations_are_refused_naming_every_problem():

@@ -14,16 +14,15 @@ from typing import Any
 
 import pandas as pd
 
+from mythbench.analysis.metrics import Metric, secondary
+from mythbench.analysis.stats import LEARNED, seed_verdict, seeds_learned, with_derived
+from mythbench.analysis.tables import csv_text, markdown
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_text
-from mythbench.analysis.metrics import secondary
-from mythbench.analysis.stats import LEARNED, seed_verdict, seeds_learned
 from mythbench.results.results_frame import twin_of
-from mythbench.analysis.stats import with_derived
 from mythbench.results.results_model import HEADLINE_KEY
 from mythbench.results.safejson import MAX_BYTES
 from mythbench.results.schema import leaderboard_difficulties
-from mythbench.analysis.tables import csv_text, markdown
 
 CSV_NAME, MD_NAME = "leaderboard.csv", "LEADERBOARD.md"
 POINTS = ("train", "2x", "max")
@@ -34,7 +33,7 @@ BOARD_ONLY = ("submitter", "date")  # every other column is recomputed from the 
 
 def columns() -> tuple[str, ...]:
     """The CSV's columns: at each point exact match with its interval, then every other registered metric (by
-    its short name; plugin metrics too, so register them before the board is first written)."""
+    its short name; plugin metrics too: a board written before one was registered reads it as blank)."""
     per_point = ("d", "acc", "low", "high", *(m.short for m in secondary()), "per_seed")
     return (*TABLE_KEYS, "model", "twin_of", "family", "role", "params_unique", "params_total", "params_active",
             "flops_forward", "train_loops", "loop_rule", *(f"{c}_{p}" for p in POINTS for c in per_point),
@@ -160,6 +159,12 @@ def board_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=pd.Index(columns(), dtype=object), dtype=object)
 
 
+def _recorded(rows: list[dict[str, str]]) -> list[Metric]:
+    """The secondary metrics some row has a value of: the page describes what it shows, so registering a
+    plugin metric does not change a board none of whose files counted it."""
+    return [m for m in secondary() if any(row.get(f"{m.short}_{p}") for row in rows for p in POINTS)]
+
+
 def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]) -> str:
     """LEADERBOARD.md from the CSV rows: one table per (task, version, test set, preset, budget), best headline
     accuracy at the largest test difficulty first; results of different task versions or budgets are never
@@ -171,7 +176,7 @@ def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]
              "Accuracy is exact match under the run's pre-registered loop rule (*train*: the model's training "
              "loop count; *difficulty*: loops in proportion to the difficulty, as trained): mean over seeds "
              "[95% bootstrap interval over seeds] (every other metric recorded, by its short name: "
-             + ", ".join(f"*{m.short}* {m.description}" for m in secondary()) + "), then each seed. "
+             + ", ".join(f"*{m.short}* {m.description}" for m in _recorded(rows)) + "), then each seed. "
              "The *oracle* column is the best loop count at the largest test difficulty chosen on the test labels "
              "themselves: an upper bound, not a result. Each table holds one preset and training budget (steps x "
              "batch at a width): runs at different budgets are never ranked together. A twin (iso-param, "
@@ -218,18 +223,26 @@ def read_board(results_dir: Path) -> list[dict[str, str]]:
         raise ConfigError(f"{CSV_NAME}: larger than {MAX_BYTES:,} bytes")
     records = list(csv.reader(io.StringIO(text, newline="")))
     expected = columns()
-    if not records or tuple(records[0]) != expected:
-        header = records[0] if records else []
+    header = tuple(records[0]) if records else ()
+    unrecorded = _unrecorded_columns(header)
+    if header != tuple(c for c in expected if c not in unrecorded):
         missing, extra = [c for c in expected if c not in header], [c for c in header if c not in expected]
         raise ConfigError(f"{CSV_NAME}: the header is not the expected columns {', '.join(expected)}"
                           + (f"; missing {', '.join(missing)}" if missing else "")
-                          + (f"; unexpected {', '.join(map(repr, extra))[:200]}" if extra else "")
-                          + " (a metric registered since the board was written adds columns)" * bool(missing))
-    bad = [f"{CSV_NAME}: line {i}: {len(r)} fields, expected {len(expected)}"
-           for i, r in enumerate(records[1:], 2) if len(r) != len(expected)]
+                          + (f"; unexpected {', '.join(map(repr, extra))[:200]}" if extra else ""))
+    bad = [f"{CSV_NAME}: line {i}: {len(r)} fields, expected {len(header)}"
+           for i, r in enumerate(records[1:], 2) if len(r) != len(header)]
     if bad:
         raise ConfigError(bad)
-    return [dict(zip(expected, r, strict=True)) for r in records[1:]]
+    # the files behind those rows did not count the new metric: blank, as board_rows writes a missing count
+    return [dict.fromkeys(unrecorded, "") | dict(zip(header, r, strict=True)) for r in records[1:]]
+
+
+def _unrecorded_columns(header: tuple[str, ...]) -> set[str]:
+    """The columns of every metric beside exact match that `header` has none of: registered since the board
+    was written."""
+    per_metric = [{f"{m.short}_{p}" for p in POINTS} for m in secondary()]
+    return set().union(*(cols for cols in per_metric if not cols & set(header)))
 
 
 def write_board(results_dir: Path, rows: list[dict[str, str]], current_versions: dict[str, int]) -> None:
