@@ -105,7 +105,7 @@ def test_one_seed_gets_its_wilson_interval_and_several_their_bootstrap_and_each_
 
 def test_a_field_a_results_file_does_not_record_is_said_so():
     row = index_row("reference/x", {"kind": "run"})
-    for column in ("command", "commit", "seeds", "wall time", "status", "task"):
+    for column in ("command", "commit", "seeds", "wall time", "cells' training", "status", "task"):
         assert row[column] == NOT_RECORDED, column
     assert row["budget"] == f"{NOT_RECORDED}, steps {NOT_RECORDED}"
 
@@ -116,6 +116,15 @@ def test_a_ladder_budget_is_its_points_steps_and_a_dirty_tree_is_named():
     row = index_row("reference/x", doc)
     assert (row["budget"], row["commit"], row["wall time"]) == ("quick, 400 x 128", "0123456 (uncommitted changes)",
                                                                 "1.2 min")
+
+
+def test_a_run_that_reused_its_cells_shows_their_summed_training_time_beside_its_own_wall_time():
+    doc = {"kind": "run", "wall_time_s": 0.6,
+           "models": [{"runs": [{"train": {"wall_time_s": 90.0}}, {"train": {"wall_time_s": 30.0}}]},
+                      {"runs": [{"train": {"wall_time_s": 60.0}}, {"status": "failed"}]}]}
+    row = index_row("reference/x", doc)
+    assert (row["wall time"], row["cells' training"]) == ("1 s", "3.0 min")
+    assert index_row("reference/x", {"points": [{"train": {"wall_time_s": 45}}]})["cells' training"] == "45 s"
 
 
 def test_a_search_lists_its_trial_budget_and_seeds():

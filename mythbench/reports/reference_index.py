@@ -1,7 +1,7 @@
 """The index of results/reference/: one row per folder holding a results.json or a tune.json (a `mythbench
 tune` search), history included, with the provenance that file records: command, commit, seeds, budget,
-wall time. results/README.md's copy is a generated block (tests/test_answer.py); a field a file does not
-record is written as such, never guessed.
+wall time, and the summed training time of its cells. results/README.md's copy is a generated block
+(tests/test_answer.py); a field a file does not record is written as such, never guessed.
 """
 
 from __future__ import annotations
@@ -47,6 +47,16 @@ def _wall_time(seconds: Any) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 60 else f"{seconds:.0f} s"
 
 
+def _cell_training(doc: Mapping[str, Any]) -> str:
+    """The summed training time of the cells a run (or ladder) holds: its compute, which a resumed command's
+    own wall time does not show (one that reused finished cells took seconds)."""
+    models = [m for m in doc.get("models") or [] if isinstance(m, Mapping)]
+    trained = [*(doc.get("points") or []), *(run for model in models for run in model.get("runs") or [])]
+    times = [t for cell in trained if isinstance(cell, Mapping)
+             for t in [(cell.get("train") or {}).get("wall_time_s")] if isinstance(t, (int, float))]
+    return _wall_time(sum(times)) if times else NOT_RECORDED
+
+
 def index_row(folder: str, doc: Mapping[str, Any]) -> dict[str, str]:
     """One folder's row, from its results.json's (or tune.json's) provenance fields."""
     seeds = doc.get("seeds") or (doc.get("search") or {}).get("seeds")
@@ -55,7 +65,7 @@ def index_row(folder: str, doc: Mapping[str, Any]) -> dict[str, str]:
             "task": _field((doc.get("task") or {}).get("name")), "status": _field(doc.get("status")),
             "command": f"`{command}`" if command else NOT_RECORDED, "commit": _commit(doc.get("git")),
             "seeds": ", ".join(map(str, seeds)) if seeds else NOT_RECORDED, "budget": budget_text(doc),
-            "wall time": _wall_time(doc.get("wall_time_s"))}
+            "wall time": _wall_time(doc.get("wall_time_s")), "cells' training": _cell_training(doc)}
 
 
 def reference_index(reference_dir: Path) -> pd.DataFrame:
