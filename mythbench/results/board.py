@@ -159,10 +159,14 @@ def board_frame(rows: list[dict[str, str]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=pd.Index(columns(), dtype=object), dtype=object)
 
 
+def _metric_columns(metric: Metric) -> set[str]:
+    return {f"{metric.short}_{p}" for p in POINTS}
+
+
 def _recorded(rows: list[dict[str, str]]) -> list[Metric]:
     """The secondary metrics some row has a value of: the page describes what it shows, so registering a
     plugin metric does not change a board none of whose files counted it."""
-    return [m for m in secondary() if any(row.get(f"{m.short}_{p}") for row in rows for p in POINTS)]
+    return [m for m in secondary() if any(row.get(c) for row in rows for c in _metric_columns(m))]
 
 
 def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]) -> str:
@@ -234,15 +238,14 @@ def read_board(results_dir: Path) -> list[dict[str, str]]:
            for i, r in enumerate(records[1:], 2) if len(r) != len(header)]
     if bad:
         raise ConfigError(bad)
-    # the files behind those rows did not count the new metric: blank, as board_rows writes a missing count
+    # rows written before the metric existed hold no value of it: blank, as board_rows writes a missing count
     return [dict.fromkeys(unrecorded, "") | dict(zip(header, r, strict=True)) for r in records[1:]]
 
 
 def _unrecorded_columns(header: tuple[str, ...]) -> set[str]:
     """The columns of every metric beside exact match that `header` has none of: registered since the board
     was written."""
-    per_metric = [{f"{m.short}_{p}" for p in POINTS} for m in secondary()]
-    return set().union(*(cols for cols in per_metric if not cols & set(header)))
+    return set().union(*(cols for cols in map(_metric_columns, secondary()) if not cols & set(header)))
 
 
 def write_board(results_dir: Path, rows: list[dict[str, str]], current_versions: dict[str, int]) -> None:
