@@ -74,6 +74,21 @@ def test_hostile_file_is_refused_clearly_and_writes_nothing(case, board, tmp_pat
     assert snapshot(results) == before
 
 
+def test_the_board_says_how_each_model_was_trained_and_whether_a_search_tuned_it(tmp_path: Path) -> None:
+    doc = make_results()
+    doc["config"]["train"] = {"lr": 0.001, "recipe": "tied", "progressive": True}
+    doc["tuning"] = {"file": "tune.json", "sha256": "0" * 64, "models": {"rdt": {
+        "chosen": {"lr": 0.003, "recipe": "plain", "train": {"recipe": "tied", "progressive": False}},
+        "trials": [{"trial": i} for i in range(9)]}}}
+    out = submit(write(tmp_path / "r.json", doc), tmp_path / "results", "bob", fake_lookup)
+    training = {row["model"]: row["training"] for row in out.rows}
+    assert training == {"rdt": "lr 0.003, tied; tuned, best of 9 trials",  # the choice, not the config's
+                        "std-iso-param": "lr 0.001, tied + progressive; not tuned"}
+    md = (tmp_path / "results" / MD_NAME).read_text()
+    assert "| lr 0.003, tied; tuned, best of 9 trials |" in md and "| loop rule | training |" in md
+    assert verify(tmp_path / "results") == []
+
+
 def test_valid_result_round_trips_into_the_leaderboard(tmp_path: Path) -> None:
     doc = make_results(seeds=(3, 5, 7))
     results = tmp_path / "results"

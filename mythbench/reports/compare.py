@@ -17,20 +17,7 @@ from typing import Any
 from mythbench.analysis.stats import LEARNED, seed_verdict, seeds_learned, summarize_model
 from mythbench.core.errors import ConfigError
 from mythbench.reports.report import load_results
-
-
-def _recipe(results: dict[str, Any], model: str) -> str:
-    """The recipe `model` trained with: its tuned one (`tuning`, from `mythbench run --tuned`) or the run's."""
-    tuned = results.get("tuning", {}).get("models", {}).get(model)
-    train = tuned["chosen"]["train"] if tuned else results["config"]["train"]
-    parts = [train["recipe"]]
-    if train.get("progressive") or train["recipe"] == "progressive":
-        parts.append("progressive")
-    if train.get("loop_jitter"):
-        parts.append(f"jitter {train['loop_jitter']:g}")
-    if train.get("readout_loss", "last") != "last":
-        parts.append(f"{train['readout_loss']} loss")
-    return " + ".join(parts)
+from mythbench.results.results_frame import model_train, recipe_text
 
 
 def _seed_accuracy(run: dict[str, Any], difficulty: int, loops: int | None) -> float | None:
@@ -55,7 +42,7 @@ def model_rows(results: dict[str, Any], label: str, difficulties: list[int]) -> 
         failed = [f"s{r['seed']} {r['status']}" for r in model["runs"] if r["status"] != "complete"]
         summary = {e["difficulty"]: e for e in model.get("summary") or summarize_model(
             model, task["train_difficulties"], task["test_difficulties"])}
-        row = [label, model["name"], model["role"], _recipe(results, model["name"])]
+        row = [label, model["name"], model["role"], recipe_text(model_train(results, model["name"])[0])]
         for d in difficulties:
             loops = rule.get(str(d)) if max_loops else None
             seeds = [_seed_accuracy(r, d, loops) for r in complete]

@@ -19,7 +19,7 @@ from mythbench.analysis.stats import LEARNED, seed_verdict, seeds_learned, with_
 from mythbench.analysis.tables import csv_text, markdown
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_text
-from mythbench.results.results_frame import twin_of
+from mythbench.results.results_frame import training_settings, twin_of
 from mythbench.results.results_model import HEADLINE_KEY
 from mythbench.results.safejson import MAX_BYTES
 from mythbench.results.schema import leaderboard_difficulties
@@ -36,7 +36,8 @@ def columns() -> tuple[str, ...]:
     its short name; plugin metrics too: a board written before one was registered reads it as blank)."""
     per_point = ("d", "acc", "low", "high", *(m.short for m in secondary()), "per_seed")
     return (*TABLE_KEYS, "model", "twin_of", "family", "role", "params_unique", "params_total", "params_active",
-            "flops_forward", "train_loops", "loop_rule", *(f"{c}_{p}" for p in POINTS for c in per_point),
+            "flops_forward", "train_loops", "loop_rule", "training",
+            *(f"{c}_{p}" for p in POINTS for c in per_point),
             "oracle_acc_max", "oracle_loops_max", "seeds", "in_distribution", *BOARD_ONLY, "commit", "dirty",
             "content_hash")
 
@@ -92,7 +93,8 @@ def board_rows(doc: dict, digest: str, submitter: str, date: str) -> list[dict[s
             "params_unique": m["params"]["unique"], "params_total": m["params"]["total"],
             "params_active": m["params"]["active"],
             "flops_forward": m["flops_per_token"]["forward"], "train_loops": m["train_loops"],
-            "loop_rule": "train" if v1 else doc["evaluation"]["loop_rule"]}
+            "loop_rule": "train" if v1 else doc["evaluation"]["loop_rule"],
+            "training": training_settings(doc, m["name"])}
         for tag, d in zip(POINTS, points, strict=True):
             stat = summary[d][headline]
             loops = stat.get("loops") if not v1 else m["train_loops"]
@@ -150,6 +152,7 @@ def _display(row: pd.Series) -> list[str]:
     commit = md_escape(row["commit"][:12] or "-") + (" (dirty)" if row["dirty"] == "true" else "")
     return [md_escape(row["model"]), md_escape(row["twin_of"] or "-"), md_escape(row["role"]),
             _number(row["params_unique"], ",.0f"), _number(row["flops_forward"], ".3g"), md_escape(row["loop_rule"]),
+            md_escape(row["training"]),
             *(_acc(row, tag) for tag in POINTS), oracle, md_escape(row["seeds"]), md_escape(row["in_distribution"]),
             md_escape(row["submitter"]), md_escape(row["date"]), commit]
 
@@ -184,7 +187,9 @@ def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]
              "The *oracle* column is the best loop count at the largest test difficulty chosen on the test labels "
              "themselves: an upper bound, not a result. Each table holds one preset and training budget (steps x "
              "batch at a width): runs at different budgets are never ranked together. A twin (iso-param, "
-             "iso-flop) is matched to the looped model in its *twin of* column; *in distribution* says how many "
+             "iso-flop) is matched to the looped model in its *twin of* column; *training* gives its learning rate "
+             "and recipe, and whether a tuning search chose them on the validation split (`mythbench tune`, "
+             "with its trial count) or they are the run config's own; *in distribution* says how many "
              f"seeds reached {LEARNED} at the largest training difficulty, and flags a model on which some did "
              "and others did not as *seed-fragile*.", ""]
     board = board_frame(rows)
@@ -195,7 +200,7 @@ def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]
         first = group.iloc[0]
         heads = [f"d={md_escape(first['d_train'])} (train)", f"d={md_escape(first['d_2x'])}",
                  f"d={md_escape(first['d_max'])}"]
-        header = ["model", "twin of", "role", "params", "FLOPs/token", "loop rule", *heads,
+        header = ["model", "twin of", "role", "params", "FLOPs/token", "loop rule", "training", *heads,
                   f"oracle @ {heads[2]} (loops)", "seeds", "in distribution", "submitter", "date", "commit"]
         current = current_versions.get(task)
         stale = [] if str(current) == version else [

@@ -168,3 +168,40 @@ def twin_groups(doc: dict[str, Any]) -> list[list[dict[str, Any]]]:
     names = {m["name"] for m in models if owners[m["name"]] is None}
     return [[m, *(t for t in models if owners[t["name"]] == m["name"])] for m in models
             if owners[m["name"]] is None or owners[m["name"]] not in names]
+
+
+def recipe_text(train: Any) -> str:
+    """A training recipe in words (`tied + progressive`), from a stored config's or tuning choice's train keys;
+    keys of the wrong type are left out, so any validated file can be shown."""
+    train = train if isinstance(train, dict) else {}
+    parts = [str(train["recipe"])] if "recipe" in train else []
+    if train.get("progressive") is True or train.get("recipe") == "progressive":
+        parts.append("progressive")
+    jitter = train.get("loop_jitter")
+    if isinstance(jitter, (int, float)) and not isinstance(jitter, bool) and jitter:
+        parts.append(f"jitter {jitter:g}")
+    if train.get("readout_loss", "last") != "last":
+        parts.append(f"{train['readout_loss']} loss")
+    return " + ".join(parts)
+
+
+def model_train(doc: dict[str, Any], model: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The train keys `model` trained with (its tuned choice's over the run's) and its tuning record, if any."""
+    config = doc.get("config")
+    train = config.get("train") if isinstance(config, dict) else None
+    train = train if isinstance(train, dict) else {}
+    tuned = (doc.get("tuning") or {}).get("models", {}).get(model)
+    if tuned is None:
+        return train, None
+    return train | tuned["chosen"]["train"] | {"lr": tuned["chosen"]["lr"]}, tuned
+
+
+def training_settings(doc: dict[str, Any], model: str) -> str:
+    """How `model`'s learning rate and recipe were set: chosen on validation by a tuning search (with how many
+    trials it ran) or the run config's own, so a tuned row and an untuned one can be told apart."""
+    train, tuned = model_train(doc, model)
+    lr = train.get("lr")
+    settings = [f"lr {lr:g}"] if isinstance(lr, (int, float)) and not isinstance(lr, bool) else []
+    settings += [recipe_text(train)] if "recipe" in train else []
+    how = f"tuned, best of {len(tuned['trials'])} trials" if tuned else "not tuned"
+    return f"{', '.join(settings)}; {how}" if settings else how

@@ -249,10 +249,21 @@ class Evaluation(Model):
     oracle: Text() = Field(description="what `oracle_best` is")
 
 
+class TunedChoice(Model):
+    lr: float = Field(gt=0, description="the chosen learning rate")
+    recipe: Text(max_len=64) | None = Field(description="the chosen recipe of the declared list (null: the config's)")
+    train: dict[str, Any] = Field(description="the recipe's training keys, as the model trained with them")
+
+
+class TunedModel(Model):
+    chosen: TunedChoice
+    trials: list[Any] = Field(min_length=1, description="every trial of the search, the chosen one among them")
+
+
 class Tuning(Model):
     file: Text(max_len=4096, doc="the tune file passed as `--tuned`")
     sha256: Text(r"[0-9a-f]{64}")
-    models: dict[str, Any] = Field(description="per model: the chosen trial and every trial of the search")
+    models: dict[Text(MODEL_NAME_RE), TunedModel] = Field(description="per model: its choice and the trials")
 
 
 class TaskInfoV2(TaskInfo):

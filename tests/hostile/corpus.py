@@ -187,6 +187,10 @@ CASES: list[Case] = [
     Case("cells-not-array", _doc(_set("models.0.runs.0.cells", {"16": 0.9})), ("cells: expected an array",)),
     Case("created-at-garbage", _doc(_set("created_at", "yesterday")), ("created_at", "ISO 8601")),
     Case("git-commit-not-hex", _doc(_set("git.commit", "HEAD; rm -rf /")), ("git.commit",)),
+    Case("tuning-choice-malformed", _doc(_set("tuning", {"file": "tune.json", "sha256": "0" * 64, "models": {
+        "rdt": {"chosen": {"lr": "0.003", "recipe": "tied", "train": []}, "trials": []}}})),
+         ("tuning.models.rdt.chosen.lr: expected a number", "tuning.models.rdt.chosen.train: expected an object",
+          "tuning.models.rdt.trials: has 0 entries")),
     # --- seeds
     Case("one-seed-quick", _seeds(0, preset="quick"), ("--preset standard", "needs at least 3")),
     Case("two-seeds", _seeds(0, 1), ("needs at least 3",)),
