@@ -46,7 +46,7 @@ class Source:
 
 # Task -> its references, newest first within a task. New 5-seed references replace these entries.
 SOURCES: dict[str, tuple[Source, ...]] = {
-    "parity": (Source("standard/parity-rdt"), Source("standard/parity", only=("control",))),
+    "parity": (Source("standard/parity"),),
     "chain-grows": (Source("control/chain-grows-standard", names={"rdt": "control"}),
                     Source("control/chain-grows-standard-isoparam-seed0", only=("iso-param",),
                            names={"rdt": "control"})),
