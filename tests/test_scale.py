@@ -93,6 +93,7 @@ def test_each_point_trains_at_its_widths_learning_rate_on_both_paths(tmp_path):
     assert len(cells) == 5 * (1 + len(cfg.scale.loop_counts))
     for cell in cells:
         assert cell.cfg.train.lr == pytest.approx(lr * 16 / cell.plan.config.d_model), cell.model
+        assert cell.result_path.parent.parent.parent.parent == tmp_path  # the cell writes into this run
     flat = resolve_run_config("parity", "quick", None, ["scale.widths=[16,24,32,48,64]"])
     assert {c.cfg.train.lr for c in plan_cells("scale", flat, tmp_path, get_task("parity"))} == {flat.train.lr}
     assert not any("lr_width_exponent" in n for n in point_run_config(flat)[1])

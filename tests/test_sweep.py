@@ -4,8 +4,12 @@ the results the serial `mythbench run` / `mythbench scale` computes for the same
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
 import os
+import platform
+import re
 import signal
 import subprocess
 import sys
@@ -21,6 +25,7 @@ from typer.testing import CliRunner
 from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
+from mythbench.experiments import cells
 from mythbench.experiments.cells import plan_cells, run_cell
 from mythbench.experiments.scale import plan_ladder, point_run_config, run_scale
 from mythbench.experiments.sweep import CellsFailed, execute, load_grid, prepare, run_grid
@@ -166,9 +171,39 @@ def _alive(pid: int) -> bool:
 def test_a_worker_of_other_source_code_refuses_to_compute(tmp_path):
     cfg = resolve_run_config("parity", "quick", None, [*TINY, "models=[rdt]", "twins=[]"])
     (tmp_path / "code.sha256").write_text("0" * 64 + "\n")
-    with pytest.raises(RuntimeError, match="other source code"):
+    with pytest.raises(RuntimeError, match=r"other source code .* \(sha256 0{12}…\)"):
         run_cell(plan_cells("run", cfg, tmp_path, get_task("parity"))[0])
     assert not (tmp_path / "models").exists()
+
+
+def test_a_cell_runs_in_this_process_logs_to_its_run_and_leaves_the_logger_as_it_was(tmp_path, capsys):
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "models=[rdt]", "twins=[]"])
+    harness.prepare_run_dir(tmp_path, cfg)
+    cell = plan_cells("run", cfg, tmp_path, get_task("parity"))[0]
+    logger = logging.getLogger("mythbench")
+    handlers, level = list(logger.handlers), logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        assert run_cell(cell) == "complete" and cell.done()
+        assert logger.handlers == handlers  # the run's log file is detached again
+    finally:
+        logger.setLevel(level)
+    lines = (tmp_path / "log.txt").read_text().splitlines()
+    started = f"INFO rdt seed 0: cell started in process {os.getpid()} on {platform.node()}"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} " + re.escape(started), lines[0])
+    assert any("rdt seed 0: trained in" in line for line in lines)  # the harness logs to the run's file too
+    assert capsys.readouterr().err == ""  # per-step progress bars are silenced in a worker
+
+
+def test_a_trial_cell_is_trained_and_validated_not_evaluated(tmp_path, monkeypatch):
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "models=[rdt]", "twins=[]"])
+    harness.prepare_run_dir(tmp_path, cfg)
+    cell = dataclasses.replace(plan_cells("run", cfg, tmp_path, get_task("parity"))[0], kind="trial")
+    calls = []
+    monkeypatch.setattr(cells, "train_and_validate", lambda *args: calls.append(args) or {"status": "validated"})
+    monkeypatch.setattr(harness, "train_and_evaluate", lambda *args: pytest.fail("a trial read the test split"))
+    assert run_cell(cell) == "validated"
+    assert calls == [(cell.plan, 0, cell.cfg, calls[0][3], tmp_path)] and calls[0][3].spec.name == "parity"
 
 
 def _kill_when_training(run_dir: Path, seed: int, killed: list[int]) -> None:

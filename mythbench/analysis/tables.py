@@ -30,7 +30,7 @@ def markdown(df: pd.DataFrame, escape: bool = True) -> str:
 
 def csv_text(df: pd.DataFrame) -> str:
     """CSV with a header and Unix line ends; floats in full precision (Python's repr), None as empty."""
-    return df.to_csv(index=False, lineterminator="\n", float_format=None)
+    return df.to_csv(index=False, lineterminator="\n")
 
 
 def plain(df: pd.DataFrame) -> str:
