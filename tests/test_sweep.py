@@ -203,7 +203,8 @@ def test_a_trial_cell_is_trained_and_validated_not_evaluated(tmp_path, monkeypat
     monkeypatch.setattr(cells, "train_and_validate", lambda *args: calls.append(args) or {"status": "validated"})
     monkeypatch.setattr(harness, "train_and_evaluate", lambda *args: pytest.fail("a trial read the test split"))
     assert run_cell(cell) == "validated"
-    assert calls == [(cell.plan, 0, cell.cfg, calls[0][3], tmp_path)] and calls[0][3].spec.name == "parity"
+    [(plan, seed, cfg, task, run_dir)] = calls
+    assert (plan, seed, cfg, run_dir, task.spec.name) == (cell.plan, 0, cell.cfg, tmp_path, "parity")
 
 
 def _kill_when_training(run_dir: Path, seed: int, killed: list[int]) -> None:
