@@ -1,8 +1,11 @@
 """Summarise mutmut's results per core module, with the equivalent mutants of `equivalent.yaml` set apart.
 
-mutmut keeps each file's verdicts in `mutants/<path>.meta` (JSON); `mutmut results` lists only survivors,
-one line each. This prints one Markdown table (mutants, killed, survived, equivalent, timeout, not run,
-score) so a run's outcome can be committed as `mutation/report.md`.
+mutmut keeps each file's verdicts in `mutants/<path>.meta` (JSON), a folder git ignores and a fresh checkout
+lacks. `--record` merges those verdicts into `verdicts.json`, which is committed: per module and function,
+the hash mutmut gave the function's source and one exit code per mutant (null: not run). A verdict is kept
+while its function's hash is unchanged, so runs made in different sessions add up, and editing a function
+drops only that function's verdicts. The table printed (mutants, killed, survived, equivalent, timeout, not
+run, score) is read from the record alone, so `mutation/report.md` can be rebuilt from a clean checkout.
 
 Score = (killed + timeout) / (mutants run - equivalent): a mutant that hangs the tests is caught by the
 timeout, and an equivalent mutant behaves like the original, so no test can kill it.
@@ -11,14 +14,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
+from mythbench.core.fileio import atomic_write_text
 from mythbench.core.yamlio import load_yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 KILLED_CODES = {1, 3}
 TIMEOUT_CODES = {24, -24, 36, 152, 255}
+COLUMNS = ["mutants", "killed", "survived", "equivalent", "timeout", "not run"]
+_MUTANT = re.compile(r"(?P<function>.+)__mutmut_(?P<number>\d+)")
+
+# module path -> function -> {"hash": mutmut's hash of its source, "codes": exit code of mutant 1, 2, ...}
+Record = dict[str, dict[str, dict]]
 
 
 def load_equivalent(path: Path) -> dict[str, str]:
@@ -26,21 +36,73 @@ def load_equivalent(path: Path) -> dict[str, str]:
     return load_yaml(path, "equivalent mutants") or {} if path.exists() else {}
 
 
-def module_counts(meta: dict, equivalent: dict[str, str]) -> Counter:
-    """One file's verdicts by kind; an equivalent mutant counts as equivalent whatever its exit code."""
-    counts = Counter()
+def meta_functions(meta: dict, module: str) -> dict[str, dict]:
+    """One `.meta` file as the record's entry for its module: every function's hash and its mutants' codes."""
+    prefix = module.removesuffix(".py").replace("/", ".") + "."
+    codes: dict[str, dict[int, int | None]] = {}
     for name, code in meta["exit_code_by_key"].items():
-        counts["mutants"] += 1
-        if code is None:
-            counts["not run"] += 1
-        elif name in equivalent:
-            counts["equivalent"] += 1
-        elif code in KILLED_CODES:
-            counts["killed"] += 1
-        elif code in TIMEOUT_CODES:
-            counts["timeout"] += 1
-        else:  # 0 (tests pass) and 5/33 (no test calls the function) are both survivors
-            counts["survived"] += 1
+        parts = _MUTANT.fullmatch(name.removeprefix(prefix))
+        codes.setdefault(parts["function"], {})[int(parts["number"])] = code
+    functions = {}
+    for function, by_number in codes.items():
+        if sorted(by_number) != list(range(1, len(by_number) + 1)):
+            raise ValueError(f"{module}: {function}'s mutants are not numbered 1..{len(by_number)}")
+        functions[function] = {"hash": meta["hash_by_function_name"][function],
+                               "codes": [by_number[n] for n in sorted(by_number)]}
+    return functions
+
+
+def merge(recorded: dict[str, dict], current: dict[str, dict]) -> dict[str, dict]:
+    """The current functions, each mutant's code from this run or, where it was not run, from the record
+    when the function's source is unchanged (same hash and mutant count)."""
+    merged = {}
+    for function, now in current.items():
+        before = recorded.get(function)
+        same = before is not None and before["hash"] == now["hash"] and len(before["codes"]) == len(now["codes"])
+        codes = [new if new is not None or not same else old
+                 for new, old in zip(now["codes"], before["codes"] if same else now["codes"], strict=True)]
+        merged[function] = {"hash": now["hash"], "codes": codes}
+    return merged
+
+
+def record_run(record: Record, mutants_dir: Path) -> Record:
+    """The record with every module's verdicts from mutmut's `.meta` files merged in."""
+    updated = dict(record)
+    for meta_path in sorted(mutants_dir.rglob("*.py.meta")):
+        module = meta_path.relative_to(mutants_dir).as_posix().removesuffix(".meta")
+        functions = meta_functions(json.loads(meta_path.read_text()), module)
+        if functions:
+            updated[module] = merge(record.get(module, {}), functions)
+    return dict(sorted(updated.items()))
+
+
+def record_text(record: Record) -> str:
+    """The record as JSON with one function per line, so a run's diff shows which functions it changed."""
+    modules = []
+    for module, functions in record.items():
+        lines = [f"  {json.dumps(name, ensure_ascii=False)}: {json.dumps(entry, separators=(',', ':'))}"
+                 for name, entry in functions.items()]
+        modules.append(f"{json.dumps(module)}: {{\n" + ",\n".join(lines) + "\n}")
+    return "{\n" + ",\n".join(modules) + "\n}\n"
+
+
+def module_counts(module: str, functions: dict[str, dict], equivalent: dict[str, str]) -> Counter:
+    """One module's verdicts by kind; an equivalent mutant counts as equivalent whatever its exit code."""
+    prefix = module.removesuffix(".py").replace("/", ".") + "."
+    counts = Counter()
+    for function, entry in functions.items():
+        for number, code in enumerate(entry["codes"], start=1):
+            counts["mutants"] += 1
+            if code is None:
+                counts["not run"] += 1
+            elif f"{prefix}{function}__mutmut_{number}" in equivalent:
+                counts["equivalent"] += 1
+            elif code in KILLED_CODES:
+                counts["killed"] += 1
+            elif code in TIMEOUT_CODES:
+                counts["timeout"] += 1
+            else:  # 0 (tests pass) and 5/33 (no test calls the function) are both survivors
+                counts["survived"] += 1
     return counts
 
 
@@ -49,21 +111,30 @@ def score(counts: Counter) -> str:
     return f"{100 * (counts['killed'] + counts['timeout']) / scored:.1f}%" if scored else "-"
 
 
+def table(record: Record, equivalent: dict[str, str]) -> str:
+    """The per-module Markdown table, with a total row."""
+    lines = ["| module | " + " | ".join(COLUMNS) + " | score |", "|---" * (len(COLUMNS) + 2) + "|"]
+    total = Counter()
+    for module, functions in record.items():
+        counts = module_counts(module, functions, equivalent)
+        total += counts
+        lines.append(f"| {module} | " + " | ".join(str(counts[c]) for c in COLUMNS) + f" | {score(counts)} |")
+    lines.append("| **all** | " + " | ".join(str(total[c]) for c in COLUMNS) + f" | {score(total)} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--record", action="store_true", help="merge mutants/*.meta into the record first")
     parser.add_argument("--mutants", type=Path, default=ROOT / "mutants")
+    parser.add_argument("--verdicts", type=Path, default=ROOT / "mutation" / "verdicts.json")
     parser.add_argument("--equivalent", type=Path, default=ROOT / "mutation" / "equivalent.yaml")
     args = parser.parse_args()
-    equivalent = load_equivalent(args.equivalent)
-    columns = ["mutants", "killed", "survived", "equivalent", "timeout", "not run"]
-    print("| module | " + " | ".join(columns) + " | score |")
-    print("|---" * (len(columns) + 2) + "|")
-    for meta_path in sorted(args.mutants.rglob("*.py.meta")):
-        counts = module_counts(json.loads(meta_path.read_text()), equivalent)
-        if counts["mutants"]:
-            module = meta_path.relative_to(args.mutants).as_posix().removesuffix(".meta")
-            cells = " | ".join(str(counts[c]) for c in columns)
-            print(f"| {module} | {cells} | {score(counts)} |")
+    record: Record = json.loads(args.verdicts.read_text()) if args.verdicts.exists() else {}
+    if args.record:
+        record = record_run(record, args.mutants)
+        atomic_write_text(args.verdicts, record_text(record))
+    print(table(record, load_equivalent(args.equivalent)))
 
 
 if __name__ == "__main__":
