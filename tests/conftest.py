@@ -3,4 +3,11 @@ float results depend on the intra-op thread count: every process the tests start
 under .ci/run, unless the caller chose otherwise."""
 import os
 
+from hypothesis import Phase, settings
+
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+# For mutation runs (mutation/README.md): a mutant's tests stop at the first failure, so hypothesis need not
+# shrink the failing example, and no deadline, so that a test slowed by a loaded machine is not a kill.
+settings.register_profile("mutation", phases=[Phase.explicit, Phase.reuse, Phase.generate], deadline=None)
+settings.load_profile(os.environ.get("MYTHBENCH_HYPOTHESIS_PROFILE", "default"))
