@@ -20,7 +20,7 @@ from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.experiments.cells import plan_cells
 from mythbench.experiments.refit import refit_results
-from mythbench.experiments.scale import pilot_points, plan_ladder, run_scale, width_lr
+from mythbench.experiments.scale import pilot_config, pilot_points, plan_ladder, point_run_config, run_scale, width_lr
 from mythbench.models.accounting import count_config
 from mythbench.results.schema import check_schema
 from mythbench.training import harness
@@ -55,6 +55,19 @@ def test_the_dense_ladder_counts_the_same_parameters_at_every_r_and_spans_8x():
     n = [counts[f"rdt-w{w}-r1"][0] for w in sorted(cfg.scale.widths)]
     assert n == sorted(n) and n[-1] / n[0] >= 8
     assert len(cfg.seeds) == 3 and len(cfg.scale.lr_grid) > 1 and cfg.scale.pilot_steps > 0
+
+
+@pytest.mark.parametrize(("steps", "warmup", "pilot_steps", "pilot_warmup"),
+                         [(600, 60, 150, 15), (600, 50, 150, 12), (600, 70, 150, 18), (10, 9, 4, 3), (3, 1, 2, 1)])
+def test_a_pilot_point_trains_pilot_steps_with_the_warmup_scaled_alike_and_short_of_the_last_step(
+        steps, warmup, pilot_steps, pilot_warmup):
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, f"scale.steps={steps}", f"train.steps={steps}",
+                                                       f"train.warmup_steps={warmup}",
+                                                       f"scale.pilot_steps={pilot_steps}"])
+    pilot = pilot_config(cfg, 16, 0.5)
+    point = point_run_config(cfg, 16, 0.5)[0]
+    assert (pilot.train.steps, pilot.train.warmup_steps) == (pilot_steps, pilot_warmup)
+    assert pilot.model == point.model and pilot.train.lr == point.train.lr
 
 
 def test_the_rdt_ladder_sizes_its_per_loop_tables_for_the_largest_r():

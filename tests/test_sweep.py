@@ -26,10 +26,12 @@ from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.experiments import cells
+from mythbench.experiments.backends import InProcessBackend
 from mythbench.experiments.cells import plan_cells, run_cell
 from mythbench.experiments.scale import plan_ladder, point_run_config, run_scale
 from mythbench.experiments.sweep import CellsFailed, execute, load_grid, prepare, run_grid
 from mythbench.training import harness
+from mythbench.training.runlock import run_dir_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=4",
@@ -70,7 +72,7 @@ class Stub:
     """A backend that runs nothing: every cell fails with `error` (or, without one, must not be asked)."""
 
     def __init__(self, error: str | None = None):
-        self.error, self.calls = error, []
+        self.error, self.calls, self.closed = error, [], False
 
     def run(self, cells):
         assert self.error is not None, f"cells run again: {[c.label for c in cells]}"
@@ -78,7 +80,7 @@ class Stub:
         yield from ((c, self.error) for c in cells)
 
     def close(self):
-        pass
+        self.closed = True
 
 
 def test_a_grid_expands_into_one_run_per_task_preset_variant_and_width(tmp_path):
@@ -129,10 +131,64 @@ def test_a_failing_cell_is_retried_a_bounded_number_of_times_then_reported(tmp_p
     cfg = resolve_run_config("parity", "quick", None, [*TINY, "models=[rdt]", "twins=[]"], seeds=[0, 1])
     cells = plan_cells("run", cfg, tmp_path, get_task("parity"))
     stub = Stub("WorkerCrashedError: the worker died")
-    failed = execute(cells, stub, retries=2)
+    failed = execute(cells, stub)  # two retries by default
     assert len(stub.calls) == 3 and all(len(c) == 2 for c in stub.calls)
     assert set(failed) == set(cells) and all("worker died" in e for e in failed.values())
     assert "failed: WorkerCrashedError" in CellsFailed(failed).problems[0]
+
+
+class FailsFirstAttempt(Stub):
+    """Runs every cell in this process, but reports each one's first attempt as failed: a worker that died after
+    the cell wrote its result, which the engine cannot tell from one that died before."""
+
+    def __init__(self):
+        super().__init__()
+        self.attempted: set[str] = set()
+
+    def run(self, cells):
+        for cell, error in InProcessBackend().run(cells):
+            first = cell.label not in self.attempted
+            self.attempted.add(cell.label)
+            yield cell, "WorkerCrashedError: lost after writing" if first else error
+
+
+def test_an_in_process_sweep_writes_what_the_serial_run_writes_and_a_rerun_runs_nothing(tmp_path, serial, capsys):
+    backend = Stub()
+    backend.run = InProcessBackend().run  # runs the cells; records that the sweep closes its backend
+    results = run_grid(load_grid(_grid(tmp_path)), backend, "in-process")
+    bar = capsys.readouterr().err  # the progress bar: from none of the 2 cells done to both
+    assert "cells:   0%|          | 0/2 [00:00<?, ?cell/s]" in bar and re.search(r"cells: 100%\|\S+\| 2/2 ", bar)
+    run_dir = tmp_path / "out" / "parity" / "quick" / "default"
+    assert backend.closed and _cells(results[0]) == _cells(json.loads((serial / "results.json").read_text()))
+    _assert_same_as_serial(run_dir, serial)
+    assert json.loads((run_dir / "results.json").read_text())["command"] == "in-process"
+    again = Stub()  # fails the test if asked to run a cell
+    assert _cells(run_grid(load_grid(_grid(tmp_path)), again, "again")[0]) == _cells(results[0]) and again.closed
+    assert re.search(r"cells: 100%\|\S+\| 2/2 ", capsys.readouterr().err)  # done cells count from the start
+
+
+def test_a_cell_reported_failed_is_retried_even_if_it_wrote_its_result(tmp_path, serial, caplog):
+    results = run_grid(load_grid(_grid(tmp_path)), FailsFirstAttempt(), "retried")
+    run_dir = tmp_path / "out" / "parity" / "quick" / "default"
+    assert [r.getMessage() for r in caplog.records if "attempt" in r.getMessage()] == [
+        f"{run_dir}:rdt:seed{seed}: attempt 1 failed (WorkerCrashedError: lost after writing); retrying"
+        for seed in (0, 1)]
+    assert _cells(results[0]) == _cells(json.loads((serial / "results.json").read_text()))
+
+
+def test_a_sweep_whose_cells_keep_failing_retries_twice_then_raises_naming_them_and_writes_no_results(tmp_path):
+    backend = Stub("WorkerCrashedError: the worker died")
+    with pytest.raises(CellsFailed) as failed:
+        run_grid(load_grid(_grid(tmp_path)), backend, "failing")
+    run_dir = tmp_path / "out" / "parity" / "quick" / "default"
+    labels = [f"{run_dir}:rdt:seed{seed}" for seed in (0, 1)]
+    assert backend.calls == [labels] * 3 and backend.closed
+    assert len(failed.value.problems) == 2 and str(failed.value) == "; ".join(failed.value.problems)
+    assert all(problem.startswith(label) and "worker died" in problem
+               for problem, label in zip(failed.value.problems, labels, strict=True))
+    assert not (run_dir / "results.json").exists()
+    with run_dir_lock(run_dir):  # released
+        pass
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
