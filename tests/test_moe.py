@@ -167,5 +167,6 @@ def test_model_deepcopies_after_a_forward_with_grad():
     model = RecurrentDepthTransformer(RDTConfig(ffn="moe", balancing="both", d_model=32, n_heads=2))
     model.forward_detailed(torch.randint(0, 32, (2, 6)))
     clone = copy.deepcopy(model)
-    assert clone.recurrent[0].ffn.aux_loss is None
+    assert model.recurrent[0].ffn.load is not None
+    assert clone.recurrent[0].ffn.aux_loss is None and clone.recurrent[0].ffn.load is None  # per-call, not state
     torch.testing.assert_close(clone.recurrent[0].ffn.expert_bias, model.recurrent[0].ffn.expert_bias)

@@ -16,6 +16,7 @@ from hostile.factory import TOY, fake_lookup, make_results
 
 from mythbench.analysis.stats import with_derived
 from mythbench.core.errors import ConfigError
+from mythbench.results import leaderboard
 from mythbench.results.board import CSV_NAME, MD_NAME, columns, md_escape, read_board, render_markdown
 from mythbench.results.leaderboard import compare_rescore, submit
 from mythbench.results.leaderboard import verify as verify_results
@@ -283,18 +284,30 @@ def test_rescore_agreeing_within_intervals_passes() -> None:
     submitted = [_cell(180, 256), _cell(40, 256, loops=None)]
     assert compare_rescore(submitted, [_cell(45, 64), _cell(10, 64, loops=None)]) == []
     assert compare_rescore(submitted, [_cell(52, 64)]) == []  # 81% vs 70%: the intervals still overlap
+    assert compare_rescore([_cell(1, 1)], [_cell(1, 1)]) == []  # one instance is a valid sample
+
+
+@pytest.mark.parametrize("rescored", [(0.2, 0.5), (0.5, 0.8)])
+def test_rescore_intervals_that_share_an_endpoint_overlap(monkeypatch, rescored) -> None:
+    """The check is on closed intervals: touching at one end is agreeing."""
+    submitted = (0.5, 0.8) if rescored == (0.2, 0.5) else (0.2, 0.5)
+    monkeypatch.setattr(leaderboard, "wilson_interval", lambda k, n: rescored if n == 64 else submitted)
+    assert compare_rescore([_cell(100, 256)], [_cell(20, 64)]) == []
 
 
 def test_rescore_disagreeing_beyond_intervals_fails() -> None:
     problems = compare_rescore([_cell(250, 256)], [_cell(20, 64)])
-    assert len(problems) == 1 and problems[0].startswith("difficulty 8, loops 4: re-scored 20/64")
-    assert "does not overlap the submitted 250/256" in problems[0]
+    assert problems == ["difficulty 8, loops 4: re-scored 20/64 = 0.3125 (95% CI [0.2123, 0.4339]) does not overlap "
+                        "the submitted 250/256 = 0.9766 (95% CI [0.9498, 0.9892])"]
 
 
 def test_rescore_missing_cells_and_bad_counts_fail() -> None:
     problems = compare_rescore([_cell(10, 20)], [_cell(5, 10, difficulty=99), _cell(30, 20)])
     assert problems == ["difficulty 99, loops 4: re-scored, but the submission has no such cell",
                         "difficulty 8, loops 4: re-scored counts correct=30, n=20 are not valid"]
+    problems = compare_rescore([_cell(10, 20)], [_cell(5, 0), _cell(5, 10, difficulty=[8])])  # each one reported
+    assert problems == ["difficulty 8, loops 4: re-scored counts correct=5, n=0 are not valid",
+                        "difficulty an array, loops 4: re-scored, but the submission has no such cell"]
 
 
 def test_rescore_identical_counts_always_pass() -> None:
