@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -86,6 +87,25 @@ def record_text(record: Record) -> str:
     return "{\n" + ",\n".join(modules) + "\n}\n"
 
 
+def restore_run(record: Record, mutants_dir: Path) -> int:
+    """Write the record's verdicts into mutmut's `.meta` files, for every mutant mutmut has not run whose
+    function is unchanged, so that `mutmut run` runs only the rest; the number restored."""
+    restored = 0
+    for meta_path in sorted(mutants_dir.rglob("*.py.meta")):
+        module = meta_path.relative_to(mutants_dir).as_posix().removesuffix(".meta")
+        meta = json.loads(meta_path.read_text())
+        merged = merge(record.get(module, {}), meta_functions(meta, module))
+        prefix = module.removesuffix(".py").replace("/", ".") + "."
+        for function, entry in merged.items():
+            for number, code in enumerate(entry["codes"], start=1):
+                name = f"{prefix}{function}__mutmut_{number}"
+                if meta["exit_code_by_key"][name] is None and code is not None:
+                    meta["exit_code_by_key"][name] = code
+                    restored += 1
+        atomic_write_text(meta_path, json.dumps(meta))
+    return restored
+
+
 def module_counts(module: str, functions: dict[str, dict], equivalent: dict[str, str]) -> Counter:
     """One module's verdicts by kind; an equivalent mutant counts as equivalent whatever its exit code."""
     prefix = module.removesuffix(".py").replace("/", ".") + "."
@@ -126,6 +146,8 @@ def table(record: Record, equivalent: dict[str, str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="merge mutants/*.meta into the record first")
+    parser.add_argument("--restore", action="store_true",
+                        help="write the record's verdicts into mutants/*.meta (then `mutmut run` skips them)")
     parser.add_argument("--mutants", type=Path, default=ROOT / "mutants")
     parser.add_argument("--verdicts", type=Path, default=ROOT / "mutation" / "verdicts.json")
     parser.add_argument("--equivalent", type=Path, default=ROOT / "mutation" / "equivalent.yaml")
@@ -134,6 +156,8 @@ def main() -> None:
     if args.record:
         record = record_run(record, args.mutants)
         atomic_write_text(args.verdicts, record_text(record))
+    if args.restore:
+        print(f"restored {restore_run(record, args.mutants)} verdicts into {args.mutants}", file=sys.stderr)
     print(table(record, load_equivalent(args.equivalent)))
 
 

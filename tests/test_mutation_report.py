@@ -86,3 +86,16 @@ def test_every_listed_equivalent_mutant_is_in_the_committed_record():
              for module, functions in record.items() for function, entry in functions.items()
              for n in range(1, len(entry["codes"]) + 1)}
     assert set(report.load_equivalent(ROOT / "mutation" / "equivalent.yaml")) <= names
+
+
+def test_restore_run_writes_recorded_verdicts_of_unchanged_functions_into_unrun_mutants(tmp_path: Path):
+    folder = tmp_path / "mythbench" / "analysis"
+    folder.mkdir(parents=True)
+    meta_path = folder / "metrics.py.meta"
+    meta_path.write_text(json.dumps(meta({"x_same": [None, 0, None], "x_edited": [None]},
+                                         {"x_same": "aa", "x_edited": "b2"})))
+    recorded = {MODULE: {"x_same": {"hash": "aa", "codes": [1, 1, None]}, "x_edited": {"hash": "bb", "codes": [1]}}}
+    assert report.restore_run(recorded, tmp_path) == 1  # mutant 2 was run now; 3 has no verdict; x_edited changed
+    assert json.loads(meta_path.read_text())["exit_code_by_key"] == {
+        "mythbench.analysis.metrics.x_same__mutmut_1": 1, "mythbench.analysis.metrics.x_same__mutmut_2": 0,
+        "mythbench.analysis.metrics.x_same__mutmut_3": None, "mythbench.analysis.metrics.x_edited__mutmut_1": None}

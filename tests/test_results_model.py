@@ -25,6 +25,45 @@ def test_the_committed_schema_reference_is_generated_from_the_model() -> None:
     assert committed == results_doc.render(), "stale: run `python -m mythbench.results.results_doc --write`"
 
 
+def test_the_schema_reference_command_checks_writes_and_prints(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "docs").mkdir()
+    assert results_doc.main(["--check"]) == 1
+    assert capsys.readouterr().out == (f"{results_doc.DOC_PATH}: stale; run python -m mythbench.results.results_doc "
+                                       "--write\n")
+    assert results_doc.main(["--write"]) == 0 and capsys.readouterr().out == ""
+    assert (tmp_path / results_doc.DOC_PATH).read_text(encoding="utf-8") == results_doc.render()
+    assert results_doc.main(["--check"]) == 0 and capsys.readouterr().out == f"{results_doc.DOC_PATH}: current\n"
+    assert results_doc.main([]) == 0 and capsys.readouterr().out == results_doc.render()
+
+
+@pytest.mark.parametrize(("prop", "text"), [
+    ({"const": "run"}, '`"run"`'),
+    ({"enum": ["a", "b"]}, '`"a"` or `"b"`'),
+    ({"type": "array"}, "array of any"),
+    ({"type": "array", "items": {"type": "integer", "minimum": 0}, "maxItems": 3}, "array of int (≥ 0) (≤ 3 entries)"),
+    ({"type": "object", "additionalProperties": {"type": "number"}}, "object of number"),
+    ({"anyOf": [{"type": "string", "pattern": "^(?:a|b)$"}, {"type": "null"}]}, "string (`a\\|b`) \\| null"),
+    ({"$ref": "#/$defs/RunV3"}, "[RunV3](#runv3)"),
+])
+def test_a_schema_property_in_words(prop, text) -> None:
+    assert results_doc.type_text(prop) == text
+
+
+def test_a_model_without_nested_models_or_required_fields_is_one_table() -> None:
+    from pydantic import BaseModel, Field
+
+    class Flat(BaseModel):
+        """A flat model."""
+
+        a: int = Field(0, description="a count")
+
+    assert results_doc.tables(Flat, set()) == ["### Flat", "", "A flat model.", "",
+                                               "| field | type | required | meaning |", "|---|---|---|---|",
+                                               "| `a` | int | optional | a count |", ""]
+    assert results_doc.tables(Flat, {"Flat"}) == []
+
+
 def test_load_gives_one_row_per_cell_with_provenance() -> None:
     import mythbench
 

@@ -21,7 +21,7 @@ from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json
 from mythbench.experiments.cells import plan_cells
-from mythbench.experiments.refit import refit, refit_results
+from mythbench.experiments.refit import load_scale_results, refit, refit_results
 from mythbench.experiments.scale import (
     grid_ladder,
     plan_ladder,
@@ -221,6 +221,30 @@ def test_refit_refuses_to_pool_files_of_different_token_budgets(tmp_path):
     atomic_write_json(b, other)
     with pytest.raises(ConfigError, match="token budget"):
         refit([a, b])
+
+
+@pytest.mark.parametrize(("config_a", "config_b", "pooled"), [
+    (None, {"scale": {"lr_width_exponent": 0.0}}, True),  # a file from before the key: one lr for every width
+    (None, {"scale": {"lr_width_exponent": 1.0}}, False),
+    ({"scale": {"lr_width_exponent": 1.0}}, {"scale": {"lr_width_exponent": 1.0}}, True),
+    ({"scale": {"lr_width_exponent": 0.5}}, {"scale": {}}, False),
+    ("not a config", {"scale": {"lr_width_exponent": 0.5}}, False),
+    ({"scale": "not a section"}, {"scale": {"lr_width_exponent": 0.0}}, True),
+])
+def test_refit_pools_only_files_of_the_same_learning_rate_rule(tmp_path, config_a, config_b, pooled):
+    paths = [tmp_path / "a.json", tmp_path / "b.json"]
+    for path, config, seed in zip(paths, (config_a, config_b), (0, 1), strict=True):
+        doc = _synthetic(seed=seed)
+        if config is not None:
+            doc["config"] = config
+        atomic_write_json(path, doc)
+    if pooled:
+        assert [d["task"]["name"] for d in load_scale_results(paths)] == ["parity", "parity"]
+        return
+    with pytest.raises(ConfigError) as err:
+        load_scale_results(paths)
+    assert err.value.problems == [f"{paths[1]}: scale.lr_width_exponent differs from {paths[0]}'s (another learning "
+                                  "rate per width); their points cannot share a fit"]
 
 
 def test_cli_scale_reports_bad_config_without_training(tmp_path):

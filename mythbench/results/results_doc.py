@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mythbench.core.fileio import atomic_write_text
 from mythbench.results.board import columns
 from mythbench.results.results_model import RUN_SCHEMA_VERSION, RunFileV3
 from mythbench.results.safejson import MAX_BYTES, MAX_DEPTH
@@ -183,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{DOC_PATH}: {'current' if current else 'stale; run python -m mythbench.results.results_doc --write'}")
         return 0 if current else 1
     if args.write:
-        DOC_PATH.write_text(text, encoding="utf-8")
+        atomic_write_text(DOC_PATH, text)
     else:
         sys.stdout.write(text)
     return 0
