@@ -18,9 +18,19 @@ from mythbench.analysis.ladder import gate
 from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
+from mythbench.experiments import scale
 from mythbench.experiments.cells import plan_cells
 from mythbench.experiments.refit import refit_results
-from mythbench.experiments.scale import pilot_config, pilot_points, plan_ladder, point_run_config, run_scale, width_lr
+from mythbench.experiments.scale import (
+    ladder_order,
+    pilot_config,
+    pilot_points,
+    plan_ladder,
+    planned_points,
+    point_run_config,
+    run_scale,
+    width_lr,
+)
 from mythbench.models.accounting import count_config
 from mythbench.results.schema import check_schema
 from mythbench.training import harness
@@ -68,6 +78,20 @@ def test_a_pilot_point_trains_pilot_steps_with_the_warmup_scaled_alike_and_short
     point = point_run_config(cfg, 16, 0.5)[0]
     assert (pilot.train.steps, pilot.train.warmup_steps) == (pilot_steps, pilot_warmup)
     assert pilot.model == point.model and pilot.train.lr == point.train.lr
+
+
+def test_the_planned_points_are_the_pilot_until_it_has_chosen_then_the_ladder(tmp_path, monkeypatch):
+    cfg = resolve_run_config("parity", "quick", None, TINY)
+    task = get_task("parity")
+    pilot = planned_points(cfg, task, tmp_path)  # nothing trained: the pilot's points
+    assert [(s, plan.name) for s, plan, _ in pilot] == [(s, plan.name) for s, (plan, *_) in pilot_points(cfg, task)]
+    assert {c.train.steps for _, _, c in pilot} == {cfg.scale.pilot_steps}
+    chosen = {w: 0.5 for w in cfg.scale.widths}
+    monkeypatch.setattr(scale, "pilot_choice", lambda *_: (chosen, []))
+    ladder = planned_points(cfg, task, tmp_path)
+    assert [(s, plan.name) for s, plan, _ in ladder] == [(s, plan.name) for s, (plan, *_) in
+                                                         ladder_order(cfg, task, chosen)]
+    assert {c.train.steps for _, _, c in ladder} == {cfg.scale.steps}
 
 
 def test_the_rdt_ladder_sizes_its_per_loop_tables_for_the_largest_r():

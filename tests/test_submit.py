@@ -13,12 +13,13 @@ from pathlib import Path
 import pytest
 from hostile.corpus import CASES
 from hostile.factory import TOY, fake_lookup, make_results
+from mythbench.tasks import get_task
 
 from mythbench.analysis.stats import with_derived
 from mythbench.core.errors import ConfigError
 from mythbench.results import leaderboard
 from mythbench.results.board import CSV_NAME, MD_NAME, columns, md_escape, read_board, render_markdown
-from mythbench.results.leaderboard import compare_rescore, submit
+from mythbench.results.leaderboard import TaskIdentity, compare_rescore, current_task, submit
 from mythbench.results.leaderboard import verify as verify_results
 from mythbench.results.safejson import content_hash
 
@@ -52,9 +53,16 @@ def test_an_accepted_submission_is_described_row_by_row(tmp_path: Path) -> None:
     outcome = submit(write(tmp_path / "r.json", doc), tmp_path / "results", "bob", fake_lookup)
     text = outcome.describe()
     assert text.startswith(f"accepted: {doc['task']['name']} results from bob (content hash "
-                           f"{outcome.content_hash[:12]}")
+                           f"{outcome.content_hash[:12]}…), stored as {outcome.stored}; ")
     assert str(outcome.stored) in text and "SubmitOutcome(" not in text
     assert [line.split(" (")[0].strip() for line in text.splitlines()[1:]] == [m["name"] for m in doc["models"]]
+
+
+def test_the_current_task_identity_is_the_task_suites() -> None:
+    task = get_task("parity")
+    assert current_task("parity") == TaskIdentity("parity", task.spec.version, task.fingerprint(),
+                                                  tuple(task.spec.train_difficulties),
+                                                  tuple(task.spec.test_difficulties))
 
 
 def test_corpus_has_at_least_40_distinct_cases() -> None:
