@@ -111,8 +111,8 @@ def test_the_validation_view_refuses_the_test_split_and_test_difficulties():
     assert not hasattr(view, "test_batch") and not hasattr(view, "fingerprint")
 
 
-@pytest.mark.slow
 def test_every_model_gets_the_same_trials_and_the_lowest_validation_loss_is_chosen(tuned_dir):
+    """Not marked slow (a few seconds): the one in-process search, so mutation runs reach tune.py through it."""
     doc = json.loads((tuned_dir / "tune.json").read_text())
     assert doc["kind"] == "tune" and doc["status"] == "complete"
     assert [m["name"] for m in doc["models"]] == ["rdt", "rdt-iso-param"]
@@ -222,6 +222,17 @@ def test_a_failing_trial_leaves_an_incomplete_file_that_a_run_refuses(tmp_path, 
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     with pytest.raises(ConfigError, match="unfinished search"):
         harness.run_benchmark(_cfg(f"tune.use={path}", f"tune.use_sha256={sha}"), tmp_path / "run", "test")
+
+
+def test_the_terminal_summary_gives_each_models_choice_or_says_it_has_none():
+    doc = {"models": [{"name": "rdt", "chosen": {"lr": 0.003, "recipe": "tied", "validation_loss": 0.25}},
+                      {"name": "rdt-iso-param", "chosen": {"lr": 0.0015, "recipe": None, "validation_loss": None}},
+                      {"name": "control", "chosen": None}]}
+    assert tune.format_choices(doc).splitlines() == [
+        "model                         lr recipe                   validation loss",
+        "rdt                        0.003 tied                     0.25",
+        "rdt-iso-param             0.0015 (run config)             None",
+        "control                (not chosen: a trial is missing)"]
 
 
 def test_cli_tune_and_run_tuned_reject_bad_input_with_exit_2(tmp_path):
