@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import types
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ from typer.testing import CliRunner
 from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
-from mythbench.experiments import cells
+from mythbench.experiments import backends, cells
 from mythbench.experiments.backends import InProcessBackend
 from mythbench.experiments.cells import plan_cells, run_cell
 from mythbench.experiments.scale import plan_ladder, point_run_config, run_scale
@@ -382,3 +383,225 @@ def test_a_scale_ladder_on_the_engine_is_the_serial_ladder(tmp_path, monkeypatch
     alone = harness.train_and_evaluate(plan, 0, point_run_config(cfg)[0], task, tmp_path / "alone")
     stored = json.loads((tmp_path / "engine" / "models" / plan.name / "seed0" / "result.json").read_text())
     assert alone["cells"] == stored["cells"] and alone["train"]["final_loss"] == stored["train"]["final_loss"]
+
+
+# --- each backend's contract with the library it drives, in this process (the real engines run above, slowly)
+
+
+def _three_cells(threads: tuple[int, int, int] = (1, 1, 1)) -> list:
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "models=[rdt]", "twins=[]"], seeds=[0, 1, 2])
+    return [dataclasses.replace(c, cfg=dataclasses.replace(c.cfg, threads=t))
+            for c, t in zip(plan_cells("run", cfg, Path("/nowhere"), get_task("parity")), threads, strict=True)]
+
+
+def _run_cell_failing_seed_1(cell) -> None:
+    if cell.seed == 1:
+        raise ValueError("bad cell")
+
+
+class Job:
+    """A submitit job or Ray reference: the cell's outcome, computed when made, seen done on the second look."""
+
+    def __init__(self, fn, cell):
+        self.looks, self.error = 0, None
+        try:
+            fn(cell)
+        except Exception as e:
+            self.error = e
+
+    def done(self) -> bool:
+        self.looks += 1
+        return self.looks > 1
+
+    def result(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
+def test_local_backend_sizes_a_spawned_pool_that_kills_workers_with_their_parent(monkeypatch):
+    from concurrent.futures import Future
+
+    built = []
+
+    class Pool:  # ProcessPoolExecutor's interface, each call run in this thread
+        def __init__(self, workers, mp_context, initializer):
+            built.append((workers, mp_context.get_start_method(), initializer))
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def submit(self, fn, cell):
+            future = Future()
+            job = Job(fn, cell)
+            future.set_exception(job.error) if job.error else future.set_result(None)
+            return future
+
+    monkeypatch.setattr(backends, "ProcessPoolExecutor", Pool)
+    monkeypatch.setattr(backends, "run_cell", _run_cell_failing_seed_1)
+    monkeypatch.setattr(backends, "default_workers", lambda threads: threads - 1)
+    cells = _three_cells(threads=(1, 3, 1))
+    assert dict(backends.LocalBackend().run(cells)) == {cells[0]: None, cells[1]: "ValueError: bad cell",
+                                                        cells[2]: None}
+    assert dict(backends.LocalBackend(workers=8).run(cells[:2])) == {cells[0]: None, cells[1]: "ValueError: bad cell"}
+    assert built == [(2, "spawn", backends._die_with_parent), (2, "spawn", backends._die_with_parent)]
+
+
+class FakeRay(types.ModuleType):
+    """The part of Ray's API RayBackend uses, recording every call."""
+
+    def __init__(self):
+        super().__init__("ray")
+        self.inits, self.remotes, self.cpus, self.shutdowns = [], [], [], 0
+
+    def is_initialized(self) -> bool:
+        return bool(self.inits) and self.shutdowns < len(self.inits)
+
+    def init(self, **kwargs) -> None:
+        self.inits.append(kwargs)
+
+    def remote(self, **kwargs):
+        self.remotes.append(kwargs)
+        ray = self
+
+        class Remote:
+            def __init__(self, fn):
+                self.fn = fn
+
+            def options(self, num_cpus):
+                ray.cpus.append(num_cpus)
+                return self
+
+            def remote(self, cell):
+                return Job(self.fn, cell)
+
+        return Remote
+
+    def wait(self, pending, num_returns):
+        assert num_returns == 1
+        return [pending[-1]], pending[:-1]
+
+    def get(self, job) -> None:
+        job.result()
+
+    def shutdown(self) -> None:
+        self.shutdowns += 1
+
+
+def test_ray_backend_starts_a_local_cluster_sized_for_its_workers_and_stops_it(monkeypatch):
+    ray = FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    monkeypatch.setattr(backends, "run_cell", _run_cell_failing_seed_1)
+    cells = _three_cells(threads=(2, 3, 1))
+    backend = backends.RayBackend(workers=4, gpus=0.5)
+    assert list(backend.run(cells)) == [(cells[2], None), (cells[1], "ValueError: bad cell"), (cells[0], None)]
+    assert ray.inits == [{"address": None, "num_cpus": 12, "include_dashboard": False, "log_to_driver": False,
+                          "runtime_env": {"env_vars": {"PYTHONPATH": os.pathsep.join(backends._source_roots())}}}]
+    assert ray.remotes == [{"num_gpus": 0.5, "max_retries": 0}] and ray.cpus == [2, 3, 1]
+    list(backend.run(cells[:1]))  # the cluster is up: not started again
+    assert len(ray.inits) == 1 and ray.shutdowns == 0
+    backend.close()
+    assert ray.shutdowns == 1
+
+
+def test_ray_backend_sends_cells_to_an_existing_cluster_as_they_are(monkeypatch):
+    ray = FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    monkeypatch.setattr(backends, "run_cell", _run_cell_failing_seed_1)
+    backend = backends.RayBackend(address="ray://head:10001")
+    assert list(backend.run(_three_cells()[:1])) == [(_three_cells()[0], None)]
+    assert ray.inits == [{"address": "ray://head:10001", "num_cpus": None, "include_dashboard": False,
+                          "log_to_driver": False, "runtime_env": None}]
+    backends.RayBackend(address="ray://head:10001").close()  # never started: nothing to stop
+    assert ray.shutdowns == 0
+
+
+@pytest.mark.parametrize(("backend", "module", "extra"), [("RayBackend", "ray", "ray"),
+                                                          ("SlurmBackend", "submitit", "slurm")])
+def test_a_backend_without_its_library_names_the_extra_to_install(monkeypatch, tmp_path, backend, module, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # import fails
+    with pytest.raises(ConfigError) as err:
+        getattr(backends, backend)(*([tmp_path] if module == "submitit" else []))
+    assert err.value.problems == [f'--backend {extra} needs {module}: pip install -e ".[sweep]"']
+
+
+class FakeSubmitit(types.ModuleType):
+    """submitit's AutoExecutor as SlurmBackend uses it, recording every call."""
+
+    def __init__(self, refuse: str | None = None):
+        super().__init__("submitit")
+        self.executors, self.parameters, self.refuse = [], [], refuse
+        submitit = self
+
+        class AutoExecutor:
+            def __init__(self, folder, cluster):
+                submitit.executors.append((folder, cluster))
+
+            def update_parameters(self, **kwargs):
+                if submitit.refuse in kwargs:
+                    raise ValueError(f"unknown parameter {submitit.refuse}")
+                submitit.parameters.append(kwargs)
+
+            def map_array(self, fn, cells):
+                return [Job(fn, c) for c in cells]
+
+        self.AutoExecutor = AutoExecutor
+
+
+def test_slurm_backend_submits_one_job_array_and_reports_each_jobs_first_error_line(monkeypatch, tmp_path):
+    submitit = FakeSubmitit()
+    monkeypatch.setitem(sys.modules, "submitit", submitit)
+    monkeypatch.setattr(backends, "run_cell", lambda cell: _run_cell_failing_seed_1(cell) if cell.seed != 1 else
+                        (_ for _ in ()).throw(RuntimeError("job 7 failed\nTraceback (most recent call last): ...")))
+    sleeps = []
+    monkeypatch.setattr(backends.time, "sleep", sleeps.append)
+    cells = _three_cells(threads=(1, 4, 2))
+    backend = backends.SlurmBackend(folder=tmp_path, poll_s=0.25)
+    assert submitit.executors == [(tmp_path, "slurm")]
+    assert submitit.parameters == [{"timeout_min": 60, "gpus_per_node": 0, "slurm_array_parallelism": 64}]
+    assert list(backend.run(cells)) == [(cells[0], None), (cells[1], "RuntimeError: job 7 failed"), (cells[2], None)]
+    assert submitit.parameters[1:] == [{"cpus_per_task": 4}]  # the cells' threads
+    assert sleeps == [0.25, 0]  # polled until every job was done
+    backends.SlurmBackend(folder=tmp_path, partition="gpu", cpus_per_task=8, gpus_per_node=1, timeout_min=5,
+                          array_parallelism=2, cluster="local").run(cells)  # a generator: submits nothing yet
+    assert submitit.executors[1] == (tmp_path, "local")
+    assert submitit.parameters[2] == {"timeout_min": 5, "gpus_per_node": 1, "slurm_array_parallelism": 2,
+                                      "slurm_partition": "gpu", "cpus_per_task": 8}
+
+
+def test_slurm_backend_refuses_parameters_submitit_refuses(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "submitit", FakeSubmitit(refuse="slurm_partition"))
+    with pytest.raises(ConfigError) as err:
+        backends.SlurmBackend(folder=tmp_path, partition="x")
+    assert err.value.problems == ["--backend slurm: unknown parameter slurm_partition"]
+
+
+def test_local_ray_workers_import_this_checkout_first(monkeypatch):
+    import mythbench
+
+    root = str(Path(mythbench.__file__).resolve().parent.parent)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([root, "", "/elsewhere", root, "/other"]))
+    assert backends._source_roots() == [root, "/elsewhere", "/other"]
+    monkeypatch.delenv("PYTHONPATH")
+    assert backends._source_roots() == [root]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
+def test_a_worker_asks_the_kernel_for_sigkill_when_its_parent_dies():
+    import ctypes
+
+    libc, pr_get_pdeathsig = ctypes.CDLL(None, use_errno=True), 2
+    signal_number = ctypes.c_int(-1)
+    try:
+        backends._die_with_parent()
+        assert libc.prctl(pr_get_pdeathsig, ctypes.byref(signal_number)) == 0
+        assert signal_number.value == signal.SIGKILL
+    finally:
+        libc.prctl(backends.PR_SET_PDEATHSIG, 0)  # this test process keeps living without its parent
+
+
+def test_an_error_is_its_type_and_message():
+    assert backends._error(ValueError("bad cell")) == "ValueError: bad cell"
+    assert backends._error(RuntimeError()) == "RuntimeError:"
