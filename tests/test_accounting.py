@@ -152,3 +152,9 @@ def test_plugins_named_in_the_environment_come_last_and_an_unimportable_one_is_r
     monkeypatch.delenv(registry.PLUGIN_ENV)
     with pytest.raises(ConfigError, match="^unknown model family 'rdx'.*rdt"):
         registry.get_family("rdx")
+
+
+def test_the_per_token_flops_a_results_file_stores_are_the_counts():
+    count = count_config("rdt", RDTConfig(d_model=32, n_heads=2), loops=4, context=16)
+    assert count.flops_dict() == {"forward": count.flops_forward, "train": count.flops_train}
+    assert 0 < count.flops_forward < count.flops_train
