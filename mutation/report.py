@@ -88,8 +88,9 @@ def record_text(record: Record) -> str:
 
 
 def restore_run(record: Record, mutants_dir: Path) -> int:
-    """Write the record's verdicts into mutmut's `.meta` files, for every mutant mutmut has not run whose
-    function is unchanged, so that `mutmut run` runs only the rest; the number restored."""
+    """Write the record's kills (and timeouts) into mutmut's `.meta` files, for every mutant mutmut has not run
+    whose function is unchanged, so that `mutmut run` runs only the rest; the number restored. Survivors are
+    left to run again: a test written since may kill them."""
     restored = 0
     for meta_path in sorted(mutants_dir.rglob("*.py.meta")):
         module = meta_path.relative_to(mutants_dir).as_posix().removesuffix(".meta")
@@ -99,7 +100,7 @@ def restore_run(record: Record, mutants_dir: Path) -> int:
         for function, entry in merged.items():
             for number, code in enumerate(entry["codes"], start=1):
                 name = f"{prefix}{function}__mutmut_{number}"
-                if meta["exit_code_by_key"][name] is None and code is not None:
+                if meta["exit_code_by_key"][name] is None and code in KILLED_CODES | TIMEOUT_CODES:
                     meta["exit_code_by_key"][name] = code
                     restored += 1
         atomic_write_text(meta_path, json.dumps(meta))

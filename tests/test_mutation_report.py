@@ -92,10 +92,10 @@ def test_restore_run_writes_recorded_verdicts_of_unchanged_functions_into_unrun_
     folder = tmp_path / "mythbench" / "analysis"
     folder.mkdir(parents=True)
     meta_path = folder / "metrics.py.meta"
-    meta_path.write_text(json.dumps(meta({"x_same": [None, 0, None], "x_edited": [None]},
+    meta_path.write_text(json.dumps(meta({"x_same": [None, 0, None, None, None], "x_edited": [None]},
                                          {"x_same": "aa", "x_edited": "b2"})))
-    recorded = {MODULE: {"x_same": {"hash": "aa", "codes": [1, 1, None]}, "x_edited": {"hash": "bb", "codes": [1]}}}
-    assert report.restore_run(recorded, tmp_path) == 1  # mutant 2 was run now; 3 has no verdict; x_edited changed
-    assert json.loads(meta_path.read_text())["exit_code_by_key"] == {
-        "mythbench.analysis.metrics.x_same__mutmut_1": 1, "mythbench.analysis.metrics.x_same__mutmut_2": 0,
-        "mythbench.analysis.metrics.x_same__mutmut_3": None, "mythbench.analysis.metrics.x_edited__mutmut_1": None}
+    recorded = {MODULE: {"x_same": {"hash": "aa", "codes": [1, 1, None, 0, 24]},
+                         "x_edited": {"hash": "bb", "codes": [1]}}}
+    # mutant 2 was run now; 3 has no verdict; 4 survived (a new test may kill it); x_edited changed
+    assert report.restore_run(recorded, tmp_path) == 2
+    assert list(json.loads(meta_path.read_text())["exit_code_by_key"].values()) == [1, 0, None, None, 24, None]
