@@ -130,6 +130,10 @@ def test_every_model_gets_the_same_trials_and_the_lowest_validation_loss_is_chos
         for t in model["trials"]:  # scored at training difficulties only
             assert {c["difficulty"] for c in t["validation"]} <= set(doc["task"]["train_difficulties"])
             assert t["validation_loss"] == pytest.approx(np.mean([c["loss"] for c in t["validation"]]))
+            assert t["validation_accuracy"] == pytest.approx(np.mean([c["correct"] / c["n"] for c in t["validation"]]))
+            stored = json.loads((tuned_dir / "models" / f"{model['name']}.t{t.get('same_as', t['trial'])}" / "seed0"
+                                 / "result.json").read_text())
+            assert t["final_train_loss"] == stored["train"]["final_loss"]
         best = min(model["trials"], key=lambda t: t["validation_loss"])
         assert model["chosen"]["trial"] == best["trial"] and model["chosen"]["lr"] == best["lr"]
         assert model["chosen"]["validation_loss"] == best["validation_loss"]
@@ -222,6 +226,28 @@ def test_a_failing_trial_leaves_an_incomplete_file_that_a_run_refuses(tmp_path, 
     sha = hashlib.sha256(path.read_bytes()).hexdigest()
     with pytest.raises(ConfigError, match="unfinished search"):
         harness.run_benchmark(_cfg(f"tune.use={path}", f"tune.use_sha256={sha}"), tmp_path / "run", "test")
+
+
+def test_a_trial_trains_its_points_rate_and_recipe_for_tune_steps_at_the_tune_seeds():
+    cfg = _cfg("tune.seeds=[5,6]")
+    own = tune.trial_config(cfg, {"trial": 0, "lr": 0.5, "lr_scale": 1, "recipe": None})
+    assert own.train == dataclasses.replace(cfg.train, lr=0.5).with_steps(6) and own.seeds == [5, 6]
+    named = tune.trial_config(cfg, {"trial": 1, "lr": 0.25, "lr_scale": 1, "recipe": "tied"})
+    assert named.train == dataclasses.replace(cfg.train.with_recipe(cfg.recipes["tied"]), lr=0.25).with_steps(6)
+    with pytest.raises(ConfigError) as err:
+        tune.plan_trials(dataclasses.replace(cfg, tune=dataclasses.replace(cfg.tune, use="x.json")), Path("."),
+                         get_task("parity"))
+    assert err.value.problems == ["tune.use: a search starts from the declared space, not from another search's "
+                                  "choices"]
+
+
+def test_a_trial_not_trained_yet_is_missing_and_names_the_trial_it_shares(tmp_path):
+    cfg = _cfg()
+    plan = harness.plan_models(cfg, get_task("parity"))[0]
+    cell = tune.Cell(str(tmp_path), "rdt.tied.t3", 4, plan, cfg, kind="trial")  # a name that holds ".t" itself
+    point = {"trial": 1, "lr": 0.5, "lr_scale": 1, "recipe": "tied"}
+    assert tune._trial_row(point, cell) == {**point, "seed": 4, "status": "missing", "same_as": 3}
+    assert "same_as" not in tune._trial_row({**point, "trial": 3}, cell)
 
 
 def test_the_terminal_summary_gives_each_models_choice_or_says_it_has_none():

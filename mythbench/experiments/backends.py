@@ -55,7 +55,7 @@ def _die_with_parent() -> None:
     """On Linux, ask the kernel to SIGKILL this worker when the process that started it dies, so that a killed
     run or sweep leaves no orphan training on (which a resumed one would race)."""
     if sys.platform.startswith("linux"):
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass
