@@ -136,6 +136,7 @@ def test_every_model_gets_the_same_trials_and_the_lowest_validation_loss_is_chos
             assert t["final_train_loss"] == stored["train"]["final_loss"]
         best = min(model["trials"], key=lambda t: t["validation_loss"])
         assert model["chosen"]["trial"] == best["trial"] and model["chosen"]["lr"] == best["lr"]
+        assert model["chosen"]["recipe"] == best["recipe"]
         assert model["chosen"]["validation_loss"] == best["validation_loss"]
     assert doc["task"]["validation_difficulties"] == [2, 16]  # eval.train_points=2: the ends of parity's 2..16
     assert doc["code_sha256"] == harness.code_fingerprint()
@@ -248,6 +249,17 @@ def test_a_trial_not_trained_yet_is_missing_and_names_the_trial_it_shares(tmp_pa
     point = {"trial": 1, "lr": 0.5, "lr_scale": 1, "recipe": "tied"}
     assert tune._trial_row(point, cell) == {**point, "seed": 4, "status": "missing", "same_as": 3}
     assert "same_as" not in tune._trial_row({**point, "trial": 3}, cell)
+
+
+def test_a_search_with_no_trial_trained_yet_chooses_nothing_and_is_incomplete(tmp_path):
+    cfg, task = _cfg(), get_task("parity")
+    (tmp_path / "code.sha256").write_text("0" * 64 + "\n")
+    trials = tune.plan_trials(cfg, tmp_path, task)
+    doc = tune.tune_document(cfg, tmp_path, trials, task, "test", started=0.0)
+    assert doc["status"] == "incomplete" and [m["chosen"] for m in doc["models"]] == [None, None]
+    assert {t["status"] for m in doc["models"] for t in m["trials"]} == {"missing"}
+    assert tune.format_choices(doc).splitlines()[1:] == [f"{name:<22} (not chosen: a trial is missing)"
+                                                         for name in ("rdt", "rdt-iso-param")]
 
 
 def test_the_terminal_summary_gives_each_models_choice_or_says_it_has_none():
