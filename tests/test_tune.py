@@ -25,6 +25,7 @@ from mythbench.experiments.sweep import CellsFailed
 from mythbench.reports.compare import model_rows
 from mythbench.training import harness
 from mythbench.training.trial import ForbiddenSplitRead, ValidationView
+from mythbench.training.tuned import apply_tuning
 
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=12",
         "train.batch_size=8", "train.warmup_steps=2", "train.checkpoint_every=4", "eval.loops_factor=2",
@@ -136,12 +137,26 @@ def test_every_model_gets_the_same_trials_and_the_lowest_validation_loss_is_chos
             assert t["final_train_loss"] == stored["train"]["final_loss"]
         best = min(model["trials"], key=lambda t: t["validation_loss"])
         assert model["chosen"]["trial"] == best["trial"] and model["chosen"]["lr"] == best["lr"]
-        assert model["chosen"]["recipe"] == best["recipe"]
+        assert model["chosen"]["recipe"] == best["recipe"] and model["chosen"]["seeds"] == [0]
+        assert set(model) == {"name", "family", "role", "model_config", "trials", "chosen"}
+        assert set(model["chosen"]) == {"trial", "lr", "recipe", "train", "seeds", "validation_loss"}
         assert model["chosen"]["validation_loss"] == best["validation_loss"]
     assert doc["task"]["validation_difficulties"] == [2, 16]  # eval.train_points=2: the ends of parity's 2..16
     assert doc["code_sha256"] == harness.code_fingerprint()
     assert sorted(p.name for p in (tuned_dir / "models").iterdir()) == [
         "rdt-iso-param.t0", "rdt-iso-param.t1", "rdt.t0", "rdt.t1", "rdt.t2", "rdt.t3"]
+    # what a run reads of it: each model's architecture, and the choice it then trains with
+    path = tuned_dir / "tune.json"
+    cfg = _cfg(f"tune.use={path}", f"tune.use_sha256={hashlib.sha256(path.read_bytes()).hexdigest()}")
+    plans = harness.plan_models(cfg, get_task("parity"))
+    assert [(m["family"], m["role"]) for m in doc["models"]] == [(p.family, p.role) for p in plans]
+    configs, _ = apply_tuning(cfg, plans)
+    for model in doc["models"]:
+        point = doc["search"]["points"][model["chosen"]["trial"]]
+        expected = tune.trial_config(_cfg(), point).train
+        trained = configs[model["name"]].train
+        assert trained.lr == model["chosen"]["lr"] == expected.lr
+        assert {k: getattr(trained, k) for k in RECIPE_KEYS} == {k: getattr(expected, k) for k in RECIPE_KEYS}
 
 
 @pytest.mark.slow
