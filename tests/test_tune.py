@@ -6,6 +6,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +19,7 @@ from mythbench.tasks import get_task
 from mythbench.tasks.task import Task
 from typer.testing import CliRunner
 
+import mythbench
 from mythbench.config import RECIPE_KEYS, TrainConfig, resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.experiments import tune
@@ -116,6 +119,14 @@ def test_every_model_gets_the_same_trials_and_the_lowest_validation_loss_is_chos
     """Not marked slow (a few seconds): the one in-process search, so mutation runs reach tune.py through it."""
     doc = json.loads((tuned_dir / "tune.json").read_text())
     assert doc["kind"] == "tune" and doc["status"] == "complete"
+    # provenance, as in a results file
+    assert set(doc) == {"schema_version", "kind", "mythbench_version", "git", "command", "created_at", "wall_time_s",
+                        "status", "preset", "config", "code_sha256", "task", "environment", "search", "models"}
+    assert (doc["schema_version"], doc["mythbench_version"], doc["command"], doc["git"]) == (
+        tune.TUNE_SCHEMA_VERSION, mythbench.__version__, "test", harness.git_state())
+    created = datetime.strptime(doc["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert timedelta(0) <= datetime.now(timezone.utc) - created < timedelta(minutes=10)
+    assert 0 < doc["wall_time_s"] < 600 and round(doc["wall_time_s"], 3) == doc["wall_time_s"]
     assert [m["name"] for m in doc["models"]] == ["rdt", "rdt-iso-param"]
     points = [(p["lr"], p["recipe"]) for p in doc["search"]["points"]]
     assert len(points) == 4 and doc["search"]["steps"] == 6
@@ -266,11 +277,19 @@ def test_a_trial_not_trained_yet_is_missing_and_names_the_trial_it_shares(tmp_pa
     assert "same_as" not in tune._trial_row({**point, "trial": 3}, cell)
 
 
-def test_a_search_with_no_trial_trained_yet_chooses_nothing_and_is_incomplete(tmp_path):
+def test_a_search_with_no_trial_trained_yet_chooses_nothing_and_is_incomplete(tmp_path, monkeypatch):
     cfg, task = _cfg(), get_task("parity")
     (tmp_path / "code.sha256").write_text("0" * 64 + "\n")
     trials = tune.plan_trials(cfg, tmp_path, task)
-    doc = tune.tune_document(cfg, tmp_path, trials, task, "test", started=0.0)
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # the file's time is UTC whatever the machine's zone
+    time.tzset()
+    try:
+        doc = tune.tune_document(cfg, tmp_path, trials, task, "test", started=time.perf_counter())
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    created = datetime.strptime(doc["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    assert abs(datetime.now(timezone.utc) - created) < timedelta(minutes=10)
     assert doc["status"] == "incomplete" and [m["chosen"] for m in doc["models"]] == [None, None]
     assert {t["status"] for m in doc["models"] for t in m["trials"]} == {"missing"}
     assert tune.format_choices(doc).splitlines()[1:] == [f"{name:<22} (not chosen: a trial is missing)"
