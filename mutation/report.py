@@ -107,6 +107,22 @@ def restore_run(record: Record, mutants_dir: Path) -> int:
     return restored
 
 
+def retry_survivors(mutants_dir: Path) -> int:
+    """Clear every survivor's verdict in mutmut's `.meta` files (a test written since may kill it), so that the
+    next `mutmut run` tries it again; the number cleared."""
+    cleared = 0
+    for meta_path in sorted(mutants_dir.rglob("*.py.meta")):
+        meta = json.loads(meta_path.read_text())
+        survivors = [name for name, code in meta["exit_code_by_key"].items()
+                     if code is not None and code not in KILLED_CODES | TIMEOUT_CODES]
+        for name in survivors:
+            meta["exit_code_by_key"][name] = None
+        if survivors:
+            atomic_write_text(meta_path, json.dumps(meta))
+            cleared += len(survivors)
+    return cleared
+
+
 def module_counts(module: str, functions: dict[str, dict], equivalent: dict[str, str]) -> Counter:
     """One module's verdicts by kind; an equivalent mutant counts as equivalent whatever its exit code."""
     prefix = module.removesuffix(".py").replace("/", ".") + "."
@@ -147,6 +163,8 @@ def table(record: Record, equivalent: dict[str, str]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--record", action="store_true", help="merge mutants/*.meta into the record first")
+    parser.add_argument("--retry-survivors", action="store_true",
+                        help="after --record: clear the survivors in mutants/*.meta so `mutmut run` tries them again")
     parser.add_argument("--restore", action="store_true",
                         help="write the record's verdicts into mutants/*.meta (then `mutmut run` skips them)")
     parser.add_argument("--mutants", type=Path, default=ROOT / "mutants")
@@ -157,6 +175,8 @@ def main() -> None:
     if args.record:
         record = record_run(record, args.mutants)
         atomic_write_text(args.verdicts, record_text(record))
+    if args.retry_survivors:
+        print(f"cleared {retry_survivors(args.mutants)} survivors in {args.mutants}", file=sys.stderr)
     if args.restore:
         print(f"restored {restore_run(record, args.mutants)} verdicts into {args.mutants}", file=sys.stderr)
     print(table(record, load_equivalent(args.equivalent)))

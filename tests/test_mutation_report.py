@@ -99,3 +99,12 @@ def test_restore_run_writes_recorded_verdicts_of_unchanged_functions_into_unrun_
     # mutant 2 was run now; 3 has no verdict; 4 survived (a new test may kill it); x_edited changed
     assert report.restore_run(recorded, tmp_path) == 2
     assert list(json.loads(meta_path.read_text())["exit_code_by_key"].values()) == [1, 0, None, None, 24, None]
+
+
+def test_retry_survivors_clears_every_verdict_but_kills_and_timeouts(tmp_path: Path):
+    folder = tmp_path / "mythbench" / "analysis"
+    folder.mkdir(parents=True)
+    meta_path = folder / "metrics.py.meta"
+    meta_path.write_text(json.dumps(meta({"x_f": [1, 0, 33, None, 24, 3, 5]}, {"x_f": "aa"})))
+    assert report.retry_survivors(tmp_path) == 3
+    assert list(json.loads(meta_path.read_text())["exit_code_by_key"].values()) == [1, None, None, None, 24, 3, None]
