@@ -94,6 +94,28 @@ def test_the_planned_points_are_the_pilot_until_it_has_chosen_then_the_ladder(tm
     assert {c.train.steps for _, _, c in ladder} == {cfg.scale.steps}
 
 
+def test_a_serial_ladder_trains_the_pilot_then_every_point_at_the_rate_the_pilot_chose(tmp_path, monkeypatch):
+    cfg = resolve_run_config("parity", "quick", None, TINY, seeds=[0, 1])
+    task = get_task("parity")
+    trained = []
+
+    def train_and_evaluate(plan, seed, run_cfg, task_, run_dir):
+        assert task_ is task and run_dir == tmp_path
+        trained.append((plan.name, seed, run_cfg.train.steps, run_cfg.train.lr))
+        return {"result of": plan.name}
+
+    chosen = {8: 0.5, 16: 1, 24: 0.5, 32: 1}
+    monkeypatch.setattr(harness, "train_and_evaluate", train_and_evaluate)
+    monkeypatch.setattr(scale, "pilot_choice", lambda cfg_, task_, run_dir: (chosen, []))
+    monkeypatch.setattr(scale, "_point", lambda plan, w, r, s, result, wcfg, task_: (plan.name, w, r, s, result,
+                                                                                     wcfg.train.lr))
+    points = scale._train_points(cfg, tmp_path, task)
+    pilot = [(plan.name, s, 2, pilot_config(cfg, w, m).train.lr) for s, (plan, w, _, m) in pilot_points(cfg, task)]
+    ladder = [(s, plan, w, r, width_lr(cfg, w) * chosen[w]) for s, (plan, w, r, _) in ladder_order(cfg, task, chosen)]
+    assert trained == pilot + [(plan.name, s, 3, lr) for s, plan, w, r, lr in ladder]
+    assert points == [(plan.name, w, r, s, {"result of": plan.name}, lr) for s, plan, w, r, lr in ladder]
+
+
 def test_the_rdt_ladder_sizes_its_per_loop_tables_for_the_largest_r():
     """LoRA adapters and router rows of fixed size across r: N at a width does not grow with r (the parity
     ladders' N_rec grew from 1,392 at r = 2 to 3,264 at r = 8, which confounded φ)."""
