@@ -296,6 +296,24 @@ def test_a_search_with_no_trial_trained_yet_chooses_nothing_and_is_incomplete(tm
                                                          for name in ("rdt", "rdt-iso-param")]
 
 
+def test_a_search_whose_trials_keep_failing_writes_an_incomplete_file_then_raises(tmp_path):
+    attempts = []
+
+    class Failing:  # a backend whose every cell fails at once
+        def run(self, cells):
+            attempts.append(len(cells))
+            yield from ((cell, "WorkerCrashedError: lost") for cell in cells)
+
+        def close(self):
+            pass
+
+    with pytest.raises(CellsFailed) as err:
+        tune.run_tune(_cfg(), tmp_path, "test", Failing())
+    assert attempts == [6, 6, 6]  # 4 trials of rdt, 2 of its twin (its other 2 train alike); two retries
+    assert len(err.value.problems) == 6 and all("WorkerCrashedError: lost" in p for p in err.value.problems)
+    assert json.loads((tmp_path / "tune.json").read_text())["status"] == "incomplete"
+
+
 def test_the_terminal_summary_gives_each_models_choice_or_says_it_has_none():
     doc = {"models": [{"name": "rdt", "chosen": {"lr": 0.003, "recipe": "tied", "validation_loss": 0.25}},
                       {"name": "rdt-iso-param", "chosen": {"lr": 0.0015, "recipe": None, "validation_loss": None}},
