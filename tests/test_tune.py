@@ -27,7 +27,7 @@ from mythbench.experiments.backends import InProcessBackend
 from mythbench.experiments.sweep import CellsFailed
 from mythbench.reports.compare import model_rows
 from mythbench.training import harness
-from mythbench.training.trial import ForbiddenSplitRead, ValidationView
+from mythbench.training.trial import ForbiddenSplitRead, ValidationView, validation_fingerprint
 from mythbench.training.tuned import apply_tuning
 
 TINY = ["model.d_model=16", "model.n_heads=2", "model.ffn_hidden=32", "model.train_loops=2", "train.steps=12",
@@ -126,7 +126,12 @@ def test_every_model_gets_the_same_trials_and_the_lowest_validation_loss_is_chos
         tune.TUNE_SCHEMA_VERSION, mythbench.__version__, "test", harness.git_state())
     created = datetime.strptime(doc["created_at"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
     assert timedelta(0) <= datetime.now(timezone.utc) - created < timedelta(minutes=10)
-    assert 0 < doc["wall_time_s"] < 600 and round(doc["wall_time_s"], 3) == doc["wall_time_s"]
+    assert isinstance(doc["wall_time_s"], float) and 0 < doc["wall_time_s"] < 600
+    assert round(doc["wall_time_s"], 3) == doc["wall_time_s"]
+    task = get_task("parity")
+    assert doc["task"] == {"name": "parity", "version": task.spec.version,
+                           "train_difficulties": task.spec.train_difficulties, "validation_difficulties": [2, 16],
+                           "validation_fingerprint": validation_fingerprint(ValidationView(task), [2, 16])}
     assert [m["name"] for m in doc["models"]] == ["rdt", "rdt-iso-param"]
     points = [(p["lr"], p["recipe"]) for p in doc["search"]["points"]]
     assert len(points) == 4 and doc["search"]["steps"] == 6
@@ -312,6 +317,16 @@ def test_a_search_whose_trials_keep_failing_writes_an_incomplete_file_then_raise
     assert attempts == [6, 6, 6]  # 4 trials of rdt, 2 of its twin (its other 2 train alike); two retries
     assert len(err.value.problems) == 6 and all("WorkerCrashedError: lost" in p for p in err.value.problems)
     assert json.loads((tmp_path / "tune.json").read_text())["status"] == "incomplete"
+
+
+def test_a_choice_whose_validation_loss_is_not_finite_stores_none(tmp_path, monkeypatch):
+    """Every trial diverged: the first is chosen, and its loss is stored as null, not as a non-JSON infinity."""
+    cfg, task = _cfg(), get_task("parity")
+    (tmp_path / "code.sha256").write_text("0" * 64 + "\n")
+    monkeypatch.setattr(tune, "_trial_row", lambda point, cell: {**point, "seed": cell.seed, "status": "diverged",
+                                                                "validation_loss": float("inf")})
+    doc = tune.tune_document(cfg, tmp_path, tune.plan_trials(cfg, tmp_path, task), task, "test", started=0.0)
+    assert [(m["chosen"]["trial"], m["chosen"]["validation_loss"]) for m in doc["models"]] == [(0, None), (0, None)]
 
 
 def test_the_terminal_summary_gives_each_models_choice_or_says_it_has_none():
