@@ -30,7 +30,16 @@ from mythbench.experiments import backends, cells
 from mythbench.experiments.backends import InProcessBackend
 from mythbench.experiments.cells import plan_cells, run_cell
 from mythbench.experiments.scale import plan_ladder, point_run_config, run_scale
-from mythbench.experiments.sweep import CellsFailed, execute, load_grid, prepare, run_grid
+from mythbench.experiments.sweep import (
+    MAX_RETRIES,
+    MAX_WORKERS,
+    CellsFailed,
+    execute,
+    load_grid,
+    make_backend,
+    prepare,
+    run_grid,
+)
 from mythbench.training import harness
 from mythbench.training.runlock import run_dir_lock
 
@@ -605,3 +614,43 @@ def test_a_worker_asks_the_kernel_for_sigkill_when_its_parent_dies():
 def test_an_error_is_its_type_and_message():
     assert backends._error(ValueError("bad cell")) == "ValueError: bad cell"
     assert backends._error(RuntimeError()) == "RuntimeError:"
+
+
+def test_default_workers_share_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 6)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)  # pinned to 4 of 6
+    assert [backends.default_workers(t) for t in (1, 2, 3, 8)] == [4, 2, 1, 1]
+    monkeypatch.delattr(os, "sched_getaffinity", raising=False)  # no affinity (macOS): every core
+    assert [backends.default_workers(t) for t in (1, 2, 4)] == [6, 3, 1]
+    monkeypatch.setattr(os, "cpu_count", lambda: None)  # unknown: one core
+    assert backends.default_workers(1) == 1
+
+
+def test_a_local_ray_cluster_without_a_worker_count_gets_the_default_for_the_cells_threads(monkeypatch):
+    ray = FakeRay()
+    monkeypatch.setitem(sys.modules, "ray", ray)
+    monkeypatch.setattr(backends, "run_cell", _run_cell_failing_seed_1)
+    monkeypatch.setattr(backends, "default_workers", lambda threads: {3: 2}[threads])
+    list(backends.RayBackend().run(_three_cells(threads=(1, 3, 2))))
+    assert ray.inits[0]["num_cpus"] == 6  # 2 workers of 3 threads
+
+
+@pytest.mark.parametrize(("workers", "retries", "problems"), [
+    (1, 0, []), (MAX_WORKERS, MAX_RETRIES, []),
+    (0, -1, [f"--workers 0: must be in [1, {MAX_WORKERS}]", f"--retries -1: must be in [0, {MAX_RETRIES}]"]),
+    (MAX_WORKERS + 1, MAX_RETRIES + 1, [f"--workers {MAX_WORKERS + 1}: must be in [1, {MAX_WORKERS}]",
+                                        f"--retries {MAX_RETRIES + 1}: must be in [0, {MAX_RETRIES}]"]),
+])
+def test_make_backend_takes_workers_and_retries_within_their_ranges(workers, retries, problems):
+    if not problems:
+        assert isinstance(make_backend("local", workers, retries=retries), backends.LocalBackend)
+        return
+    with pytest.raises(ConfigError) as err:
+        make_backend("local", workers, retries=retries)
+    assert err.value.problems == problems
+
+
+def test_make_backend_names_an_unknown_backend_and_the_known_ones():
+    with pytest.raises(ConfigError) as err:
+        make_backend("mpi")
+    assert err.value.problems == ["--backend 'mpi' is not one of local, ray, slurm"]

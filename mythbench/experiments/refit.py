@@ -86,7 +86,8 @@ def load_scale_results(paths: list[Path]) -> list[dict]:
 
 def _lr_exponent(doc: dict) -> float:
     """scale.lr_width_exponent of a results file (files written before the key existed used one lr)."""
-    scale = doc.get("config", {}).get("scale", {}) if isinstance(doc.get("config"), dict) else {}
+    config = doc.get("config")
+    scale = config.get("scale") if isinstance(config, dict) else None
     return scale.get("lr_width_exponent", 0.0) if isinstance(scale, dict) else 0.0
 
 
