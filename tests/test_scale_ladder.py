@@ -3,6 +3,7 @@ the reference; the gate before any fit; the learning-rate pilot; and a tiny end-
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -218,3 +219,17 @@ def test_the_engine_runs_the_pilot_then_the_ladder_it_chose(tmp_path, monkeypatc
     monkeypatch.setattr(harness, "train_model", no_training)
     again = run_scale(resolve_run_config("zipf-hops", "quick", None, TINY, seeds=[0]), tmp_path, "serial")
     assert again["points"] == engine["points"] and again["lr_selection"] == engine["lr_selection"]
+
+
+@pytest.mark.parametrize("recipe", ["parcae", "tied"])
+def test_a_points_training_flops_count_the_loops_its_recipe_backpropagates_through(recipe):
+    cfg = resolve_run_config("parity", "quick", None, [*TINY, "scale.loop_counts=[1,4]"])
+    task = get_task("parity")
+    plan, width, loops = next((p, w, r) for p, w, r in plan_ladder(cfg, task) if r == 4)
+    wcfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, recipe=recipe, bwd_loops=2))
+    point = scale._point(plan, width, loops, 0, {"status": "diverged", "train": {"tokens": 1000}, "cells": []},
+                         wcfg, task)
+    context = round(np.mean([task.seq_len(d) for d in task.spec.train_difficulties]))
+    expected = count_config(plan.family, plan.config, grad_loops=2 if recipe == "parcae" else None, context=context)
+    assert point["flops_train_per_token"] == expected.flops_train
+    assert point["train_flops"] == expected.flops_train * 1000

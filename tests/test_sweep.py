@@ -654,3 +654,29 @@ def test_make_backend_names_an_unknown_backend_and_the_known_ones():
     with pytest.raises(ConfigError) as err:
         make_backend("mpi")
     assert err.value.problems == ["--backend 'mpi' is not one of local, ray, slurm"]
+
+
+def test_make_backend_refuses_options_that_would_do_nothing_with_the_chosen_backend():
+    with pytest.raises(ConfigError) as err:
+        make_backend("local", 2, address="ray://head:10001", slurm={"partition": "gpu", "timeout_min": 5})
+    assert err.value.problems == ["--address names a Ray cluster; it does nothing with --backend local",
+                                  "--slurm partition, timeout_min: Slurm options do nothing with --backend local"]
+    with pytest.raises(ConfigError) as err:
+        make_backend("ray", 2, address="ray://head:10001")
+    assert err.value.problems == ["--workers sizes the local Ray cluster; it does nothing with --address (the "
+                                  "cluster's own CPUs are used)"]
+
+
+def test_make_backend_builds_the_backend_the_options_describe(monkeypatch, tmp_path):
+    monkeypatch.setitem(sys.modules, "ray", FakeRay())
+    monkeypatch.setitem(sys.modules, "submitit", FakeSubmitit())
+    assert make_backend("local", 3) == backends.LocalBackend(3)
+    ray = make_backend("ray", 3)
+    assert isinstance(ray, backends.RayBackend) and (ray.workers, ray.address) == (3, None)
+    ray = make_backend("ray", address="ray://head:10001")
+    assert isinstance(ray, backends.RayBackend) and (ray.workers, ray.address) == (None, "ray://head:10001")
+    slurm = make_backend("slurm", 5, slurm={"partition": "gpu"}, slurm_folder=tmp_path)
+    assert isinstance(slurm, backends.SlurmBackend)
+    assert (slurm.folder, slurm.partition, slurm.array_parallelism) == (tmp_path, "gpu", 5)
+    slurm = make_backend("slurm", slurm={"folder": tmp_path / "jobs"}, slurm_folder=tmp_path)
+    assert (slurm.folder, slurm.array_parallelism) == (tmp_path / "jobs", 64)
