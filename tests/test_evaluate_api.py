@@ -92,6 +92,10 @@ def test_a_looped_callable_is_scored_at_every_loop_count():
     grid = {(row.difficulty, row.loops): row.accuracy for row in frame.itertuples()}
     assert grid == {(d, t): float(t >= d) for d in (4, 16) for t in (1, 4, 16)}
     assert frame.loc[frame["accuracy"] == 0, "token_accuracy"].eq(0).all()
+    assert list(frame.index) == list(range(len(frame)))  # sorted by difficulty and loops, a fresh index
+    one = mythbench.evaluate(looped, "parity", difficulties=[16, 4], loops=16, n=32)  # one loop count: an int
+    assert list(zip(one["difficulty"], one["loops"], one["accuracy"], strict=True)) == [(4, 16, 1.0), (16, 16, 1.0)]
+    assert list(one.index) == [0, 1]
 
 
 def test_bad_arguments_are_named_together():
@@ -100,6 +104,9 @@ def test_bad_arguments_are_named_together():
     assert len(caught.value.problems) == 3, caught.value.problems
     with pytest.raises(ConfigError, match="did you mean 'parity'"):
         mythbench.evaluate(ParityByHand(), "parit")
+    with pytest.raises(ConfigError) as caught:
+        mythbench.evaluate(5, "parity")
+    assert caught.value.problems == ["model: int is not callable"]
 
 
 def test_logits_of_the_wrong_shape_are_refused_by_shape():

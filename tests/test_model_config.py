@@ -78,3 +78,12 @@ def test_from_dict_reports_unknown_keys_with_type_errors_and_round_trips():
 def test_frozen():
     with pytest.raises(dataclasses.FrozenInstanceError):
         RDTConfig().d_model = 8  # type: ignore[misc]
+
+
+def test_from_dict_names_what_it_got_and_the_key_it_likely_meant():
+    with pytest.raises(ConfigError) as err:
+        RDTConfig.from_dict([1])
+    assert err.value.problems == ["model config must be a mapping, got list"]
+    with pytest.raises(ConfigError) as err:
+        RDTConfig.from_dict({"d_modle": 8})
+    assert err.value.problems == ["unknown key 'd_modle' (did you mean 'd_model'?)"]

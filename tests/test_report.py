@@ -12,7 +12,7 @@ import pytest
 from mythbench.analysis.stats import summarize_model, wilson_interval
 from mythbench.core.errors import ConfigError
 from mythbench.reports.report import build_report, format_summary_table
-from mythbench.results.results_frame import cell_columns
+from mythbench.results.results_frame import cell_columns, recipe_text
 
 FINGERPRINT = "ab" * 32
 N = 20
@@ -278,3 +278,23 @@ def test_every_seed_is_shown_next_to_the_mean(tmp_path: Path) -> None:
     seed0, seed1 = RDT_TABLE[5][loops - 1] / N, (RDT_TABLE[5][loops - 1] - 1) / N
     assert f"(seeds {seed0:.2f} / {seed1:.2f})" in row
     assert "/ diverged)" in row
+
+
+@pytest.mark.parametrize(("train", "text"), [
+    ({"recipe": "tied"}, "tied"),
+    ({"recipe": "tied", "progressive": True}, "tied + progressive"),
+    ({"recipe": "progressive", "progressive": True}, "progressive"),  # the recipe names its term once
+    ({"recipe": "progressive"}, "progressive"),
+    ({"recipe": "fixed", "progressive": 1}, "fixed"),  # not a bool: left out
+    ({"recipe": "parcae", "loop_jitter": 0.5}, "parcae + jitter 0.5"),
+    ({"recipe": "parcae", "loop_jitter": 0}, "parcae"),
+    ({"recipe": "parcae", "loop_jitter": True}, "parcae"),
+    ({"recipe": "parcae", "loop_jitter": "2"}, "parcae"),
+    ({"recipe": "tied", "readout_loss": "all", "progressive": True}, "tied + progressive + all loss"),
+    ({"recipe": "tied", "readout_loss": "last"}, "tied"),
+    ({"progressive": True}, "progressive"),
+    ({}, ""),
+    ("not a mapping", ""),
+])
+def test_a_training_recipe_in_words(train, text) -> None:
+    assert recipe_text(train) == text

@@ -107,9 +107,16 @@ def test_a_serial_ladder_trains_the_pilot_then_every_point_at_the_rate_the_pilot
 
     chosen = {8: 0.5, 16: 1, 24: 0.5, 32: 1}
     monkeypatch.setattr(harness, "train_and_evaluate", train_and_evaluate)
-    monkeypatch.setattr(scale, "pilot_choice", lambda cfg_, task_, run_dir: (chosen, []))
-    monkeypatch.setattr(scale, "_point", lambda plan, w, r, s, result, wcfg, task_: (plan.name, w, r, s, result,
-                                                                                     wcfg.train.lr))
+    def pilot_choice(cfg_, task_, run_dir):
+        assert (cfg_, task_, run_dir) == (cfg, task, tmp_path)
+        return chosen, []
+
+    def point(plan, w, r, s, result, wcfg, task_):
+        assert task_ is task
+        return plan.name, w, r, s, result, wcfg.train.lr
+
+    monkeypatch.setattr(scale, "pilot_choice", pilot_choice)
+    monkeypatch.setattr(scale, "_point", point)
     points = scale._train_points(cfg, tmp_path, task)
     pilot = [(plan.name, s, 2, pilot_config(cfg, w, m).train.lr) for s, (plan, w, _, m) in pilot_points(cfg, task)]
     ladder = [(s, plan, w, r, width_lr(cfg, w) * chosen[w]) for s, (plan, w, r, _) in ladder_order(cfg, task, chosen)]
@@ -221,7 +228,7 @@ def test_the_engine_runs_the_pilot_then_the_ladder_it_chose(tmp_path, monkeypatc
     assert again["points"] == engine["points"] and again["lr_selection"] == engine["lr_selection"]
 
 
-@pytest.mark.parametrize("recipe", ["parcae", "tied"])
+@pytest.mark.parametrize("recipe", ["parcae", "huginn", "tied"])
 def test_a_points_training_flops_count_the_loops_its_recipe_backpropagates_through(recipe):
     cfg = resolve_run_config("parity", "quick", None, [*TINY, "scale.loop_counts=[1,4]"])
     task = get_task("parity")
@@ -230,6 +237,6 @@ def test_a_points_training_flops_count_the_loops_its_recipe_backpropagates_throu
     point = scale._point(plan, width, loops, 0, {"status": "diverged", "train": {"tokens": 1000}, "cells": []},
                          wcfg, task)
     context = round(np.mean([task.seq_len(d) for d in task.spec.train_difficulties]))
-    expected = count_config(plan.family, plan.config, grad_loops=2 if recipe == "parcae" else None, context=context)
+    expected = count_config(plan.family, plan.config, grad_loops=None if recipe == "tied" else 2, context=context)
     assert point["flops_train_per_token"] == expected.flops_train
     assert point["train_flops"] == expected.flops_train * 1000

@@ -60,6 +60,8 @@ def test_workers_share_the_cores_among_cells_of_the_configured_threads(monkeypat
     assert run_workers(None, [cfg], world=1) == 4
     assert run_workers(None, [dataclasses.replace(cfg, seeds=[0])], world=1) == 2  # one per cell: rdt, iso-param
     assert run_workers(3, [cfg], world=1) == 3
+    two = resolve_run_config("parity", "quick", None, ["models=[rdt, control]", "twins=[]"], seeds=[0])
+    assert run_workers(None, [two], world=1) == 2  # one per cell: rdt, control
     assert run_workers(None, [dataclasses.replace(cfg, device="cuda")], world=1) == 1  # the cells share the GPU
     assert run_workers(None, [cfg], world=2) == 1  # torchrun: each rank trains the cells one by one
     for workers, world, problem in ((0, 1, "must be >= 1"), (2, 2, "under torchrun")):

@@ -175,7 +175,7 @@ def recipe_text(train: Any) -> str:
     keys of the wrong type are left out, so any validated file can be shown."""
     train = train if isinstance(train, dict) else {}
     parts = [str(train["recipe"])] if "recipe" in train else []
-    if train.get("progressive") is True or train.get("recipe") == "progressive":
+    if train.get("progressive") is True and "progressive" not in parts:  # the `progressive` recipe names it
         parts.append("progressive")
     jitter = train.get("loop_jitter")
     if isinstance(jitter, (int, float)) and not isinstance(jitter, bool) and jitter:

@@ -266,4 +266,4 @@ def evaluate(model: Callable[..., Any], task: str, difficulties: Sequence[int] |
     cells = [cell for count in loop_counts
              for cell in evaluate_plain(model, batches, chosen, cfg, device, count)["cells"]]
     frame = pd.DataFrame([{"task": scored.name, **cell, **cell_rates(cell)} for cell in cells])
-    return typed(frame.sort_values(["difficulty", "loops"], kind="stable", ignore_index=True))
+    return typed(frame.sort_values(["difficulty", "loops"], ignore_index=True))
