@@ -35,6 +35,12 @@ def test_the_schema_reference_command_checks_writes_and_prints(tmp_path, monkeyp
     assert (tmp_path / results_doc.DOC_PATH).read_text(encoding="utf-8") == results_doc.render()
     assert results_doc.main(["--check"]) == 0 and capsys.readouterr().out == f"{results_doc.DOC_PATH}: current\n"
     assert results_doc.main([]) == 0 and capsys.readouterr().out == results_doc.render()
+    with pytest.raises(SystemExit):
+        results_doc.main(["--help"])
+    usage = " ".join(capsys.readouterr().out.split())
+    assert results_doc.__doc__.splitlines()[0] in usage
+    assert f"--write write {results_doc.DOC_PATH}" in usage
+    assert f"--check exit 1 if {results_doc.DOC_PATH} is not current" in usage
 
 
 @pytest.mark.parametrize(("prop", "text"), [

@@ -170,6 +170,8 @@ def test_an_in_process_sweep_writes_what_the_serial_run_writes_and_a_rerun_runs_
     assert "cells:   0%|          | 0/2 [00:00<?, ?cell/s]" in bar and re.search(r"cells: 100%\|\S+\| 2/2 ", bar)
     run_dir = tmp_path / "out" / "parity" / "quick" / "default"
     assert backend.closed and _cells(results[0]) == _cells(json.loads((serial / "results.json").read_text()))
+    trained = sum(r["train"]["wall_time_s"] for m in results[0]["models"] for r in m["runs"])
+    assert results[0]["wall_time_s"] >= trained  # the sweep's time, from before its cells ran
     _assert_same_as_serial(run_dir, serial)
     assert json.loads((run_dir / "results.json").read_text())["command"] == "in-process"
     again = Stub()  # fails the test if asked to run a cell
@@ -199,6 +201,17 @@ def test_a_sweep_whose_cells_keep_failing_retries_twice_then_raises_naming_them_
     assert not (run_dir / "results.json").exists()
     with run_dir_lock(run_dir):  # released
         pass
+    once = Stub("WorkerCrashedError: the worker died")
+    with pytest.raises(CellsFailed):
+        run_grid(load_grid(_grid(tmp_path)), once, "failing", retries=0)
+    assert len(once.calls) == 1
+
+
+def test_the_in_process_backend_reports_a_cells_exception_as_its_error(monkeypatch):
+    monkeypatch.setattr(backends, "run_cell", _run_cell_failing_seed_1)
+    cells = _three_cells()
+    assert list(InProcessBackend().run(cells)) == [(cells[0], None), (cells[1], "ValueError: bad cell"),
+                                                   (cells[2], None)]
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")

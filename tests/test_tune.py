@@ -134,6 +134,10 @@ def test_every_model_gets_the_same_trials_and_the_lowest_validation_loss_is_chos
                            "validation_fingerprint": validation_fingerprint(ValidationView(task), [2, 16])}
     assert [m["name"] for m in doc["models"]] == ["rdt", "rdt-iso-param"]
     points = [(p["lr"], p["recipe"]) for p in doc["search"]["points"]]
+    cfg = _cfg()
+    assert {k: v for k, v in doc["search"].items() if k != "points"} == {
+        "steps": 6, "seeds": [0], "search_seed": cfg.tune.search_seed, "criterion": tune.CRITERION,
+        "recipes": {"tied": cfg.recipes["tied"], "tied-progressive": cfg.recipes["tied-progressive"]}}
     assert len(points) == 4 and doc["search"]["steps"] == 6
     for model in doc["models"]:
         assert [(t["lr"], t["recipe"]) for t in model["trials"]] == points  # the same trials, in the same order
