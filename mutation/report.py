@@ -37,9 +37,14 @@ def load_equivalent(path: Path) -> dict[str, str]:
     return load_yaml(path, "equivalent mutants") or {} if path.exists() else {}
 
 
+def module_prefix(module: str) -> str:
+    """What mutmut's mutant names start with for a module path: `mythbench/a/b.py` -> `mythbench.a.b.`."""
+    return module.removesuffix(".py").replace("/", ".") + "."
+
+
 def meta_functions(meta: dict, module: str) -> dict[str, dict]:
     """One `.meta` file as the record's entry for its module: every function's hash and its mutants' codes."""
-    prefix = module.removesuffix(".py").replace("/", ".") + "."
+    prefix = module_prefix(module)
     codes: dict[str, dict[int, int | None]] = {}
     for name, code in meta["exit_code_by_key"].items():
         parts = _MUTANT.fullmatch(name.removeprefix(prefix))
@@ -59,9 +64,9 @@ def merge(recorded: dict[str, dict], current: dict[str, dict]) -> dict[str, dict
     merged = {}
     for function, now in current.items():
         before = recorded.get(function)
-        same = before is not None and before["hash"] == now["hash"] and len(before["codes"]) == len(now["codes"])
-        codes = [new if new is not None or not same else old
-                 for new, old in zip(now["codes"], before["codes"] if same else now["codes"], strict=True)]
+        codes = now["codes"]
+        if before is not None and before["hash"] == now["hash"] and len(before["codes"]) == len(codes):
+            codes = [old if new is None else new for new, old in zip(codes, before["codes"], strict=True)]
         merged[function] = {"hash": now["hash"], "codes": codes}
     return merged
 
@@ -96,7 +101,7 @@ def restore_run(record: Record, mutants_dir: Path) -> int:
         module = meta_path.relative_to(mutants_dir).as_posix().removesuffix(".meta")
         meta = json.loads(meta_path.read_text())
         merged = merge(record.get(module, {}), meta_functions(meta, module))
-        prefix = module.removesuffix(".py").replace("/", ".") + "."
+        prefix = module_prefix(module)
         for function, entry in merged.items():
             for number, code in enumerate(entry["codes"], start=1):
                 name = f"{prefix}{function}__mutmut_{number}"
@@ -125,7 +130,7 @@ def retry_survivors(mutants_dir: Path) -> int:
 
 def module_counts(module: str, functions: dict[str, dict], equivalent: dict[str, str]) -> Counter:
     """One module's verdicts by kind; an equivalent mutant counts as equivalent whatever its exit code."""
-    prefix = module.removesuffix(".py").replace("/", ".") + "."
+    prefix = module_prefix(module)
     counts = Counter()
     for function, entry in functions.items():
         for number, code in enumerate(entry["codes"], start=1):

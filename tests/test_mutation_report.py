@@ -82,7 +82,7 @@ def test_table_counts_each_kind_and_scores_without_equivalents():
 
 def test_every_listed_equivalent_mutant_is_in_the_committed_record():
     record = json.loads((ROOT / "mutation" / "verdicts.json").read_text())
-    names = {f"{module.removesuffix('.py').replace('/', '.')}.{function}__mutmut_{n}"
+    names = {f"{report.module_prefix(module)}{function}__mutmut_{n}"
              for module, functions in record.items() for function, entry in functions.items()
              for n in range(1, len(entry["codes"]) + 1)}
     assert set(report.load_equivalent(ROOT / "mutation" / "equivalent.yaml")) <= names

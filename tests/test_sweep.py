@@ -575,8 +575,11 @@ class FakeSubmitit(types.ModuleType):
 def test_slurm_backend_submits_one_job_array_and_reports_each_jobs_first_error_line(monkeypatch, tmp_path):
     submitit = FakeSubmitit()
     monkeypatch.setitem(sys.modules, "submitit", submitit)
-    monkeypatch.setattr(backends, "run_cell", lambda cell: _run_cell_failing_seed_1(cell) if cell.seed != 1 else
-                        (_ for _ in ()).throw(RuntimeError("job 7 failed\nTraceback (most recent call last): ...")))
+    def job_failing_seed_1(cell) -> None:  # a failed job's error: its first line, then the remote traceback
+        if cell.seed == 1:
+            raise RuntimeError("job 7 failed\nTraceback (most recent call last): ...")
+
+    monkeypatch.setattr(backends, "run_cell", job_failing_seed_1)
     sleeps = []
     monkeypatch.setattr(backends.time, "sleep", sleeps.append)
     cells = _three_cells(threads=(1, 4, 2))
