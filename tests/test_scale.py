@@ -230,6 +230,7 @@ def test_refit_refuses_to_pool_files_of_different_token_budgets(tmp_path):
     ({"scale": {"lr_width_exponent": 0.5}}, {"scale": {}}, False),
     ("not a config", {"scale": {"lr_width_exponent": 0.5}}, False),
     ({"scale": "not a section"}, {"scale": {"lr_width_exponent": 0.0}}, True),
+    ({"scale": {}}, {"scale": {"lr_width_exponent": 0.0}}, True),  # a section from before the key
 ])
 def test_refit_pools_only_files_of_the_same_learning_rate_rule(tmp_path, config_a, config_b, pooled):
     paths = [tmp_path / "a.json", tmp_path / "b.json"]

@@ -16,6 +16,7 @@ from mythbench.tasks import get_task
 from typer.testing import CliRunner
 
 from mythbench.analysis.ladder import gate
+from mythbench.analysis.stats import wilson_interval
 from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
@@ -33,7 +34,8 @@ from mythbench.experiments.scale import (
     width_lr,
 )
 from mythbench.models.accounting import count_config
-from mythbench.results.schema import check_schema
+from mythbench.results.scale_model import Point
+from mythbench.results.schema import check_schema, model_problems
 from mythbench.training import harness
 
 LADDER = Path(__file__).resolve().parent.parent / "docs" / "grids" / "zipf-ladder.yaml"
@@ -240,3 +242,91 @@ def test_a_points_training_flops_count_the_loops_its_recipe_backpropagates_throu
     expected = count_config(plan.family, plan.config, grad_loops=None if recipe == "tied" else 2, context=context)
     assert point["flops_train_per_token"] == expected.flops_train
     assert point["train_flops"] == expected.flops_train * 1000
+
+
+def _cells(difficulties: list[int], loops: list[int | None], n: int = 50) -> list[dict]:
+    """Counts that differ at every (difficulty, loops): a point that reads the wrong cell is wrong."""
+    return [{"difficulty": d, "loops": t, "loss": 0.01 * d + 0.1 * (t or 0) + 0.05, "correct": (7 * d + (t or 0)) % n,
+             "n": n} for t in loops for d in difficulties]
+
+
+def test_a_point_reads_its_training_loops_scores_the_training_difficulties_and_validates(monkeypatch):
+    cfg = resolve_run_config("parity", "quick", None, TINY)
+    task = get_task("parity")
+    monkeypatch.setattr(task, "loss_floor", lambda d: d / 1000)
+    train_d, test_d = [2, 3], [24]
+    monkeypatch.setattr(task, "spec", dataclasses.replace(task.spec, train_difficulties=train_d))
+    plan, width, loops = next((p, w, r) for p, w, r in plan_ladder(cfg, task) if r == 2)
+    wcfg = point_run_config(cfg, width, 0.5)[0]
+    train = {"steps": 3, "tokens": 1200, "final_loss": 0.5, "wall_time_s": 1.0}
+    cells = _cells(train_d + test_d, [1, 2, 4])
+    result = {"status": "complete", "train": train, "cells": cells, "validation": [{"loss": 0.3}, {"loss": 0.5}]}
+    point = scale._point(plan, width, loops, 7, result, wcfg, task)
+    assert model_problems(Point, point) == []
+    acc = count_config(plan.family, plan.config, context=round(np.mean([task.seq_len(d) for d in train_d])))
+    cell = {(c["difficulty"], c["loops"]): c for c in cells}
+    assert {k: point[k] for k in ("name", "family", "width", "loops", "seed", "status", "n_heads", "tokens", "lr",
+                                  "train")} == {
+        "name": plan.name, "family": "rdt", "width": width, "loops": 2, "seed": 7, "status": "complete",
+        "n_heads": plan.config.n_heads, "tokens": 1200, "lr": wcfg.train.lr, "train": train}
+    assert point["params"] == {"unique": acc.params_unique, "once": acc.params_once,
+                               "recurrent": acc.params_recurrent}
+    assert point["train_flops"] == point["flops_train_per_token"] * 1200 > 0
+    assert point["validation_loss"] == pytest.approx(0.4)
+    assert point["loss"] == pytest.approx(np.mean([cell[d, 2]["loss"] for d in train_d]))
+    assert point["loss_floor"] == pytest.approx(np.mean([d / 1000 for d in train_d]))
+    assert point["loss_by_loops"] == [[t, pytest.approx(np.mean([cell[d, t]["loss"] for d in train_d]))]
+                                      for t in (1, 2, 4)]
+    assert point["accuracy"] == [
+        {"difficulty": d, "split": "train" if d in train_d else "test", "accuracy": cell[d, 2]["correct"] / 50,
+         **dict(zip(("ci_low", "ci_high"), wilson_interval(cell[d, 2]["correct"], 50), strict=True)),
+         "accuracy_max_loops": cell[d, 4]["correct"] / 50} for d in train_d + test_d]
+
+    flat = scale._point(plan, width, None, 0, {**result, "cells": _cells(train_d + test_d, [None])}, wcfg, task)
+    assert model_problems(Point, flat) == [] and flat["loss_by_loops"] is None
+    assert [a["accuracy"] for a in flat["accuracy"]] == [(7 * d) % 50 / 50 for d in train_d + test_d]
+    assert all("accuracy_max_loops" not in a for a in flat["accuracy"])
+    diverged = scale._point(plan, width, loops, 0, {**result, "status": "diverged", "cells": []}, wcfg, task)
+    assert model_problems(Point, diverged) == [] and diverged["loss"] is None and diverged["accuracy"] == []
+    assert "validation_loss" not in diverged
+
+
+def test_partial_assembles_the_stored_points_at_the_pilots_rates_and_names_the_missing(tmp_path, monkeypatch):
+    """--partial trains nothing: it reads every stored point of the ladder the pilot chose, notes the rest by
+    name with the code that computed them, and refuses while there is no rate or no point to report."""
+    cfg = resolve_run_config("parity", "quick", None, TINY, seeds=[0, 1])
+    task = get_task("parity")
+    with pytest.raises(ConfigError, match="learning-rate pilot is not finished"):
+        scale._partial_points(cfg, tmp_path, task)
+    chosen = {8: 0.5, 16: 1, 24: 0.5, 32: 1}
+
+    def pilot_choice(cfg_, task_, run_dir):
+        assert (cfg_, task_, run_dir) == (cfg, task, tmp_path)
+        return chosen, []
+
+    monkeypatch.setattr(scale, "pilot_choice", pilot_choice)
+    monkeypatch.setattr(harness, "stored_result", lambda path: {"stored at": path})
+    monkeypatch.setattr(scale, "_point", lambda plan, w, r, s, result, wcfg, task_: (plan.name, w, r, s, result,
+                                                                                     wcfg.train.lr))
+    with pytest.raises(ConfigError, match="no ladder point is trained yet"):
+        scale._partial_points(cfg, tmp_path, task)
+    ladder = ladder_order(cfg, task, chosen)
+    paths = [tmp_path / "models" / plan.name / f"seed{s}" / "result.json" for s, (plan, *_) in ladder]
+    for path in paths[:3]:
+        path.parent.mkdir(parents=True)
+        path.write_text("{}")
+    (tmp_path / "code.sha256").write_text("0123456789abcdef" * 4 + "\n")
+    points, notes = scale._partial_points(cfg, tmp_path, task)
+    assert points == [(plan.name, w, r, s, {"stored at": path}, width_lr(cfg, w) * chosen[w])
+                      for (s, (plan, w, r, _)), path in zip(ladder[:3], paths, strict=False)]
+    missing = ", ".join(f"{plan.name} seed {s}" for s, (plan, *_) in ladder[3:])
+    assert notes == [f"incomplete: 3 of {len(ladder)} points trained, computed by source sha256 0123456789ab…; "
+                     f"not trained yet: {missing}; the same command without --partial, from a checkout of that "
+                     "code, trains them"]
+    (tmp_path / "code.sha256").unlink()
+    assert "computed by source sha256 unknown;" in scale._partial_points(cfg, tmp_path, task)[1][0]
+    for path in paths[3:]:
+        path.parent.mkdir(parents=True)
+        path.write_text("{}")
+    points, notes = scale._partial_points(cfg, tmp_path, task)
+    assert len(points) == len(ladder) and notes == []

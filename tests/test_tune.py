@@ -305,7 +305,8 @@ def test_a_search_with_no_trial_trained_yet_chooses_nothing_and_is_incomplete(tm
                                                          for name in ("rdt", "rdt-iso-param")]
 
 
-def test_a_search_whose_trials_keep_failing_writes_an_incomplete_file_then_raises(tmp_path):
+@pytest.mark.parametrize("retries", [0, 2])
+def test_a_search_whose_trials_keep_failing_writes_an_incomplete_file_then_raises(tmp_path, retries):
     attempts = []
 
     class Failing:  # a backend whose every cell fails at once
@@ -317,8 +318,8 @@ def test_a_search_whose_trials_keep_failing_writes_an_incomplete_file_then_raise
             pass
 
     with pytest.raises(CellsFailed) as err:
-        tune.run_tune(_cfg(), tmp_path, "test", Failing())
-    assert attempts == [6, 6, 6]  # 4 trials of rdt, 2 of its twin (its other 2 train alike); two retries
+        tune.run_tune(_cfg(), tmp_path, "test", Failing(), retries)
+    assert attempts == [6] * (1 + retries)  # 4 trials of rdt, 2 of its twin (its other 2 train alike)
     assert len(err.value.problems) == 6 and all("WorkerCrashedError: lost" in p for p in err.value.problems)
     assert json.loads((tmp_path / "tune.json").read_text())["status"] == "incomplete"
 
