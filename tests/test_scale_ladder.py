@@ -330,3 +330,29 @@ def test_partial_assembles_the_stored_points_at_the_pilots_rates_and_names_the_m
         path.write_text("{}")
     points, notes = scale._partial_points(cfg, tmp_path, task)
     assert len(points) == len(ladder) and notes == []
+
+
+def test_the_pilot_chooses_each_widths_multiplier_of_lowest_validation_loss_once_every_pilot_point_is_stored(
+        tmp_path, monkeypatch):
+    cfg = resolve_run_config("parity", "quick", None, TINY, seeds=[3, 4])
+    task = get_task("parity")
+    best = {8: 0.5, 16: 1, 24: 0.5, 32: 1}
+    loss = {(w, m): 0.2 + w / 100 + (0 if m == best[w] else 0.1) for w in best for m in cfg.scale.lr_grid}
+    stored = {}
+    for s, (plan, w, _, m) in pilot_points(cfg, task):
+        path = tmp_path / "models" / plan.name / f"seed{s}" / "result.json"
+        stored[path] = {"status": "complete", "train": {"steps": 2, "tokens": 64, "final_loss": 1.0, "wall_time_s": 1},
+                        "cells": _cells(task.spec.train_difficulties, [1]), "validation": [{"loss": loss[w, m]}]}
+    monkeypatch.setattr(harness, "stored_result", stored.__getitem__)
+    for path in list(stored)[:-1]:
+        path.parent.mkdir(parents=True)
+        path.write_text("{}")
+    assert scale.pilot_choice(cfg, task, tmp_path) == (None, [])  # one pilot point is missing
+    last = list(stored)[-1]
+    last.parent.mkdir(parents=True)
+    last.write_text("{}")
+    chosen, table = scale.pilot_choice(cfg, task, tmp_path)
+    assert chosen == best
+    assert table == [{"family": "rdt", "width": w, "loops": 1, "lr": pytest.approx(width_lr(cfg, w) * m), "seeds": [3],
+                      "validation_loss": pytest.approx(loss[w, m]), "chosen": m == best[w]}
+                     for w in best for m in sorted(cfg.scale.lr_grid)]
