@@ -20,6 +20,7 @@ from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json
+from mythbench.experiments import scale
 from mythbench.experiments.cells import plan_cells
 from mythbench.experiments.refit import load_scale_results, refit, refit_results
 from mythbench.experiments.scale import (
@@ -398,3 +399,86 @@ def test_a_changed_ladder_does_not_mix_into_an_existing_scale_dir(tmp_path):
     other = dataclasses.replace(cfg, scale=dataclasses.replace(cfg.scale, widths=[8, 16, 24, 32, 48]))
     with pytest.raises(ConfigError, match="different config"):
         run_scale(other, tmp_path, "test")
+
+
+@pytest.mark.parametrize(("base", "width", "expected"), [
+    # 9 heads: kv heads round(2 * 9 / 4) = 4 does not divide 9, so 3; f = 2.25: FFN 172 -> 2 * round(193.5) = 388,
+    # experts 86 -> 2 * round(96.75) = 194, latents 24 -> 54 and 20 -> 45
+    ({"attention": "gqa", "n_kv_heads": 2, "kv_latent_dim": 24, "q_latent_dim": 20}, 144, (9, 3, 388, 194, 54, 45)),
+    # f = 0.5: round(0.5) = 0 kv heads is raised to 1; FFN 86, experts 2 * round(21.5) = 44; latents 2 -> 1
+    ({"attention": "gqa", "n_kv_heads": 1, "kv_latent_dim": 2, "q_latent_dim": 2}, 32, (2, 1, 86, 44, 1, 1)),
+    # MHA keeps its n_kv_heads field; no query latent (0) stays none
+    ({"attention": "mha", "n_kv_heads": 4, "kv_latent_dim": 24, "q_latent_dim": 0}, 96, (6, 4, 258, 128, 36, 0)),
+])
+def test_a_width_scales_heads_ffn_and_latent_widths_as_computed_by_hand(base, width, expected):
+    cfg = width_config(RDTConfig(d_model=64, n_heads=4, ffn="moe", ffn_hidden=172, expert_hidden=86, **base),
+                       width, 16, 3, 8)
+    assert (cfg.n_heads, cfg.n_kv_heads, cfg.ffn_hidden, cfg.expert_hidden, cfg.kv_latent_dim,
+            cfg.q_latent_dim) == expected
+
+
+def test_the_ladder_names_every_width_it_cannot_build(monkeypatch):
+    cfg = resolve_run_config("parity", "quick")
+    bad = [min(cfg.scale.widths), max(cfg.scale.widths)]
+
+    def width_config_(base, w, *args):
+        if w in bad:
+            raise ConfigError([f"first at {w}", f"second at {w}"])
+        return width_config(base, w, *args)
+
+    monkeypatch.setattr(scale, "width_config", width_config_)
+    with pytest.raises(ConfigError) as err:
+        plan_ladder(cfg, get_task("parity"))
+    assert err.value.problems == [f"scale.widths: width {w}: {n} at {w}" for w in bad for n in ("first", "second")]
+
+
+def test_a_grid_of_one_multiplier_keeps_the_names_and_a_longer_grid_names_each():
+    task = get_task("parity")
+    one = resolve_run_config("parity", "quick", None, ["scale.lr_grid=[0.5]"])
+    names = [plan.name for plan, _, _ in plan_ladder(one, task)]
+    assert [(plan.name, m) for plan, _, _, m in grid_ladder(one, task)] == [(n, 0.5) for n in names]
+    two = resolve_run_config("parity", "quick", None, ["scale.lr_grid=[1,0.5]"])
+    assert [(plan.name, m) for plan, _, _, m in grid_ladder(two, task)] == [
+        (f"{n}-lrx{m:g}", m) for n in names for m in (1, 0.5)]
+    assert {plan.role for plan, *_ in grid_ladder(two, task)} == {"scale"}
+
+
+def test_a_points_config_states_every_change_it_makes_in_the_notes():
+    dense = resolve_run_config("parity", "quick", None, ["scale.ladder=dense", "scale.pilot_steps=2",
+                                                         "scale.lr_grid=[1,0.5]", "scale.lr_width_exponent=1",
+                                                         "scale.steps=10"], seeds=[3, 4])
+    assert point_run_config(dense)[1] == [
+        "every point trains 10 steps (scale.steps; warmup 1)",
+        "the task's `tied` recipe is replaced by `fixed` (r loops at every step), so that r in the loop sweep is the "
+        "number of loops each looped model trained with",
+        "dense ladder: the RDT's layers with attention=mha, ffn=dense, injection=lti, lora_rank=0, act=False; its "
+        "unique parameters are the same at every r, and r = 1 is the reference N_eq is counted in",
+        "learning rate per width, train.lr x (min width / width)^1 (scale.lr_width_exponent), the same for every "
+        "model: w16 0.003, w24 0.002, w32 0.0015, w40 0.0012, w48 0.001",
+        "learning-rate pilot: each width's reference model trained 2 steps (seed 3) at each multiplier of "
+        "scale.lr_grid (1, 0.5); the one of lowest loss on the task's validation split trains every point of that "
+        "width (table `lr_selection`)"]
+    grid = resolve_run_config("parity", "quick", None, ["scale.lr_grid=[1,0.5]"])
+    assert point_run_config(grid)[1][-1] == (
+        "every point trains at each learning-rate multiplier of scale.lr_grid (1, 0.5); per family, width and loop "
+        "count the one of lowest seed-mean loss on the task's validation split is reported and fitted (table "
+        "`lr_selection`), so no choice reads the test instances a point's loss comes from")
+    for recipe in ("fixed", "progressive"):  # these train at r loops already
+        kept = resolve_run_config("parity", "quick", None, [f"train.recipe={recipe}"])
+        pcfg, notes = point_run_config(kept)
+        assert pcfg.train.recipe == recipe and not any("is replaced by" in n for n in notes)
+
+
+def test_candidates_with_no_seed_in_common_score_infinity_and_none_is_chosen():
+    points = [_candidate("rdt", 16, 1.0, 0, 0.5), _candidate("rdt", 16, 0.5, 1, 0.4)]
+    best, seeds, score = scale.lowest_validation(points, lambda p: p["width"], lambda p: p["lr"], 2)[16]
+    assert best is None and seeds == [] and score == {1.0: np.inf, 0.5: np.inf}
+
+
+def test_the_learning_rate_table_lists_standard_first_then_by_loops_width_and_rate():
+    points = [{**_candidate(f, w, lr, s, 1.0 + lr), "loops": r} for f, r in (("rdt", 2), ("rdt", 1), ("standard", None))
+              for w in (32, 16) for lr in (1.0, 0.5) for s in (0, 1)]
+    table = select_lr(points, [1.0, 0.5])[1]
+    assert [(t["family"], t["loops"], t["width"], t["lr"]) for t in table] == [
+        (f, r, w, lr) for f, r in (("standard", None), ("rdt", 1), ("rdt", 2)) for w in (16, 32) for lr in (0.5, 1.0)]
+    assert all(t["seeds"] == [0, 1] and t["chosen"] == (t["lr"] == 0.5) for t in table)
