@@ -112,3 +112,6 @@ def test_bad_arguments_are_named_together():
 def test_logits_of_the_wrong_shape_are_refused_by_shape():
     with pytest.raises(ConfigError, match=r"returned shape \(8, 5, 2\) for tokens of shape \(8, 5\)"):
         mythbench.evaluate(constant(0, vocab=2), "parity", difficulties=[4], n=8)
+    extra_axis = lambda tokens: constant(0)(tokens)[..., None]  # noqa: E731  [batch, seq, vocab, 1]
+    with pytest.raises(ConfigError, match=r"returned shape \(8, 5, 4, 1\)"):
+        mythbench.evaluate(extra_axis, "parity", difficulties=[4], n=8)

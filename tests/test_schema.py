@@ -206,6 +206,8 @@ def test_json_safety_helpers() -> None:
     doc = {"b": [1, 2.5, "é"], "a": None}
     assert content_hash(doc) == content_hash(json.loads(json.dumps(doc, indent=3)))
     assert canonical_json(doc) == '{"a":null,"b":[1,2.5,"é"]}'.encode()
+    with pytest.raises(ValueError, match="not JSON compliant"):  # no NaN: a hash is of standard JSON only
+        canonical_json({"a": float("nan")})
     assert walk_problems({"a": {1, 2}}) == ["a: a set is not a JSON value"]
     assert walk_problems(parse_json_bytes(b'{"x": {"k": 1, "k": 2}}')) == ["x: duplicate key 'k'"]
     assert parse_json_bytes(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}  # a UTF-8 byte-order mark is tolerated

@@ -21,7 +21,7 @@ from mythbench.results import leaderboard
 from mythbench.results.board import CSV_NAME, MD_NAME, columns, md_escape, read_board, render_markdown
 from mythbench.results.leaderboard import TaskIdentity, compare_rescore, current_task, submit
 from mythbench.results.leaderboard import verify as verify_results
-from mythbench.results.safejson import content_hash
+from mythbench.results.safejson import content_hash, read_json_file
 
 
 def verify(path: Path) -> list[str]:
@@ -120,8 +120,10 @@ def test_valid_result_round_trips_into_the_leaderboard(tmp_path: Path) -> None:
     assert verify(results) == []
 
     before = snapshot(results)  # the same content, formatted differently, is the same submission
-    with pytest.raises(ConfigError, match="already on the leaderboard"):
+    with pytest.raises(ConfigError) as err:
         submit(write(tmp_path / "again.json", doc, indent=4, sort_keys=True), results, "Bob", fake_lookup)
+    assert err.value.problems == [f"this results file is already on the leaderboard (submission "
+                                  f"{out.content_hash[:12]}, submitted by 'Ada Lovelace' on '{rdt['date']}')"]
     assert snapshot(results) == before
 
 
@@ -253,6 +255,43 @@ def test_verify_catches_stored_files_that_disagree_with_the_board(submitted: Pat
     assert "notes.txt: unexpected entry" in text
     assert f"submission {stored[1].stem[:12]}: no valid submissions" in text
     assert f"{content_hash(extra)}.json: not on the leaderboard" in text
+
+
+def test_every_stored_entry_that_is_not_a_valid_submission_is_named_and_only_valid_ones_are_kept(
+        submitted: Path) -> None:
+    kept = {path.stem for path in (submitted / "submissions" / "toy").iterdir()}
+    root = submitted / "submissions"
+    (root / "Not A Task").mkdir()  # sorts first: the entries after it are still checked
+    (root / "toy" / "nested").mkdir()
+    broken = root / "toy" / f"{'0' * 64}.json"
+    broken.write_text("{")
+    elsewhere = make_results(rng_seed=5)  # a valid toy file under another task's directory
+    (root / "khop").mkdir()
+    write(root / "khop" / f"{content_hash(elsewhere)}.json", elsewhere)
+    renamed = make_results(rng_seed=6)
+    write(root / "toy" / f"{'f' * 64}.json", renamed)
+    with pytest.raises(ConfigError) as err:
+        read_json_file(broken)
+    docs, problems = leaderboard._verify_submissions(submitted)
+    unexpected = "unexpected entry; submissions/ holds only <task>/<sha256>.json files"
+    assert problems == [
+        f"submissions/Not A Task: {unexpected}",
+        f"submissions/khop/{content_hash(elsewhere)}.json: task.name is 'toy', not the directory 'khop'",
+        *(f"submissions/toy/{broken.name}: {p}" for p in err.value.problems),
+        f"submissions/toy/{'f' * 64}.json: content hash is {content_hash(renamed)}, not the file name",
+        f"submissions/toy/nested: {unexpected}"]
+    assert set(docs) == kept
+
+
+def test_the_board_marks_stale_only_the_tasks_the_suite_still_has() -> None:
+    def lookup(name: str) -> TaskIdentity:
+        if name == "gone":
+            raise ConfigError(f"no task {name!r}")
+        return TaskIdentity(name=name, version=len(name), fingerprint="f", train_difficulties=(1,),
+                            test_difficulties=(2,))
+
+    rows = [{"task": t} for t in ("toy", "gone", "parity", "toy")]
+    assert leaderboard.current_versions(rows, lookup) == {"parity": 6, "toy": 3}
 
 
 def test_verify_checks_stored_submissions_against_the_submission_rules(submitted: Path) -> None:
