@@ -5,11 +5,13 @@ from __future__ import annotations
 import csv
 import json
 import multiprocessing
+import shutil
 import sys
 import types
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from hostile.corpus import CASES
 from hostile.factory import TOY, fake_lookup, make_results
@@ -17,11 +19,13 @@ from mythbench.tasks import get_task
 
 from mythbench.analysis.stats import with_derived
 from mythbench.core.errors import ConfigError
+from mythbench.results import board as board_module
 from mythbench.results import leaderboard
 from mythbench.results.board import CSV_NAME, MD_NAME, columns, md_escape, read_board, render_markdown
 from mythbench.results.leaderboard import TaskIdentity, compare_rescore, current_task, submit
 from mythbench.results.leaderboard import verify as verify_results
 from mythbench.results.safejson import content_hash, read_json_file
+from mythbench.results.schema import show
 
 
 def verify(path: Path) -> list[str]:
@@ -382,3 +386,79 @@ def test_a_plugin_familys_results_validate_and_submit(tmp_path: Path) -> None:
     assert [(r["model"], r["family"], r["twin_of"]) for r in out.rows] == [
         ("openmythos", "openmythos", ""), ("std-iso-param", "standard", "openmythos")]
     assert verify(tmp_path / "results") == []
+
+
+# --- the board's cells and its verification, by hand
+
+
+@pytest.mark.parametrize(("cells", "shown"), [
+    ({"tok_max": "0.8", "per_seed_max": "0.4 - 0.6"}, "0.500 [0.250, 0.750] (tok 0.800); seeds 0.40 / - / 0.60"),
+    ({"tok_max": "", "per_seed_max": "0.5"}, "0.500 [0.250, 0.750]"),  # one seed: no per-seed list
+    ({"acc_max": "n/a|x"}, "n/a\\|x"),  # not a number: the escaped text
+])
+def test_an_accuracy_cell_shows_mean_interval_other_metrics_and_each_seed(cells, shown) -> None:
+    row = pd.Series({"acc_max": "0.5", "low_max": "0.25", "high_max": "0.75", "tok_max": "", "per_seed_max": "",
+                     **cells})
+    assert board_module._acc(row, "max") == shown
+    if not row["tok_max"]:  # a row from before the metric existed has no column for it
+        assert board_module._acc(row.drop("tok_max"), "max") == shown
+
+
+def test_a_number_cell_is_formatted_or_its_text_escaped() -> None:
+    assert board_module._number("1234.6", ",.0f") == "1,235" and board_module._number("0.000123", ".3g") == "0.000123"
+    assert board_module._number("many|", ",.0f") == md_escape("many|") == "many\\|"
+
+
+def _rewrite(root: Path, rows: list[dict[str, str]]) -> None:
+    """The CSV as `rows`, and its markdown regenerated, so that only the CSV's content is wrong."""
+    board_module.write_board(root, rows, leaderboard.current_versions(rows, fake_lookup))
+
+
+def test_verify_names_every_way_the_board_disagrees_with_the_stored_files(submitted: Path) -> None:
+    rows = read_board(submitted)
+    first, second = sorted({r["content_hash"] for r in rows})
+    label = lambda digest: f"{CSV_NAME}: submission {digest[:12]}"  # noqa: E731
+    a = [r for r in rows if r["content_hash"] == first]
+    b = [r for r in rows if r["content_hash"] == second]
+    a = [{**a[0], "date": "yesterday"}, {**a[1], "submitter": "bob"}, dict(a[1])]  # and a model twice
+    renamed = b[0]["model"]
+    b = [{**b[0], "model": "ghost"}, {**b[1], "acc_max": "0.001", "low_max": "0.0005"}]
+    stray = {**b[1], "content_hash": "not a hash"}
+    _rewrite(submitted, a + b + [stray])
+    assert leaderboard._verify_board(submitted, leaderboard._verify_submissions(submitted)[0], fake_lookup) == [
+        f"{label(first)}: date 'yesterday' is not YYYY-MM-DD",
+        f"{label(first)}: rows disagree on submitter or date",
+        f"{label(first)}: a model appears in more than one row",
+        f"{label(second)}: model 'ghost' is on the board but not in the other",
+        f"{label(second)}: model {show(renamed)} is in the stored file but not on the other",
+        f"{label(second)}, model {show(b[1]['model'])}: acc_max, low_max disagree with the stored file",
+        f"{CSV_NAME}: submission 'not a hash': no valid submissions/<task>/<hash>.json behind these rows"]
+
+
+def test_verify_checks_the_markdown_against_the_csv_even_when_it_is_empty_or_unreadable(submitted: Path) -> None:
+    differs = f"{MD_NAME}: differs from the table generated from {CSV_NAME} (it is generated; do not edit it by hand)"
+    (submitted / MD_NAME).write_bytes(b"\xff\xfe not UTF-8")
+    assert verify(submitted) == [differs]
+    shutil.rmtree(submitted / "submissions")
+    (submitted / CSV_NAME).write_text(",".join(columns()) + "\n")  # a board with no rows still has its table
+    (submitted / MD_NAME).unlink()
+    assert verify(submitted) == [differs]
+    (submitted / CSV_NAME).unlink()
+    (submitted / MD_NAME).write_text("# a table\n")
+    assert verify(submitted) == [f"{MD_NAME}: exists without {CSV_NAME}"]
+
+
+def test_verify_of_one_file_names_it_in_every_problem(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_text("{")
+    with pytest.raises(ConfigError) as err:
+        read_json_file(broken)
+    assert verify(broken) == [f"broken.json: {p}" for p in err.value.problems]
+    bad = make_results(seeds=(0,))
+    bad["models"][0]["runs"][0]["cells"][0]["correct"] = 99
+    problems = verify(write(tmp_path / "bad.json", bad))
+    assert problems and all(p.startswith("bad.json: models[0].runs[0]") for p in problems)
+    ref = tmp_path / "reference" / "toy" / "results.json"
+    ref.parent.mkdir(parents=True)
+    ref.write_text("{")
+    assert verify(tmp_path) == [f"reference/toy/results.json: {p}" for p in err.value.problems]
