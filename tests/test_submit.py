@@ -21,7 +21,7 @@ from mythbench.analysis.stats import with_derived
 from mythbench.core.errors import ConfigError
 from mythbench.results import board as board_module
 from mythbench.results import leaderboard
-from mythbench.results.board import CSV_NAME, MD_NAME, columns, md_escape, read_board, render_markdown
+from mythbench.results.board import CSV_NAME, MD_NAME, board_rows, columns, md_escape, read_board, render_markdown
 from mythbench.results.leaderboard import TaskIdentity, compare_rescore, current_task, submit
 from mythbench.results.leaderboard import verify as verify_results
 from mythbench.results.safejson import content_hash, read_json_file
@@ -462,3 +462,18 @@ def test_verify_of_one_file_names_it_in_every_problem(tmp_path: Path) -> None:
     ref.parent.mkdir(parents=True)
     ref.write_text("{")
     assert verify(tmp_path) == [f"reference/toy/results.json: {p}" for p in err.value.problems]
+
+
+def test_the_leaderboard_page_is_the_reviewed_one() -> None:
+    """The whole page for a board of two budgets, a stale version, a dirty and a missing commit and a hostile row
+    (markup in a name, numbers that are not, a zero accuracy ranked last), against tests/golden/leaderboard.md:
+    reviewed by hand once; a change of wording or layout changes that file in the same commit."""
+    standard, quick = make_results(rng_seed=1), make_results(rng_seed=2, preset="quick")
+    rows = (board_rows(standard, content_hash(standard), "alice", "2026-12-01")
+            + board_rows(quick, content_hash(quick), "bob", "2026-12-02"))
+    rows[0] |= {"dirty": "true"}
+    rows[1] |= {"commit": ""}
+    hostile = {**rows[0], "model": "evil|<b>", "twin_of": "", "acc_max": "0.0", "acc_2x": "n/a", "params_unique": "nan",
+               "flops_forward": "inf", "oracle_acc_max": "nan", "oracle_loops_max": "", "content_hash": "f" * 64}
+    page = render_markdown([*rows, hostile, {**rows[2], "task_version": "2"}], {"toy": 3})
+    assert page == (Path(__file__).parent / "golden" / "leaderboard.md").read_text(encoding="utf-8")

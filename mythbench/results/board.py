@@ -195,7 +195,7 @@ def render_markdown(rows: list[dict[str, str]], current_versions: dict[str, int]
     board = board_frame(rows)
     # ranking: best headline at the largest test difficulty, then at 2x; ties by submission and model
     board["_max"], board["_2x"] = (-board[c].map(lambda t: _float(t) or 0.0) for c in ("acc_max", "acc_2x"))
-    board = board.sort_values([*TABLE_KEYS, "_max", "_2x", "content_hash", "model"], kind="stable")
+    board = board.sort_values([*TABLE_KEYS, "_max", "_2x", "content_hash", "model"])  # several columns: a stable lexsort
     for (task, version, fingerprint, preset, spent), group in board.groupby(TABLE_KEYS, sort=False):
         first = group.iloc[0]
         heads = [f"d={md_escape(first['d_train'])} (train)", f"d={md_escape(first['d_2x'])}",
