@@ -477,3 +477,19 @@ def test_the_leaderboard_page_is_the_reviewed_one() -> None:
                "flops_forward": "inf", "oracle_acc_max": "nan", "oracle_loops_max": "", "content_hash": "f" * 64}
     page = render_markdown([*rows, hostile, {**rows[2], "task_version": "2"}], {"toy": 3})
     assert page == (Path(__file__).parent / "golden" / "leaderboard.md").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(("got", "shown"), [
+    (list(range(1, 33)), str(list(range(1, 33)))),  # up to 32 plain integers are shown as they are
+    (list(range(1, 34)), "an array"),  # longer, or holding anything but integers: only what it is
+    ([1, True], "an array"),
+    ([1, 2.0], "an array"),
+    ("1 2", "'1 2'"),
+])
+def test_a_file_of_another_test_set_is_refused_showing_what_it_holds(got, shown) -> None:
+    doc = make_results()
+    doc["task"] |= {"fingerprint": "0" * 16, "train_difficulties": got}
+    assert leaderboard.check_current_task(doc, fake_lookup) == [
+        f"task.fingerprint: '{'0' * 16}' is not the fingerprint of the current 'toy' test set ({TOY.fingerprint}); "
+        "the file was scored on different test data",
+        f"task.train_difficulties: {shown} differs from the current task's {list(TOY.train_difficulties)}"]
