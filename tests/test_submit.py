@@ -24,7 +24,7 @@ from mythbench.results import leaderboard
 from mythbench.results.board import CSV_NAME, MD_NAME, board_rows, columns, md_escape, read_board, render_markdown
 from mythbench.results.leaderboard import TaskIdentity, compare_rescore, current_task, submit
 from mythbench.results.leaderboard import verify as verify_results
-from mythbench.results.safejson import content_hash, read_json_file
+from mythbench.results.safejson import MAX_BYTES, content_hash, read_json_file
 from mythbench.results.schema import show
 
 
@@ -493,3 +493,118 @@ def test_a_file_of_another_test_set_is_refused_showing_what_it_holds(got, shown)
         f"task.fingerprint: '{'0' * 16}' is not the fingerprint of the current 'toy' test set ({TOY.fingerprint}); "
         "the file was scored on different test data",
         f"task.train_difficulties: {shown} differs from the current task's {list(TOY.train_difficulties)}"]
+
+
+# --- reading the board: every refusal in full
+
+
+def _board_text(tmp_path: Path, text: str | bytes) -> Path:
+    path = tmp_path / CSV_NAME
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
+    return tmp_path
+
+
+def test_the_board_is_read_up_to_its_size_limit_and_no_further(tmp_path: Path) -> None:
+    header = ",".join(columns()) + "\n"
+    overhead = len(",".join(["x"] * len(columns())))  # a row's bytes besides its first field, newline included
+    total = MAX_BYTES - len(header)
+    k = -(-total // (overhead + 100_000))  # fields of ~100 kB (the csv module's limit is 128 KiB)
+    sizes = [(total - k * overhead) // k + (i < (total - k * overhead) % k) for i in range(k)]
+    lines = [",".join(["x"] * len(columns())).replace("x", "m" * n, 1) for n in sizes]
+    text = header + "".join(line + "\n" for line in lines)
+    assert len(text) == MAX_BYTES
+    assert len(read_board(_board_text(tmp_path, text))) == k
+    with pytest.raises(ConfigError, match="larger than"):  # one byte more
+        read_board(_board_text(tmp_path, "m" + text))
+    with open(tmp_path / CSV_NAME, "r+b") as f:  # a terabyte, sparse: refused after reading MAX_BYTES + 1 bytes
+        f.truncate(2**40)
+    with pytest.raises(ConfigError) as err:
+        read_board(tmp_path)
+    assert err.value.problems == [f"{CSV_NAME}: larger than {MAX_BYTES:,} bytes"]
+
+
+def test_a_board_field_over_the_csv_limit_is_refused_by_line(tmp_path: Path) -> None:
+    text = ",".join(columns()) + "\n" + ",".join(["x" * 200_000] + ["x"] * (len(columns()) - 1)) + "\n"
+    with pytest.raises(ConfigError) as err:
+        read_board(_board_text(tmp_path, text))
+    assert err.value.problems == [f"{CSV_NAME}: line 2: field larger than field limit (131072)"]
+
+
+def test_a_board_that_is_not_utf8_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        read_board(_board_text(tmp_path, b"task\xff\n"))
+    assert len(err.value.problems) == 1
+    assert err.value.problems[0].startswith(f"{CSV_NAME}: cannot be read as UTF-8 text ('utf-8' codec can't decode")
+
+
+def test_a_board_keeps_every_field_as_its_exact_text(tmp_path: Path, submitted: Path) -> None:
+    row = read_board(submitted)[0] | {"model": "two\r\nlines, \"quoted\""}
+    board_module.write_board(tmp_path, [row], {})
+    assert read_board(tmp_path) == [row]
+
+
+@pytest.mark.parametrize(("header", "tail"), [
+    ("", "; missing " + ", ".join(columns())),  # an empty file
+    (",".join(c for c in columns() if c != "seeds") + ",extra", "; missing seeds; unexpected 'extra'"),
+    (",".join(columns()) + "," + ",".join(f"c{i:03}" for i in range(60)),
+     "; unexpected " + ", ".join(f"'c{i:03}'" for i in range(60))[:200]),
+])
+def test_a_board_with_the_wrong_header_names_what_is_missing_and_unexpected(tmp_path: Path, header, tail) -> None:
+    with pytest.raises(ConfigError) as err:
+        read_board(_board_text(tmp_path, header + ("\n" if header else "")))
+    assert err.value.problems == [f"{CSV_NAME}: the header is not the expected columns {', '.join(columns())}{tail}"]
+
+
+def test_a_board_names_each_line_with_the_wrong_number_of_fields(tmp_path: Path) -> None:
+    good = ",".join(["x"] * len(columns()))
+    text = "\n".join([",".join(columns()), good, "a,b", good, good + ",y"]) + "\n"
+    with pytest.raises(ConfigError) as err:
+        read_board(_board_text(tmp_path, text))
+    n = len(columns())
+    assert err.value.problems == [f"{CSV_NAME}: line 3: 2 fields, expected {n}",
+                                  f"{CSV_NAME}: line 5: {n + 1} fields, expected {n}"]
+
+
+def test_a_submitter_name_is_refused_with_the_rule() -> None:
+    assert leaderboard.check_submitter(5) == ["name: expected a string, got 5"]
+    assert leaderboard.check_submitter("a/b") == [
+        "name: 'a/b' is not allowed; use 1-64 letters, digits, spaces and . _ @ + -, starting and ending with a "
+        "letter or digit, without '..' (no path separators or markup)"]
+
+
+def test_a_submission_to_a_broken_board_names_the_board_and_the_files_own_problems(tmp_path: Path) -> None:
+    results = tmp_path / "results"
+    _board_text(results if results.mkdir() is None else results, "task\n")
+    header = f"{CSV_NAME}: the header is not the expected columns"
+    with pytest.raises(ConfigError) as err:
+        submit(write(tmp_path / "r.json", make_results()), results, "a/b", fake_lookup)
+    assert [p.split(":")[0] for p in err.value.problems] == ["name", CSV_NAME]
+    assert err.value.problems[1].startswith(header) and err.value.problems[1].endswith(" (run `mythbench verify`)")
+    with pytest.raises(ConfigError) as err:  # a valid file: only the board is wrong
+        submit(write(tmp_path / "r.json", make_results()), results, "alice", fake_lookup)
+    assert len(err.value.problems) == 1 and err.value.problems[0].startswith(header)
+
+
+def test_a_submission_is_dated_in_utc_and_stored_as_sorted_indented_utf8(tmp_path: Path, monkeypatch) -> None:
+    class Clock(leaderboard.datetime):
+        @classmethod
+        def now(cls, tz=None):  # late on Dec 31 in UTC; already the next day east of it
+            utc = leaderboard.datetime(2026, 12, 31, 23, 30, tzinfo=leaderboard.timezone.utc)
+            return utc if tz is leaderboard.timezone.utc else leaderboard.datetime(2027, 1, 1, 9, 30)
+
+    monkeypatch.setattr(leaderboard, "datetime", Clock)
+    doc = make_results() | {"command": "mythbench run toy --preset standard  # café"}
+    out = submit(write(tmp_path / "r.json", doc), tmp_path / "results", "alice", fake_lookup)
+    assert {r["date"] for r in out.rows} == {"2026-12-31"}
+    assert out.stored.read_text(encoding="utf-8") == json.dumps(doc, indent=2, sort_keys=True,
+                                                                ensure_ascii=False) + "\n"
+    assert "café" in out.stored.read_text(encoding="utf-8")
+
+
+def test_an_invalid_file_is_never_called_a_duplicate(submitted: Path, tmp_path: Path) -> None:
+    """Only a valid document has a content hash; a hand-edited board row with a blank one matches nothing."""
+    rows = read_board(submitted)
+    board_module.write_board(submitted, [rows[0] | {"content_hash": ""}, *rows[1:]], {})
+    with pytest.raises(ConfigError) as err:
+        submit(write(tmp_path / "one.json", make_results(seeds=(0,))), submitted, "alice", fake_lookup)
+    assert err.value.problems and not any("already on the leaderboard" in p for p in err.value.problems)

@@ -230,7 +230,11 @@ def read_board(results_dir: Path) -> list[dict[str, str]]:
         raise ConfigError(f"{CSV_NAME}: cannot be read as UTF-8 text ({e})") from None
     if len(data) > MAX_BYTES:
         raise ConfigError(f"{CSV_NAME}: larger than {MAX_BYTES:,} bytes")
-    records = list(csv.reader(io.StringIO(text, newline="")))
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        records = list(reader)
+    except csv.Error as e:  # a field over the csv module's limit, or a NUL byte
+        raise ConfigError(f"{CSV_NAME}: line {reader.line_num}: {e}") from None
     expected = columns()
     header = tuple(records[0]) if records else ()
     unrecorded = _unrecorded_columns(header)
