@@ -50,6 +50,15 @@ def test_act_readout_is_graves_weighted_mean_for_every_truncation(p, threshold):
         assert abs(float(act.ponder_cost()) - expected_ponder) < 1e-4
 
 
+def test_a_position_whose_probabilities_reach_the_threshold_exactly_halts_there():
+    """0.5 + 0.25 is 0.75 exactly in binary: the position halts at loop 2 with remainder 1 - 0.5."""
+    act = ACT((1, 1), torch.zeros(1, 1, 3), threshold=0.75)
+    for t, p in enumerate((0.5, 0.25, 0.25)):
+        readout = act.step(torch.eye(3)[t].reshape(1, 1, 3), torch.tensor([[p]]))
+    assert act.halted.tolist() == [[True]] and act.steps.tolist() == [[2.0]] and act.remainder.tolist() == [[0.5]]
+    assert readout[0, 0].tolist() == [0.5, 0.5, 0.0]
+
+
 def test_halted_positions_freeze_their_state():
     act = ACT((1, 2), torch.zeros(1, 2, 3), threshold=0.99)
     h0 = torch.zeros(1, 2, 3)

@@ -184,6 +184,8 @@ def test_a_broken_field_is_reported_with_its_path(path: tuple, value: Any, messa
 
 @pytest.mark.parametrize("path, value, message", [
     (("points", 0, "params", "unique"), 7, "points[0].params.unique: 7 is not once + recurrent"),
+    (("points", 1, "params", "unique"), 7, "points[1].params.unique: 7 is not once + recurrent = "
+     f"{DOC['points'][1]['params']['once'] + DOC['points'][1]['params']['recurrent']}"),
     (("points", 0, "params", "recurrent"), 5, "points[0].loops: null, but the point has a looped part"),
     (("points", 0, "tokens"), 5, "points[0].tokens: 5 is not train.tokens = 12800"),
     (("points", 0, "train_flops"), 1.0, "points[0].train_flops: 1.0 is not flops_train_per_token * tokens"),
