@@ -132,4 +132,13 @@ def test_bad_registrations_are_refused_naming_every_problem():
         assert part in text
     with pytest.raises(ConfigError, match="three different keys"):
         register_metric("same", "same", "other", _wrong_tokens, "sm", "name and hits alike")
+    with pytest.raises(ConfigError) as err:  # each bad key named by its role; a cell's own fields are taken
+        register_metric("Name", "loss", "Tot", _wrong_tokens, "S-", "every key wrong")
+    assert err.value.problems == [f"register_metric('Name'): {p}" for p in (
+        *(f"{role}: {key!r} is not a lowercase key (letters, digits, _)"
+          for role, key in (("name", "Name"), ("total", "Tot"), ("short", "S-"))),
+        "'loss' is already used by 'the cell'")]
+    with pytest.raises(ConfigError) as err:
+        register_metric("m", "Hits", "t", _wrong_tokens, "m", "a bad hits key")
+    assert err.value.problems == ["register_metric('m'): hits: 'Hits' is not a lowercase key (letters, digits, _)"]
     assert before == METRICS  # nothing half-registered

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from pydantic import BaseModel, ValidationError
 
 from mythbench.analysis import fits
 from mythbench.core.errors import ConfigError
 from mythbench.results import results_doc
+from mythbench.results.results_model import Text, rules
 
 ROOT = Path(__file__).resolve().parent.parent
 PARITY = ROOT / "results" / "reference" / "quick" / "parity"
@@ -198,3 +200,25 @@ def test_load_computes_the_rates_of_a_counts_only_file(tmp_path: Path) -> None:
     assert len(df) == sum(len(r["cells"]) for m in doc["models"] for r in m["runs"])
     assert (df.accuracy == df.correct / df.n).all() and df.ci_low.le(df.accuracy).all()
     assert df.token_accuracy.between(0, 1).all() and df.headline.any()
+
+
+def test_a_text_field_is_bounded_anchored_and_printable():
+    class Doc(BaseModel):
+        name: Text("a|b", 3, doc="one letter")
+        free: Text(max_len=4)
+
+    assert Doc(name="a", free="b c").name == "a" and Doc.model_fields["name"].description == "one letter"
+    for name, free in (("ab", "x"), ("c", "x"), ("a", "abcde"), ("a", "a\x00")):
+        with pytest.raises(ValidationError):
+            Doc(name=name, free=free)
+
+
+def test_a_rule_raises_all_its_problems_at_once_after_the_fields_are_valid():
+    class Doc(BaseModel):
+        n: int
+        check_n = rules(lambda d: [f"n: {d.n} is odd", f"n: {d.n} is not even"] if d.n % 2 else [])
+
+    assert Doc(n=2).n == 2
+    with pytest.raises(ValidationError) as err:
+        Doc(n=3)
+    assert err.value.errors()[0]["msg"] == "Value error, n: 3 is odd\nn: 3 is not even"

@@ -297,3 +297,21 @@ def test_submit_refuses_a_valid_scale_file_and_writes_nothing(tmp_path: Path) ->
 def test_verify_refuses_a_scale_file_stored_as_a_submission(tmp_path: Path) -> None:
     _write(tmp_path / "submissions" / "toy" / f"{content_hash(DOC)}.json", DOC)
     assert any("only run results" in p for p in verify(tmp_path))
+
+
+@pytest.mark.parametrize("section", ["abc", {"loop_counts": "abc"}, {"loop_counts": ["a"]}, None])
+def test_a_config_scale_section_that_is_not_a_loop_list_falls_back_to_the_points(section: Any) -> None:
+    """config is free-form: a section of any shape is no crash, and the headline is checked against the points."""
+    doc = mutated(DOC, ("config", "scale"), section)
+    assert check_schema(doc) == []
+    assert check_schema(mutated(doc, ("scale", "headline_loops"), 2)) == [
+        "scale.headline_loops: 2 is below the largest training loop count of the looped points, 4"]
+
+
+def test_a_learning_rate_is_chosen_once_per_family_width_and_loop_count() -> None:
+    row = {"family": "rdt", "width": 16, "loops": 2, "lr": 0.01, "seeds": [0], "validation_loss": 0.5, "chosen": True}
+    table = [row, {**row, "lr": 0.02, "chosen": False}, {**row, "loops": 4}, {**row, "width": 32},
+             {**row, "family": "standard", "loops": None}]
+    assert check_schema({**DOC, "lr_selection": table}) == []
+    assert check_schema({**DOC, "lr_selection": [*table, {**row, "lr": 0.03}, {**row, "lr": 0.04}]}) == [
+        f"lr_selection[{i}]: a second chosen learning rate for ['rdt', 16, 2] (also lr_selection[0])" for i in (5, 6)]

@@ -305,7 +305,8 @@ def scale_problems(doc: ScaleFileV1) -> list[str]:
             out.append(f"points[{i}]: duplicate point {p.name!r} at seed {p.seed} (also {names[p.name, p.seed]})")
         names.setdefault((p.name, p.seed), f"points[{i}]")
     looped = {p.loops for p in doc.points if p.loops is not None}
-    configured = (doc.config.get("scale") or {}).get("loop_counts") if isinstance(doc.config, dict) else None
+    section = doc.config.get("scale")  # config is free-form: a section may be anything
+    configured = section.get("loop_counts") if isinstance(section, dict) else None
     headline = doc.scale.headline_loops
     if isinstance(configured, list) and configured and all(type(x) is int for x in configured):
         if headline != max(configured):
