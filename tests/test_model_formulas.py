@@ -12,7 +12,7 @@ from test_model import tiny, tokens
 
 from mythbench import RecurrentDepthTransformer
 from mythbench.models.layers import LoRA
-from mythbench.models.model import ACT
+from mythbench.models.model import ACT, Injection
 
 finite = st.floats(-8.0, 8.0)
 
@@ -91,3 +91,12 @@ def test_every_loop_below_the_last_adapter_has_its_own_and_later_loops_share_the
     for i, j in itertools.combinations(range(n_loops + 3), 2):
         same = torch.allclose(lora("q", x, i), lora("q", x, j))
         assert same == (min(i, n_loops - 1) == min(j, n_loops - 1)), (i, j)
+
+
+def test_concat_injection_is_its_projection_of_h_and_e_computed_in_the_weights_dtype():
+    """Huginn's adapter: W [h; e], with states of another dtype cast to the weights' and the result back to h's."""
+    injection = Injection(tiny(injection="concat"))
+    h, e = (torch.randn(2, 3, 16, dtype=torch.float64) for _ in range(2))
+    out = injection(h, e)
+    expected = (torch.cat([h, e], dim=-1).float() @ injection.proj.weight.T).double()
+    assert out.dtype == torch.float64 and torch.allclose(out, expected)

@@ -315,3 +315,21 @@ def test_a_learning_rate_is_chosen_once_per_family_width_and_loop_count() -> Non
     assert check_schema({**DOC, "lr_selection": table}) == []
     assert check_schema({**DOC, "lr_selection": [*table, {**row, "lr": 0.03}, {**row, "lr": 0.04}]}) == [
         f"lr_selection[{i}]: a second chosen learning rate for ['rdt', 16, 2] (also lr_selection[0])" for i in (5, 6)]
+
+
+def test_a_laws_domain_replicates_and_band_are_checked_at_their_edges() -> None:
+    law = ("fits", "matched_tokens", "families", "rdt")
+    edges = copy.deepcopy(DOC)
+    rdt = edges["fits"]["matched_tokens"]["families"]["rdt"]
+    rdt["domain"]["N"] = [5000.0, 5000.0]  # a one-point domain is ordered
+    rdt["n_failed"] = 2  # the replicates are of the fits that succeeded
+    rdt["replicates"] = {k: v[:18] for k, v in rdt["replicates"].items()}
+    rdt["band"]["low"] = list(rdt["band"]["high"])  # an interval of zero width
+    assert check_schema(edges) == []
+    where = "fits.matched_tokens.families.rdt"
+    short = mutated(edges, (*law, "replicates", "alpha"), rdt["replicates"]["alpha"][:17])
+    assert check_schema(short) == [f"{where}.replicates.alpha: 17 values, not n_bootstrap - n_failed = 18"]
+    ragged = mutated(edges, (*law, "band", "high"), [*rdt["band"]["high"], 1.0])  # x and low agree, high does not
+    assert check_schema(ragged) == [f"{where}.band: x, low and high differ in length"]
+    crossed = mutated(edges, (*law, "band", "low"), [h + 1.0 for h in rdt["band"]["high"]])
+    assert check_schema(crossed) == [f"{where}.band: low is above high somewhere"]
