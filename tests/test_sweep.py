@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
-from mythbench.experiments import backends, cells
+from mythbench.experiments import backends, cells, sweep
 from mythbench.experiments.backends import InProcessBackend
 from mythbench.experiments.cells import plan_cells, run_cell
 from mythbench.experiments.scale import plan_ladder, point_run_config, run_scale
@@ -696,3 +696,50 @@ def test_make_backend_builds_the_backend_the_options_describe(monkeypatch, tmp_p
     assert (slurm.folder, slurm.partition, slurm.array_parallelism) == (tmp_path, "gpu", 5)
     slurm = make_backend("slurm", slurm={"folder": tmp_path / "jobs"}, slurm_folder=tmp_path)
     assert (slurm.folder, slurm.array_parallelism) == (tmp_path / "jobs", 64)
+
+
+@dataclasses.dataclass(eq=False)
+class _PlannedCell:
+    """A cell the engine only schedules: done once a backend has run it."""
+
+    label: str
+    run_dir: Path
+    finished: bool = False
+
+    def done(self) -> bool:
+        return self.finished
+
+
+class _FailsOnce(Stub):
+    """Runs every cell, but `flaky`'s first attempt fails."""
+
+    def __init__(self, flaky: str):
+        super().__init__()
+        self.flaky = flaky
+
+    def run(self, cells):
+        self.calls.append([c.label for c in cells])
+        for c in cells:
+            failing = c.label == self.flaky and sum(c.label in call for call in self.calls) == 1
+            c.finished = not failing
+            yield c, "boom" if failing else None
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_sweep_plans_again_after_a_round_and_runs_the_new_cells_with_its_retries(tmp_path, monkeypatch, retries):
+    """A ladder's pilot sets its points' rates: once the pilot's cells are done, planning again gives the points,
+    which run on the same backend with the same retries before the run is assembled."""
+    run = sweep.Run("scale", resolve_run_config("parity", "quick"), tmp_path / "ladder")
+    pilot = [_PlannedCell("pilot", run.run_dir)]
+    points = [_PlannedCell("p1", run.run_dir), _PlannedCell("p2", run.run_dir)]
+    monkeypatch.setattr(sweep, "prepare", lambda runs: pilot + (points if pilot[0].done() else []))
+    monkeypatch.setattr(sweep, "run_scale", lambda cfg, run_dir, command, started: {"assembled": run_dir})
+    backend = _FailsOnce("p2")
+    if retries:
+        assert run_grid([run], backend, "test", retries=retries) == [{"assembled": run.run_dir}]
+        assert backend.calls == [["pilot"], ["p1", "p2"], ["p2"]]
+    else:
+        with pytest.raises(CellsFailed) as err:
+            run_grid([run], backend, "test", retries=retries)
+        assert err.value.problems == ["p2 failed: boom"] and backend.calls == [["pilot"], ["p1", "p2"]]
+    assert backend.closed
