@@ -608,3 +608,32 @@ def test_an_invalid_file_is_never_called_a_duplicate(submitted: Path, tmp_path: 
     with pytest.raises(ConfigError) as err:
         submit(write(tmp_path / "one.json", make_results(seeds=(0,))), submitted, "alice", fake_lookup)
     assert err.value.problems and not any("already on the leaderboard" in p for p in err.value.problems)
+
+
+def test_the_committed_schema_1_submissions_give_their_rows_on_the_committed_board() -> None:
+    """Version 1 files had no loop rule: their rows are at the training loop count, labelled `train`."""
+    root = Path(__file__).resolve().parent.parent / "results"
+    board = read_board(root)
+    old = [p for p in sorted((root / "submissions").rglob("*.json"))
+           if json.loads(p.read_text())["schema_version"] == 1]
+    assert old
+    for path in old:
+        have = [r for r in board if r["content_hash"] == path.stem]
+        want = board_rows(json.loads(path.read_text()), path.stem, have[0]["submitter"], have[0]["date"])
+        assert want == have and {r["loop_rule"] for r in want} == {"train"}
+
+
+def test_a_runs_per_seed_accuracies_are_in_seed_order_with_a_dash_for_a_missing_cell() -> None:
+    cell = {"difficulty": 8, "loops": 4, "accuracy": 0.5}
+    model = {"runs": [{"seed": 2, "status": "complete", "cells": [cell, {**cell, "loops": 2, "accuracy": 0.1}]},
+                      {"seed": 0, "status": "complete", "cells": [{**cell, "difficulty": 4}]},
+                      {"seed": 1, "status": "diverged", "cells": [cell]}]}
+    assert board_module._per_seed(model, 8, 4) == "- 0.5"
+    assert board_module._per_seed(model, 8, 2) == "- 0.1"
+
+
+def test_a_dirty_tree_and_a_recorded_budget_reach_the_board() -> None:
+    config = {"task": "toy", "train": {"steps": 400, "batch_size": 32}, "model": {"d_model": 64}}
+    doc = make_results() | {"git": {"commit": "ab" * 20, "dirty": True}, "config": config}
+    rows = board_rows(doc, "h", "alice", "2026-12-01")
+    assert {(r["dirty"], r["budget"]) for r in rows} == {("true", "400 steps x 32 batch, d_model 64")}
