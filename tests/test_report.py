@@ -12,7 +12,7 @@ import pytest
 from mythbench.analysis.stats import summarize_model, wilson_interval
 from mythbench.core.errors import ConfigError
 from mythbench.reports.report import build_report, format_summary_table
-from mythbench.results.results_frame import cell_columns, recipe_text
+from mythbench.results.results_frame import cell_columns, model_train, recipe_text
 
 FINGERPRINT = "ab" * 32
 N = 20
@@ -298,3 +298,11 @@ def test_every_seed_is_shown_next_to_the_mean(tmp_path: Path) -> None:
 ])
 def test_a_training_recipe_in_words(train, text) -> None:
     assert recipe_text(train) == text
+
+
+def test_a_models_training_keys_come_from_its_config_whatever_shape_the_config_has():
+    tuned = {"models": {"rdt": {"chosen": {"lr": 0.003, "train": {"recipe": "fixed"}}}}}
+    assert model_train({"config": {"train": {"lr": 0.01, "steps": 5}}, "tuning": tuned}, "rdt") == (
+        {"lr": 0.003, "steps": 5, "recipe": "fixed"}, tuned["models"]["rdt"])
+    for config in (None, "free-form", {"train": "free-form"}, {}):  # config is free-form: no train keys, no crash
+        assert model_train({"config": config}, "rdt") == ({}, None)
