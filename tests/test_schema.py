@@ -17,9 +17,15 @@ from hypothesis import strategies as st
 from mythbench.analysis.stats import with_derived
 from mythbench.core.errors import ConfigError
 from mythbench.results.leaderboard import TaskIdentity
-from mythbench.results.results_model import RunFileV3
+from mythbench.results.results_model import Model, RunFileV3, Text, rules
 from mythbench.results.safejson import canonical_json, content_hash, json_depth, parse_json_bytes, walk_problems
-from mythbench.results.schema import check_schema, check_submittable, leaderboard_difficulties, validate
+from mythbench.results.schema import (
+    check_schema,
+    check_submittable,
+    leaderboard_difficulties,
+    model_problems,
+    validate,
+)
 
 BASE = make_results()
 DOC_PATH = Path(__file__).resolve().parent.parent / "docs" / "results-schema.md"
@@ -240,3 +246,32 @@ def test_version_1_files_still_validate() -> None:
         versions.append(doc["schema_version"])
         assert check_schema(doc) == [], path
     assert 1 in versions  # the v1 history is among them
+
+
+class _Inner(Model):
+    n: int
+    name: Text(max_len=8) = "x"
+    check_n = rules(lambda d: [f"n: {d.n} is odd", f"n: {d.n} is not even"] if d.n % 2 else [])
+
+
+class _Outer(Model):
+    inner: _Inner
+    pair: tuple[int, int] = (0, 0)
+
+
+def test_pydantic_errors_become_path_and_message_lines() -> None:
+    assert model_problems(_Outer, "text") == ["top level: expected an object, got 'text'"]
+    assert model_problems(_Outer, {"inner": {"n": 3}}) == ["inner.n: 3 is odd", "inner.n: 3 is not even"]
+    assert model_problems(_Outer, {"inner": {"n": 2, "name": "a\x00"}}) == [
+        "inner.name: 'a\\x00' contains control characters"]
+    assert model_problems(_Outer, {"inner": {"n": 2}, "pair": 5}) == ["pair: Input should be a valid tuple"]
+
+
+def test_a_file_that_cannot_be_submitted_says_why_in_full() -> None:
+    assert check_submittable(make_results() | {"status": "incomplete"}) == [
+        "status: 'incomplete'; only complete runs can be submitted (rerun the same command: it resumes where it "
+        "stopped)"]
+    problems = check_submittable(make_results(diverged=(0, 1, 2)))
+    assert [p for p in problems if p.startswith("models[0].summary")] == [
+        f"models[0].summary: no headline accuracy for difficulty {d}, which the leaderboard reports"
+        for d in (4, 8, 12)]

@@ -743,3 +743,24 @@ def test_a_sweep_plans_again_after_a_round_and_runs_the_new_cells_with_its_retri
             run_grid([run], backend, "test", retries=retries)
         assert err.value.problems == ["p2 failed: boom"] and backend.calls == [["pilot"], ["p1", "p2"]]
     assert backend.closed
+
+
+def test_prepare_returns_every_runs_cells_or_names_every_runs_problems(tmp_path, monkeypatch):
+    runs = load_grid(_grid(tmp_path, tasks=["parity", "khop"]))
+    cells = prepare(runs)
+    assert sorted({Path(c.run_dir) for c in cells}) == sorted(r.run_dir for r in runs)
+    assert {c.label for c in cells} == {f"{r.run_dir}:rdt:seed{s}" for r in runs for s in (0, 1)}
+    ladder = sweep.Run("scale", resolve_run_config("parity", "quick"), tmp_path / "ladder")
+    assert prepare([ladder]) == plan_cells("scale", ladder.cfg, ladder.run_dir, get_task("parity"))
+    assert {c.model for c in prepare([ladder])} >= {"standard-w16", "rdt-w16-r1"}  # a ladder's points, by kind
+
+    def refuse(what):
+        def raise_(*args):
+            raise ConfigError([f"{what} one", f"{what} two"])
+        return raise_
+
+    for step in ("prepare_run_dir", "plan_cells"):  # the run directories are claimed only once every run planned
+        monkeypatch.setattr(sweep, step, refuse(step))
+        with pytest.raises(ConfigError) as err:
+            prepare(runs)
+        assert err.value.problems == [f"{r.run_dir}: {step} {n}" for r in runs for n in ("one", "two")]
