@@ -6,7 +6,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mythbench import RDTConfig, RecurrentDepthTransformer
-from mythbench.models.layers import Attention, LoRA, MLAttention, RMSNorm, Rotary, TransformerBlock, sdpa_narrow_values
+from mythbench.models.layers import (
+    Attention,
+    LoRA,
+    MLAttention,
+    RMSNorm,
+    Rotary,
+    ShortConv,
+    TransformerBlock,
+    sdpa_narrow_values,
+)
 
 
 def cfg(**kw) -> RDTConfig:
@@ -120,3 +129,18 @@ def test_padded_narrow_values_equal_explicit_softmax_attention(heads, length, v_
     reference_grads = torch.autograd.grad((reference * weights).sum(), (q, k, v))
     for got, want in zip(grads, reference_grads, strict=True):
         torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", [2, 3, 4, 5])
+@pytest.mark.parametrize("causal", [True, False])
+def test_a_short_convolution_keeps_the_length_and_reads_the_right_neighbours(kernel, causal):
+    conv = ShortConv(cfg(d_model=256, conv_kernel=kernel, causal=causal))
+    assert 0.4 < float(conv.weight.std()) * kernel**0.5 < 1.6  # variance-preserving start: taps of variance 1/k
+    with torch.no_grad():
+        conv.weight.fill_(1.0)
+        conv.proj.weight.copy_(torch.eye(256))
+    x = torch.zeros(1, 12, 256)
+    x[0, 6] = 1.0  # one position: the output positions that read it are its reach
+    reach = conv(x)[0].abs().sum(-1).nonzero().flatten().tolist()
+    first = 6 if causal else 6 - kernel // 2
+    assert conv(x).shape == x.shape and reach == list(range(first, first + kernel))
