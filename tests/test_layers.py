@@ -135,7 +135,7 @@ def test_padded_narrow_values_equal_explicit_softmax_attention(heads, length, v_
 @pytest.mark.parametrize("causal", [True, False])
 def test_a_short_convolution_keeps_the_length_and_reads_the_right_neighbours(kernel, causal):
     conv = ShortConv(cfg(d_model=256, conv_kernel=kernel, causal=causal))
-    assert 0.4 < float(conv.weight.std()) * kernel**0.5 < 1.6  # variance-preserving start: taps of variance 1/k
+    assert 0.4 < float(conv.weight.detach().std()) * kernel**0.5 < 1.6  # starts variance-preserving: taps of var 1/k
     with torch.no_grad():
         conv.weight.fill_(1.0)
         conv.proj.weight.copy_(torch.eye(256))
