@@ -574,7 +574,8 @@ def test_a_submitter_name_is_refused_with_the_rule() -> None:
 
 def test_a_submission_to_a_broken_board_names_the_board_and_the_files_own_problems(tmp_path: Path) -> None:
     results = tmp_path / "results"
-    _board_text(results if results.mkdir() is None else results, "task\n")
+    results.mkdir()
+    _board_text(results, "task\n")
     header = f"{CSV_NAME}: the header is not the expected columns"
     with pytest.raises(ConfigError) as err:
         submit(write(tmp_path / "r.json", make_results()), results, "a/b", fake_lookup)
