@@ -155,6 +155,16 @@ def test_fits_recover_the_known_ratio_and_phi_and_skip_diverged_points(tmp_path)
     assert "EXTRAPOLATION" in text and "Matched training FLOPs" in text and "φ" in text
 
 
+def test_a_refit_states_how_the_points_trained_from_the_files_config(tmp_path):
+    """The recipe notes are rebuilt from the stored config (a file without one has none), before the fit's."""
+    bare, configured = tmp_path / "bare.json", tmp_path / "configured.json"
+    atomic_write_json(bare, _synthetic())
+    atomic_write_json(configured, {**_synthetic(), "config": {"task": "parity", "scale": {"steps": 10}}})
+    notes = refit_results([configured])["notes"]
+    assert notes[0] == "every point trains 10 steps (scale.steps; warmup 1)"
+    assert notes[1:] == refit_results([bare])["notes"]
+
+
 def test_the_fits_are_of_the_loss_above_the_tasks_floor(tmp_path):
     """A known floor H under every loss: the fitted irreducible term is the excess E, not E + H, and N_eq/N is
     that of the excess laws (the reference law's E absorbing H would move the N_eq where the RDT's loss is)."""

@@ -286,9 +286,14 @@ def test_a_point_reads_its_training_loops_scores_the_training_difficulties_and_v
     assert model_problems(Point, flat) == [] and flat["loss_by_loops"] is None
     assert [a["accuracy"] for a in flat["accuracy"]] == [(7 * d) % 50 / 50 for d in train_d + test_d]
     assert all("accuracy_max_loops" not in a for a in flat["accuracy"])
-    diverged = scale._point(plan, width, loops, 0, {**result, "status": "diverged", "cells": []}, wcfg, task)
-    assert model_problems(Point, diverged) == [] and diverged["loss"] is None and diverged["accuracy"] == []
-    assert "validation_loss" not in diverged
+    for cells_kept in ([], cells):  # a diverged point has no numbers, whatever cells its result holds
+        diverged = scale._point(plan, width, loops, 0, {**result, "status": "diverged", "cells": cells_kept}, wcfg,
+                                task)
+        assert model_problems(Point, diverged) == [] and diverged["loss"] is None and diverged["accuracy"] == []
+        assert "validation_loss" not in diverged and diverged["loss_by_loops"] is None
+    untrained = scale._point(plan, width, loops, 0, {**result, "cells": _cells(test_d, [1, 2, 4])}, wcfg, task)
+    assert untrained["loss"] is None and untrained["loss_by_loops"] is None  # no training difficulty scored
+    assert untrained["loss_floor"] == 0.0 and model_problems(Point, untrained) == []
 
 
 def test_partial_assembles_the_stored_points_at_the_pilots_rates_and_names_the_missing(tmp_path, monkeypatch):
@@ -296,7 +301,8 @@ def test_partial_assembles_the_stored_points_at_the_pilots_rates_and_names_the_m
     name with the code that computed them, and refuses while there is no rate or no point to report."""
     cfg = resolve_run_config("parity", "quick", None, TINY, seeds=[0, 1])
     task = get_task("parity")
-    with pytest.raises(ConfigError, match="learning-rate pilot is not finished"):
+    with pytest.raises(ConfigError, match="learning-rate pilot is not finished, so no ladder point has its rate "
+                       "yet; nothing to assemble"):
         scale._partial_points(cfg, tmp_path, task)
     chosen = {8: 0.5, 16: 1, 24: 0.5, 32: 1}
 

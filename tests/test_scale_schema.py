@@ -188,17 +188,24 @@ def test_a_broken_field_is_reported_with_its_path(path: tuple, value: Any, messa
      f"{DOC['points'][1]['params']['once'] + DOC['points'][1]['params']['recurrent']}"),
     (("points", 0, "params", "recurrent"), 5, "points[0].loops: null, but the point has a looped part"),
     (("points", 0, "tokens"), 5, "points[0].tokens: 5 is not train.tokens = 12800"),
-    (("points", 0, "train_flops"), 1.0, "points[0].train_flops: 1.0 is not flops_train_per_token * tokens"),
+    (("points", 0, "train_flops"), 1.0, "points[0].train_flops: 1.0 is not flops_train_per_token * tokens = "
+     f"{DOC['points'][0]['flops_train_per_token'] * DOC['points'][0]['tokens']!r}"),
     (("points", 0, "loops"), 2, "points[0].loss_by_loops: null, but a looped point with a loss"),
     (("points", 1, "loops"), None, "points[1].loops: null, but the point has a looped part"),
     (("points", 1, "loss_by_loops"), None, "points[1].loss_by_loops: null, but a looped point with a loss"),
     (("points", 2, "loss"), 9.0, "points[2].loss: 9.0 is not loss_by_loops at the training loops 2"),
     (("points", 2, "loss_by_loops", 1, 0), 9, "points[2].loss_by_loops: loop counts are not strictly increasing"),
+    (("points", 2, "loss_by_loops", 1, 0), 3, "points[2].loss_by_loops: loop counts are not strictly increasing"),
+    (("points", 2, "loss_by_loops"), [[1, 0.5], [3, 0.4]], "points[2].loss_by_loops: no entry at the training loop "
+     "count 2"),
+    (("points", 1, "loss_by_loops", 0, 0), 1.5, "points[1].loss_by_loops: every entry is [loops >= 1, loss > 0]"),
+    (("points", 1, "loss_by_loops", 0, 1), 0.0, "points[1].loss_by_loops: every entry is [loops >= 1, loss > 0]"),
     (("points", 0, "accuracy", 0, "split"), "test", "points[0].accuracy[0].split: 'test', but difficulty 2 is a train"),
     (("points", 0, "accuracy", 0, "difficulty"), 99, "points[0].accuracy[0].difficulty: 99 is not one of the task's"),
     (("points", 0, "accuracy", 1, "difficulty"), 2, "points[0].accuracy[1].difficulty: duplicate difficulty 2"),
     (("points", 0, "accuracy", 0, "accuracy_max_loops"), 0.5, "a model that does not loop has no loop counts"),
     (("points", 20, "loss"), 1.0, "points[20].loss: must be null for a diverged point"),
+    (("points", 20, "accuracy"), DOC["points"][1]["accuracy"], "points[20].accuracy: must be empty for a diverged"),
     (("points", 20, "seed"), 0, "points[20]: duplicate point 'rdt-w40-r4' at seed 0 (also points[19])"),
     (("points", 0, "seed"), 5, "points[0].seed: 5 is not listed in the top-level seeds"),
     (("scale", "headline_loops"), 2, "scale.headline_loops: 2 is below the largest training loop count"),
@@ -210,6 +217,18 @@ def test_a_broken_field_is_reported_with_its_path(path: tuple, value: Any, messa
 def test_semantic_rules(path: tuple, value: Any, message: str) -> None:
     problems = check_schema(mutated(DOC, path, value))
     assert any(message in p for p in problems), problems
+
+
+def test_every_problem_of_a_point_is_reported_and_only_those() -> None:
+    """A diverged point with numbers and an unknown seed has both problems; a standard point with a loss-vs-loops
+    curve has one (its loops are null), not a second about a missing entry at loop count null."""
+    diverged = mutated(mutated(DOC, ("points", 20, "seed"), 5), ("points", 20, "loss_by_loops"), [[1, 0.5]])
+    assert [p for p in check_schema(diverged) if p.startswith("points[20]")] == [
+        "points[20].seed: 5 is not listed in the top-level seeds",
+        "points[20].loss_by_loops: must be null for a diverged point"]
+    curved = mutated(DOC, ("points", 0, "loss_by_loops"), [[1, DOC["points"][0]["loss"]]])
+    assert [p for p in check_schema(curved) if p.startswith("points[0]")] == [
+        "points[0].loops: null, but the point has a looped part (params.recurrent or loss_by_loops)"]
 
 
 def test_a_partial_ladder_without_points_at_its_largest_loop_count_is_valid() -> None:

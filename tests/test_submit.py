@@ -424,15 +424,15 @@ def test_verify_names_every_way_the_board_disagrees_with_the_stored_files(submit
     renamed = b[0]["model"]
     b = [{**b[0], "model": "ghost"}, {**b[1], "acc_max": "0.001", "low_max": "0.0005"}]
     stray = {**b[1], "content_hash": "not a hash"}
-    _rewrite(submitted, a + b + [stray])
+    _rewrite(submitted, [stray] + a + b)  # a row without a stored file does not stop the rows after it
     assert leaderboard._verify_board(submitted, leaderboard._verify_submissions(submitted)[0], fake_lookup) == [
+        f"{CSV_NAME}: submission 'not a hash': no valid submissions/<task>/<hash>.json behind these rows",
         f"{label(first)}: date 'yesterday' is not YYYY-MM-DD",
         f"{label(first)}: rows disagree on submitter or date",
         f"{label(first)}: a model appears in more than one row",
         f"{label(second)}: model 'ghost' is on the board but not in the other",
         f"{label(second)}: model {show(renamed)} is in the stored file but not on the other",
-        f"{label(second)}, model {show(b[1]['model'])}: acc_max, low_max disagree with the stored file",
-        f"{CSV_NAME}: submission 'not a hash': no valid submissions/<task>/<hash>.json behind these rows"]
+        f"{label(second)}, model {show(b[1]['model'])}: acc_max, low_max disagree with the stored file"]
 
 
 def test_verify_checks_the_markdown_against_the_csv_even_when_it_is_empty_or_unreadable(submitted: Path) -> None:

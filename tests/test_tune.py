@@ -305,7 +305,7 @@ def test_a_search_with_no_trial_trained_yet_chooses_nothing_and_is_incomplete(tm
                                                          for name in ("rdt", "rdt-iso-param")]
 
 
-@pytest.mark.parametrize("retries", [0, 2])
+@pytest.mark.parametrize("retries", [0, 2, None])  # None: run_tune's default, two retries
 def test_a_search_whose_trials_keep_failing_writes_an_incomplete_file_then_raises(tmp_path, retries):
     attempts = []
 
@@ -318,8 +318,9 @@ def test_a_search_whose_trials_keep_failing_writes_an_incomplete_file_then_raise
             pass
 
     with pytest.raises(CellsFailed) as err:
-        tune.run_tune(_cfg(), tmp_path, "test", Failing(), retries)
-    assert attempts == [6] * (1 + retries)  # 4 trials of rdt, 2 of its twin (its other 2 train alike)
+        tune.run_tune(_cfg(), tmp_path, "test", Failing(), *([] if retries is None else [retries]))
+    # 4 trials of rdt, 2 of its twin (its other 2 train alike)
+    assert attempts == [6] * (1 + (2 if retries is None else retries))
     assert len(err.value.problems) == 6 and all("WorkerCrashedError: lost" in p for p in err.value.problems)
     assert json.loads((tmp_path / "tune.json").read_text())["status"] == "incomplete"
 

@@ -227,7 +227,7 @@ def _point(plan: ModelPlan, width: int, loops: int | None, seed: int, result: di
     point["loss"] = float(np.mean([trained[d]["loss"] for d in scored])) if scored else None
     point["loss_floor"] = float(np.mean([task.loss_floor(d) for d in scored])) if scored else 0.0
     last = at(max(c["loops"] for c in cells)) if loops is not None else {}
-    if loops is not None:
+    if loops is not None and scored:
         point["loss_by_loops"] = [[t, float(np.mean([c["loss"] for d, c in at(t).items() if d in train_d]))]
                                   for t in sorted({c["loops"] for c in cells})]
     for d, c in sorted(trained.items()):
