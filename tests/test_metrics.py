@@ -74,7 +74,7 @@ def test_a_registered_metric_is_summarized_tabled_and_put_on_the_board(token_err
     rows = board_rows(doc, "0" * 64, "someone", "2026-12-03")
     assert {r["err_max"] for r in rows} == {"0.25"}
     page = render_markdown(rows, {})
-    assert "err 0.250" in page
+    assert ", err 0.250)" in page  # after tok's value
     assert "*tok* scored positions predicted right, *err* scored positions predicted wrong)" in page
 
 

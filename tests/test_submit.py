@@ -324,6 +324,15 @@ def test_markdown_cells_cannot_inject_rows_or_markup(submitted: Path) -> None:
     assert "<script>" not in md and "<b>" not in md
 
 
+def test_the_board_keeps_every_fields_exact_text_line_breaks_included(tmp_path: Path) -> None:
+    """A carriage return inside a quoted field is data: read back as written, not turned into a newline."""
+    doc = make_results()
+    rows = board_rows(doc, content_hash(doc), "alice", "2026-12-01")
+    rows[0]["model"] = "a\rb\r\nc\nd"
+    board_module.write_board(tmp_path, rows, {"toy": 3})
+    assert read_board(tmp_path) == rows
+
+
 # --- re-scoring
 
 
@@ -477,6 +486,16 @@ def test_the_leaderboard_page_is_the_reviewed_one() -> None:
                "flops_forward": "inf", "oracle_acc_max": "nan", "oracle_loops_max": "", "content_hash": "f" * 64}
     page = render_markdown([*rows, hostile, {**rows[2], "task_version": "2"}], {"toy": 3})
     assert page == (Path(__file__).parent / "golden" / "leaderboard.md").read_text(encoding="utf-8")
+
+
+def test_the_page_names_a_removed_task_a_missing_preset_and_shows_two_seeds() -> None:
+    doc = make_results(seeds=(0, 1))
+    rows = [{**r, "preset": ""} for r in board_rows(doc, content_hash(doc), "alice", "2026-12-01")]
+    page = render_markdown(rows, {})
+    assert "## toy v3, preset -: " in page
+    assert "the current toy task is no longer in the suite; these results" in page
+    seeds = rows[0]["per_seed_max"].split()
+    assert len(seeds) == 2 and f"; seeds {float(seeds[0]):.2f} / {float(seeds[1]):.2f}" in page
 
 
 @pytest.mark.parametrize(("got", "shown"), [
