@@ -140,6 +140,10 @@ def test_bad_registrations_are_refused_naming_every_problem():
         *(f"{role}: {key!r} is not a lowercase key (letters, digits, _)"
           for role, key in (("name", "Name"), ("total", "Tot"), ("short", "S-"))),
         "'loss' is already used by 'the cell'")]
+    for field in ("difficulty", "loops", "loss", "ci_low", "ci_high"):  # every field a cell has
+        with pytest.raises(ConfigError) as err:
+            register_metric("m", field, "t", _wrong_tokens, "m", "a cell's field as hits")
+        assert err.value.problems == [f"register_metric('m'): {field!r} is already used by 'the cell'"]
     with pytest.raises(ConfigError) as err:
         register_metric("m", "Hits", "t", _wrong_tokens, "m", "a bad hits key")
     assert err.value.problems == ["register_metric('m'): hits: 'Hits' is not a lowercase key (letters, digits, _)"]

@@ -206,11 +206,14 @@ def test_a_text_field_is_bounded_anchored_and_printable():
     class Doc(BaseModel):
         name: Text("a|b", 3, doc="one letter")
         free: Text(max_len=4)
+        default: Text() = "x"  # 256 characters at most
 
     assert Doc(name="a", free="b c").name == "a" and Doc.model_fields["name"].description == "one letter"
-    for name, free in (("ab", "x"), ("c", "x"), ("a", "abcde"), ("a", "a\x00")):
+    assert len(Doc(name="a", free="b", default="d" * 256).default) == 256
+    for name, free, default in (("ab", "x", ""), ("c", "x", ""), ("a", "abcde", ""), ("a", "a\x00", ""),
+                                ("a", "x", "d" * 257)):
         with pytest.raises(ValidationError):
-            Doc(name=name, free=free)
+            Doc(name=name, free=free, default=default)
 
 
 def test_a_rule_raises_all_its_problems_at_once_after_the_fields_are_valid():

@@ -732,7 +732,12 @@ def test_a_sweep_plans_again_after_a_round_and_runs_the_new_cells_with_its_retri
     run = sweep.Run("scale", resolve_run_config("parity", "quick"), tmp_path / "ladder")
     pilot = [_PlannedCell("pilot", run.run_dir)]
     points = [_PlannedCell("p1", run.run_dir), _PlannedCell("p2", run.run_dir)]
-    monkeypatch.setattr(sweep, "prepare", lambda runs: pilot + (points if pilot[0].done() else []))
+
+    def plan(runs: list) -> list:  # each planning round plans the sweep's runs
+        assert runs == [run]
+        return pilot + (points if pilot[0].done() else [])
+
+    monkeypatch.setattr(sweep, "prepare", plan)
     monkeypatch.setattr(sweep, "run_scale", lambda cfg, run_dir, command, started: {"assembled": run_dir})
     backend = _FailsOnce("p2")
     if retries:
