@@ -251,6 +251,7 @@ def test_version_1_files_still_validate() -> None:
 class _Inner(Model):
     n: int
     name: Text(max_len=8) = "x"
+    code: Text("[a-z]+|0", 4) = "a"
     check_n = rules(lambda d: [f"n: {d.n} is odd", f"n: {d.n} is not even"] if d.n % 2 else [])
 
 
@@ -265,6 +266,8 @@ def test_pydantic_errors_become_path_and_message_lines() -> None:
     assert model_problems(_Outer, {"inner": {"n": 2, "name": "a\x00"}}) == [
         "inner.name: 'a\\x00' contains control characters"]
     assert model_problems(_Outer, {"inner": {"n": 2}, "pair": 5}) == ["pair: Input should be a valid tuple"]
+    assert model_problems(_Outer, {"inner": {"n": 2, "name": "a" * 9, "code": "A"}}) == [
+        "inner.name: string of 9 characters is longer than 8", "inner.code: 'A' does not match [a-z]+|0"]
 
 
 def test_a_file_that_cannot_be_submitted_says_why_in_full() -> None:
