@@ -769,3 +769,27 @@ def test_prepare_returns_every_runs_cells_or_names_every_runs_problems(tmp_path,
         with pytest.raises(ConfigError) as err:
             prepare(runs)
         assert err.value.problems == [f"{r.run_dir}: {step} {n}" for r in runs for n in ("one", "two")]
+
+
+class _ClaimsSuccess(Stub):
+    """Reports every cell finished, but only the cells in `writes` are done afterwards."""
+
+    def __init__(self, writes: set[str]):
+        super().__init__()
+        self.writes = writes
+
+    def run(self, cells):
+        self.calls.append([c.label for c in cells])
+        for c in cells:
+            c.finished = c.label in self.writes
+            yield c, None
+
+
+def test_a_cell_reported_finished_without_its_result_fails_and_the_bar_counts_each_cell_once(tmp_path, capsys):
+    done_before = _PlannedCell("done", tmp_path, finished=True)
+    cells = [done_before, _PlannedCell("a", tmp_path), _PlannedCell("b", tmp_path), _PlannedCell("lost", tmp_path)]
+    backend = _ClaimsSuccess({"a", "b"})
+    failed = execute(cells, backend, retries=1)
+    assert backend.calls == [["a", "b", "lost"], ["lost"]]
+    assert {c.label: e for c, e in failed.items()} == {"lost": "finished without writing its result.json"}
+    assert "3/4" in capsys.readouterr().err.replace(" ", "").split("\r")[-1]  # 1 done before + a and b
