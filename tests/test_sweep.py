@@ -793,3 +793,35 @@ def test_a_cell_reported_finished_without_its_result_fails_and_the_bar_counts_ea
     assert backend.calls == [["a", "b", "lost"], ["lost"]]
     assert {c.label: e for c, e in failed.items()} == {"lost": "finished without writing its result.json"}
     assert "3/4" in capsys.readouterr().err.replace(" ", "").split("\r")[-1]  # 1 done before + a and b
+
+
+VARIANTS = "variants: expected a mapping of names to lists of key=value strings, got "
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"task": ["parity"]}, ["task: unknown key (did you mean 'tasks'?)"]),
+    ({"baselines": ["iso-param"]}, ["baselines: replaced by `models:` (the looped models each run trains, e.g. "
+                                    "[rdt, control]) and `twins:` (the standard transformers each gets, e.g. "
+                                    "[iso-param, iso-flop])"]),
+    ({"tasks": None}, ["tasks: expected a list of strings, got None"]),
+    ({"tasks": []}, ["tasks: required, a non-empty list of task names"]),
+    ({"presets": "quick"}, ["presets: expected a list of strings, got 'quick'"]),
+    ({"set": "train.steps=2"}, ["set: expected a list of strings, got 'train.steps=2'"]),
+    ({"models": "rdt"}, ["models: expected a list of strings, got 'rdt'"]),
+    ({"variants": {}}, [VARIANTS + "{}"]),
+    ({"variants": "abc"}, [VARIANTS + "'abc'"]),
+    ({"variants": {"v": "abc"}}, [VARIANTS + "{'v': 'abc'}"]),
+    ({"variants": {"v": [1]}}, [VARIANTS + "{'v': [1]}"]),
+])
+def test_each_bad_grid_axis_is_reported_once_in_its_own_words(tmp_path, changes, expected):
+    with pytest.raises(ConfigError) as err:
+        load_grid(_grid(tmp_path, **changes))
+    assert err.value.problems == expected
+
+
+def test_a_grid_without_tasks_is_told_they_are_required(tmp_path):
+    path = tmp_path / "grid.yaml"
+    path.write_text(yaml.safe_dump({k: v for k, v in GRID.items() if k != "tasks"}))
+    with pytest.raises(ConfigError) as err:
+        load_grid(path)
+    assert err.value.problems == ["tasks: required, a non-empty list of task names"]
