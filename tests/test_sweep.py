@@ -812,6 +812,12 @@ VARIANTS = "variants: expected a mapping of names to lists of key=value strings,
     ({"variants": "abc"}, [VARIANTS + "'abc'"]),
     ({"variants": {"v": "abc"}}, [VARIANTS + "{'v': 'abc'}"]),
     ({"variants": {"v": [1]}}, [VARIANTS + "{'v': [1]}"]),
+    ({"variants": {"a b": [], "ok": []}}, ["variants: 'a b' is not a plain name (letters, digits, '.', '_', '-')"]),
+    ({"seeds": 0}, ["seeds: expected a positive count or a list of seeds, got 0"]),
+    ({"widths": 5}, ["widths: expected a non-empty list of positive integers, got 5"]),
+    ({"widths": []}, ["widths: expected a non-empty list of positive integers, got []"]),
+    ({"widths": [16, 0]}, ["widths: expected a non-empty list of positive integers, got [16, 0]"]),
+    ({"config": 5, "out": 6}, ["config: expected a path, got 5", "out: expected a path, got 6"]),
 ])
 def test_each_bad_grid_axis_is_reported_once_in_its_own_words(tmp_path, changes, expected):
     with pytest.raises(ConfigError) as err:
@@ -825,3 +831,15 @@ def test_a_grid_without_tasks_is_told_they_are_required(tmp_path):
     with pytest.raises(ConfigError) as err:
         load_grid(path)
     assert err.value.problems == ["tasks: required, a non-empty list of task names"]
+
+
+def test_a_grid_reads_its_config_beside_it_and_expands_counts_names_and_widths(tmp_path):
+    """`config:` is relative to the grid file; seeds: 1 is seed 0; a variant name may be capitalised; width 1 is
+    a width (the config then says what is wrong with it)."""
+    (tmp_path / "base.yaml").write_text("train:\n  lr: 0.0123\n")
+    (run,) = load_grid(_grid(tmp_path, config="base.yaml", seeds=1, variants={"Base": []}))
+    assert run.cfg.train.lr == 0.0123 and run.cfg.seeds == [0] and run.run_dir.name == "Base"
+    with pytest.raises(ConfigError) as err:
+        load_grid(_grid(tmp_path, widths=[1]))
+    assert err.value.problems == [f"{tmp_path / 'out'}/parity/quick/default-w1: model.d_model (1) must be divisible "
+                                  "by n_heads (2)"]
