@@ -839,6 +839,10 @@ def test_a_grid_reads_its_config_beside_it_and_expands_counts_names_and_widths(t
     (tmp_path / "base.yaml").write_text("train:\n  lr: 0.0123\n")
     (run,) = load_grid(_grid(tmp_path, config="base.yaml", seeds=1, variants={"Base": []}))
     assert run.cfg.train.lr == 0.0123 and run.cfg.seeds == [0] and run.run_dir.name == "Base"
+    bare = tmp_path / "ablate.yaml"
+    bare.write_text(yaml.safe_dump(GRID))  # without out: under runs/sweep/<the grid's name>, or where --out says
+    assert load_grid(bare)[0].run_dir == Path("runs/sweep/ablate/parity/quick/default")
+    assert load_grid(bare, tmp_path / "here")[0].run_dir == tmp_path / "here" / "parity" / "quick" / "default"
     with pytest.raises(ConfigError) as err:
         load_grid(_grid(tmp_path, widths=[1]))
     assert err.value.problems == [f"{tmp_path / 'out'}/parity/quick/default-w1: model.d_model (1) must be divisible "
