@@ -7,11 +7,13 @@ import math
 import numpy as np
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mythbench import RDTConfig, RecurrentDepthTransformer
 from mythbench.config import EvalConfig
 from mythbench.models.model import RDTOutput
-from mythbench.training.evaluate import evaluate_looped, evaluate_plain
+from mythbench.training.evaluate import evaluate_looped, evaluate_plain, sweep_max_loops
 
 LOOPS = 16  # more than the ~12 loops `model_for`'s models take to reach a fixed point in fp32
 
@@ -142,3 +144,12 @@ def test_progress_goes_to_stderr_only_on_a_terminal(monkeypatch, stream, shown):
     batches = lambda d: (x.numpy(), x.numpy(), np.ones(x.shape, dtype=bool))  # noqa: E731
     evaluate_plain(model_for("dense"), batches, [1, 2], EvalConfig(chunk_size=4), desc="eval parity:rdt:s0")
     assert ("eval parity:rdt:s0" in stderr.getvalue()) == shown
+
+
+@given(st.integers(1, 64), st.integers(1, 256), st.integers(1, 8), st.floats(0, 4, allow_subnormal=False))
+def test_the_sweep_reaches_both_of_its_bounds_and_no_further(train_loops, depth, loops_factor, depth_factor):
+    """The largest loop count is the smallest integer at least loops_factor x train_loops and depth_factor x the
+    hardest test depth."""
+    top = sweep_max_loops(train_loops, depth, EvalConfig(loops_factor=loops_factor, depth_factor=depth_factor))
+    assert top >= loops_factor * train_loops and top >= depth_factor * depth
+    assert top - 1 < loops_factor * train_loops or top - 1 < depth_factor * depth
