@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,3 +235,35 @@ def test_fit_results_lists_every_bad_point() -> None:
     with pytest.raises(ConfigError, match="standard law: only 2 distinct"):
         fit_results([{"family": "standard", "params": n, "loss": 3.0 - i / 10, "seed": i % 2}
                      for i, n in enumerate([1e4, 1e4, 1e5, 1e5])])
+
+
+def _law(params: dict[str, float], n_points: int, n_failed: int, rmse: float) -> dict:
+    """A fitted law as fit_results stores it, with intervals of +-10% (one with an end it could not give)."""
+    intervals = {k: {"low": 0.9 * v, "high": 1.1 * v, "reason": None} for k, v in params.items()}
+    intervals[next(iter(params))] = {"low": None, "high": 2.0, "reason": "3 of 30 fits failed"}
+    return {"params": params, "intervals": intervals, "n_points": n_points, "n_failed": n_failed, "n_bootstrap": 30,
+            "rmse_log": rmse}
+
+
+def test_the_fit_tables_are_the_reviewed_ones() -> None:
+    """Every section of the fits' markdown (the laws, the matched sizes, the extrapolations headed as such, the
+    notes), from a hand-made result, against tests/golden/fit_table.md: reviewed by hand once; a change of
+    wording or layout changes that file in the same commit."""
+    equivalence = [{"n_rdt": 12736.0, "loss_rdt": 1.234567, "n_eq": 25000.0, "ratio": 1.963,
+                    "ratio_interval": {"low": 1.5, "high": 2.5, "reason": None}, "note": ""},
+                   {"n_rdt": 113472.0, "loss_rdt": 0.9, "n_eq": None, "ratio": None,
+                    "ratio_interval": {"low": None, "high": None, "reason": "beyond the standard law's range"},
+                    "note": "unbounded"}]
+    result = {"comparison": "matched-token", "level": 0.95,
+              "families": {"standard": _law({"E": 0.2, "A": 20.0, "alpha": 0.4}, 12, 0, 0.0123),
+                           "rdt": _law({"E": 0.25, "A": 18.5, "alpha": 0.38}, 48, 3, 0.0456)},
+              "loop_worth": _law({"E": 0.22, "A": 19.0, "alpha": 0.39, "phi": 0.46}, 48, 1, 0.05),
+              "test_time": [{"params": 12736.0, "fit": _law({"L_inf": 0.7, "B": 1.5, "k": 0.9}, 8, 0, 0.001)}],
+              "equivalence": equivalence,
+              "projections": [{**equivalence[0], "n_rdt": 770e6, "note": "extrapolated 6,800x"}],
+              "notes": ["first note", "second note"]}
+    golden = Path(__file__).parent / "golden" / "fit_table.md"
+    assert format_fit_table(result) == golden.read_text(encoding="utf-8")
+    laws_only = format_fit_table(result | {"loop_worth": None, "equivalence": [], "projections": [], "notes": []})
+    table = golden.read_text(encoding="utf-8").split("\n\n")[:2]  # the heading and the laws, less loop worth
+    assert laws_only == "\n\n".join(table).replace(table[1].splitlines()[4] + "\n", "") + "\n"
