@@ -260,7 +260,7 @@ def test_the_fit_tables_are_the_reviewed_ones() -> None:
               "loop_worth": _law({"E": 0.22, "A": 19.0, "alpha": 0.39, "phi": 0.46}, 48, 1, 0.05),
               "test_time": [{"params": 12736.0, "fit": _law({"L_inf": 0.7, "B": 1.5, "k": 0.9}, 8, 0, 0.001)}],
               "equivalence": equivalence,
-              "projections": [{**equivalence[0], "n_rdt": 770e6, "note": "extrapolated 6,800x"}],
+              "projections": [{**equivalence[0], "n_rdt": 770e6, "note": "extrapolated 6,800x | a pipe"}],
               "notes": ["first note", "second note"]}
     golden = Path(__file__).parent / "golden" / "fit_table.md"
     assert format_fit_table(result) == golden.read_text(encoding="utf-8")

@@ -263,7 +263,7 @@ def format_fit_table(result: dict[str, Any]) -> str:
     rows += [_fit_row(f"L(T) rdt N={t['params']:.4g}", t["fit"]) for t in result["test_time"]]
     laws = pd.DataFrame(rows, columns=["law", "parameters [interval]", "points", "failed/bootstrap", "RMSE log L"])
     lines = [f"### Scaling fits ({result['comparison']} comparison; {pct} bootstrap intervals)", "",
-             markdown(laws, escape=False)]
+             markdown(laws)]
     for title, eq in ((f"Standard size matching the RDT's fitted loss ({result['comparison']})",
                        result["equivalence"]),
                       ("EXTRAPOLATION: ratio the fitted laws imply far outside the fitted sizes",
@@ -275,7 +275,7 @@ def format_fit_table(result: dict[str, Any]) -> str:
                                   "N_eq/N": [num(r["ratio"]) for r in eq],
                                   f"{pct} interval": [interval(r["ratio_interval"]) for r in eq],
                                   "note": [r["note"] for r in eq]})
-            lines += ["", f"### {title}", "", markdown(table, escape=False)]
+            lines += ["", f"### {title}", "", markdown(table)]
     if result["notes"]:
         lines += ["", *(f"- {n}" for n in result["notes"])]
     return "\n".join(lines) + "\n"
