@@ -87,6 +87,48 @@ def test_mla_decodes_from_a_latent_cache_equal_to_the_full_forward(q_latent_dim,
     torch.testing.assert_close(prefix, full[:, 5:], atol=1e-5, rtol=1e-5)
 
 
+def _differs(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """More than 1% of b's scale apart somewhere (outputs at init are ~1e-3, so an absolute bound is no test)."""
+    return bool((a - b).abs().max() > 0.01 * b.abs().max())
+
+
+def test_mla_with_rope_scores_relative_positions_only():
+    """Bidirectional: every position shifted by the same offset (queries and the cached rope keys alike) gives
+    the same output; rotating only the queries would not."""
+    torch.manual_seed(0)
+    mla = MLAttention(cfg(attention="mla", positional="rope", causal=False)).eval()
+    with torch.no_grad():  # scores of order 1, so that where a key sits matters (at init attention is ~uniform)
+        mla.q.weight.normal_(0, 0.5)
+        mla.kv_down.weight.normal_(0, 0.5)
+    x = torch.randn(2, 10, 32)
+    shifted = mla.attend(x, *mla.latent_kv(x, offset=3), offset=3)  # and no query is kept from a later key
+    torch.testing.assert_close(shifted, mla(x), atol=1e-5, rtol=1e-5)
+    c_kv, k_rope = mla.latent_kv(x)
+    assert _differs(mla.attend(x, c_kv, k_rope, offset=3), mla(x))
+
+
+def test_mla_adapts_its_query_kv_and_output_projections_per_loop():
+    torch.manual_seed(0)
+    mla = MLAttention(cfg(attention="mla")).eval()
+    x = torch.randn(2, 5, 32)
+    plain = mla(x)
+    for name in ("q", "kv_down", "o"):  # each adapter alone, at loop 1 only
+        lora = LoRA(mla.lora_shapes(), rank=2, n_loops=3)
+        with torch.no_grad():
+            lora.B[name][1].normal_()
+        torch.testing.assert_close(mla(x, 0, lora), plain)  # loop 0's adapter is still zero
+        assert _differs(mla(x, 1, lora), plain), name
+    lora = LoRA(mla.lora_shapes(), rank=2, n_loops=3)
+    with torch.no_grad():
+        for b in lora.B.values():
+            b.normal_()
+    latent = mla.latent_kv(x, 0, lora)  # a call without a loop count is loop 0's, at every entry point
+    torch.testing.assert_close(mla(x, lora=lora), mla(x, 0, lora))
+    torch.testing.assert_close(mla.latent_kv(x, lora=lora), latent)
+    torch.testing.assert_close(mla.attend(x, *latent, lora=lora), mla.attend(x, *latent, 0, lora))
+    assert _differs(mla(x, 1, lora), mla(x, 0, lora))
+
+
 def test_mla_rope_key_is_shared_across_heads():
     mla = MLAttention(cfg(attention="mla"))
     assert mla.kv_down.out_features == 12 + 4  # latent + a single rope_head_dim key, not n_heads of them
