@@ -15,7 +15,7 @@ from mythbench.baselines.standard import as_standard
 from mythbench.tasks import get_task
 from typer.testing import CliRunner
 
-from mythbench.analysis.ladder import compute_fits, gate
+from mythbench.analysis.ladder import compute_fits, gate, ladder_notes
 from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
@@ -163,6 +163,21 @@ def test_a_refit_states_how_the_points_trained_from_the_files_config(tmp_path):
     notes = refit_results([configured])["notes"]
     assert notes[0] == "every point trains 10 steps (scale.steps; warmup 1)"
     assert notes[1:] == refit_results([bare])["notes"]
+
+
+@pytest.mark.parametrize(("reference", "label"), [(None, "standard"), (1, "rdt r=1")])
+def test_the_ladder_notes_name_the_reference_law_every_point_left_out_and_the_gate(reference, label):
+    points = _synthetic(diverged=True)["points"]
+    points[0]["loss"] = None  # complete, but without a loss: left out too
+    assert ladder_notes(points, 4, reference) == [
+        "fits are of the excess loss L − H (H: the task's exact per-token floor, each point's loss_floor); N_eq is "
+        f"counted in the {label} law; the RDT law and both comparisons use the RDT at r = 4 training loops (the "
+        "largest of scale.loop_counts)",
+        "the 'L(T)' rows of the matched-token fits are loss against *training* loops at fixed N (points of the loop "
+        "sweep); the test-time curves against *inference* loops are the separate table",
+        "diverged, recorded and excluded from every fit: standard-w8 seed 0, rdt-w64-r4 seed 2",
+        gate(points, reference)["summary"]]
+    assert label in gate(points, reference)["summary"]
 
 
 def test_the_fits_are_of_the_loss_above_the_tasks_floor(tmp_path):
