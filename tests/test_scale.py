@@ -165,6 +165,23 @@ def test_a_refit_states_how_the_points_trained_from_the_files_config(tmp_path):
     assert notes[1:] == refit_results([bare])["notes"]
 
 
+@pytest.mark.parametrize("reference", [None, 1])
+def test_a_refit_pools_the_files_points_and_fits_them_as_the_ladder_did(tmp_path, reference):
+    """Two files of one ladder (seed 0 in one, seed 1 in the other): every point, the fits and notes of the
+    stored scale section (its bootstrap count, headline and reference loop counts), and where they came from."""
+    doc = _synthetic()
+    doc["scale"] |= {"n_bootstrap": 7, "headline_loops": 2, "reference_loops": reference}
+    paths = [tmp_path / "seed0.json", tmp_path / "seed1.json"]
+    for path, seed in zip(paths, (0, 1), strict=True):
+        atomic_write_json(path, {**doc, "points": [p for p in doc["points"] if p["seed"] == seed]})
+    points = [p for seed in (0, 1) for p in doc["points"] if p["seed"] == seed]
+    out = refit_results(paths)
+    assert out["points"] == points and out["scale"] == doc["scale"]
+    assert out["fits"] == compute_fits(points, 7, 2, reference)
+    assert out["notes"] == [*ladder_notes(points, 2, reference), f"points pooled from 2 files: {paths[0]}, {paths[1]}"]
+    assert refit_results(paths[:1])["notes"] == ladder_notes(points[:len(points) // 2], 2, reference)
+
+
 @pytest.mark.parametrize(("reference", "label"), [(None, "standard"), (1, "rdt r=1")])
 def test_the_ladder_notes_name_the_reference_law_every_point_left_out_and_the_gate(reference, label):
     points = _synthetic(diverged=True)["points"]
@@ -235,6 +252,15 @@ def test_refit_lists_every_problem_with_its_file(tmp_path):
     for path, what in ((run_kind, "not 'scale'"), (broken, ""), (no_points, "missing name"),
                        (missing, "no such file")):
         assert any(str(path) in p and what in p for p in problems), (path, problems)
+    assert f"{run_kind}: kind is 'run', not 'scale' (a results file of `mythbench scale`)" in problems
+    array, odd = tmp_path / "array.json", tmp_path / "odd.json"
+    array.write_text("[]")
+    odd.write_text(json.dumps({**_synthetic(), "schema_version": 2}).replace('"preset"', '"x": 1e999, "preset"'))
+    with pytest.raises(ConfigError) as err:
+        refit([array, odd])
+    assert err.value.problems[:3] == [f"{array}: expected a JSON object, got list",
+                                      f"{odd}: x: inf is not allowed; every number must be finite",
+                                      f"{odd}: schema_version 2 is not 1"]
     result = CliRunner().invoke(app, ["fit", str(missing)])
     assert result.exit_code == 2 and "no such file" in result.output
 
