@@ -4,6 +4,7 @@ tiny end-to-end ladder that is resumable and refits to the same numbers."""
 from __future__ import annotations
 
 import dataclasses
+import errno
 import itertools
 import json
 
@@ -20,6 +21,7 @@ from mythbench.cli import app
 from mythbench.config import resolve_run_config
 from mythbench.core.errors import ConfigError
 from mythbench.core.fileio import atomic_write_json
+from mythbench.experiments import refit as refit_module
 from mythbench.experiments import scale
 from mythbench.experiments.cells import plan_cells
 from mythbench.experiments.refit import load_scale_results, refit, refit_results
@@ -273,6 +275,61 @@ def test_refit_refuses_to_pool_files_of_different_token_budgets(tmp_path):
     atomic_write_json(b, other)
     with pytest.raises(ConfigError, match="token budget"):
         refit([a, b])
+
+
+_BARE_POINT = {"name": "x", "family": "rdt", "width": 8, "loops": 1, "seed": 0, "status": "complete",
+               "params": {"unique": 1, "once": 1, "recurrent": 0}, "train_flops": 1.0, "loss": 1.0}
+
+
+@pytest.mark.parametrize(("change", "problem"), [
+    ({"scale": {"headline_loops": 4.0, "n_bootstrap": 20}}, "scale.headline_loops and scale.n_bootstrap must be "
+                                                             "integers"),
+    ({"scale": []}, "scale.headline_loops and scale.n_bootstrap must be integers"),
+    ({"task": {"name": "parity", "version": 1}}, "task must name name, version and fingerprint"),
+    ({"task": "parity"}, "task must name name, version and fingerprint"),
+    ({"points": []}, "points must be a non-empty list"),
+    ({"points": {}}, "points must be a non-empty list"),
+    ({"points": [{"family": "rdt"}]}, "points[0]: missing name, width, loops, seed, status, params, train_flops, "
+                                      "loss"),
+    ({"points": [_BARE_POINT | {"params": {"unique": 1, "once": 1}}]},
+     "points[0].params must hold unique, once and recurrent"),
+    ({"points": [_BARE_POINT]}, "points[0]: an rdt point needs loss_by_loops"),
+])
+def test_a_scale_file_that_cannot_be_refitted_is_told_why(tmp_path, change, problem):
+    path = tmp_path / "results.json"
+    atomic_write_json(path, _synthetic() | change)
+    with pytest.raises(ConfigError) as err:
+        load_scale_results([path])
+    assert err.value.problems == [f"{path}: {problem}"]
+
+
+def test_every_file_of_a_refit_is_checked_and_each_difference_named(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError) as err:
+        load_scale_results([])
+    assert err.value.problems == ["no results files given"]
+    first, unreadable, missing, other = (tmp_path / f"{n}.json" for n in ("first", "eio", "missing", "other"))
+    atomic_write_json(first, _synthetic())
+    unreadable.write_text("{}")
+    read = refit_module.read_json_file
+
+    def failing_disk(path):
+        if path == unreadable:
+            raise OSError(errno.EIO, "Input/output error")
+        return read(path)
+
+    monkeypatch.setattr(refit_module, "read_json_file", failing_disk)
+    doc = _synthetic(seed=1)
+    doc["task"] |= {"name": "state", "version": 9, "fingerprint": "1" * 64}
+    doc["scale"] |= {"train": {"steps": 20}, "reference_loops": 1}
+    atomic_write_json(other, doc)
+    with pytest.raises(ConfigError) as err:
+        load_scale_results([first, unreadable, missing, other])
+    assert err.value.problems[:2] == [f"{unreadable}: cannot read (Input/output error)", f"{missing}: no such file"]
+    with pytest.raises(ConfigError) as err:
+        load_scale_results([first, other])
+    assert err.value.problems == [f"{other}: {what} differs from {first}'s; their points cannot share a fit" for what in
+                                  ("task", "task version", "test-set fingerprint", "training config (token budget)",
+                                   "reference model (the standard or r = 1)")]
 
 
 @pytest.mark.parametrize(("config_a", "config_b", "pooled"), [
