@@ -153,3 +153,19 @@ def test_the_sweep_reaches_both_of_its_bounds_and_no_further(train_loops, depth,
     top = sweep_max_loops(train_loops, depth, EvalConfig(loops_factor=loops_factor, depth_factor=depth_factor))
     assert top >= loops_factor * train_loops and top >= depth_factor * depth
     assert top - 1 < loops_factor * train_loops or top - 1 < depth_factor * depth
+
+
+def test_the_counts_do_not_depend_on_how_a_batch_is_chunked():
+    """Every count, the early-exit rules' included, is summed over the chunks: one chunk or three agree."""
+    model = model_for("dense")
+    x = tokens(batch=12, seq=9, seed=3)
+    with torch.no_grad():
+        targets = model(x, loops=LOOPS).argmax(-1)
+    targets[::3, 4] = (targets[::3, 4] + 1) % 11  # a third of the sequences wrong at one position
+    batches = {7: (x.numpy(), targets.numpy(), np.ones(x.shape, dtype=bool))}
+    whole = evaluate_looped(model, batches.get, [7], LOOPS, EvalConfig(chunk_size=12))
+    chunked = evaluate_looped(model, batches.get, [7], LOOPS, EvalConfig(chunk_size=5))
+    counts = lambda cells: [{k: v for k, v in c.items() if k != "loss"} for c in cells]  # noqa: E731
+    assert counts(whole["cells"]) == counts(chunked["cells"]) and whole["early_exit"] == chunked["early_exit"]
+    assert [c["loss"] for c in whole["cells"]] == pytest.approx([c["loss"] for c in chunked["cells"]], rel=1e-6)
+    assert {e["rule"]: e["correct"] for e in whole["early_exit"]} == {"kl": 8, "confidence": 8, "delta_h": 8}
