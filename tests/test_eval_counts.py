@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mythbench.config import EvalConfig, TrainConfig
-from mythbench.training.evaluate import evaluate_plain, rule_loops
+from mythbench.training.evaluate import evaluate_plain, exit_indices, rule_loops
 from mythbench.training.train import tied_loops
 
 
@@ -61,3 +61,42 @@ def test_cell_metrics_count_the_scored_positions_only():
         assert (cell["n"], cell["correct"]) == (3, 2) and (cell["tokens"], cell["token_correct"]) == (7, 6)
         right, wrong = -math.log(math.exp(2) / (math.exp(2) + 2)), -math.log(1 / (math.exp(2) + 2))
         assert math.isclose(cell["loss"], (6 * right + wrong) / 7, rel_tol=1e-6)
+
+
+def _first(flags: list[bool]) -> int:
+    return flags.index(True) if True in flags else len(flags) - 1
+
+
+def _reference_exits(logits: np.ndarray, mask: np.ndarray, change: np.ndarray, cfg: EvalConfig) -> dict:
+    """The rules as EvalConfig documents them, one sequence at a time in numpy."""
+    out: dict[str, list[int]] = {"kl": [], "confidence": [], "delta_h": []}
+    for b in range(logits.shape[1]):
+        z = logits[:, b].astype(np.float64)
+        p = np.exp(z - z.max(-1, keepdims=True))
+        p /= p.sum(-1, keepdims=True)
+        scored = mask[b]
+        kl = [math.inf] + [float(np.mean((p[t] * np.log(p[t] / p[t - 1])).sum(-1)[scored])) if scored.any() else 0.0
+                           for t in range(1, len(p))]
+        sure = [float(p[t].max(-1)[scored].min()) if scored.any() else 1.0 for t in range(len(p))]
+        out["kl"].append(_first([v < cfg.kl_threshold for v in kl]))
+        out["confidence"].append(_first([v > cfg.confidence_threshold for v in sure]))
+        out["delta_h"].append(_first([v < cfg.delta_h_threshold for v in change[:, b]]))
+    return out if len(logits) > 1 else {k: v for k, v in out.items() if k != "kl"}
+
+
+@given(st.data())
+def test_early_exit_rules_match_their_definitions(data) -> None:
+    """KL between consecutive loops' readouts (mean over scored positions), every scored token's confidence,
+    and the state's change: each rule stops at its first loop past its threshold, else at the last loop."""
+    t, b, s, v = (data.draw(st.integers(lo, hi)) for lo, hi in ((1, 5), (1, 3), (1, 4), (2, 5)))
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    logits = rng.normal(0, 3, (t, b, s, v))
+    for i in range(1, t):  # some loops repeat the previous readout or come close to it
+        logits[i] = logits[i - 1] + rng.choice([0.0, 0.01, 1.0]) * rng.normal(0, 1, (b, s, v))
+    mask = rng.random((b, s)) < 0.7
+    change = rng.random((t, b))
+    cfg = EvalConfig(kl_threshold=data.draw(st.sampled_from([1e-3, 0.05, 1.0])),
+                     confidence_threshold=data.draw(st.sampled_from([0.5, 0.9, 0.99])),
+                     delta_h_threshold=float(np.median(change)))
+    got = exit_indices(torch.tensor(logits, dtype=torch.float32), torch.tensor(mask), torch.tensor(change), cfg)
+    assert {k: v.tolist() for k, v in got.items()} == _reference_exits(logits, mask, change, cfg)
