@@ -61,6 +61,10 @@ def test_cell_metrics_count_the_scored_positions_only():
         assert (cell["n"], cell["correct"]) == (3, 2) and (cell["tokens"], cell["token_correct"]) == (7, 6)
         right, wrong = -math.log(math.exp(2) / (math.exp(2) + 2)), -math.log(1 / (math.exp(2) + 2))
         assert math.isclose(cell["loss"], (6 * right + wrong) / 7, rel_tol=1e-6)
+    one = np.zeros((3, 4), dtype=bool)
+    one[2, 2] = True  # a single scored position, predicted wrong: the loss is that position's
+    (cell,) = evaluate_plain(_Predicts(), lambda d: (tokens, np.array(TARGETS), one), [5], EvalConfig())["cells"]
+    assert (cell["tokens"], cell["token_correct"]) == (1, 0) and math.isclose(cell["loss"], wrong, rel_tol=1e-6)
 
 
 def _first(flags: list[bool]) -> int:
