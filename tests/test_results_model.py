@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hostile.factory import make_results
 from pydantic import BaseModel, ValidationError
 
 from mythbench.analysis import fits
@@ -70,6 +71,23 @@ def test_a_model_without_nested_models_or_required_fields_is_one_table() -> None
                                                "| field | type | required | meaning |", "|---|---|---|---|",
                                                "| `a` | int | optional | a count |", ""]
     assert results_doc.tables(Flat, {"Flat"}) == []
+
+
+def test_load_checks_a_file_unless_told_not_to_and_reads_run_results_only(tmp_path: Path) -> None:
+    import mythbench
+
+    doc = make_results()
+    doc["models"][0]["runs"][0]["cells"][0]["correct"] = 99  # more than n: not a valid file
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ConfigError, match="correct: 99 is more than n = 32"):
+        mythbench.load(tmp_path)
+    assert mythbench.load(tmp_path, validate=False).correct.max() == 99  # read as it is, for inspection
+    path.write_text(json.dumps({"kind": "scale", "schema_version": 1}))
+    with pytest.raises(ConfigError) as err:
+        mythbench.load(tmp_path, validate=False)
+    assert err.value.problems == [f"{path}: kind 'scale'; load() reads run results (a scale file's points are "
+                                  "under doc['points'])"]
 
 
 def test_load_gives_one_row_per_cell_with_provenance() -> None:
@@ -190,7 +208,6 @@ def test_refitting_the_committed_scale_results_gives_their_stored_fits() -> None
 
 
 def test_load_computes_the_rates_of_a_counts_only_file(tmp_path: Path) -> None:
-    from hostile.factory import make_results
 
     import mythbench
 
