@@ -103,4 +103,4 @@ def test_early_exit_rules_match_their_definitions(data) -> None:
                      confidence_threshold=data.draw(st.sampled_from([0.5, 0.9, 0.99])),
                      delta_h_threshold=float(np.median(change)))
     got = exit_indices(torch.tensor(logits, dtype=torch.float32), torch.tensor(mask), torch.tensor(change), cfg)
-    assert {k: v.tolist() for k, v in got.items()} == _reference_exits(logits, mask, change, cfg)
+    assert {rule: idx.tolist() for rule, idx in got.items()} == _reference_exits(logits, mask, change, cfg)

@@ -101,7 +101,7 @@ def test_mla_with_rope_scores_relative_positions_only():
         mla.q.weight.normal_(0, 0.5)
         mla.kv_down.weight.normal_(0, 0.5)
     x = torch.randn(2, 10, 32)
-    shifted = mla.attend(x, *mla.latent_kv(x, offset=3), offset=3)  # and no query is kept from a later key
+    shifted = mla.attend(x, *mla.latent_kv(x, offset=3), offset=3)  # bidirectional: the offset masks no key
     torch.testing.assert_close(shifted, mla(x), atol=1e-5, rtol=1e-5)
     c_kv, k_rope = mla.latent_kv(x)
     assert _differs(mla.attend(x, c_kv, k_rope, offset=3), mla(x))

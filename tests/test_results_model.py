@@ -208,7 +208,6 @@ def test_refitting_the_committed_scale_results_gives_their_stored_fits() -> None
 
 
 def test_load_computes_the_rates_of_a_counts_only_file(tmp_path: Path) -> None:
-
     import mythbench
 
     doc = make_results()
