@@ -92,10 +92,10 @@ def record_text(record: Record) -> str:
     return "{\n" + ",\n".join(modules) + "\n}\n"
 
 
-def restore_run(record: Record, mutants_dir: Path) -> int:
-    """Write the record's kills (and timeouts) into mutmut's `.meta` files, for every mutant mutmut has not run
-    whose function is unchanged, so that `mutmut run` runs only the rest; the number restored. Survivors are
-    left to run again: a test written since may kill them."""
+def restore_run(record: Record, mutants_dir: Path, equivalent: dict[str, str]) -> int:
+    """Write the record's kills, timeouts and listed equivalents into mutmut's `.meta` files, for every mutant
+    mutmut has not run whose function is unchanged, so that `mutmut run` runs only the rest; the number
+    restored. Other survivors are left to run again: a test written since may kill them."""
     restored = 0
     for meta_path in sorted(mutants_dir.rglob("*.py.meta")):
         module = meta_path.relative_to(mutants_dir).as_posix().removesuffix(".meta")
@@ -105,21 +105,22 @@ def restore_run(record: Record, mutants_dir: Path) -> int:
         for function, entry in merged.items():
             for number, code in enumerate(entry["codes"], start=1):
                 name = f"{prefix}{function}__mutmut_{number}"
-                if meta["exit_code_by_key"][name] is None and code in KILLED_CODES | TIMEOUT_CODES:
+                if meta["exit_code_by_key"][name] is None and code is not None and (
+                        code in KILLED_CODES | TIMEOUT_CODES or name in equivalent):
                     meta["exit_code_by_key"][name] = code
                     restored += 1
         atomic_write_text(meta_path, json.dumps(meta))
     return restored
 
 
-def retry_survivors(mutants_dir: Path) -> int:
-    """Clear every survivor's verdict in mutmut's `.meta` files (a test written since may kill it), so that the
-    next `mutmut run` tries it again; the number cleared."""
+def retry_survivors(mutants_dir: Path, equivalent: dict[str, str]) -> int:
+    """Clear the verdict of every survivor not listed as equivalent in mutmut's `.meta` files (a test written
+    since may kill it), so that the next `mutmut run` tries it again; the number cleared."""
     cleared = 0
     for meta_path in sorted(mutants_dir.rglob("*.py.meta")):
         meta = json.loads(meta_path.read_text())
         survivors = [name for name, code in meta["exit_code_by_key"].items()
-                     if code is not None and code not in KILLED_CODES | TIMEOUT_CODES]
+                     if code is not None and code not in KILLED_CODES | TIMEOUT_CODES and name not in equivalent]
         for name in survivors:
             meta["exit_code_by_key"][name] = None
         if survivors:
@@ -177,14 +178,15 @@ def main() -> None:
     parser.add_argument("--equivalent", type=Path, default=ROOT / "mutation" / "equivalent.yaml")
     args = parser.parse_args()
     record: Record = json.loads(args.verdicts.read_text()) if args.verdicts.exists() else {}
+    equivalent = load_equivalent(args.equivalent)
     if args.record:
         record = record_run(record, args.mutants)
         atomic_write_text(args.verdicts, record_text(record))
     if args.retry_survivors:
-        print(f"cleared {retry_survivors(args.mutants)} survivors in {args.mutants}", file=sys.stderr)
+        print(f"cleared {retry_survivors(args.mutants, equivalent)} survivors in {args.mutants}", file=sys.stderr)
     if args.restore:
-        print(f"restored {restore_run(record, args.mutants)} verdicts into {args.mutants}", file=sys.stderr)
-    print(table(record, load_equivalent(args.equivalent)))
+        print(f"restored {restore_run(record, args.mutants, equivalent)} verdicts into {args.mutants}", file=sys.stderr)
+    print(table(record, equivalent))
 
 
 if __name__ == "__main__":

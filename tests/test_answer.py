@@ -36,6 +36,7 @@ def _checkout(tmp_path: Path) -> Path:
     return tmp_path
 
 
+@pytest.mark.slow
 def test_a_stale_block_is_rewritten_and_the_prose_around_it_kept(tmp_path):
     root = _checkout(tmp_path)
     page = root / "README.md"

@@ -152,6 +152,7 @@ def _worst_expert_load_after_training(balancing: str) -> tuple[float, float]:
     return (load.max(-1).values / load.mean(-1)).max().item(), loss.item()
 
 
+@pytest.mark.slow
 def test_expert_load_balanced_after_training_the_model():
     """The bias step balances: against the same training with no balancing at all (aux weight 0), and
     below 1.5x the mean load on the busiest expert."""

@@ -92,19 +92,23 @@ def test_restore_run_writes_recorded_verdicts_of_unchanged_functions_into_unrun_
     folder = tmp_path / "mythbench" / "analysis"
     folder.mkdir(parents=True)
     meta_path = folder / "metrics.py.meta"
-    meta_path.write_text(json.dumps(meta({"x_same": [None, 0, None, None, None], "x_edited": [None]},
+    meta_path.write_text(json.dumps(meta({"x_same": [None, 0, None, None, None, None], "x_edited": [None]},
                                          {"x_same": "aa", "x_edited": "b2"})))
-    recorded = {MODULE: {"x_same": {"hash": "aa", "codes": [1, 1, None, 0, 24]},
+    recorded = {MODULE: {"x_same": {"hash": "aa", "codes": [1, 1, None, 0, 24, 0]},
                          "x_edited": {"hash": "bb", "codes": [1]}}}
-    # mutant 2 was run now; 3 has no verdict; 4 survived (a new test may kill it); x_edited changed
-    assert report.restore_run(recorded, tmp_path) == 2
-    assert list(json.loads(meta_path.read_text())["exit_code_by_key"].values()) == [1, 0, None, None, 24, None]
+    equivalent = {"mythbench.analysis.metrics.x_same__mutmut_6": "behaves as the original"}
+    # mutant 2 was run now; 3 has no verdict; 4 survived (a new test may kill it), 6 survived as listed
+    # equivalent; x_edited changed
+    assert report.restore_run(recorded, tmp_path, equivalent) == 3
+    assert list(json.loads(meta_path.read_text())["exit_code_by_key"].values()) == [1, 0, None, None, 24, 0, None]
 
 
-def test_retry_survivors_clears_every_verdict_but_kills_and_timeouts(tmp_path: Path):
+def test_retry_survivors_clears_every_verdict_but_kills_timeouts_and_listed_equivalents(tmp_path: Path):
     folder = tmp_path / "mythbench" / "analysis"
     folder.mkdir(parents=True)
     meta_path = folder / "metrics.py.meta"
-    meta_path.write_text(json.dumps(meta({"x_f": [1, 0, 33, None, 24, 3, 5]}, {"x_f": "aa"})))
-    assert report.retry_survivors(tmp_path) == 3
-    assert list(json.loads(meta_path.read_text())["exit_code_by_key"].values()) == [1, None, None, None, 24, 3, None]
+    meta_path.write_text(json.dumps(meta({"x_f": [1, 0, 33, None, 24, 3, 5, 0]}, {"x_f": "aa"})))
+    equivalent = {"mythbench.analysis.metrics.x_f__mutmut_8": "behaves as the original"}
+    assert report.retry_survivors(tmp_path, equivalent) == 3
+    assert list(json.loads(meta_path.read_text())["exit_code_by_key"].values()) == [
+        1, None, None, None, 24, 3, None, 0]

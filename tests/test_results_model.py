@@ -184,6 +184,7 @@ def _fit_mismatches(new: object, old: object, path: str = "fits") -> list[str]:
     return [] if new == old else [f"{path}: {new!r} != stored {old!r}"]
 
 
+@pytest.mark.slow
 def test_refitting_the_committed_scale_results_gives_their_stored_fits() -> None:
     """The fit engine (scipy's Huber loss, the stored replicates and bands) leaves the committed numbers as
     they are: the comparisons and test-time curves of the committed points reproduce every stored fit, plus

@@ -162,6 +162,7 @@ class FailsFirstAttempt(Stub):
             yield cell, "WorkerCrashedError: lost after writing" if first else error
 
 
+@pytest.mark.slow
 def test_an_in_process_sweep_writes_what_the_serial_run_writes_and_a_rerun_runs_nothing(tmp_path, serial, capsys):
     backend = Stub()
     backend.run = InProcessBackend().run  # runs the cells; records that the sweep closes its backend
@@ -179,6 +180,7 @@ def test_an_in_process_sweep_writes_what_the_serial_run_writes_and_a_rerun_runs_
     assert re.search(r"cells: 100%\|\S+\| 2/2 ", capsys.readouterr().err)  # done cells count from the start
 
 
+@pytest.mark.slow
 def test_a_cell_reported_failed_is_retried_even_if_it_wrote_its_result(tmp_path, serial, caplog):
     results = run_grid(load_grid(_grid(tmp_path)), FailsFirstAttempt(), "retried")
     run_dir = tmp_path / "out" / "parity" / "quick" / "default"
@@ -214,6 +216,7 @@ def test_the_in_process_backend_reports_a_cells_exception_as_its_error(monkeypat
                                                    (cells[2], None)]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's prctl")
 def test_a_local_worker_dies_with_its_sweep(tmp_path):
     script = tmp_path / "pool.py"
