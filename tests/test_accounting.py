@@ -16,9 +16,10 @@ from mythbench.baselines.openmythos import FIXED, problems
 
 from mythbench.core.errors import ConfigError
 from mythbench.models import baseline_registry, registry
-from mythbench.models.accounting import account, count_config, param_counts, spectral_radius_at_init
+from mythbench.models.accounting import Accounting, account, count_config, param_counts, spectral_radius_at_init
 from mythbench.models.param_counts import measure_params
 from mythbench.models.rdt_config import RDTConfig
+from mythbench.results.results_model import Flops, Params
 
 HAS_OPEN_MYTHOS = importlib.util.find_spec("open_mythos") is not None
 FAMILIES = ["rdt", "standard", *(["openmythos"] if HAS_OPEN_MYTHOS else [])]
@@ -158,3 +159,11 @@ def test_the_per_token_flops_a_results_file_stores_are_the_counts():
     count = count_config("rdt", RDTConfig(d_model=32, n_heads=2), loops=4, context=16)
     assert count.flops_dict() == {"forward": count.flops_forward, "train": count.flops_train}
     assert 0 < count.flops_forward < count.flops_train
+
+
+def test_each_count_is_stored_under_its_name_in_the_results_file():
+    counts = Accounting(params_total=1, params_unique=2, params_active=3, params_once=4, params_recurrent=5,
+                        flops_forward=6.0, flops_train=7.0)
+    assert Params.model_validate(counts.params_dict()).model_dump() == {
+        "total": 1, "unique": 2, "active": 3, "once": 4, "recurrent": 5}
+    assert Flops.model_validate(counts.flops_dict()).model_dump() == {"forward": 6.0, "train": 7.0}

@@ -71,36 +71,56 @@ def _first(flags: list[bool]) -> int:
     return flags.index(True) if True in flags else len(flags) - 1
 
 
-def _reference_exits(logits: np.ndarray, mask: np.ndarray, change: np.ndarray, cfg: EvalConfig) -> dict:
-    """The rules as EvalConfig documents them, one sequence at a time in numpy."""
-    out: dict[str, list[int]] = {"kl": [], "confidence": [], "delta_h": []}
+def _reference_signals(logits: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per loop and sequence [T, B], as EvalConfig documents them, one sequence at a time in numpy: the KL
+    between consecutive loops' readouts (mean over scored positions; inf at the first loop) and the least
+    confidence of a scored token."""
+    kl, sure = np.full(logits.shape[:2], math.inf), np.ones(logits.shape[:2])
     for b in range(logits.shape[1]):
         z = logits[:, b].astype(np.float64)
         p = np.exp(z - z.max(-1, keepdims=True))
         p /= p.sum(-1, keepdims=True)
         scored = mask[b]
-        kl = [math.inf] + [float(np.mean((p[t] * np.log(p[t] / p[t - 1])).sum(-1)[scored])) if scored.any() else 0.0
-                           for t in range(1, len(p))]
-        sure = [float(p[t].max(-1)[scored].min()) if scored.any() else 1.0 for t in range(len(p))]
-        out["kl"].append(_first([v < cfg.kl_threshold for v in kl]))
-        out["confidence"].append(_first([v > cfg.confidence_threshold for v in sure]))
-        out["delta_h"].append(_first([v < cfg.delta_h_threshold for v in change[:, b]]))
-    return out if len(logits) > 1 else {k: v for k, v in out.items() if k != "kl"}
+        for t in range(len(p)):
+            if t:
+                kl[t, b] = np.mean((p[t] * np.log(p[t] / p[t - 1])).sum(-1)[scored]) if scored.any() else 0.0
+            if scored.any():
+                sure[t, b] = p[t].max(-1)[scored].min()
+    return kl, sure
+
+
+def _reference_exits(kl: np.ndarray, sure: np.ndarray, change: np.ndarray, cfg: EvalConfig) -> dict:
+    """Each rule's first loop past its threshold, else the last loop, per sequence."""
+    out = {"kl": [_first(list(kl[:, b] < cfg.kl_threshold)) for b in range(kl.shape[1])],
+           "confidence": [_first(list(sure[:, b] > cfg.confidence_threshold)) for b in range(kl.shape[1])],
+           "delta_h": [_first(list(change[:, b] < cfg.delta_h_threshold)) for b in range(kl.shape[1])]}
+    return out if len(kl) > 1 else {k: v for k, v in out.items() if k != "kl"}
+
+
+def _between_middle_values(x: np.ndarray, default: float) -> float:
+    """A threshold between the two middle distinct values of a signal, clear of both (no tie that float32
+    and float64 could break differently); `default` when there is no such gap."""
+    values = np.unique(x[np.isfinite(x)])
+    gaps = [(a + b) / 2 for a, b in zip(values[:-1], values[1:], strict=True) if b - a > 1e-3 * b + 1e-6]
+    return float(gaps[len(gaps) // 2]) if gaps else default
 
 
 @given(st.data())
 def test_early_exit_rules_match_their_definitions(data) -> None:
     """KL between consecutive loops' readouts (mean over scored positions), every scored token's confidence,
-    and the state's change: each rule stops at its first loop past its threshold, else at the last loop."""
+    and the state's change: each rule stops at its first loop past its threshold, else at the last loop.
+    Thresholds sit between the middle values of each signal, so a signal scaled wrongly (a mean over the wrong
+    positions) moves some sequence across its threshold."""
     t, b, s, v = (data.draw(st.integers(lo, hi)) for lo, hi in ((1, 5), (1, 3), (1, 4), (2, 5)))
     rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
     logits = rng.normal(0, 3, (t, b, s, v))
     for i in range(1, t):  # some loops repeat the previous readout or come close to it
         logits[i] = logits[i - 1] + rng.choice([0.0, 0.01, 1.0]) * rng.normal(0, 1, (b, s, v))
-    mask = rng.random((b, s)) < 0.7
+    mask = rng.random((b, s)) < data.draw(st.sampled_from([0.3, 0.7]))
     change = rng.random((t, b))
-    cfg = EvalConfig(kl_threshold=data.draw(st.sampled_from([1e-3, 0.05, 1.0])),
-                     confidence_threshold=data.draw(st.sampled_from([0.5, 0.9, 0.99])),
-                     delta_h_threshold=float(np.median(change)))
+    kl, sure = _reference_signals(logits, mask)
+    kl_at, sure_at, change_at = (_between_middle_values(x, default) for x, default in
+                                 ((kl, 1e-3), (sure, 0.9), (change, 0.5)))
+    cfg = EvalConfig(kl_threshold=kl_at, confidence_threshold=min(sure_at, 0.999), delta_h_threshold=change_at)
     got = exit_indices(torch.tensor(logits, dtype=torch.float32), torch.tensor(mask), torch.tensor(change), cfg)
-    assert {rule: idx.tolist() for rule, idx in got.items()} == _reference_exits(logits, mask, change, cfg)
+    assert {rule: idx.tolist() for rule, idx in got.items()} == _reference_exits(kl, sure, change, cfg)
