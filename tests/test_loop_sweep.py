@@ -102,6 +102,29 @@ def test_no_shortcut_while_the_loop_step_still_depends_on_the_loop_index(compone
             assert torch.equal(sweep.logits[t - 1], model(x, loops=t)), f"loop {t}"
 
 
+
+@pytest.mark.parametrize(("component", "loops_run"), [("dense", 1), ("lora", 3), ("router", 5)])
+def test_the_shortcut_is_taken_at_the_first_loop_whose_step_no_longer_depends_on_its_index(component, loops_run):
+    """A state that never moves: the sweep stops after loop 0, or with per-loop parts after the last loop
+    that has its own (the last adapter of 3, the last router entry of 5), since only from there on is the
+    step one function of the state."""
+    torch.manual_seed(0)
+    model = RecurrentDepthTransformer(tiny(injection="none", init_state="embedding", n_shared_experts=0,
+                                           ffn="moe" if component == "router" else "dense",
+                                           lora_rank=2 if component == "lora" else 0,
+                                           lora_max_loops=3, router_max_loops=5)).eval()
+    with torch.no_grad():  # the recurrent block writes nothing to the residual stream
+        for block in model.recurrent:
+            block.attn.o.weight.zero_()
+            if component == "router":
+                block.ffn.experts.w_down.zero_()
+            else:
+                block.ffn.down.weight.zero_()
+        if model.lora is not None:
+            for adapters in model.lora:
+                adapters.B["o"].zero_()
+    assert model.sweep_loops(tokens(), 8).loops_run == loops_run
+
 class PerLoopCount(torch.nn.Module):
     """The straightforward reference: the model run once for every loop count 1..T (no sweep_loops, so
     evaluation calls forward_detailed), the statistics from the run of T loops."""

@@ -124,12 +124,13 @@ def test_summary_numbers_equal_hand_computed(tmp_path: Path) -> None:
     assert float(d2["acc_train_std"]) == pytest.approx(0.0353553, rel=1e-5)
     # difficulty 3 is in both lists -> train
     assert rows[("rdt", 3)]["split"] == "train" and rows[("rdt", 5)]["split"] == "test"
+    assert (rows[("rdt", 5)]["role"], rows[("rdt", 5)]["headline_loops"]) == ("rdt", "4")  # the rule's loops at d=5
     std5 = rows[("std-iso-param", 5)]  # one complete seed: Wilson interval of 2/20
     assert float(std5["acc_train_mean"]) == pytest.approx(0.1)
     low, high = wilson_interval(2, 20)
     assert float(std5["acc_train_ci_low"]) == pytest.approx(low)
     assert float(std5["acc_train_ci_high"]) == pytest.approx(high)
-    assert std5["oracle_loops"] == ""
+    assert std5["oracle_loops"] == "" and std5["role"] == "iso-param"
 
 
 def test_markdown_has_provenance_models_and_diverged(tmp_path: Path) -> None:
