@@ -106,7 +106,8 @@ def test_csv_rows_match_cells(tmp_path: Path) -> None:
     assert len(cells) == 2 * 3 * 4 + 3  # RDT: 2 seeds x 3 difficulties x 4 loops; baseline: 1 seed x 3
     assert {r["seed"] for r in cells if r["model"] == "std-iso-param"} == {"0"}
     exits = _rows(tmp_path / "early_exit.csv")
-    assert len(exits) == 2 * 3 * 2
+    assert len(exits) == 2 * 3 * 2  # the RDT's 2 seeds x 3 difficulties x 2 rules
+    assert {(r["model"], r["role"], r["seed"]) for r in exits} == {("rdt", "rdt", "0"), ("rdt", "rdt", "1")}
     summary = _rows(tmp_path / "summary.csv")
     assert len(summary) == 3 + 3
 
