@@ -12,7 +12,15 @@ import pytest
 from mythbench.analysis.stats import summarize_model, wilson_interval
 from mythbench.core.errors import ConfigError
 from mythbench.reports.report import build_report, format_summary_table
-from mythbench.results.results_frame import cell_columns, model_train, recipe_text
+from mythbench.results.results_frame import (
+    EARLY_EXIT_COLUMNS,
+    cell_columns,
+    early_exit_frame,
+    model_train,
+    recipe_text,
+    summary_columns,
+    twin_groups,
+)
 
 FINGERPRINT = "ab" * 32
 N = 20
@@ -106,10 +114,15 @@ def test_csv_rows_match_cells(tmp_path: Path) -> None:
     assert len(cells) == 2 * 3 * 4 + 3  # RDT: 2 seeds x 3 difficulties x 4 loops; baseline: 1 seed x 3
     assert {r["seed"] for r in cells if r["model"] == "std-iso-param"} == {"0"}
     exits = _rows(tmp_path / "early_exit.csv")
-    assert len(exits) == 2 * 3 * 2  # the RDT's 2 seeds x 3 difficulties x 2 rules
+    assert list(exits[0]) == EARLY_EXIT_COLUMNS and len(exits) == 2 * 3 * 2  # 2 seeds x 3 difficulties x 2 rules
     assert {(r["model"], r["role"], r["seed"]) for r in exits} == {("rdt", "rdt", "0"), ("rdt", "rdt", "1")}
     summary = _rows(tmp_path / "summary.csv")
-    assert len(summary) == 3 + 3
+    assert list(summary[0]) == summary_columns() and len(summary) == 3 + 3
+    no_exits = make_results()
+    for m in no_exits["models"]:
+        for run in m["runs"]:
+            run.pop("early_exit", None)
+    assert list(early_exit_frame(no_exits).columns) == EARLY_EXIT_COLUMNS  # an empty table keeps its header
 
 
 def test_summary_numbers_equal_hand_computed(tmp_path: Path) -> None:
@@ -220,6 +233,12 @@ def test_each_looped_model_is_tabled_beside_its_own_twins_only(tmp_path: Path) -
     terminal = format_summary_table(_with_control(make_results())).split("\n\n")
     assert [t.split()[2] for t in terminal] == ["rdt", "control"]
 
+
+
+def test_a_twin_whose_looped_model_is_not_in_the_file_stands_alone() -> None:
+    looped = {"name": "control", "role": "control"}
+    twin = {"name": "std", "role": "iso-param", "twin_of": "rdt"}  # e.g. one cell of a sweep, read unvalidated
+    assert twin_groups({"models": [looped, twin]}) == [[looped], [twin]]
 
 def test_a_file_from_before_twins_groups_its_iso_param_with_the_rdt(tmp_path: Path) -> None:
     build_report(_write(tmp_path, make_results()))  # no twin_of: the legacy shape
