@@ -167,3 +167,18 @@ def test_each_count_is_stored_under_its_name_in_the_results_file():
     assert Params.model_validate(counts.params_dict()).model_dump() == {
         "total": 1, "unique": 2, "active": 3, "once": 4, "recurrent": 5}
     assert Flops.model_validate(counts.flops_dict()).model_dump() == {"forward": 6.0, "train": 7.0}
+
+
+@pytest.mark.parametrize("attention", ["mha", "gqa", "mla"])
+@pytest.mark.parametrize("causal", [True, False])
+def test_attention_flops_grow_with_the_context_by_the_score_and_value_products(attention, causal):
+    """Two more positions of context add, per attention layer a token passes through, 2 FLOPs per score
+    (query.key: head_dim wide, plus MLA's shared rope part) and per value (head_dim), per head, over the
+    positions it sees: all of them, or on average half with a causal mask."""
+    cfg = RDTConfig(attention=attention, causal=causal, d_model=32, n_heads=4, n_kv_heads=2, rope_head_dim=6,
+                    prelude_layers=1, recurrent_layers=2, coda_layers=3)
+    qk_dim = cfg.head_dim + (6 if attention == "mla" else 0)
+    layer_passes = 1 + 2 * 5 + 3  # prelude, the recurrent block at 5 loops, coda
+    seen = 1 if causal else 2  # of the two added positions, on average
+    grown = [count_config("rdt", cfg, loops=5, context=c).flops_forward for c in (10, 12)]
+    assert grown[1] - grown[0] == pytest.approx(layer_passes * 2 * seen * cfg.n_heads * (qk_dim + cfg.head_dim))
