@@ -17,7 +17,7 @@ from mythbench.baselines.openmythos import FIXED, problems
 from mythbench.core.errors import ConfigError
 from mythbench.models import baseline_registry, registry
 from mythbench.models.accounting import Accounting, account, count_config, param_counts, spectral_radius_at_init
-from mythbench.models.param_counts import measure_params
+from mythbench.models.param_counts import ParamCounts, measure_params
 from mythbench.models.rdt_config import RDTConfig
 from mythbench.results.results_model import Flops, Params
 
@@ -182,3 +182,27 @@ def test_attention_flops_grow_with_the_context_by_the_score_and_value_products(a
     seen = 1 if causal else 2  # of the two added positions, on average
     grown = [count_config("rdt", cfg, loops=5, context=c).flops_forward for c in (10, 12)]
     assert grown[1] - grown[0] == pytest.approx(layer_passes * 2 * seen * cfg.n_heads * (qk_dim + cfg.head_dim))
+
+
+@pytest.mark.parametrize("looped", [True, False])
+def test_the_counts_and_flops_per_token_by_hand(looped):
+    """The module's formulas on made-up counts: 2 FLOPs per active matmul parameter, attention's products over
+    the context (causal: half of max_seq_len 10 on average), the vocabulary projection; prelude and coda once,
+    the recurrent block once per loop (a standard transformer: its n_layers once); training a forward, then
+    twice the forward of what the gradient flows through (the once-run layers and the gradient loops)."""
+    counts = ParamCounts(embedding=100, once=1000, recurrent=500, active_once=800.4, active_recurrent=300.3)
+    cfg = RDTConfig(attention="mha", d_model=32, n_heads=4, vocab_size=11, max_seq_len=10, train_loops=7,
+                    prelude_layers=1, recurrent_layers=2, coda_layers=3)
+    attention = 2 * 5 * 4 * (8 + 8)  # per layer: 2 FLOPs x 5 positions seen x 4 heads x (score + value widths)
+    head = 2 * 32 * 11
+    acc = account(counts, cfg, looped, loops=5, grad_loops=2)
+    if looped:
+        once, per_loop, loops, grad_loops = 2 * 800.4 + 4 * attention + head, 2 * 300.3 + 2 * attention, 5, 2
+    else:  # a standard transformer: one pass through all its layers, whatever loops are asked for
+        once, per_loop, loops, grad_loops = 2 * 800.4 + 6 * attention + head, 2 * 300.3, 1, 1
+    assert acc.flops_forward == pytest.approx(once + loops * per_loop, rel=1e-12)
+    assert acc.flops_train == pytest.approx(3 * once + per_loop * (loops + 2 * grad_loops), rel=1e-12)
+    assert acc.params_dict() == {"total": 1600, "unique": 1500, "active": 1101, "once": 1000, "recurrent": 500}
+    default = account(counts, cfg, looped)  # the config's train_loops, the gradient through every loop
+    assert default.flops_train == pytest.approx(3 * default.flops_forward, rel=1e-12)
+    assert default.flops_forward == pytest.approx(once + (7 if looped else 1) * per_loop, rel=1e-12)

@@ -30,9 +30,10 @@ def test_a_plugin_named_by_import_path_registers_its_family(tmp_path, monkeypatc
         "register_family('toy', ModelFamily(RDTConfig.from_dict, RecurrentDepthTransformer, looped=True))\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setenv(registry.PLUGIN_ENV, "toy_plugin")
-    model, cfg = registry.build_model("toy", {"d_model": 16, "n_heads": 2})
+    model, cfg = registry.build_model("toy", {"d_model": 16, "n_heads": 2, "ffn": "moe", "lora_rank": 2})
     assert model.cfg.d_model == 16
-    assert count_config("toy", cfg) == count_config("rdt", cfg)  # no analytic count: measured on the meta device
+    # no analytic count: measured on the meta device, the experts and adapters active in the config's fractions
+    assert count_config("toy", cfg) == count_config("rdt", cfg)
     monkeypatch.setenv(registry.PLUGIN_ENV, "no_such_plugin_module")
     with pytest.raises(ConfigError, match="no_such_plugin_module"):
         registry.load_plugins()
