@@ -5,8 +5,8 @@ import dataclasses
 import pytest
 
 from mythbench import RDTConfig
-from mythbench.models.rdt_config import UPPER_BOUNDS
 from mythbench.core.errors import ConfigError
+from mythbench.models.rdt_config import UPPER_BOUNDS
 
 
 def test_default_is_valid_and_small():
