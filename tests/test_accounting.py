@@ -9,7 +9,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from mythbench.baselines import MODELS, TWINS
 from mythbench.baselines.openmythos import FIXED, problems
@@ -72,6 +72,8 @@ def _check_against_built_model(family: str, cfg: RDTConfig, loops: int, grad_loo
 
 
 @given(configs(), st.sampled_from(FAMILIES), st.integers(1, 9), st.integers(0, 9), st.integers(1, 64))
+@example(RDTConfig(attention="gqa", n_heads=4, n_kv_heads=2, lora_rank=2), "rdt", 3, 3, 8)  # narrower k, v
+@example(RDTConfig(attention="mla", q_latent_dim=0, lora_rank=2), "rdt", 3, 3, 8)  # full-width query
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_every_family_counts_what_it_builds(cfg, family, loops, grad_loops, context):
     if family == "openmythos":

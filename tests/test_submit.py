@@ -316,6 +316,7 @@ def test_markdown_cells_cannot_inject_rows_or_markup(submitted: Path) -> None:
     hostile = "x | 1.000 |\n| fake | row <script>`*_[a](b)"
     escaped = md_escape(hostile)
     assert "\n" not in escaped and "|" not in escaped.replace("\\|", "")
+    assert md_escape("two\r\n\tlines\u2028here") == "two lines here"  # a run of line breaks is one space
     row = {**read_board(submitted)[0], "model": hostile, "submitter": hostile, "acc_max": "<b>"}
     md = render_markdown([row], {})
     table = [line for line in md.splitlines() if line.startswith("|")]
