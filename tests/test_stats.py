@@ -9,7 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mythbench.analysis.stats import bootstrap_mean_interval, summarize_model, summarize_seeds, wilson_interval
+from mythbench.analysis.stats import (
+    bootstrap_mean_interval,
+    seed_verdict,
+    seeds_learned,
+    summarize_model,
+    summarize_seeds,
+    wilson_interval,
+)
 
 
 @pytest.mark.parametrize(
@@ -167,6 +174,41 @@ def test_summarize_model_all_diverged_is_empty() -> None:
     entry = {"name": "x", "train_loops": 2, "runs": [{"seed": 0, "status": "diverged", "cells": []}]}
     assert summarize_model(entry, [2], [4]) == []
 
+
+
+def test_the_headline_is_the_loop_rules_count_at_each_difficulty() -> None:
+    entry = {**_rdt_entry(), "loop_rule": {"name": "difficulty", "loops": {"2": 3, "4": 1}}}
+    d2, d4 = summarize_model(entry, [2], [4])
+    assert d2["headline"] == {**d2["acc_at_max_loops"], "loops": 3}  # 3 is also the largest loop count
+    assert d2["headline"]["mean"] == pytest.approx(0.8)
+    assert (d4["headline"]["loops"], d4["headline"]["mean"]) == (1, pytest.approx(0.1))
+    assert summarize_model(_rdt_entry(), [2], [4])[0]["headline"] is None  # no rule: no headline
+
+
+def _seeds(*rows: tuple[int, str, dict[tuple[int, int], int]]) -> list[dict]:
+    """Runs from (seed, status, {(difficulty, loops): correct of 10})."""
+    return [{"seed": seed, "status": status, "cells": [_cell(d, k, c) for (d, k), c in cells.items()]}
+            for seed, status, cells in rows]
+
+
+def test_a_seed_learned_when_it_reaches_0_9_at_the_hardest_evaluated_training_difficulty_under_the_rule() -> None:
+    runs = _seeds((2, "complete", {(1, 2): 0, (3, 4): 9, (3, 2): 0, (5, 4): 0}),  # 0.9 at the rule's 4: learned
+                  (0, "complete", {(1, 2): 10, (3, 4): 8, (3, 2): 10}),  # 0.8 at 4 (1.0 at d = 1 or 2 loops: no)
+                  (1, "diverged", {(3, 4): 10}))  # a diverged seed did not learn, whatever it stored
+    entry = {"train_loops": 2, "loop_rule": {"name": "difficulty", "loops": {"3": 4}}, "runs": runs}
+    # training difficulties 1-4, of which 3 is the hardest evaluated; 5 is a test difficulty
+    assert list(seeds_learned(entry, [1, 2, 3, 4]).items()) == [(0, False), (1, False), (2, True)]
+    without_rule = {"train_loops": 2, "runs": runs}  # schema 1: at the training loop count
+    assert seeds_learned(without_rule, [1, 2, 3, 4]) == {0: True, 1: False, 2: False}
+    assert seeds_learned(entry, [7]) == {}  # no training difficulty evaluated
+
+
+@pytest.mark.parametrize(("learned", "verdict"), [
+    ({}, ""), ({0: True}, "learned"), ({0: False}, "not learned"), ({0: True, 1: True}, "every seed learned"),
+    ({0: False, 1: False}, "no seed learned"), ({0: True, 1: False, 2: True}, "seed-fragile (2 of 3 seeds learned)"),
+])
+def test_the_seed_verdict_names_how_many_seeds_learned(learned: dict[int, bool], verdict: str) -> None:
+    assert seed_verdict(learned) == verdict
 
 def _wilson_formula(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     """The hand-written formula stats.py used before scipy computed the interval."""
