@@ -164,6 +164,36 @@ def test_a_width_step_passes_the_gate_exactly_when_it_drops_more_than_two_standa
     assert checked["passed"] == (None if None in verdicts else all(verdicts))
 
 
+
+def _reference_points(excess_by_width: dict[int, list[float]], key: str = "validation_loss") -> list[dict]:
+    """r = 1 reference points with these excess losses above a floor of 0.5 (and a non-reference r = 4 point
+    and a diverged one, which the gate leaves out)."""
+    points = [{"family": "rdt", "width": w, "loops": 1, "seed": s, "status": "complete", "loss": 9.0,
+               key: 0.5 + v, "loss_floor": 0.5} for w, values in excess_by_width.items() for s, v in enumerate(values)]
+    return points + [{**points[0], "loops": 4, key: 0.5}, {**points[0], "status": "diverged", key: 0.5}]
+
+
+def test_the_gate_by_hand():
+    """Two seeds per width: w8 at 1.0 and 1.2 (mean 1.1, standard error 0.1), w16 at 0.5 and 0.7 (mean 0.6, 0.1):
+    a drop of 0.5 against 2 standard errors of the difference, 2 x 0.1 x sqrt(2) = 0.283."""
+    checked = gate(_reference_points({16: [0.5, 0.7], 8: [1.0, 1.2]}), 1)
+    assert [(w["width"], w["seeds"]) for w in checked["widths"]] == [(8, 2), (16, 2)]
+    assert [w["mean"] for w in checked["widths"]] == pytest.approx([1.1, 0.6])
+    assert [w["se"] for w in checked["widths"]] == pytest.approx([0.1, 0.1])
+    (step,) = checked["steps"]
+    assert (step["from"], step["to"], step["passed"]) == (8, 16, True)
+    assert (step["drop"], step["se"]) == (pytest.approx(0.5), pytest.approx(0.1 * math.sqrt(2)))
+    assert (checked["reference"], checked["loss"], checked["passed"]) == ("rdt r=1", "validation", True)
+    assert checked["summary"] == ("gate passed: the rdt r=1 excess validation loss (L − H) falls by more than 2 "
+                                  "standard errors at every width step (w8→w16 drop 0.5 vs 2 SE 0.283)")
+    one_seed = gate(_reference_points({8: [1.0, 1.2], 16: [0.6]}, key="loss"), 1)
+    assert (one_seed["passed"], one_seed["loss"], one_seed["steps"][0]["se"]) == (None, "test", None)
+    assert one_seed["summary"] == ("gate undecided: a width has fewer than two seeds (no standard error); no fit "
+                                   "is reported (rdt r=1 excess test loss (L − H): w8→w16 drop 0.5)")
+    one_width = gate(_reference_points({8: [1.0, 1.2]}), None)  # no standard transformer at all
+    assert one_width["summary"] == ("gate undecided: fewer than two widths; no fit is reported (standard excess "
+                                    "test loss (L − H): no step)")
+
 def test_the_pilot_comes_first_and_alone(tmp_path):
     """Until every pilot point is trained, the ladder's cells are the pilot's: each width's r = 1 model at every
     multiplier, first seed, trained scale.pilot_steps steps (the ladder's rates depend on their outcome)."""
