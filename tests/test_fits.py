@@ -225,13 +225,28 @@ def test_fit_results_lists_every_bad_point() -> None:
     bad = [{"family": "moe", "params": -1, "loss": float("nan"), "seed": 0},
            {"family": "rdt", "params": 1e4, "loss": 2.0},
            {"family": "standard", "params": 1e4, "loss": 2.0, "seed": 0, "loops": 0},
-           {"family": "standard", "params": 1e4, "loss": 2.1, "seed": 0, "loops": 0}]
+           {"family": "standard", "params": 1e4, "loss": 2.1, "seed": 0, "loops": 0},
+           ["not", "a", "dict"],
+           {"family": "rdt", "params": True, "loss": 2.0, "seed": 1, "loops": 2, "n_once": 0, "n_rec": 0},
+           {"family": "rdt", "params": 1e4, "loss": 2.0, "seed": 1, "loops": 2, "n_once": -1, "n_rec": "5"}]
     with pytest.raises(ConfigError) as exc:
         fit_results(bad)
-    text = " | ".join(exc.value.problems)
-    for fragment in ("point 0: family", "point 0: params", "point 0: loss", "point 1: missing 'seed'",
-                     "point 2: loops", "point 3: duplicates"):
-        assert fragment in text
+    assert exc.value.problems == [  # n_once may be 0 (a standard model's), every other number must be > 0
+        "point 0: family must be 'rdt' or 'standard'; got 'moe'",
+        "point 0: params must be a finite positive number; got -1",
+        "point 0: loss must be a finite positive number; got nan",
+        "point 1: missing 'seed'",
+        "point 2: loops must be a finite positive number; got 0",
+        "point 3: loops must be a finite positive number; got 0",
+        "point 3: duplicates an earlier (family, params, loops, seed) = ('standard', 10000.0, 0, 0)",
+        "point 4: expected a dict, got list",
+        "point 5: params must be a finite positive number; got True",
+        "point 5: n_rec must be a finite positive number; got 0",
+        "point 6: n_once must be a finite non-negative number; got -1",
+        "point 6: n_rec must be a finite positive number; got '5'"]
+    with pytest.raises(ConfigError) as exc:
+        fit_results([])
+    assert exc.value.problems == ["no points to fit"]
     with pytest.raises(ConfigError, match="standard law: only 2 distinct"):
         fit_results([{"family": "standard", "params": n, "loss": 3.0 - i / 10, "seed": i % 2}
                      for i, n in enumerate([1e4, 1e4, 1e5, 1e5])])
