@@ -252,6 +252,35 @@ def test_fit_results_lists_every_bad_point() -> None:
                      for i, n in enumerate([1e4, 1e4, 1e5, 1e5])])
 
 
+
+def test_fit_results_refuses_rdt_points_whose_loop_counts_do_not_add_up() -> None:
+    point = {"family": "rdt", "params": 1e4, "loss": 2.0, "seed": 0, "loops": 2, "n_once": 4e3, "n_rec": 6e3}
+    mixed = [point, {**point, "seed": 1, "loops": None}]
+    two = [point, {**point, "loops": 4}]
+    for points, kw, problem in (
+            (mixed, {}, "rdt points mix entries with and without 'loops'"),
+            (two, {"rdt_loops": 3}, "rdt_loops=3 but the rdt points have loops [2, 4]"),
+            ([point, {**point, "loops": 4, "n_rec": None}], {},
+             "the loop-worth law needs 'n_once' and 'n_rec' on every rdt point")):
+        with pytest.raises(ConfigError) as exc:
+            fit_results(points, **kw)
+        assert exc.value.problems == [problem]
+
+
+def test_fit_results_says_what_it_could_not_fit() -> None:
+    standard = [p for p in _points() if p["family"] == "standard"]
+    alone = fit_results(standard, n_bootstrap=0)
+    assert (set(alone["families"]), alone["equivalence"], alone["projections"]) == ({"standard"}, [], [])
+    assert alone["notes"] == ["no rdt points: no rdt law and no equivalence table",
+                              "rdt points at fewer than 2 loop counts: no loop-worth law"]
+    one_loop_count = standard + [p for p in _points() if p.get("loops") == 4]
+    smallest, largest = min(p["params"] for p in standard), max(p["params"] for p in standard)
+    inside = fit_results(one_loop_count, n_bootstrap=0, project_to=(smallest, 1e5, largest, 1e9))
+    assert inside["rdt_loops"] is None and inside["loop_worth"] is None and inside["test_time"] == []
+    assert inside["notes"] == ["rdt points at fewer than 2 loop counts: no loop-worth law",
+                               *(f"no projection to N={n:.3g}: inside the fitted range" for n in (1e4, 1e5, largest))]
+    assert [p["n_rdt"] for p in inside["projections"]] == [1e9]
+
 def _law(params: dict[str, float], n_points: int, n_failed: int, rmse: float) -> dict:
     """A fitted law as fit_results stores it, with intervals of +-10% (one with an end it could not give)."""
     intervals = {k: {"low": 0.9 * v, "high": 1.1 * v, "reason": None} for k, v in params.items()}
