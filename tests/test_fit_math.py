@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from mythbench.analysis import fits
-from mythbench.analysis.fit_engine import Law, percentile_interval
+from mythbench.analysis.fit_engine import Interval, Law, check_inputs, percentile_interval
+from mythbench.core.errors import ConfigError
 from mythbench.analysis.stats import bootstrap_mean_interval
 
 N = [1e4, 3e4, 1e5, 3e5, 1e6]
@@ -58,6 +59,40 @@ def test_a_percentile_interval_is_at_its_level(level):
     got = percentile_interval(samples, level, n_boot=1001, n_failed=0)
     assert (got.low, got.high) == pytest.approx((500 * (1 - level), 1000 - 500 * (1 - level)))
 
+
+def test_a_percentile_interval_says_why_it_has_no_end():
+    """No bootstrap; too few successes (fewer than 10, or than 80% of the replicates); an infinite share of the
+    replicates at an end (read from the samples, not interpolated towards inf); every replicate the same."""
+    values = np.arange(40.0)
+    assert percentile_interval(values, 0.9, 0, 0) == Interval(None, None, "no bootstrap requested")
+    assert percentile_interval(values[:9], 0.9, 9, 0) == Interval(
+        None, None, "only 9 of 9 bootstrap fits succeeded (need 80% and at least 10)")
+    assert percentile_interval(values[:31], 0.9, 40, 9) == Interval(
+        None, None, "only 31 of 40 bootstrap fits succeeded (need 80% and at least 10)")
+    assert percentile_interval(values[:32], 0.9, 40, 8).available  # 32 of 40 is 80%
+    assert percentile_interval(values[:10], 0.9, 10, 0).available  # 10 of 10
+    tail = np.concatenate([values[:30], np.full(10, np.inf)])  # a quarter infinite: the 95% quantile is inf
+    assert percentile_interval(tail, 0.9, 40, 0) == Interval(1.0, None, "high end unbounded: 25% of replicates "
+                                                                        "are infinite")
+    both = np.concatenate([np.full(10, -np.inf), values[:20], np.full(10, np.inf)])
+    assert percentile_interval(both, 0.9, 40, 0) == Interval(None, None, "low and high end unbounded: 50% of "
+                                                                         "replicates are infinite")
+    assert percentile_interval(np.full(20, 2.5), 0.9, 20, 0) == Interval(
+        None, None, "degenerate: every bootstrap replicate gives 2.5 (parameter at a bound, or resamples "
+        "identical to the data)")
+
+
+def test_check_inputs_names_every_problem_at_once():
+    with pytest.raises(ConfigError) as err:
+        check_inputs({"N": [1.0, 0.0, np.nan], "L": [2.0, -1.0], "r": [-1.0, 0.0, 1.0]}, {"N", "L"}, 3, 1, "law")
+    assert err.value.problems == [
+        "mismatched lengths: {'N': 3, 'L': 2, 'r': 3}", "N contains NaN or inf", "N must be positive; got [0.0]",
+        "L must be positive; got [-1.0]", "r must be non-negative; got [-1.0]",
+        "2 points, fewer than the 3 parameters of the law"]
+    with pytest.raises(ConfigError) as err:
+        check_inputs({"N": [1.0, 1.0, 2.0], "r": [0.0, 0.0, 0.0]}, {"N"}, 3, 2, "law")
+    assert err.value.problems == ["only 2 distinct inputs; the law needs at least 3"]
+    assert [list(a) for a in check_inputs({"N": [3, 4, 5]}, {"N"}, 3, 3, "law")] == [[3.0, 4.0, 5.0]]
 
 @pytest.mark.parametrize("level", [0.8, 0.95])
 def test_fitted_intervals_bands_and_the_n_eq_interval_are_at_the_fit_level(level):
