@@ -9,8 +9,8 @@ import pytest
 
 from mythbench.analysis import fits
 from mythbench.analysis.fit_engine import Interval, Law, check_inputs, percentile_interval
-from mythbench.core.errors import ConfigError
 from mythbench.analysis.stats import bootstrap_mean_interval
+from mythbench.core.errors import ConfigError
 
 N = [1e4, 3e4, 1e5, 3e5, 1e6]
 LOSS = [3.1, 2.7, 2.4, 2.25, 2.15]
