@@ -14,7 +14,9 @@ from mythbench.core.errors import ConfigError
 from mythbench.reports.report import build_report, format_summary_table
 from mythbench.results.results_frame import (
     EARLY_EXIT_COLUMNS,
+    PROVENANCE_COLUMNS,
     cell_columns,
+    cells_frame,
     early_exit_frame,
     model_train,
     recipe_text,
@@ -234,6 +236,32 @@ def test_each_looped_model_is_tabled_beside_its_own_twins_only(tmp_path: Path) -
     assert [t.split()[2] for t in terminal] == ["rdt", "control"]
 
 
+
+
+def test_each_cell_carries_its_model_split_headline_and_the_files_provenance() -> None:
+    doc = make_results()
+    df = cells_frame(doc, provenance=True)
+    assert list(df.columns) == cell_columns() + ["family", "twin_of", "split", "train_loops", "headline",
+                                                 *PROVENANCE_COLUMNS]
+    assert len(df) == 2 * 3 * 4 + 3  # the diverged seed has no cells
+    rdt = df[df.model == "rdt"].set_index(["seed", "difficulty", "loops"])
+    assert rdt.loc[(1, 5, 3)].correct == 8 and rdt.loc[(1, 5, 3)].role == "rdt"  # seed 1: one fewer than 9
+    assert set(rdt.family) == {"rdt"} and rdt.twin_of.isna().all() and set(rdt.train_loops) == {2}
+    # split: 3 is a training difficulty (and a test one); headline: the rule's 2, 3 and 4 loops at d = 2, 3, 5
+    assert {d: set(rdt.xs(d, level="difficulty").split) for d in (2, 3, 5)} == {2: {"train"}, 3: {"train"},
+                                                                                 5: {"test"}}
+    heads = rdt[rdt.headline].reset_index()
+    assert sorted(set(zip(heads.difficulty, heads.loops, strict=True))) == [(2, 2), (3, 3), (5, 4)]
+    std = df[df.model == "std-iso-param"]
+    assert std.headline.all() and std.loops.isna().all() and set(std.twin_of) == {"rdt"}  # no loop axis
+    assert set(std.train_loops.isna()) == {True} and set(std.role) == {"iso-param"}
+    provenance = df[PROVENANCE_COLUMNS].drop_duplicates().to_dict("records")
+    assert provenance == [{"task": "toy", "task_version": 3, "fingerprint": FINGERPRINT, "schema_version": 2,
+                           "preset": "quick", "commit": "c0ffee" * 6 + "abcd", "dirty": True}]
+    assert list(cells_frame(doc).columns) == cell_columns()
+    doc["schema_version"] = 1  # version 1's only rule: the training loop count, 2, at every difficulty
+    heads = cells_frame(doc, provenance=True).query("model == 'rdt' and headline")
+    assert set(heads.loops) == {2}
 
 def test_a_twin_whose_looped_model_is_not_in_the_file_stands_alone() -> None:
     looped = {"name": "control", "role": "control"}
