@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mythbench.tasks import get_task
 from typer.testing import CliRunner
 
-from mythbench.analysis.ladder import gate
+from mythbench.analysis.ladder import gate, loop_curve
 from mythbench.analysis.stats import wilson_interval
 from mythbench.cli import app
 from mythbench.config import resolve_run_config
@@ -193,6 +193,24 @@ def test_the_gate_by_hand():
     one_width = gate(_reference_points({8: [1.0, 1.2]}), None)  # no standard transformer at all
     assert one_width["summary"] == ("gate undecided: fewer than two widths; no fit is reported (standard excess "
                                     "test loss (L − H): no step)")
+
+
+def test_a_test_time_curve_is_fitted_up_to_its_lowest_mean_loss_and_reports_the_rise_after_it():
+    """Two seeds whose mean loss falls to T = 6 and rises after it (overthinking): the law is fitted to
+    T = 1..6 only, and the rise is reported as the mean loss at the largest T beside the lowest."""
+    loops = [1, 2, 4, 6, 8, 12]
+    by_seed = [[2.0, 1.5, 1.2, 1.1, 1.3, 1.6], [2.2, 1.7, 1.4, 1.3, 1.5, 1.8]]
+    pts = [{"width": 16, "loops": 4, "params": {"unique": 5000}, "loss_by_loops": list(zip(loops, v, strict=True))}
+           for v in by_seed]
+    curve = loop_curve(pts, n_bootstrap=0)
+    assert {k: v for k, v in curve.items() if k != "fit"} == {
+        "width": 16, "params": 5000, "train_loops": 4, "fit_loops": [1, 6], "best_loops": 6,
+        "loss_best": pytest.approx(1.2), "max_loops": 12, "loss_max_loops": pytest.approx(1.7)}
+    assert curve["fit"]["n_points"] == 8  # 4 loop counts x 2 seeds
+    early = [{**p, "loss_by_loops": [(t, v if t > 1 else 0.5) for t, v in p["loss_by_loops"]]} for p in pts]
+    lowest_first = loop_curve(early, n_bootstrap=0)  # lowest at T = 1: still fitted over the first 3 counts
+    assert (lowest_first["best_loops"], lowest_first["fit_loops"]) == (1, [1, 4])
+    assert lowest_first["fit"]["n_points"] == 6
 
 def test_the_pilot_comes_first_and_alone(tmp_path):
     """Until every pilot point is trained, the ladder's cells are the pilot's: each width's r = 1 model at every
