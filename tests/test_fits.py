@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -171,6 +172,28 @@ def test_extrapolation_is_flagged_and_refused_inside_range() -> None:
     with pytest.raises(ConfigError, match="positive finite"):
         equivalence(rdt, std, float("nan"))
 
+
+
+def test_equivalence_notes_and_refusals_by_hand() -> None:
+    rdt, std = _hand_law(1.8, 300.0, 0.3), _hand_law(1.8, 400.0, 0.3)  # N_eq = (4/3)^(1/0.3) N = 2.61 N
+    wide = dataclasses.replace(std, domain={"N": (1e4, 1e8)})
+    for n in (1e4, 1e7):  # both ends of the RDT's fitted range, N_eq inside the standard's: no note
+        eq = equivalence(rdt, wide, n)
+        assert (eq.extrapolated, eq.note) == (False, "") and eq.ratio == pytest.approx((4 / 3) ** (1 / 0.3))
+        for domain in ((1e3, eq.n_eq), (eq.n_eq, 1e9)):  # N_eq at either end of the standard's range
+            assert not equivalence(rdt, dataclasses.replace(std, domain={"N": domain}), n).extrapolated
+    beyond = equivalence(rdt, std, 1e7)  # N_eq = 2.6e7, past the standard's largest fitted size
+    assert beyond.extrapolated and beyond.note == ("extrapolation: fitted on RDT N in [1e+04, 1e+07] and standard "
+                                                   "N in [1e+04, 1e+07]; the laws need not hold outside those ranges")
+    below = equivalence(_hand_law(1.2, 4.0, 0.3), std, 1e7)
+    assert not below.extrapolated and below.note == (
+        f"unbounded: the RDT's fitted loss {below.loss_rdt:.4g} is at or below the standard law's irreducible "
+        "loss E=1.8, so no standard size reaches it under the fitted law")
+    curve = dataclasses.replace(rdt, law="test_time")
+    with pytest.raises(ConfigError) as err:
+        equivalence(curve, std, 0.0)
+    assert err.value.problems == ["rdt fit is a test_time, not a power_law",
+                                  "n_rdt must be a positive finite size; got 0.0"]
 
 @settings(max_examples=15, deadline=None)
 @given(scale=st.floats(1e-3, 1e3), seed=st.integers(0, 1000))
