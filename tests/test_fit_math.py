@@ -102,7 +102,10 @@ def test_fitted_intervals_bands_and_the_n_eq_interval_are_at_the_fit_level(level
         assert (std.intervals[name].low, std.intervals[name].high) == pytest.approx(
             _central(std.replicates[:, j], level))
     band = std.band()
+    assert fits.fit_power_law(N, LOSS, n_bootstrap=0).band() is None  # no replicates, no band
     grid = np.asarray(band["x"])
+    low_n, high_n = std.domain["N"]  # 100 sizes from 1.5x below the smallest fitted to 1.5x above the largest
+    assert grid == pytest.approx(np.geomspace(low_n / 1.5, high_n * 1.5, 100), rel=1e-12)
     curves = std.replicates[:, :1] + std.replicates[:, 1:2] * grid ** -std.replicates[:, 2:3]
     low, high = zip(*(_central(curves[:, i], level) for i in range(len(grid))), strict=True)
     assert band["low"] == pytest.approx(low) and band["high"] == pytest.approx(high)
