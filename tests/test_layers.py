@@ -68,6 +68,29 @@ def test_gqa_equals_mha_with_kv_heads_repeated_per_group():
     torch.testing.assert_close(gqa(x), mha(x), atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.parametrize("attention", ["mha", "gqa"])
+@pytest.mark.parametrize("causal", [True, False])
+@pytest.mark.parametrize("positional", ["rope", "none"])
+def test_attention_equals_softmax_attention_written_out(attention, causal, positional):
+    """Per head: softmax(q k^T / sqrt(head_dim)) v over the positions a query may see (with gqa, query head h
+    reads K/V head h // 2), heads concatenated and projected by o; rope rotates q and k only."""
+    torch.manual_seed(0)
+    layer = Attention(cfg(attention=attention, causal=causal, positional=positional))
+    x = torch.randn(2, 5, 32)
+    heads = []
+    with torch.no_grad():
+        q, k, v = (m(x).view(2, 5, -1, 8).transpose(1, 2) for m in (layer.q, layer.k, layer.v))
+        if positional == "rope":
+            q, k = layer.rope(q), layer.rope(k)
+        for h in range(4):
+            kv = h // 2 if attention == "gqa" else h
+            scores = q[:, h] @ k[:, kv].transpose(-1, -2) / 8**0.5
+            if causal:
+                scores = scores.masked_fill(torch.ones(5, 5, dtype=torch.bool).triu(1), float("-inf"))
+            heads.append(scores.softmax(-1) @ v[:, kv])
+        expected = layer.o(torch.cat(heads, dim=-1))
+        torch.testing.assert_close(layer(x), expected, atol=1e-6, rtol=1e-5)
+
 @pytest.mark.parametrize("q_latent_dim", [0, 6])
 @pytest.mark.parametrize("positional", ["rope", "none"])
 def test_mla_decodes_from_a_latent_cache_equal_to_the_full_forward(q_latent_dim, positional):
