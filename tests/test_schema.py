@@ -143,7 +143,13 @@ def test_kinds_and_versions_dispatch() -> None:
                                                        "(known: 'run')"]
     old = {**BASE, "schema_version": 1}
     assert "points: required field is missing" in check_schema({**old, "kind": "scale"})  # the scale schema
-    assert check_schema({**BASE, "schema_version": 7})[0].startswith("schema_version: 7 is not a known schema")
+    assert check_schema({**BASE, "schema_version": 7}) == [
+        "schema_version: 7 is not a known schema version (known: 1, 2, 3); upgrade mythbench or regenerate the file"]
+    assert check_schema({k: v for k, v in BASE.items() if k != "schema_version"}) == [
+        "schema_version: required field is missing"]
+    assert check_schema({k: v for k, v in BASE.items() if k != "kind"}) == [
+        "kind: missing for schema_version 3 (known: 'run')"]
+    assert check_schema({**BASE, "kind": 3}) == ["kind: 3 is not a known kind for schema_version 3 (known: 'run')"]
     assert check_schema({**BASE, "schema_version": True})[0].startswith("schema_version: true is not a known")
     assert check_schema([BASE]) == ["top level: expected a JSON object, got an array"]
 
