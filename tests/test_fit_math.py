@@ -14,11 +14,17 @@ from mythbench.core.errors import ConfigError
 
 N = [1e4, 3e4, 1e5, 3e5, 1e6]
 LOSS = [3.1, 2.7, 2.4, 2.25, 2.15]
+N_ONCE, N_REC, R = np.array([2e3, 2e3, 5e3, 5e3, 9e3]), np.array([1e4, 1e4, 3e4, 3e4, 6e4]), np.array([1, 4, 2, 8, 3])
+T = np.array([1, 2, 4, 8, 16])
 LAWS = {  # law name -> a call of its fit function on data it accepts
     "power_law": lambda: fits.fit_power_law(N, LOSS, n_bootstrap=0),
-    "loop_worth": lambda: fits.fit_loop_worth([2e3, 2e3, 5e3, 5e3, 9e3], [1e4, 1e4, 3e4, 3e4, 6e4],
-                                              [1, 4, 2, 8, 3], [3.0, 2.6, 2.5, 2.2, 2.1], n_bootstrap=0),
-    "test_time": lambda: fits.fit_test_time([1, 2, 4, 8, 16], [3.0, 2.6, 2.3, 2.2, 2.18], n_bootstrap=0),
+    "loop_worth": lambda: fits.fit_loop_worth(N_ONCE, N_REC, R, [3.0, 2.6, 2.5, 2.2, 2.1], n_bootstrap=0),
+    "test_time": lambda: fits.fit_test_time(T, [3.0, 2.6, 2.3, 2.2, 2.18], n_bootstrap=0),
+}
+FORMULAS = {  # law name -> its loss at the raw inputs above, from its parameters in natural units
+    "power_law": lambda e, a, alpha: e + a * np.array(N) ** -alpha,
+    "loop_worth": lambda e, a, alpha, phi: e + a * (N_ONCE + R**phi * N_REC) ** -alpha,
+    "test_time": lambda l_inf, l_0, tau: l_inf + (l_0 - l_inf) * np.exp(-T / tau),
 }
 
 
@@ -46,6 +52,15 @@ def test_every_laws_jacobian_matches_finite_differences(name, monkeypatch):
             np.testing.assert_allclose(jac[:, j], numeric, rtol=1e-5, atol=1e-7,
                                        err_msg=f"{name}: d/d{law.names[j]} at {theta}")
 
+
+@pytest.mark.parametrize("name", sorted(LAWS))
+def test_every_laws_prediction_is_its_formula_in_natural_units(name, monkeypatch):
+    """The engine fits log L in its own coordinates (log-scale parameters, inputs divided by a reference size);
+    mapped back by the law's `natural`, each point of the start grid predicts the documented formula."""
+    law, x = _law_and_inputs(name, monkeypatch)
+    for theta in law.grid[:: max(1, len(law.grid) // 10)]:
+        np.testing.assert_allclose(law.model(theta, x)[0], np.log(FORMULAS[name](*law.natural(theta))),
+                                   rtol=1e-10, err_msg=f"{name} at {theta}")
 
 def _central(samples: np.ndarray, level: float) -> tuple[float, float]:
     """The central percentile interval at `level`, by its definition."""
