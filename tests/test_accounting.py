@@ -37,7 +37,7 @@ def configs(draw: st.DrawFn) -> RDTConfig:
         n_kv_heads=draw(st.sampled_from([h for h in (1, 2, 4) if n_heads % h == 0])),
         prelude_layers=draw(st.integers(0, 2)), recurrent_layers=draw(st.integers(1, 3)),
         coda_layers=draw(st.integers(0, 2)), attention=attention,
-        kv_latent_dim=draw(st.integers(1, 12)), q_latent_dim=draw(st.sampled_from([0, 5, 16])),
+        kv_latent_dim=draw(st.integers(1, 12)), q_latent_dim=draw(st.sampled_from([0, 1, 5, 16])),
         rope_head_dim=draw(st.sampled_from([2, 4])), positional=draw(st.sampled_from(["rope", "learned", "none"])),
         conv_kernel=draw(st.integers(0, 4)), causal=draw(st.booleans()), ffn=draw(st.sampled_from(["dense", "moe"])),
         ffn_hidden=draw(st.integers(1, 40)), n_experts=(n_experts := draw(st.integers(1, 6))),

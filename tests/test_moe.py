@@ -85,6 +85,9 @@ def test_router_sees_the_loop_index():
         moe.router_loop.weight[3].normal_(0, 3.0)
     assert not torch.equal(moe.route(x, 0)[0], moe.route(x, 3)[0])
     assert torch.equal(moe.route(x, 3)[0], moe.route(x, 9)[0])  # loops beyond the table use the last row
+    with torch.no_grad():
+        moe.router_loop.weight[0].normal_(0, 3.0)
+        assert torch.equal(moe(x), moe(x, loop=0)) and not torch.equal(moe(x), moe(x, loop=1))  # loop 0 by default
 
 
 def test_balance_buffers_stay_fp32_in_bf16_models():
