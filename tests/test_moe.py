@@ -90,6 +90,21 @@ def test_router_sees_the_loop_index():
         assert torch.equal(moe(x), moe(x, loop=0)) and not torch.equal(moe(x), moe(x, loop=1))  # loop 0 by default
 
 
+
+def test_training_tallies_each_loops_assignments_in_its_row_and_later_loops_in_the_last():
+    """load_sum accumulates every training forward's assignments per loop index (router_max_loops rows) until
+    update_bias reads it; an evaluation forward adds nothing."""
+    torch.manual_seed(0)
+    moe, x = MoE(small()).train(), torch.randn(64, 32)
+    moe(x, loop=0)
+    once = moe.load_sum[0].clone()
+    assert once.sum() == 64 * 2  # every token's top 2
+    moe(x, loop=0)
+    moe(x, loop=9)  # beyond the 4 rows: the last one
+    assert torch.equal(moe.load_sum, torch.stack([2 * once, torch.zeros(8), torch.zeros(8), once]))
+    moe.eval()(x, loop=1)
+    assert moe.load_sum[1].sum() == 0
+
 def test_balance_buffers_stay_fp32_in_bf16_models():
     moe = MoE(small()).to(torch.bfloat16)
     assert moe.expert_bias.dtype == torch.float32 and moe.load_sum.dtype == torch.float32
