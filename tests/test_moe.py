@@ -105,6 +105,27 @@ def test_training_tallies_each_loops_assignments_in_its_row_and_later_loops_in_t
     moe.eval()(x, loop=1)
     assert moe.load_sum[1].sum() == 0
 
+
+@pytest.mark.parametrize("balancing", ["aux", "both", "bias", "none"])
+@pytest.mark.parametrize("router", ["softmax", "sigmoid"])
+def test_the_auxiliary_balance_loss_by_hand(balancing, router):
+    """weight * E * sum_i f_i P_i (DeepSeekMoE): f_i the share of assignments to expert i, P_i its mean
+    score, each token's scores normalised to sum to 1 (sigmoid scores here sum to ~0.3: still normalised);
+    no loss for the bias-only and unbalanced routers."""
+    torch.manual_seed(0)
+    moe = MoE(small(balancing=balancing, router=router, aux_loss_weight=0.3))
+    x = 1.0 + 0.1 * torch.randn(64, 32)
+    with torch.no_grad():
+        moe.router.weight.mul_(0.1).add_(-0.1)  # logits near -3.2
+    moe(x)
+    if balancing in ("bias", "none"):
+        assert moe.aux_loss is None
+        return
+    idx, _, scores = moe.route(x, 0)
+    share = torch.bincount(idx.reshape(-1), minlength=8).float() / idx.numel()
+    mean_score = (scores / scores.sum(-1, keepdim=True)).mean(0)
+    assert moe.aux_loss.item() == pytest.approx(0.3 * 8 * (share * mean_score).sum().item(), rel=1e-6)
+
 def test_balance_buffers_stay_fp32_in_bf16_models():
     moe = MoE(small()).to(torch.bfloat16)
     assert moe.expert_bias.dtype == torch.float32 and moe.load_sum.dtype == torch.float32
