@@ -126,6 +126,29 @@ def test_the_auxiliary_balance_loss_by_hand(balancing, router):
     mean_score = (scores / scores.sum(-1, keepdim=True)).mean(0)
     assert moe.aux_loss.item() == pytest.approx(0.3 * 8 * (share * mean_score).sum().item(), rel=1e-6)
 
+
+@pytest.mark.parametrize("balancing", ["aux", "both", "bias", "none"])
+@pytest.mark.parametrize("router", ["softmax", "sigmoid"])
+def test_routing_by_hand(balancing, router):
+    """Scores from the router's logits of x plus the loop's embedding (softmax, or sigmoid); the top k chosen on
+    the logits plus the loop's balance bias (only when balancing uses the bias); gates are the chosen scores,
+    renormalised to sum to 1 for sigmoid."""
+    torch.manual_seed(0)
+    moe, x = MoE(small(balancing=balancing, router=router)), torch.randn(64, 32)
+    with torch.no_grad():
+        moe.router_loop.weight.normal_(0, 1.0)
+        moe.expert_bias.normal_(0, 2.0)
+    logits = (x + moe.router_loop.weight[2]) @ moe.router.weight.T
+    scores = logits.softmax(-1) if router == "softmax" else logits.sigmoid()
+    chosen = (logits + moe.expert_bias[2] if balancing in ("bias", "both") else logits).topk(2, dim=-1).indices
+    gates = scores.gather(-1, chosen)
+    if router == "sigmoid":
+        gates = gates / gates.sum(-1, keepdim=True)
+    idx, got_gates, got_scores = moe.route(x, 2)
+    assert torch.equal(idx, chosen)
+    torch.testing.assert_close((got_gates, got_scores), (gates, scores))
+    assert all(torch.equal(a, b) for a, b in zip(moe.route(x), moe.route(x, 0), strict=True))  # loop 0 by default
+
 def test_balance_buffers_stay_fp32_in_bf16_models():
     moe = MoE(small()).to(torch.bfloat16)
     assert moe.expert_bias.dtype == torch.float32 and moe.load_sum.dtype == torch.float32
