@@ -18,7 +18,14 @@ from mythbench.analysis.stats import with_derived
 from mythbench.core.errors import ConfigError
 from mythbench.results.leaderboard import TaskIdentity
 from mythbench.results.results_model import Model, RunFileV3, Text, rules
-from mythbench.results.safejson import canonical_json, content_hash, json_depth, parse_json_bytes, walk_problems
+from mythbench.results.safejson import (
+    canonical_json,
+    content_hash,
+    json_depth,
+    parse_json_bytes,
+    read_json_file,
+    walk_problems,
+)
 from mythbench.results.schema import (
     check_schema,
     check_submittable,
@@ -224,6 +231,34 @@ def test_json_safety_helpers() -> None:
     assert walk_problems(parse_json_bytes(b'{"x": {"k": 1, "k": 2}}')) == ["x: duplicate key 'k'"]
     assert parse_json_bytes(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}  # a UTF-8 byte-order mark is tolerated
 
+
+
+def test_untrusted_bytes_are_refused_saying_what_they_are(tmp_path: Path) -> None:
+    cases = [(b" \n", "the file is empty; expected a JSON results document"),
+             (b"\x80\x04K\x01.", "this looks like a Python pickle (binary, protocol 4), not JSON; results must be "
+                                  "JSON text, and submitted files are never unpickled"),
+             (b'{"a": "\x00"}', "the file contains NUL bytes: it is binary, not JSON text"),
+             (b'{"a": "\xff"}', "the file is not UTF-8 text (invalid byte 0xff at offset 7); results must be JSON "
+                                "text"),
+             (b"[" * 3 + b"]" * 3, "JSON nesting is 3 levels deep; the limit is 2"),
+             (b'{"a": }', "not valid JSON: Expecting value (line 1, column 7)")]
+    for data, message in cases:
+        with pytest.raises(ConfigError) as err:
+            parse_json_bytes(data, max_depth=2)
+        assert err.value.problems == [message], data
+    assert parse_json_bytes(b"[[1]]", max_depth=2) == [[1]]  # at the limit
+    big = tmp_path / "big.json"
+    big.write_bytes(b"[" + b"1," * 10 + b"1]")
+    with pytest.raises(ConfigError) as err:
+        read_json_file(big, max_bytes=20)
+    assert err.value.problems == ["the file is 23 bytes; the limit for a results file is 20 bytes"]
+    assert read_json_file(big, max_bytes=23) == [1] * 11  # at the limit
+    for path, message in ((tmp_path, f"{tmp_path} is not a regular file"),
+                          (tmp_path / "missing.json", f"cannot open {tmp_path / 'missing.json'}: No such file or "
+                                                      "directory")):
+        with pytest.raises(ConfigError) as err:
+            read_json_file(path)
+        assert err.value.problems == [message]
 
 def test_the_schema_document_names_every_field() -> None:
     doc = DOC_PATH.read_text()
