@@ -45,7 +45,6 @@ def test_a_crash_at_any_step_of_any_checkpoint_resumes_to_identical_training(tmp
         assert not list(run.rglob("*.tmp")), f"crash at step {k}: temporary files left after the resume"
 
 
-
 def _comparable(run_dir: Path) -> dict:
     """results.json without the fields that differ between any two runs (times, wall clocks)."""
     doc = json.loads((run_dir / "results.json").read_text())

@@ -68,13 +68,13 @@ def test_cell_metrics_count_the_scored_positions_only():
     assert (cell["tokens"], cell["token_correct"]) == (1, 0) and math.isclose(cell["loss"], wrong, rel_tol=1e-6)
 
 
-
 def test_arrays_of_different_lengths_are_refused_not_cut_to_the_shortest():
     """A batch function whose targets miss a sequence: one chunk per sequence must not pair up silently."""
     tokens = np.repeat(np.arange(3)[:, None], 4, axis=1)
     arrays = (tokens, np.array(TARGETS[:2]), np.array(MASK[:2], dtype=bool))
     with pytest.raises(ValueError, match="shorter"):
         evaluate_plain(_Predicts(), lambda d: arrays, [5], EvalConfig(chunk_size=1))
+
 
 def _first(flags: list[bool]) -> int:
     return flags.index(True) if True in flags else len(flags) - 1

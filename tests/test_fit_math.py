@@ -62,6 +62,7 @@ def test_every_laws_prediction_is_its_formula_in_natural_units(name, monkeypatch
         np.testing.assert_allclose(law.model(theta, x)[0], np.log(FORMULAS[name](*law.natural(theta))),
                                    rtol=1e-10, err_msg=f"{name} at {theta}")
 
+
 def _central(samples: np.ndarray, level: float) -> tuple[float, float]:
     """The central percentile interval at `level`, by its definition."""
     tail = (1 - level) / 2
@@ -108,6 +109,7 @@ def test_check_inputs_names_every_problem_at_once():
         check_inputs({"N": [1.0, 1.0, 2.0], "r": [0.0, 0.0, 0.0]}, {"N"}, 3, 2, "law")
     assert err.value.problems == ["only 2 distinct inputs; the law needs at least 3"]
     assert [list(a) for a in check_inputs({"N": [3, 4, 5]}, {"N"}, 3, 3, "law")] == [[3.0, 4.0, 5.0]]
+
 
 @pytest.mark.parametrize("level", [0.8, 0.95])
 def test_fitted_intervals_bands_and_the_n_eq_interval_are_at_the_fit_level(level):

@@ -173,7 +173,6 @@ def test_extrapolation_is_flagged_and_refused_inside_range() -> None:
         equivalence(rdt, std, float("nan"))
 
 
-
 def test_equivalence_notes_and_refusals_by_hand() -> None:
     rdt, std = _hand_law(1.8, 300.0, 0.3), _hand_law(1.8, 400.0, 0.3)  # N_eq = (4/3)^(1/0.3) N = 2.61 N
     wide = dataclasses.replace(std, domain={"N": (1e4, 1e8)})
@@ -194,6 +193,7 @@ def test_equivalence_notes_and_refusals_by_hand() -> None:
         equivalence(curve, std, 0.0)
     assert err.value.problems == ["rdt fit is a test_time, not a power_law",
                                   "n_rdt must be a positive finite size; got 0.0"]
+
 
 @settings(max_examples=15, deadline=None)
 @given(scale=st.floats(1e-3, 1e3), seed=st.integers(0, 1000))
@@ -275,7 +275,6 @@ def test_fit_results_lists_every_bad_point() -> None:
                      for i, n in enumerate([1e4, 1e4, 1e5, 1e5])])
 
 
-
 def test_fit_results_refuses_rdt_points_whose_loop_counts_do_not_add_up() -> None:
     point = {"family": "rdt", "params": 1e4, "loss": 2.0, "seed": 0, "loops": 2, "n_once": 4e3, "n_rec": 6e3}
     mixed = [point, {**point, "seed": 1, "loops": None}]
@@ -303,6 +302,7 @@ def test_fit_results_says_what_it_could_not_fit() -> None:
     assert inside["notes"] == ["rdt points at fewer than 2 loop counts: no loop-worth law",
                                *(f"no projection to N={n:.3g}: inside the fitted range" for n in (1e4, 1e5, largest))]
     assert [p["n_rdt"] for p in inside["projections"]] == [1e9]
+
 
 def _law(params: dict[str, float], n_points: int, n_failed: int, rmse: float) -> dict:
     """A fitted law as fit_results stores it, with intervals of +-10% (one with an end it could not give)."""

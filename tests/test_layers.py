@@ -91,6 +91,7 @@ def test_attention_equals_softmax_attention_written_out(attention, causal, posit
         expected = layer.o(torch.cat(heads, dim=-1))
         torch.testing.assert_close(layer(x), expected, atol=1e-6, rtol=1e-5)
 
+
 @pytest.mark.parametrize("layer", [Attention, MLAttention])
 def test_without_positions_bidirectional_attention_commutes_with_reordering_the_sequence(layer):
     """positional='none': nothing in the layer knows where a token is (no rotation anywhere, MLA's decoupled
@@ -100,6 +101,7 @@ def test_without_positions_bidirectional_attention_commutes_with_reordering_the_
     x, order = torch.randn(2, 6, 32), torch.tensor([3, 0, 5, 1, 4, 2])
     with torch.no_grad():
         torch.testing.assert_close(attention(x[:, order]), attention(x)[:, order], atol=1e-6, rtol=1e-5)
+
 
 @pytest.mark.parametrize("q_latent_dim", [0, 6])
 @pytest.mark.parametrize("positional", ["rope", "none"])

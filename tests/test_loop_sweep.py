@@ -102,7 +102,6 @@ def test_no_shortcut_while_the_loop_step_still_depends_on_the_loop_index(compone
             assert torch.equal(sweep.logits[t - 1], model(x, loops=t)), f"loop {t}"
 
 
-
 @pytest.mark.parametrize(("component", "loops_run"), [("dense", 1), ("lora", 3), ("router", 5)])
 def test_the_shortcut_is_taken_at_the_first_loop_whose_step_no_longer_depends_on_its_index(component, loops_run):
     """A state that never moves: the sweep stops after loop 0, or with per-loop parts after the last loop
@@ -124,6 +123,7 @@ def test_the_shortcut_is_taken_at_the_first_loop_whose_step_no_longer_depends_on
             for adapters in model.lora:
                 adapters.B["o"].zero_()
     assert model.sweep_loops(tokens(), 8).loops_run == loops_run
+
 
 class PerLoopCount(torch.nn.Module):
     """The straightforward reference: the model run once for every loop count 1..T (no sweep_loops, so

@@ -43,7 +43,6 @@ def test_every_problem_is_reported_together():
         ({"attention": "mla", "rope_head_dim": 3}, "even rope_head_dim"),
         ({"attention": "mla", "rope_head_dim": 0}, "even rope_head_dim"),
         ({"d_model": 12, "n_heads": 4}, "even head dim"),
-        ({"injection": "none"}, "init_state='embedding'"),
         ({"ffn": "moe", "balancing": "sometimes"}, "balancing"),
         ({"positional": "alibi"}, "positional"),
         ({"lora_rank": -1}, "lora_rank"),

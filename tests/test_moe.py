@@ -90,7 +90,6 @@ def test_router_sees_the_loop_index():
         assert torch.equal(moe(x), moe(x, loop=0)) and not torch.equal(moe(x), moe(x, loop=1))  # loop 0 by default
 
 
-
 def test_training_tallies_each_loops_assignments_in_its_row_and_later_loops_in_the_last():
     """load_sum accumulates every training forward's assignments per loop index (router_max_loops rows) until
     update_bias reads it; an evaluation forward adds nothing."""
@@ -148,6 +147,7 @@ def test_routing_by_hand(balancing, router):
     assert torch.equal(idx, chosen)
     torch.testing.assert_close((got_gates, got_scores), (gates, scores))
     assert all(torch.equal(a, b) for a, b in zip(moe.route(x), moe.route(x, 0), strict=True))  # loop 0 by default
+
 
 def test_balance_buffers_stay_fp32_in_bf16_models():
     moe = MoE(small()).to(torch.bfloat16)

@@ -236,8 +236,6 @@ def test_each_looped_model_is_tabled_beside_its_own_twins_only(tmp_path: Path) -
     assert [t.split()[2] for t in terminal] == ["rdt", "control"]
 
 
-
-
 def test_each_cell_carries_its_model_split_headline_and_the_files_provenance() -> None:
     doc = make_results()
     df = cells_frame(doc, provenance=True)
@@ -263,10 +261,12 @@ def test_each_cell_carries_its_model_split_headline_and_the_files_provenance() -
     heads = cells_frame(doc, provenance=True).query("model == 'rdt' and headline")
     assert set(heads.loops) == {2}
 
+
 def test_a_twin_whose_looped_model_is_not_in_the_file_stands_alone() -> None:
     looped = {"name": "control", "role": "control"}
     twin = {"name": "std", "role": "iso-param", "twin_of": "rdt"}  # e.g. one cell of a sweep, read unvalidated
     assert twin_groups({"models": [looped, twin]}) == [[looped], [twin]]
+
 
 def test_a_file_from_before_twins_groups_its_iso_param_with_the_rdt(tmp_path: Path) -> None:
     build_report(_write(tmp_path, make_results()))  # no twin_of: the legacy shape

@@ -109,6 +109,7 @@ def test_a_serial_ladder_trains_the_pilot_then_every_point_at_the_rate_the_pilot
 
     chosen = {8: 0.5, 16: 1, 24: 0.5, 32: 1}
     monkeypatch.setattr(harness, "train_and_evaluate", train_and_evaluate)
+
     def pilot_choice(cfg_, task_, run_dir):
         assert (cfg_, task_, run_dir) == (cfg, task, tmp_path)
         return chosen, []
@@ -164,7 +165,6 @@ def test_a_width_step_passes_the_gate_exactly_when_it_drops_more_than_two_standa
     assert checked["passed"] == (None if None in verdicts else all(verdicts))
 
 
-
 def _reference_points(excess_by_width: dict[int, list[float]], key: str = "validation_loss") -> list[dict]:
     """r = 1 reference points with these excess losses above a floor of 0.5 (and a non-reference r = 4 point
     and a diverged one, which the gate leaves out)."""
@@ -211,6 +211,7 @@ def test_a_test_time_curve_is_fitted_up_to_its_lowest_mean_loss_and_reports_the_
     lowest_first = loop_curve(early, n_bootstrap=0)  # lowest at T = 1: still fitted over the first 3 counts
     assert (lowest_first["best_loops"], lowest_first["fit_loops"]) == (1, [1, 4])
     assert lowest_first["fit"]["n_points"] == 6
+
 
 def test_the_pilot_comes_first_and_alone(tmp_path):
     """Until every pilot point is trained, the ladder's cells are the pilot's: each width's r = 1 model at every

@@ -232,7 +232,6 @@ def test_json_safety_helpers() -> None:
     assert parse_json_bytes(b'\xef\xbb\xbf{"a": 1}') == {"a": 1}  # a UTF-8 byte-order mark is tolerated
 
 
-
 def test_untrusted_bytes_are_refused_saying_what_they_are(tmp_path: Path) -> None:
     cases = [(b" \n", "the file is empty; expected a JSON results document"),
              (b"\x80\x04K\x01.", "this looks like a Python pickle (binary, protocol 4), not JSON; results must be "
@@ -259,6 +258,7 @@ def test_untrusted_bytes_are_refused_saying_what_they_are(tmp_path: Path) -> Non
         with pytest.raises(ConfigError) as err:
             read_json_file(path)
         assert err.value.problems == [message]
+
 
 def test_the_schema_document_names_every_field() -> None:
     doc = DOC_PATH.read_text()

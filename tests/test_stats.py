@@ -175,7 +175,6 @@ def test_summarize_model_all_diverged_is_empty() -> None:
     assert summarize_model(entry, [2], [4]) == []
 
 
-
 def test_the_headline_is_the_loop_rules_count_at_each_difficulty() -> None:
     entry = {**_rdt_entry(), "loop_rule": {"name": "difficulty", "loops": {"2": 3, "4": 1}}}
     d2, d4 = summarize_model(entry, [2], [4])
@@ -209,6 +208,7 @@ def test_a_seed_learned_when_it_reaches_0_9_at_the_hardest_evaluated_training_di
 ])
 def test_the_seed_verdict_names_how_many_seeds_learned(learned: dict[int, bool], verdict: str) -> None:
     assert seed_verdict(learned) == verdict
+
 
 def _wilson_formula(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
     """The hand-written formula stats.py used before scipy computed the interval."""

@@ -578,6 +578,7 @@ class FakeSubmitit(types.ModuleType):
 def test_slurm_backend_submits_one_job_array_and_reports_each_jobs_first_error_line(monkeypatch, tmp_path):
     submitit = FakeSubmitit()
     monkeypatch.setitem(sys.modules, "submitit", submitit)
+
     def job_failing_seed_1(cell) -> None:  # a failed job's error: its first line, then the remote traceback
         if cell.seed == 1:
             raise RuntimeError("job 7 failed\nTraceback (most recent call last): ...")
